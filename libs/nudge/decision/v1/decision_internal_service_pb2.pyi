@@ -1,0 +1,103 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from nudge.common.v1 import common_pb2 as _common_pb2
+from nudge.decision.v1 import decision_service_pb2 as _decision_service_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ApplyEventsRequest(_message.Message):
+    __slots__ = ("app_id", "events")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    events: _containers.RepeatedCompositeFieldContainer[_common_pb2.Event]
+    def __init__(self, app_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ...) -> None: ...
+
+class ApplyEventsResponse(_message.Message):
+    __slots__ = ("applied_count",)
+    APPLIED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    applied_count: int
+    def __init__(self, applied_count: _Optional[int] = ...) -> None: ...
+
+class UserChange(_message.Message):
+    __slots__ = ("user_id", "entered_segment_ids", "exited_segment_ids", "context")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTERED_SEGMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    EXITED_SEGMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    entered_segment_ids: _containers.RepeatedScalarFieldContainer[str]
+    exited_segment_ids: _containers.RepeatedScalarFieldContainer[str]
+    context: _common_pb2.UserContext
+    def __init__(self, user_id: _Optional[str] = ..., entered_segment_ids: _Optional[_Iterable[str]] = ..., exited_segment_ids: _Optional[_Iterable[str]] = ..., context: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ...) -> None: ...
+
+class ApplyUserChangesRequest(_message.Message):
+    __slots__ = ("app_id", "changes")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    changes: _containers.RepeatedCompositeFieldContainer[UserChange]
+    def __init__(self, app_id: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[UserChange, _Mapping]]] = ...) -> None: ...
+
+class ApplyUserChangesResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DecideRequest(_message.Message):
+    __slots__ = ("app_id", "user_id", "context", "limit")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    user_id: str
+    context: _decision_service_pb2.RequestContext
+    limit: int
+    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., context: _Optional[_Union[_decision_service_pb2.RequestContext, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class Decision(_message.Message):
+    __slots__ = ("message_id", "campaign_id", "campaign_version", "variant_id", "content", "locale", "expire_time", "event_properties")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    LOCALE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EVENT_PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    campaign_id: str
+    campaign_version: int
+    variant_id: str
+    content: _common_pb2.MessageContent
+    locale: str
+    expire_time: _timestamp_pb2.Timestamp
+    event_properties: _struct_pb2.Struct
+    def __init__(self, message_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., locale: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class DecideResponse(_message.Message):
+    __slots__ = ("decisions", "user")
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    decisions: _containers.RepeatedCompositeFieldContainer[Decision]
+    user: _common_pb2.UserContext
+    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., user: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ...) -> None: ...
+
+class EraseUserRequest(_message.Message):
+    __slots__ = ("app_id", "user_id")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    user_id: str
+    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class EraseUserResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

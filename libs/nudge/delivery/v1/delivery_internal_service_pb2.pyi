@@ -1,0 +1,34 @@
+from nudge.decision.v1 import decision_internal_service_pb2 as _decision_internal_service_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EnqueueMessagesRequest(_message.Message):
+    __slots__ = ("app_id", "user_id", "decisions")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    user_id: str
+    decisions: _containers.RepeatedCompositeFieldContainer[_decision_internal_service_pb2.Decision]
+    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[_decision_internal_service_pb2.Decision, _Mapping]]] = ...) -> None: ...
+
+class EnqueueMessagesResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EraseUserRequest(_message.Message):
+    __slots__ = ("app_id", "user_id")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    user_id: str
+    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class EraseUserResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -1,0 +1,176 @@
+"""`nudge`: the operator's command line.
+
+    nudge run                       start PostgreSQL (embedded unless DATABASE_URL is set),
+                                    migrate, start the four services, create the demo app
+    nudge migrate                   apply every schema's migrations to DATABASE_URL
+    nudge apps create NAME          create an app and its admin, events and client keys
+    nudge apps list
+    nudge keys list APP
+    nudge keys create APP --scope admin|events:write|messages:read [--label L]
+    nudge keys revoke KEY_ID
+
+Without DATABASE_URL, commands use the embedded PostgreSQL in NUDGE_DATA_DIR (default
+`.nudge`), starting it if it is not running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import asyncpg
+
+from nudgelib import accounts, embedded
+from nudgelib.cluster import migrate_all
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("NUDGE_DATA_DIR", ".nudge"))
+
+
+async def database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        return url
+    url = embedded.start(data_dir())
+    await embedded.ensure_database(url)
+    return url
+
+
+async def _connect() -> asyncpg.Connection:
+    url = await database_url()
+    await migrate_all(url)
+    return await asyncpg.connect(url)
+
+
+def print_keys(app_id: str, keys: list[accounts.IssuedKey]) -> None:
+    print(f"app {app_id}")
+    for key in keys:
+        print(f"  {key.label:<8} {','.join(key.scopes):<14} {key.secret}")
+    print("Keys are shown once; Nudge stores only their hashes.")
+
+
+async def apps_create(args: argparse.Namespace) -> int:
+    conn = await _connect()
+    try:
+        if await accounts.find_app(conn, args.name):
+            print(f"an app named {args.name!r} exists already", file=sys.stderr)
+            return 1
+        app_id, keys = await accounts.create_app(conn, args.name)
+    finally:
+        await conn.close()
+    print_keys(app_id, keys)
+    return 0
+
+
+async def apps_list(args: argparse.Namespace) -> int:
+    conn = await _connect()
+    try:
+        apps = await accounts.list_apps(conn)
+    finally:
+        await conn.close()
+    for app in apps:
+        print(f"{app.id}  {app.name:<24} active keys: {app.active_keys}  created {app.created_at:%Y-%m-%d %H:%M}")
+    return 0
+
+
+async def keys_list(args: argparse.Namespace) -> int:
+    conn = await _connect()
+    try:
+        app_id = await accounts.find_app(conn, args.app)
+        if app_id is None:
+            print(f"no app {args.app!r}", file=sys.stderr)
+            return 1
+        rows = await accounts.list_keys(conn, app_id)
+    finally:
+        await conn.close()
+    for r in rows:
+        state = f"revoked {r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "active"
+        print(f"{r['id']}  {r['label']:<10} {','.join(r['scopes']):<14} {state}")
+    return 0
+
+
+async def keys_create(args: argparse.Namespace) -> int:
+    conn = await _connect()
+    try:
+        app_id = await accounts.find_app(conn, args.app)
+        if app_id is None:
+            print(f"no app {args.app!r}", file=sys.stderr)
+            return 1
+        key = await accounts.create_key(conn, app_id, args.label or args.scope, (accounts.Scope(args.scope),))
+    finally:
+        await conn.close()
+    print_keys(app_id, [key])
+    return 0
+
+
+async def keys_revoke(args: argparse.Namespace) -> int:
+    conn = await _connect()
+    try:
+        revoked = await accounts.revoke_key(conn, args.key_id)
+    finally:
+        await conn.close()
+    if not revoked:
+        print(f"no active key {args.key_id!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}; services stop accepting it within a second")
+    return 0
+
+
+async def migrate(args: argparse.Namespace) -> int:
+    url = await database_url()
+    await migrate_all(url)
+    print("migrations applied")
+    return 0
+
+
+async def run(args: argparse.Namespace) -> int:
+    from nudgelib.devrun import run_dev
+
+    return await run_dev(data_dir())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nudge", description="Operate a Nudge installation.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start everything locally").set_defaults(func=run)
+    sub.add_parser("migrate", help="apply migrations").set_defaults(func=migrate)
+
+    apps = sub.add_parser("apps", help="apps (tenants)").add_subparsers(dest="apps_command", required=True)
+    create = apps.add_parser("create", help="create an app and its keys")
+    create.add_argument("name")
+    create.set_defaults(func=apps_create)
+    apps.add_parser("list", help="list apps").set_defaults(func=apps_list)
+
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    kl = keys.add_parser("list", help="list an app's keys")
+    kl.add_argument("app", help="app id or name")
+    kl.set_defaults(func=keys_list)
+    kc = keys.add_parser("create", help="issue a key")
+    kc.add_argument("app", help="app id or name")
+    kc.add_argument("--scope", required=True, choices=[s.value for s in accounts.Scope])
+    kc.add_argument("--label", default="")
+    kc.set_defaults(func=keys_create)
+    kr = keys.add_parser("revoke", help="revoke a key by id")
+    kr.add_argument("key_id", help="the id shown by `keys list` (the part after nudge_)")
+    kr.set_defaults(func=keys_revoke)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        code = asyncio.run(args.func(args))
+    except KeyboardInterrupt:
+        code = 130
+    except (OSError, asyncpg.PostgresError, RuntimeError) as exc:
+        print(f"nudge: {exc}", file=sys.stderr)
+        code = 1
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

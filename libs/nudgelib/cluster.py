@@ -1,0 +1,103 @@
+"""The four services as separate processes: what `nudge run`, the end-to-end tests and the
+benchmark start. Each process is `python -m services.<name>` with its environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from nudgelib import accounts, db, health
+from nudgelib.config import SERVICES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def service_migrations(name: str) -> Path:
+    return REPO / "services" / name / "migrations"
+
+
+async def migrate_all(url: str) -> None:
+    """Applies the accounts schema and every service's schema to one database."""
+    await db.migrate(url, accounts.SCHEMA, accounts.MIGRATIONS)
+    for name in SERVICES:
+        await db.migrate(url, name, service_migrations(name))
+
+
+@dataclass
+class Cluster:
+    database_url: str
+    internal_token: str
+    ports: dict[str, int]
+    metrics_ports: dict[str, int]
+    extra_env: dict[str, str] = field(default_factory=dict)
+    # Where each service's log goes; None inherits the terminal.
+    log_dir: Path | None = None
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _logs: list[IO] = field(default_factory=list)
+
+    def target(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "DATABASE_URL": self.database_url,
+            "NUDGE_INTERNAL_TOKEN": self.internal_token,
+            "PYTHONPATH": os.pathsep.join([str(REPO / "libs"), str(REPO), env.get("PYTHONPATH", "")]),
+        })
+        for name in SERVICES:
+            upper = name.upper()
+            env[f"NUDGE_{upper}_PORT"] = str(self.ports[name])
+            env[f"NUDGE_{upper}_METRICS_PORT"] = str(self.metrics_ports[name])
+            env[f"NUDGE_{upper}_ADDR"] = self.target(name)
+        env.update(self.extra_env)
+        return env
+
+    def start(self, names: tuple[str, ...] = SERVICES) -> None:
+        env = self.env()
+        for name in names:
+            out: IO | None = None
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                out = open(self.log_dir / f"{name}.log", "ab")
+                self._logs.append(out)
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"], env=env, cwd=REPO,
+                stdout=out, stderr=subprocess.STDOUT if out else None,
+                # Own process group: Ctrl-C in a terminal reaches the supervisor only, which
+                # then stops the services in order.
+                start_new_session=True,
+            )
+
+    async def wait_ready(self, timeout: float = 60.0, names: tuple[str, ...] | None = None) -> None:
+        names = names or tuple(self.processes)
+        await asyncio.gather(*(
+            health.wait_serving(self.target(n), timeout, alive=lambda n=n: self.processes[n].poll() is None)
+            for n in names))
+
+    def exited(self) -> list[str]:
+        return [n for n, p in self.processes.items() if p.poll() is not None]
+
+    def stop(self, name: str | None = None, timeout: float = 15.0) -> dict[str, int]:
+        """SIGTERM, wait for a graceful exit, SIGKILL if it does not come; returns exit codes."""
+        names = [name] if name else list(self.processes)
+        for n in names:
+            if self.processes[n].poll() is None:
+                self.processes[n].send_signal(signal.SIGTERM)
+        codes = {}
+        for n in names:
+            try:
+                codes[n] = self.processes[n].wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.processes[n].kill()
+                codes[n] = self.processes[n].wait()
+        if name is None:
+            for f in self._logs:
+                f.close()
+        return codes

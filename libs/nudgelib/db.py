@@ -1,0 +1,137 @@
+"""PostgreSQL access shared by the services: one asyncpg pool per process, an ordered SQL
+migration runner per schema, and a LISTEN helper that survives reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+async def create_pool(url: str, schema: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections see the service's own schema first on the search path."""
+    return await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": f"{schema},public", "application_name": f"nudge-{schema}"},
+    )
+
+
+async def wait_for_database(url: str, timeout: float = 30.0) -> None:
+    """Retries connecting until the database answers, so services may start before it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            conn = await asyncpg.connect(url, timeout=5)
+            await conn.close()
+            return
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"database not reachable after {timeout:.0f}s: {exc}") from exc
+            await asyncio.sleep(0.5)
+
+
+def migration_files(directory: Path) -> list[Path]:
+    files = []
+    for path in sorted(directory.glob("*.sql")):
+        if not _MIGRATION_NAME.match(path.name):
+            raise RuntimeError(f"migration file name must look like 0001_name.sql: {path.name}")
+        files.append(path)
+    return files
+
+
+async def migrate(url: str, schema: str, directory: Path) -> list[str]:
+    """Applies the schema's pending migrations in order, each in its own transaction.
+
+    Several replicas may start at once: an advisory lock per schema lets one migrate while
+    the others wait, then find nothing left to do. Returns the names applied.
+    """
+    applied: list[str] = []
+    conn = await asyncpg.connect(url)
+    try:
+        lock_key = int.from_bytes(schema.encode()[:8].ljust(8, b"\0"), "big", signed=True)
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
+            for path in migration_files(directory):
+                if path.name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+                    await conn.execute(path.read_text())
+                    await conn.execute(
+                        f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', path.name
+                    )
+                applied.append(path.name)
+                log.info("migration_applied", schema=schema, migration=path.name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_key)
+    finally:
+        await conn.close()
+    return applied
+
+
+class Listener:
+    """Calls `on_notify(payload)` for each NOTIFY on `channel`, reconnecting when the
+    connection drops. After a reconnect `on_notify(None)` is called, since notifications
+    may have been missed and caches should be dropped."""
+
+    def __init__(self, url: str, channel: str, on_notify: Callable[[str | None], Awaitable[None] | None]):
+        self._url = url
+        self._channel = channel
+        self._on_notify = on_notify
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"listen-{self._channel}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _dispatch(self, payload: str | None) -> None:
+        result = self._on_notify(payload)
+        if asyncio.iscoroutine(result):
+            await result
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self._url)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(
+                    self._channel,
+                    lambda _c, _pid, _ch, payload: asyncio.ensure_future(self._dispatch(payload)),
+                )
+                if not first:
+                    await self._dispatch(None)
+                first = False
+                self.ready.set()
+                await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep listening whatever went wrong
+                log.warning("listener_reconnect", channel=self._channel, error=str(exc))
+            finally:
+                if conn is not None and not conn.is_closed():
+                    await conn.close()
+            await asyncio.sleep(1.0)

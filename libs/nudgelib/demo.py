@@ -1,0 +1,58 @@
+"""The demo the README walks through: a segment of users who performed `signup` and an
+active welcome campaign shown to them, created through the public API like any operator's."""
+
+from __future__ import annotations
+
+import grpc
+
+from nudge.common.v1 import common_pb2
+from nudge.decision.v1 import decision_service_pb2 as decision_pb
+from nudge.decision.v1 import decision_service_pb2_grpc as decision_grpc
+from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
+from nudge.segmentation.v1 import segmentation_service_pb2_grpc as seg_grpc
+
+
+def signup_segment() -> seg_pb.CreateSegmentRequest:
+    return seg_pb.CreateSegmentRequest(
+        name="Signed up",
+        description="Users who performed signup at least once",
+        rule=seg_pb.Rule(event=seg_pb.EventCondition(
+            name="signup", operator=seg_pb.EVENT_OPERATOR_AT_LEAST, count=1)),
+    )
+
+
+def welcome_campaign(segment_id: str) -> decision_pb.Campaign:
+    return decision_pb.Campaign(
+        name="Welcome",
+        tags=["onboarding"],
+        priority=10,
+        status=decision_pb.CAMPAIGN_STATUS_ACTIVE,
+        delivery_mode=decision_pb.DELIVERY_MODE_ON_REQUEST,
+        audience=decision_pb.Audience(include_segment_ids=[segment_id]),
+        variants=[decision_pb.Variant(
+            id="A", name="Welcome modal", weight=1, default_locale="en",
+            contents=[decision_pb.LocalizedContent(locale="en", content=common_pb2.MessageContent(
+                layout=common_pb2.LAYOUT_MODAL,
+                title="Welcome to Nudge!",
+                body="Thanks for signing up. Take the tour?",
+                buttons=[
+                    common_pb2.Button(id="tour", text="Take the tour",
+                                      action=common_pb2.BUTTON_ACTION_TYPE_DEEP_LINK, target="app://tour"),
+                    common_pb2.Button(id="later", text="Later", action=common_pb2.BUTTON_ACTION_TYPE_DISMISS),
+                ],
+            ))],
+        )],
+    )
+
+
+async def seed(segmentation_target: str, decision_target: str, admin_key: str) -> tuple[str, str]:
+    """Creates the demo segment and campaign; returns their ids."""
+    metadata = (("authorization", f"Bearer {admin_key}"),)
+    async with grpc.aio.insecure_channel(segmentation_target) as seg_channel, \
+            grpc.aio.insecure_channel(decision_target) as dec_channel:
+        segment = (await seg_grpc.SegmentationServiceStub(seg_channel).CreateSegment(
+            signup_segment(), metadata=metadata, timeout=10)).segment
+        campaign = (await decision_grpc.DecisionServiceStub(dec_channel).CreateCampaign(
+            decision_pb.CreateCampaignRequest(campaign=welcome_campaign(segment.id)),
+            metadata=metadata, timeout=10)).campaign
+    return segment.id, campaign.id

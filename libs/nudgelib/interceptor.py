@@ -1,0 +1,174 @@
+"""The one server interceptor every Nudge service runs.
+
+Per call it binds `rpc`, `request_id` and `app_id` to the log context, authenticates the
+caller, checks the method's scope, maps domain errors to gRPC status with rich details, and
+records RPC count and latency by method and status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+import structlog
+
+from nudgelib import calls
+from nudgelib.accounts import INTERNAL, KeyCache, Principal, Scope
+from nudgelib.errors import NudgeError, PermissionDenied, Unauthenticated, Unimplemented, internal_status
+from nudgelib.metrics import RpcMetrics
+
+log = structlog.get_logger(__name__)
+
+# Standard services that answer without a key, so probes and `buf curl` discovery work.
+OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class AccessPolicy:
+    """Which scope each public method needs. Methods of `*InternalService` services take
+    only the internal token. A public method missing from the map is closed."""
+
+    def __init__(self, scopes: Mapping[str, Scope]) -> None:
+        self._scopes = dict(scopes)
+
+    def check(self, method: str, principal: Principal) -> None:
+        service = method.rsplit("/", 2)[-2]
+        if service.endswith("InternalService"):
+            if not principal.internal:
+                raise PermissionDenied("internal RPCs are not callable with an API key")
+            return
+        name = method.rsplit("/", 1)[-1]
+        scope = self._scopes.get(name)
+        if principal.internal:
+            raise PermissionDenied("public RPCs need an app's API key")
+        if scope is None or not principal.allows(scope):
+            need = scope.value if scope else "a scope this method does not grant"
+            raise PermissionDenied(f"this API key lacks the {need!r} scope")
+
+
+class Authenticator:
+    def __init__(self, keys: KeyCache, internal_token: str) -> None:
+        self._keys = keys
+        self._internal_token = internal_token.encode()
+
+    async def authenticate(self, metadata: Mapping[str, str]) -> Principal:
+        header = metadata.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("missing `authorization: Bearer <API key>` metadata")
+        token = token.strip()
+        if hmac.compare_digest(token.encode(), self._internal_token):
+            return INTERNAL
+        return await self._keys.authenticate(token)
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, authenticator: Authenticator, policy: AccessPolicy, metrics: RpcMetrics) -> None:
+        self._auth = authenticator
+        self._policy = policy
+        self._metrics = metrics
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(OPEN_PREFIXES):
+            return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    async def _enter(self, method: str, context: grpc.aio.ServicerContext) -> Principal:
+        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        structlog.contextvars.bind_contextvars(
+            rpc=method, request_id=metadata.get("x-request-id") or uuid.uuid4().hex[:16]
+        )
+        principal = await self._auth.authenticate(metadata)
+        self._policy.check(method, principal)
+        if principal.app_id:
+            structlog.contextvars.bind_contextvars(app_id=principal.app_id)
+        calls.set_principal(principal)
+        return principal
+
+    async def _fail(self, method: str, context: grpc.aio.ServicerContext, exc: BaseException) -> str:
+        """Aborts the call with the right status; returns the code name for metrics."""
+        if isinstance(exc, NotImplementedError):
+            exc = Unimplemented(f"{method.rsplit('/', 1)[-1]} is not implemented yet")
+        if isinstance(exc, NudgeError):
+            if exc.code is not grpc.StatusCode.INVALID_ARGUMENT:
+                log.info("rpc_refused", code=exc.code.name, error=exc.message)
+            await context.abort_with_status(exc.to_status())
+        log.error("rpc_failed", exc_info=exc)
+        await context.abort_with_status(internal_status())
+        return "INTERNAL"  # not reached: abort raises
+
+    def _wrap(self, method: str, handler):
+        short = method.rsplit("/", 1)[-1]
+        metrics = self._metrics
+
+        def code_of(exc: BaseException | None, context: grpc.aio.ServicerContext) -> str:
+            if exc is None:
+                return "OK"
+            if isinstance(exc, NudgeError):
+                return exc.code.name
+            if isinstance(exc, NotImplementedError):
+                return "UNIMPLEMENTED"
+            if isinstance(exc, asyncio.CancelledError):
+                return "CANCELLED"
+            code = context.code()
+            if isinstance(code, grpc.StatusCode):
+                return code.name
+            return "INTERNAL"
+
+        if handler.unary_unary or handler.stream_unary:
+            inner = handler.unary_unary or handler.stream_unary
+
+            async def unary_response(request, context):
+                start = time.perf_counter()
+                error: BaseException | None = None
+                try:
+                    await self._enter(method, context)
+                    return await inner(request, context)
+                except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
+                    error = exc
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every error gets a status
+                    error = exc
+                    await self._fail(method, context, exc)
+                finally:
+                    metrics.observe(short, code_of(error, context), time.perf_counter() - start)
+                    structlog.contextvars.unbind_contextvars("rpc", "request_id", "app_id")
+
+            if handler.unary_unary:
+                return handler._replace(unary_unary=unary_response)
+            return handler._replace(stream_unary=unary_response)
+
+        inner_stream = handler.unary_stream or handler.stream_stream
+
+        async def stream_response(request, context):
+            start = time.perf_counter()
+            error: BaseException | None = None
+            try:
+                await self._enter(method, context)
+                async for item in inner_stream(request, context):
+                    yield item
+            except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit) as exc:
+                error = exc if not isinstance(exc, GeneratorExit) else asyncio.CancelledError()
+                raise
+            except Exception as exc:  # noqa: BLE001
+                error = exc
+                await self._fail(method, context, exc)
+            finally:
+                metrics.observe(short, code_of(error, context), time.perf_counter() - start)
+                structlog.contextvars.unbind_contextvars("rpc", "request_id", "app_id")
+
+        if handler.unary_stream:
+            return handler._replace(unary_stream=stream_response)
+        return handler._replace(stream_stream=stream_response)

@@ -1,0 +1,39 @@
+"""structlog, configured once per process: console renderer on a TTY, JSON lines otherwise.
+
+Per-call fields (`rpc`, `request_id`, `app_id`) are bound through contextvars by the server
+interceptor, so every log line of a call carries them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from nudgelib.config import LogSettings
+
+
+def configure_logging(service: str, settings: LogSettings) -> None:
+    use_console = settings.format == "console" or (settings.format == "auto" and sys.stderr.isatty())
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    )
+    level = getattr(logging, settings.level.upper())
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            # The console renderer prints exceptions itself, prettier.
+            *([] if use_console else [structlog.processors.format_exc_info]),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)

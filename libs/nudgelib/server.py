@@ -1,0 +1,204 @@
+"""Bootstrap shared by the four services.
+
+Start-up: wait for the database, apply the service's migrations, load API keys, wire the
+servicers, listen, then report SERVING. Shutdown (SIGTERM / SIGINT): report NOT_SERVING,
+give load balancers a moment to notice, drain in-flight calls, close peers and pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import grpc
+import prometheus_client as prom
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from nudgelib import accounts, db
+from nudgelib.accounts import KeyCache
+from nudgelib.clients import Peer
+from nudgelib.clock import Clock, SystemClock
+from nudgelib.config import ServiceSettings
+from nudgelib.interceptor import AccessPolicy, Authenticator, ServerInterceptor
+from nudgelib.metrics import RpcMetrics, serve_metrics
+
+log = structlog.get_logger(__name__)
+
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What distinguishes one service: its schema, migrations, API and how to wire it."""
+
+    name: str
+    migrations: Path
+    policy: AccessPolicy
+    # Fully qualified gRPC service names, for health and reflection.
+    service_names: tuple[str, ...]
+    wire: Callable[["ServiceHost"], Awaitable[None]]
+    # The peers it calls, by service name.
+    peers: tuple[str, ...] = ()
+
+    @property
+    def schema(self) -> str:
+        return self.name
+
+
+@dataclass
+class ServiceHost:
+    """One running service: owns the pool, the gRPC server and everything to close."""
+
+    settings: ServiceSettings
+    spec: ServiceSpec
+    clock: Clock = field(default_factory=SystemClock)
+    # Seconds between reporting NOT_SERVING and refusing new calls, so load balancers move on.
+    drain_delay: float = 0.5
+
+    pool: asyncpg.Pool = field(init=False)
+    server: grpc.aio.Server = field(init=False)
+    health: HealthServicer = field(init=False)
+    peers: dict[str, Peer] = field(init=False, default_factory=dict)
+    port: int = field(init=False, default=0)
+    metrics_port: int = field(init=False, default=0)
+    registry: prom.CollectorRegistry = field(init=False, default_factory=prom.CollectorRegistry)
+    _closers: list[Callable[[], Awaitable[None]]] = field(init=False, default_factory=list)
+    _background: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    _metrics_server: object = field(init=False, default=None)
+    _stopped: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Registers cleanup run at shutdown, after the server has drained, in reverse order."""
+        self._closers.append(closer)
+
+    def run_in_background(self, coro: Awaitable[None], name: str) -> None:
+        """A task that lives as long as the service; cancelled at shutdown."""
+        self._background.append(asyncio.ensure_future(coro))
+
+    def listener(self, channel: str, on_notify) -> db.Listener:
+        listener = db.Listener(self.settings.database_url, channel, on_notify)
+        listener.start()
+        self.on_close(listener.stop)
+        return listener
+
+    async def start(self) -> int:
+        s = self.settings
+        await db.wait_for_database(s.database_url)
+        await db.migrate(s.accounts_database_url, accounts.SCHEMA, accounts.MIGRATIONS)
+        await db.migrate(s.database_url, self.spec.schema, self.spec.migrations)
+        self.pool = await db.create_pool(s.database_url, self.spec.schema, s.db_pool_min, s.db_pool_max)
+        if s.accounts_database_url == s.database_url:
+            keys_pool = self.pool
+        else:
+            keys_pool = await db.create_pool(s.accounts_database_url, accounts.SCHEMA, 1, 2)
+            self.on_close(keys_pool.close)
+        keys = KeyCache(keys_pool)
+        await keys.reload()
+        keys_listener = db.Listener(s.accounts_database_url, accounts.NOTIFY_CHANNEL, keys.reload)
+        keys_listener.start()
+        self.on_close(keys_listener.stop)
+
+        for name in self.spec.peers:
+            self.peers[name] = Peer(name, s.peers[name], s.internal_token)
+
+        metrics = RpcMetrics(self.spec.name, self.registry)
+        self.server = grpc.aio.server(
+            interceptors=[ServerInterceptor(Authenticator(keys, s.internal_token), self.spec.policy, metrics)],
+            options=SERVER_OPTIONS,
+        )
+        self.health = HealthServicer()
+        for name in ("", *self.spec.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*self.spec.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME),
+            self.server,
+        )
+        await self.spec.wire(self)
+        self.port = self.server.add_insecure_port(f"{s.bind_host}:{s.port}")
+        if self.port == 0:
+            raise RuntimeError(f"could not bind {s.bind_host}:{s.port}")
+        await self.server.start()
+        if s.metrics_port or s.port == 0:
+            # Port 0 (tests) picks a free metrics port too.
+            self._metrics_server, _, self.metrics_port = serve_metrics(self.registry, s.bind_host, s.metrics_port)
+        self.run_in_background(self._watch_database(), "db-health")
+        await self._set_health(True)
+        log.info("service_started", port=self.port, metrics_port=self.metrics_port)
+        return self.port
+
+    async def _set_health(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *self.spec.service_names):
+            await self.health.set(name, status)
+
+    async def _watch_database(self, interval: float = 5.0) -> None:
+        """Reports NOT_SERVING while the database does not answer, SERVING when it is back."""
+        serving = True
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.pool.fetchval("SELECT 1", timeout=2)
+                ok = True
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                ok = False
+            if ok != serving:
+                serving = ok
+                log.warning("database_health_changed", serving=ok)
+                await self._set_health(ok)
+
+    async def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        log.info("service_stopping")
+        await self.health.enter_graceful_shutdown()
+        await asyncio.sleep(self.drain_delay)
+        await self.server.stop(self.settings.shutdown_grace)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for closer in reversed(self._closers):
+            await closer()
+        for peer in self.peers.values():
+            await peer.close()
+        await self.pool.close()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        log.info("service_stopped")
+
+    async def run_until_signalled(self) -> None:
+        """Starts, then serves until SIGTERM or SIGINT, then shuts down gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()
+
+
+def main(spec: ServiceSpec) -> None:
+    """Entry point of `python -m services.<name>`."""
+    from nudgelib.config import load_or_exit
+    from nudgelib.logs import configure_logging
+
+    settings = load_or_exit(spec.name)
+    configure_logging(spec.name, settings.log)
+    try:
+        asyncio.run(ServiceHost(settings, spec).run_until_signalled())
+    except KeyboardInterrupt:
+        pass

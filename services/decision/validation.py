@@ -1,0 +1,131 @@
+"""Validation of campaigns and app settings: pure functions returning field violations."""
+
+from __future__ import annotations
+
+import re
+
+from nudge.common.v1 import common_pb2
+from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib.errors import FieldViolation
+from nudgelib.protoconv import to_timedelta
+
+MAX_NAME = 200
+ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+COLOR_RE = re.compile(r"^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")
+MINUTES_PER_DAY = 24 * 60
+
+
+def _content(c: common_pb2.MessageContent, path: str) -> list[FieldViolation]:
+    out: list[FieldViolation] = []
+    if c.layout == common_pb2.LAYOUT_UNSPECIFIED:
+        out.append(FieldViolation(f"{path}.layout", "is required"))
+    buttons = list(c.buttons) + [b for s in c.slides for b in s.buttons]
+    seen: set[str] = set()
+    for i, b in enumerate(c.buttons):
+        if not ID_RE.match(b.id):
+            out.append(FieldViolation(f"{path}.buttons[{i}].id", "is required: letters, digits, _ or -"))
+    for b in buttons:
+        if b.id in seen:
+            out.append(FieldViolation(f"{path}.buttons", f"button id {b.id!r} is used twice"))
+        seen.add(b.id)
+    if c.layout == common_pb2.LAYOUT_CAROUSEL and not c.slides:
+        out.append(FieldViolation(f"{path}.slides", "a carousel needs at least one slide"))
+    if c.layout == common_pb2.LAYOUT_SURVEY and not c.questions:
+        out.append(FieldViolation(f"{path}.questions", "a survey needs at least one question"))
+    for i, q in enumerate(c.questions):
+        if not ID_RE.match(q.id):
+            out.append(FieldViolation(f"{path}.questions[{i}].id", "is required: letters, digits, _ or -"))
+    for name in ("background_color", "text_color", "button_color", "button_text_color"):
+        value = getattr(c.theme, name)
+        if value and not COLOR_RE.match(value):
+            out.append(FieldViolation(f"{path}.theme.{name}", "must be #RRGGBB or #RRGGBBAA"))
+    return out
+
+
+def window_violations(w: pb.SendWindow, path: str) -> list[FieldViolation]:
+    out: list[FieldViolation] = []
+    if w.start_minute >= MINUTES_PER_DAY:
+        out.append(FieldViolation(f"{path}.start_minute", "must be below 1440"))
+    if w.end_minute >= MINUTES_PER_DAY:
+        out.append(FieldViolation(f"{path}.end_minute", "must be below 1440"))
+    for i, day in enumerate(w.weekdays):
+        if not 1 <= day <= 7:
+            out.append(FieldViolation(f"{path}.weekdays[{i}]", "must be 1 (Monday) to 7 (Sunday)"))
+    return out
+
+
+def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldViolation]:
+    out: list[FieldViolation] = []
+    if not c.name.strip():
+        out.append(FieldViolation(f"{path}.name", "is required"))
+    elif len(c.name) > MAX_NAME:
+        out.append(FieldViolation(f"{path}.name", f"is longer than {MAX_NAME} characters"))
+    if c.HasField("start_time") and c.HasField("end_time") and c.end_time.ToDatetime() <= c.start_time.ToDatetime():
+        out.append(FieldViolation(f"{path}.end_time", "must be after start_time"))
+    if c.delivery_mode == pb.DELIVERY_MODE_UNSPECIFIED:
+        out.append(FieldViolation(f"{path}.delivery_mode", "is required"))
+    if c.delivery_mode == pb.DELIVERY_MODE_TRIGGERED and not c.triggers:
+        out.append(FieldViolation(f"{path}.triggers", "a triggered campaign needs at least one trigger"))
+    if c.delivery_mode == pb.DELIVERY_MODE_ON_REQUEST and c.triggers:
+        out.append(FieldViolation(f"{path}.triggers", "only triggered campaigns have triggers"))
+    for i, t in enumerate(c.triggers):
+        if t.WhichOneof("source") is None:
+            out.append(FieldViolation(f"{path}.triggers[{i}]", "set event_name or segment_entered_id"))
+        if to_timedelta(t.delay).total_seconds() < 0:
+            out.append(FieldViolation(f"{path}.triggers[{i}].delay", "must not be negative"))
+    if not c.variants:
+        out.append(FieldViolation(f"{path}.variants", "needs at least one variant"))
+    variant_ids: set[str] = set()
+    for i, v in enumerate(c.variants):
+        vp = f"{path}.variants[{i}]"
+        if not ID_RE.match(v.id):
+            out.append(FieldViolation(f"{vp}.id", "is required: letters, digits, _ or -"))
+        elif v.id in variant_ids:
+            out.append(FieldViolation(f"{vp}.id", f"variant id {v.id!r} is used twice"))
+        variant_ids.add(v.id)
+        if len(c.variants) > 1 and v.weight == 0:
+            out.append(FieldViolation(f"{vp}.weight", "must be positive when there are several variants"))
+        if not v.contents:
+            out.append(FieldViolation(f"{vp}.contents", "needs content in at least one locale"))
+        locales = [lc.locale for lc in v.contents]
+        if len(set(locales)) != len(locales):
+            out.append(FieldViolation(f"{vp}.contents", "a locale appears twice"))
+        if v.default_locale and v.default_locale not in locales:
+            out.append(FieldViolation(f"{vp}.default_locale", "must be one of the contents' locales"))
+        if not v.default_locale and len(v.contents) > 1:
+            out.append(FieldViolation(f"{vp}.default_locale", "is required when there are several locales"))
+        for j, lc in enumerate(v.contents):
+            out += _content(lc.content, f"{vp}.contents[{j}].content")
+    if c.HasField("send_window"):
+        out += window_violations(c.send_window, f"{path}.send_window")
+    if to_timedelta(c.message_ttl).total_seconds() < 0:
+        out.append(FieldViolation(f"{path}.message_ttl", "must not be negative"))
+    if c.HasField("conversion") and c.conversion.event_names and to_timedelta(c.conversion.deadline).total_seconds() <= 0:
+        out.append(FieldViolation(f"{path}.conversion.deadline", "must be positive"))
+    return out
+
+
+def settings_violations(s: pb.AppSettings, valid_zone, path: str = "settings") -> list[FieldViolation]:
+    out: list[FieldViolation] = []
+    if s.default_time_zone and not valid_zone(s.default_time_zone):
+        out.append(FieldViolation(f"{path}.default_time_zone", f"unknown IANA time zone {s.default_time_zone!r}"))
+    ids: set[str] = set()
+    for i, rule in enumerate(s.cap_rules):
+        rp = f"{path}.cap_rules[{i}]"
+        if not ID_RE.match(rule.id):
+            out.append(FieldViolation(f"{rp}.id", "is required: letters, digits, _ or -"))
+        elif rule.id in ids:
+            out.append(FieldViolation(f"{rp}.id", f"rule id {rule.id!r} is used twice"))
+        ids.add(rule.id)
+        if rule.max_messages == 0:
+            out.append(FieldViolation(f"{rp}.max_messages", "must be positive"))
+        period = rule.WhichOneof("period")
+        if period is None:
+            out.append(FieldViolation(f"{rp}.period", "set rolling, calendar_days or calendar_weeks"))
+        elif period == "rolling" and to_timedelta(rule.rolling).total_seconds() <= 0:
+            out.append(FieldViolation(f"{rp}.rolling", "must be positive"))
+        elif period in ("calendar_days", "calendar_weeks") and getattr(rule, period) == 0:
+            out.append(FieldViolation(f"{rp}.{period}", "must be positive"))
+    if s.HasField("quiet_hours"):
+        out += window_violations(s.quiet_hours, f"{path}.quiet_hours")
+    return out
