@@ -58,7 +58,9 @@ def _get_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[
 
 
 def _database_url(env: Mapping[str, str], name: str) -> str:
-    url = _get(env, name, env.get("DATABASE_URL", "").strip() or None)
+    url = env.get(name, "").strip() or env.get("DATABASE_URL", "").strip()
+    if not url:
+        raise ConfigError(f"DATABASE_URL (or {name}) is required but not set")
     if not url.startswith(("postgres://", "postgresql://")):
         raise ConfigError(f"{name} must be a postgresql:// URL")
     return url
