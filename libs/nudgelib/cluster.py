@@ -4,6 +4,7 @@ benchmark start. Each process is `python -m services.<name>` with its environmen
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import signal
 import subprocess
@@ -19,7 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def service_migrations(name: str) -> Path:
-    return REPO / "services" / name / "migrations"
+    """The service's migrations folder, wherever the package is installed (source tree,
+    editable install or image), found without importing the service."""
+    spec = importlib.util.find_spec(f"services.{name}")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"service package services.{name} is not installed")
+    return Path(spec.origin).parent / "migrations"
 
 
 async def migrate_all(url: str) -> None:
