@@ -21,7 +21,7 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench $(BENCH)
 
 protos: setup
 	$(BIN)/python -m nudgelib.protogen libs

@@ -9,11 +9,10 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import grpc
 import pytest
 
-from nudgelib import accounts, embedded
+from nudgelib import embedded
 from nudgelib.cluster import migrate_all
 from nudgelib.config import LogSettings, ServiceSettings
 from nudgelib.server import ServiceHost, ServiceSpec
@@ -21,6 +20,7 @@ from services.decision.server import SPEC as DECISION
 from services.delivery.server import SPEC as DELIVERY
 from services.ingestion.server import SPEC as INGESTION
 from services.segmentation.server import SPEC as SEGMENTATION
+from tests.helpers import App, create_app
 
 INTERNAL_TOKEN = "test-internal-token-" + secrets.token_hex(8)
 
@@ -37,24 +37,6 @@ def database_url(tmp_path_factory) -> str:
 async def _prepare(url: str) -> None:
     await embedded.ensure_database(url)
     await migrate_all(url)
-
-
-@dataclass(frozen=True)
-class App:
-    id: str
-    keys: dict[str, str]  # label (admin, events, client) -> key
-
-    def auth(self, label: str) -> tuple[tuple[str, str]]:
-        return (("authorization", f"Bearer {self.keys[label]}"),)
-
-
-async def create_app(url: str, name: str | None = None) -> App:
-    conn = await asyncpg.connect(url)
-    try:
-        app_id, keys = await accounts.create_app(conn, name or f"test-{secrets.token_hex(4)}")
-    finally:
-        await conn.close()
-    return App(app_id, {k.label: k.secret for k in keys})
 
 
 @pytest.fixture

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
+
+import asyncpg
 import grpc
 
 from nudge.common.v1 import common_pb2
@@ -10,6 +14,7 @@ from nudge.delivery.v1 import delivery_service_pb2_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudge.ingestion.v1 import ingestion_service_pb2_grpc
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc
+from nudgelib import accounts
 from nudgelib.errors import violations_of
 
 
@@ -44,3 +49,22 @@ async def expect_error(call, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
 
 def violated_fields(exc: grpc.aio.AioRpcError) -> set[str]:
     return {v.field for v in violations_of(exc)}
+
+
+@dataclass(frozen=True)
+class App:
+    id: str
+    keys: dict[str, str]  # label (admin, events, client) -> key
+
+    def auth(self, label: str) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {self.keys[label]}"),)
+
+
+async def create_app(url: str, name: str | None = None) -> App:
+    """A new app with its admin, events and client keys, straight in the accounts schema."""
+    conn = await asyncpg.connect(url)
+    try:
+        app_id, keys = await accounts.create_app(conn, name or f"test-{secrets.token_hex(4)}")
+    finally:
+        await conn.close()
+    return App(app_id, {k.label: k.secret for k in keys})

@@ -7,6 +7,7 @@ import asyncio
 import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -33,6 +34,17 @@ async def migrate_all(url: str) -> None:
     await db.migrate(url, accounts.SCHEMA, accounts.MIGRATIONS)
     for name in SERVICES:
         await db.migrate(url, name, service_migrations(name))
+
+
+def free_ports(n: int) -> list[int]:
+    """n loopback ports free right now (the OS picks them), for processes started next."""
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
 @dataclass

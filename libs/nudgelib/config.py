@@ -19,7 +19,7 @@ class ConfigError(Exception):
     """A configuration value is missing or invalid; the message names the variable."""
 
 
-def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
+def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> str:
     value = env.get(name, "").strip()
     if value:
         return value
@@ -28,8 +28,8 @@ def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
     return default
 
 
-def _get_int(env: Mapping[str, str], name: str, default: int, low: int = 0, high: int = 65535) -> int:
-    raw = _get(env, name, str(default))
+def env_int(env: Mapping[str, str], name: str, default: int, low: int = 0, high: int = 65535) -> int:
+    raw = env_str(env, name, str(default))
     try:
         value = int(raw)
     except ValueError:
@@ -39,8 +39,8 @@ def _get_int(env: Mapping[str, str], name: str, default: int, low: int = 0, high
     return value
 
 
-def _get_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = _get(env, name, str(default))
+def env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env_str(env, name, str(default))
     try:
         value = float(raw)
     except ValueError:
@@ -50,8 +50,8 @@ def _get_float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _get_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = _get(env, name, default).lower()
+def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str(env, name, default).lower()
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
@@ -67,7 +67,7 @@ def _database_url(env: Mapping[str, str], name: str) -> str:
 
 
 def peer_address(env: Mapping[str, str], service: str) -> str:
-    return _get(env, f"NUDGE_{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")
+    return env_str(env, f"NUDGE_{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ class LogSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "LogSettings":
         return cls(
-            format=_get_choice(env, "NUDGE_LOG_FORMAT", "auto", ("auto", "console", "json")),
-            level=_get_choice(env, "NUDGE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            format=env_choice(env, "NUDGE_LOG_FORMAT", "auto", ("auto", "console", "json")),
+            level=env_choice(env, "NUDGE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
         )
 
 
@@ -106,22 +106,22 @@ class ServiceSettings:
         env = os.environ if env is None else env
         prefix = f"NUDGE_{service.upper()}"
         database_url = _database_url(env, f"{prefix}_DATABASE_URL")
-        token = _get(env, "NUDGE_INTERNAL_TOKEN")
+        token = env_str(env, "NUDGE_INTERNAL_TOKEN")
         if len(token) < 16:
             raise ConfigError("NUDGE_INTERNAL_TOKEN must be at least 16 characters")
         return cls(
             service=service,
             database_url=database_url,
-            accounts_database_url=_get(env, "NUDGE_ACCOUNTS_DATABASE_URL", database_url),
-            bind_host=_get(env, "NUDGE_BIND_HOST", "127.0.0.1"),
-            port=_get_int(env, f"{prefix}_PORT", DEFAULT_PORTS[service]),
-            metrics_port=_get_int(env, f"{prefix}_METRICS_PORT", DEFAULT_METRICS_PORTS[service]),
+            accounts_database_url=env_str(env, "NUDGE_ACCOUNTS_DATABASE_URL", database_url),
+            bind_host=env_str(env, "NUDGE_BIND_HOST", "127.0.0.1"),
+            port=env_int(env, f"{prefix}_PORT", DEFAULT_PORTS[service]),
+            metrics_port=env_int(env, f"{prefix}_METRICS_PORT", DEFAULT_METRICS_PORTS[service]),
             internal_token=token,
             peers={name: peer_address(env, name) for name in SERVICES if name != service},
             log=LogSettings.from_env(env),
-            shutdown_grace=_get_float(env, "NUDGE_SHUTDOWN_GRACE_SECONDS", 5.0),
-            db_pool_min=_get_int(env, f"{prefix}_DB_POOL_MIN", 2, 1, 1000),
-            db_pool_max=_get_int(env, f"{prefix}_DB_POOL_MAX", 10, 1, 1000),
+            shutdown_grace=env_float(env, "NUDGE_SHUTDOWN_GRACE_SECONDS", 5.0),
+            db_pool_min=env_int(env, f"{prefix}_DB_POOL_MIN", 2, 1, 1000),
+            db_pool_max=env_int(env, f"{prefix}_DB_POOL_MAX", 10, 1, 1000),
         )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import urllib.request
 
 import grpc
@@ -16,22 +15,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudgelib import demo
-from nudgelib.cluster import Cluster
+from nudgelib.cluster import Cluster, free_ports
 from nudgelib.config import SERVICES
-from tests.conftest import INTERNAL_TOKEN, create_app, eventually
-from tests.helpers import Clients, event, expect_error, track, violated_fields
+from tests.conftest import INTERNAL_TOKEN, eventually
+from tests.helpers import Clients, create_app, event, expect_error, track, violated_fields
 
 pytestmark = pytest.mark.e2e
 
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")

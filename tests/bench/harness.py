@@ -1,0 +1,109 @@
+"""What every bench scenario shares: a cluster on an embedded PostgreSQL, an app with keys,
+a closed-loop load generator, percentiles, and peak memory of processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import statistics
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nudgelib import embedded
+from nudgelib.cluster import Cluster, free_ports, migrate_all
+from nudgelib.config import SERVICES
+
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+DURATION = float(os.environ.get("BENCH_SECONDS", "8"))
+WARMUP = 1.5
+
+
+@contextlib.asynccontextmanager
+async def database() -> AsyncIterator[str]:
+    """DATABASE_URL if set, else a throw-away embedded PostgreSQL; migrated."""
+    with tempfile.TemporaryDirectory(prefix="nudge-bench-") as tmp:
+        url = os.environ.get("DATABASE_URL") or embedded.start(Path(tmp), delete_on_exit=True)
+        await embedded.ensure_database(url)
+        await migrate_all(url)
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(url: str, extra_env: dict[str, str] | None = None) -> AsyncIterator[Cluster]:
+    """The four services as processes on free ports, logs in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="nudge-bench-logs-") as logs:
+        ports = free_ports(8)
+        cluster = Cluster(database_url=url, internal_token=secrets.token_urlsafe(24),
+                          ports=dict(zip(SERVICES, ports[:4])), metrics_ports=dict(zip(SERVICES, ports[4:])),
+                          extra_env={"NUDGE_LOG_LEVEL": "warning", **(extra_env or {})}, log_dir=Path(logs))
+        cluster.start()
+        try:
+            await cluster.wait_ready()
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+async def closed_loop(call: Callable[[int], Awaitable[object]], concurrency: int = CONCURRENCY,
+                      duration: float = DURATION, warmup: float = WARMUP) -> LoadResult:
+    """`concurrency` callers each awaiting `call(i)` back to back (i counts up per caller,
+    interleaved); calls that start after the warm-up and end before the deadline count."""
+    latencies: list[float] = []
+    errors = 0
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    measure_from, stop_at = start + warmup, start + warmup + duration
+
+    async def caller(offset: int) -> None:
+        nonlocal errors
+        i = offset
+        while True:
+            t0 = loop.time()
+            if t0 >= stop_at:
+                return
+            try:
+                await call(i)
+            except Exception:  # noqa: BLE001 - counted, the load goes on
+                errors += 1
+            t1 = loop.time()
+            if t0 >= measure_from and t1 <= stop_at:
+                latencies.append(t1 - t0)
+            i += concurrency
+
+    await asyncio.gather(*(caller(k) for k in range(concurrency)))
+    p50, p99 = percentiles(latencies, 50, 99)
+    return LoadResult(len(latencies) / duration, p50 * 1000, p99 * 1000, errors)
+
+
+def percentiles(values: list[float], *ps: int) -> list[float]:
+    if len(values) < 2:
+        return [values[0] if values else 0.0 for _ in ps]
+    q = statistics.quantiles(values, n=100)
+    return [q[p - 1] for p in ps]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def print_table(title: str, rows: dict[str, LoadResult], floor: str) -> None:
+    base = rows[floor].rate
+    print(f"\n{title}: {CONCURRENCY} concurrent callers, {DURATION:g}s per scenario, {os.cpu_count()} cores\n")
+    print(f"{'scenario':<40}{'calls/s':>10}{'x floor':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for name, r in rows.items():
+        print(f"{name:<40}{r.rate:>10.0f}{r.rate / base:>9.2f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}")

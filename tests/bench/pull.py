@@ -1,0 +1,68 @@
+"""Bench scenario `pull`: the pull path against a floor measured in the same run.
+
+- floor: an empty grpc.aio FetchMessages handler in its own process, same client;
+- no message: FetchMessages through delivery -> decision -> segmentation for users no
+  campaign targets (reads only);
+- message handed out: the same for users in the demo campaign's audience, each pull
+  committing the delivery in decision and the message in delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import grpc
+
+from nudge.common.v1 import common_pb2
+from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
+from nudge.delivery.v1 import delivery_service_pb2_grpc as delivery_grpc
+from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
+from nudge.ingestion.v1 import ingestion_service_pb2_grpc as ingestion_grpc
+from nudgelib import demo
+from nudgelib.cluster import REPO, free_ports
+from tests.bench.harness import LoadResult, closed_loop, database, peak_rss_mb, print_table, running_cluster
+from tests.helpers import create_app
+
+USERS = 2000
+FLOOR = "floor: empty grpc.aio handler"
+
+
+async def pulls(target: str, metadata, users: list[str]) -> LoadResult:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = delivery_grpc.DeliveryServiceStub(channel)
+        return await closed_loop(lambda i: stub.FetchMessages(
+            delivery_pb.FetchMessagesRequest(user_id=users[i % len(users)]), metadata=metadata, timeout=5))
+
+
+async def main() -> None:
+    results: dict[str, LoadResult] = {}
+    (floor_port,) = free_ports(1)
+    floor = subprocess.Popen([sys.executable, "-m", "tests.bench.floor", str(floor_port)], cwd=REPO)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{floor_port}") as ch:
+            await asyncio.wait_for(ch.channel_ready(), 30)
+        results[FLOOR] = await pulls(f"127.0.0.1:{floor_port}", (), ["u"])
+    finally:
+        floor.terminate()
+        floor.wait()
+
+    async with database() as url, running_cluster(url) as cluster:
+        app = await create_app(url)
+        await demo.seed(cluster.target("segmentation"), cluster.target("decision"), app.keys["admin"])
+        signed_up = [f"s{i}" for i in range(USERS)]
+        async with grpc.aio.insecure_channel(cluster.target("ingestion")) as ch:
+            stub = ingestion_grpc.IngestionServiceStub(ch)
+            for i in range(0, USERS, 500):
+                await stub.TrackEvents(ingestion_pb.TrackEventsRequest(events=[
+                    common_pb2.Event(event_id=f"su-{u}", user_id=u, name="signup")
+                    for u in signed_up[i:i + 500]]), metadata=app.auth("events"))
+        await asyncio.sleep(2)  # let the outbox reach segmentation
+        delivery = cluster.target("delivery")
+        results["pull, no message"] = await pulls(delivery, app.auth("client"), [f"n{i}" for i in range(USERS)])
+        results["pull, message handed out"] = await pulls(delivery, app.auth("client"), signed_up)
+        memory = {n: peak_rss_mb(p.pid) for n, p in cluster.processes.items()}
+
+    print_table("pull path", results, FLOOR)
+    print("\npeak RSS per service (MB): " + ", ".join(f"{n} {m:.0f}" for n, m in memory.items()))
