@@ -39,12 +39,14 @@ class UserChange(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., entered_segment_ids: _Optional[_Iterable[str]] = ..., exited_segment_ids: _Optional[_Iterable[str]] = ..., context: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ...) -> None: ...
 
 class ApplyUserChangesRequest(_message.Message):
-    __slots__ = ("app_id", "changes")
+    __slots__ = ("app_id", "changes", "segments_changed")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     changes: _containers.RepeatedCompositeFieldContainer[UserChange]
-    def __init__(self, app_id: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[UserChange, _Mapping]]] = ...) -> None: ...
+    segments_changed: bool
+    def __init__(self, app_id: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[UserChange, _Mapping]]] = ..., segments_changed: _Optional[bool] = ...) -> None: ...
 
 class ApplyUserChangesResponse(_message.Message):
     __slots__ = ()
