@@ -31,11 +31,14 @@ def _version(text: str) -> tuple[int, ...] | None:
 def exclusion(
     campaign: pb.Campaign,
     user: common_pb2.UserContext,
-    request: pb.RequestContext,
+    request: pb.RequestContext | None,
     now: datetime,
     on_request: bool = True,
 ) -> Exclusion | None:
-    """The first rule excluding the campaign, or None when it is eligible."""
+    """The first rule excluding the campaign, or None when it is eligible.
+
+    Without a request (a triggered send coming due, before any client asked) the rules about
+    the client — platform, app version, screen — are left for when a client asks."""
     if campaign.status != pb.CAMPAIGN_STATUS_ACTIVE:
         return Exclusion("NOT_ACTIVE", f"status is {pb.CampaignStatus.Name(campaign.status)}")
     if campaign.HasField("start_time") and now < to_datetime(campaign.start_time):
@@ -52,6 +55,8 @@ def exclusion(
     excluded_by = member.intersection(audience.exclude_segment_ids)
     if excluded_by:
         return Exclusion("NOT_IN_AUDIENCE", f"in excluded segment {sorted(excluded_by)[0]}")
+    if request is None:
+        return None
     if audience.platforms and request.platform not in audience.platforms:
         return Exclusion("PLATFORM", f"not shown on {common_pb2.Platform.Name(request.platform)}")
     if audience.min_app_version or audience.max_app_version:
@@ -111,3 +116,7 @@ def pick_content(variant: pb.Variant, *locales: str) -> pb.LocalizedContent:
     if default is not None:
         return default
     return variant.contents[0]
+
+
+# Exclusions of a pending triggered message that waiting cannot lift: the message is dropped.
+PERMANENT = frozenset({"NOT_ACTIVE", "AFTER_END", "NOT_IN_AUDIENCE"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from nudge.decision.v1 import (
@@ -14,7 +15,12 @@ from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.decision.catalog import CampaignCatalog
-from services.decision.servicer import Decider, DecisionInternalServicer, DecisionServicer
+from services.decision.contexts import UserContexts
+from services.decision.decider import Decider
+from services.decision.release import Releaser
+from services.decision.servicer import DecisionInternalServicer, DecisionServicer
+from services.decision.settings import DecisionSettings
+from services.decision.states import UserStates
 from services.decision.store import CAMPAIGNS_CHANNEL
 
 POLICY = AccessPolicy({
@@ -25,9 +31,15 @@ POLICY = AccessPolicy({
 
 
 async def wire(host: ServiceHost) -> None:
+    settings = DecisionSettings.from_env()
     catalog = CampaignCatalog(host.pool)
     host.listener(CAMPAIGNS_CHANNEL, catalog.invalidate)
-    decider = Decider(host.pool, catalog, host.clock, host.peers["segmentation"])
+    contexts = UserContexts(host.peers["segmentation"], host.clock, settings.context_cache_size,
+                            timedelta(seconds=settings.context_ttl_seconds))
+    decider = Decider(host.pool, catalog, contexts, UserStates(host.pool, settings.state_cache_size), host.clock)
+    releaser = Releaser(decider, host.peers["delivery"], settings.release_batch, settings.release_poll_seconds)
+    decider.on_due = releaser.wake
+    host.run_in_background(releaser.run(), "release")
     decision_service_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(decider), host.server)
     decision_internal_service_pb2_grpc.add_DecisionInternalServiceServicer_to_server(
         DecisionInternalServicer(decider), host.server)

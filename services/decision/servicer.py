@@ -2,79 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import timedelta
 
 import asyncpg
 
-from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grpc
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.decision.v1 import decision_service_pb2_grpc as pb_grpc
-from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_pb
-from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_grpc
 from nudgelib.calls import current_app_id
-from nudgelib.clients import Peer
-from nudgelib.clock import Clock
 from nudgelib.errors import Aborted, InvalidArgument, NotFound
 from nudgelib.pagination import page_size
-from nudgelib.protoconv import set_timestamp, to_timedelta, to_timestamp
 from nudgelib.timezones import is_valid_time_zone
 from services.decision import store
-from services.decision.catalog import CampaignCatalog
-from services.decision.eligibility import CONTROL, assign_variant, exclusion, pick_content, rank_key
+from services.decision.decider import Decider
 from services.decision.validation import campaign_violations, settings_violations
 
-DEFAULT_TTL = timedelta(hours=24)
 MAX_PULL = 10
-
-
-class Decider:
-    """The pull path: user context, catalog, eligibility, variants, one commit."""
-
-    def __init__(self, pool: asyncpg.Pool, catalog: CampaignCatalog, clock: Clock, segmentation: Peer) -> None:
-        self.pool = pool
-        self.catalog = catalog
-        self.clock = clock
-        self._segmentation = segmentation
-        self._seg_stub = seg_grpc.SegmentationInternalServiceStub(segmentation.channel)
-
-    async def user_context(self, app_id: str, user_id: str) -> common_pb2.UserContext:
-        response = await self._segmentation.call(
-            self._seg_stub.GetUserContext, seg_pb.GetUserContextRequest(app_id=app_id, user_id=user_id))
-        return response.context
-
-    async def decide(self, app_id: str, user_id: str, context: pb.RequestContext,
-                     limit: int) -> internal_pb.DecideResponse:
-        user = await self.user_context(app_id, user_id)
-        catalog = await self.catalog.get(app_id)
-        now = self.clock.now()
-        decisions: list[internal_pb.Decision] = []
-        for campaign in catalog.campaigns:
-            if len(decisions) >= limit:
-                break
-            if exclusion(campaign, user, context, now) is not None:
-                continue
-            arm = assign_variant(campaign, user_id)
-            if arm == CONTROL:
-                continue
-            variant = next(v for v in campaign.variants if v.id == arm)
-            content = pick_content(variant, context.locale, user.locale, catalog.settings.default_locale)
-            ttl = to_timedelta(campaign.message_ttl) or DEFAULT_TTL
-            decisions.append(internal_pb.Decision(
-                message_id=f"msg_{uuid.uuid4().hex}",
-                campaign_id=campaign.id,
-                campaign_version=campaign.version,
-                variant_id=variant.id,
-                content=content.content,
-                locale=content.locale,
-                expire_time=to_timestamp(now + ttl),
-            ))
-        if decisions:
-            await store.record_deliveries(self.pool, app_id, user_id, now, [
-                store.Delivery(d.message_id, d.campaign_id, d.variant_id) for d in decisions])
-        return internal_pb.DecideResponse(decisions=decisions, user=user)
 
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
@@ -138,28 +81,9 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         return pb.SetCampaignStatusResponse(campaign=saved)
 
     async def ExplainDecision(self, request: pb.ExplainDecisionRequest, context) -> pb.ExplainDecisionResponse:
-        app_id = current_app_id()
         if not request.user_id:
             raise InvalidArgument.field("user_id", "is required")
-        user = await self._d.user_context(app_id, request.user_id)
-        campaigns = sorted(await store.list_campaigns(self._d.pool, app_id, "", 100_000, 0), key=rank_key)
-        now = self._d.clock.now()
-        chosen = False
-        out = pb.ExplainDecisionResponse(user=user)
-        for c in campaigns:
-            item = out.campaigns.add(campaign_id=c.id, campaign_name=c.name)
-            why = exclusion(c, user, request.context, now)
-            if why is not None:
-                item.verdict, item.reason, item.detail = pb.VERDICT_EXCLUDED, why.reason, why.detail
-                set_timestamp(item.until_time, why.until)
-            elif assign_variant(c, request.user_id) == CONTROL:
-                item.verdict, item.reason, item.detail = pb.VERDICT_CONTROL, "CONTROL_GROUP", "user is in the control group"
-            elif chosen:
-                item.verdict, item.reason, item.detail = pb.VERDICT_LOWER_PRIORITY, "LOWER_PRIORITY", "a higher-ranked campaign was chosen"
-            else:
-                item.verdict = pb.VERDICT_CHOSEN
-                chosen = True
-        return out
+        return await self._d.explain(current_app_id(), request.user_id, request.context)
 
     async def GetAppSettings(self, request: pb.GetAppSettingsRequest, context) -> pb.GetAppSettingsResponse:
         return pb.GetAppSettingsResponse(settings=await store.get_settings(self._d.pool, current_app_id()))
@@ -183,17 +107,22 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
         self._d = decider
 
     async def ApplyEvents(self, request: internal_pb.ApplyEventsRequest, context) -> internal_pb.ApplyEventsResponse:
-        applied = await store.apply_events(self._d.pool, request.app_id, list(request.events))
+        applied = await self._d.apply_events(request.app_id, list(request.events))
         return internal_pb.ApplyEventsResponse(applied_count=applied)
+
+    async def ApplyUserChanges(self, request: internal_pb.ApplyUserChangesRequest,
+                               context) -> internal_pb.ApplyUserChangesResponse:
+        await self._d.apply_user_changes(request)
+        return internal_pb.ApplyUserChangesResponse()
 
     async def Decide(self, request: internal_pb.DecideRequest, context) -> internal_pb.DecideResponse:
         if not request.user_id:
             raise InvalidArgument.field("user_id", "is required")
         limit = min(request.limit or 1, MAX_PULL)
-        return await self._d.decide(request.app_id, request.user_id, request.context, limit)
+        return await self._d.decide(request.app_id, request.user_id, request.context, limit, list(request.pending))
 
     async def EraseUser(self, request: internal_pb.EraseUserRequest, context) -> internal_pb.EraseUserResponse:
-        await store.erase_user(self._d.pool, request.app_id, request.user_id)
+        await self._d.erase_user(request.app_id, request.user_id)
         return internal_pb.EraseUserResponse()
 
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import asyncpg
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.protoconv import set_timestamp
+from services.decision.caps import Delivered
+from services.decision.selection import UserState
+
+T = TypeVar("T")
 
 CAMPAIGNS_CHANNEL = "nudge_campaigns"
 
@@ -103,34 +109,155 @@ async def put_settings(pool: asyncpg.Pool, app_id: str, settings: pb.AppSettings
     await pool.execute("SELECT pg_notify($1, $2)", CAMPAIGNS_CHANNEL, app_id)
 
 
-@dataclass(frozen=True)
-class Delivery:
-    message_id: str
-    campaign_id: str
-    variant_id: str
-
-
-async def record_deliveries(pool: asyncpg.Pool, app_id: str, user_id: str, at: datetime,
-                            deliveries: list[Delivery]) -> None:
-    """Counts messages as handed out: one statement, one commit, however many messages."""
-    await pool.execute(
-        """INSERT INTO deliveries (app_id, user_id, message_id, campaign_id, variant_id, delivered_at)
-           SELECT $1, $2, m, c, v, $3 FROM unnest($4::text[], $5::text[], $6::text[]) AS t(m, c, v)""",
-        app_id, user_id, at,
-        [d.message_id for d in deliveries], [d.campaign_id for d in deliveries], [d.variant_id for d in deliveries])
-
-
-async def apply_events(pool: asyncpg.Pool, app_id: str, events: list[common_pb2.Event]) -> int:
-    """Records events once each (triggers build on this); returns how many were new."""
-    rows = await pool.fetch(
-        """INSERT INTO applied_events (app_id, event_id, user_id, name)
-           SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
-           ON CONFLICT DO NOTHING RETURNING 1""",
-        app_id, [e.event_id for e in events], [e.user_id for e in events], [e.name for e in events])
-    return len(rows)
+async def apply_events(pool: asyncpg.Pool, app_id: str, events: list[common_pb2.Event],
+                       react: Callable[[list[common_pb2.Event]], tuple[list[NewPending], list[tuple[str, str, datetime]]]],
+                       ) -> tuple[int, list[NewPending]]:
+    """Records events once each and, in the same transaction, the triggered sends they start
+    and the pending sends they cancel (`react` decides both for the new events only), so a
+    redelivered batch has no second effect and a crash loses nothing."""
+    async with pool.acquire() as conn, conn.transaction():
+        new_ids = {r["event_id"] for r in await conn.fetch(
+            """INSERT INTO applied_events (app_id, event_id, user_id, name)
+               SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+               ON CONFLICT DO NOTHING RETURNING event_id""",
+            app_id, [e.event_id for e in events], [e.user_id for e in events], [e.name for e in events])}
+        fresh = [e for e in events if e.event_id in new_ids]
+        if not fresh:
+            return 0, []
+        sends, cancels = react(fresh)
+        added = await _add_pending(conn, app_id, sends)
+        await _cancel_pending(conn, app_id, cancels)
+    return len(fresh), added
 
 
 async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("DELETE FROM deliveries WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM applied_events WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        await conn.execute("DELETE FROM variant_assignments WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        await conn.execute("DELETE FROM pending_sends WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+
+
+# ---------------------------------------------------------------- user state and reservation
+
+
+def _user_lock_key(app_id: str, user_id: str) -> str:
+    return f"{app_id}\x1f{user_id}"
+
+
+async def load_state(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, user_id: str) -> UserState:
+    rows = await conn.fetch(
+        """SELECT 'd' AS kind, campaign_id, variant_id, tags, counts_toward_app_caps, delivered_at AS at
+           FROM deliveries WHERE app_id = $1 AND user_id = $2
+           UNION ALL
+           SELECT 'a', campaign_id, variant_id, NULL, NULL, assigned_at
+           FROM variant_assignments WHERE app_id = $1 AND user_id = $2""",
+        app_id, user_id)
+    state = UserState()
+    for r in rows:
+        if r["kind"] == "d":
+            state.history.append(Delivered(r["campaign_id"], tuple(r["tags"]), r["at"], r["counts_toward_app_caps"]))
+        else:
+            state.arms[r["campaign_id"]] = r["variant_id"]
+    state.history.sort(key=lambda d: d.at)
+    return state
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What a pull hands out, to be written in one transaction."""
+
+    deliveries: list[tuple[str, str, str, tuple[str, ...], bool]]  # message, campaign, variant, tags, counts
+    arms: list[tuple[str, str]]  # campaign, variant ('' control), assigned now
+
+
+async def reserve(pool: asyncpg.Pool, app_id: str, user_id: str, at: datetime,
+                  plan: Callable[[UserState], tuple[Reservation, T]]) -> tuple[T, UserState]:
+    """Runs `plan` on the user's state read under a per-user lock and writes its reservation,
+    all in one transaction, so replicas serving the same user at once never exceed a cap."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", _user_lock_key(app_id, user_id))
+        state = await load_state(conn, app_id, user_id)
+        reservation, result = plan(state)
+        if reservation.deliveries or reservation.arms:
+            d, a = reservation.deliveries, reservation.arms
+            await conn.execute(
+                """WITH d AS (
+                       INSERT INTO deliveries (app_id, user_id, message_id, campaign_id, variant_id, tags,
+                                               counts_toward_app_caps, delivered_at)
+                       SELECT $1, $2, m, c, v, string_to_array(t, E'\\x1f'), k, $3
+                       FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) AS x(m, c, v, t, k)
+                       RETURNING 1)
+                   INSERT INTO variant_assignments (app_id, user_id, campaign_id, variant_id, assigned_at)
+                   SELECT $1, $2, c, v, $3 FROM unnest($9::text[], $10::text[]) AS y(c, v)
+                   ON CONFLICT DO NOTHING""",
+                app_id, user_id, at,
+                [x[0] for x in d], [x[1] for x in d], [x[2] for x in d],
+                ["\x1f".join(x[3]) for x in d], [x[4] for x in d],
+                [x[0] for x in a], [x[1] for x in a])
+            for message_id, campaign_id, variant_id, tags, counts in d:
+                state.history.append(Delivered(campaign_id, tags, at, counts))
+            for campaign_id, variant_id in a:
+                state.arms.setdefault(campaign_id, variant_id)
+    return result, state
+
+
+# ---------------------------------------------------------------- pending triggered sends
+
+
+@dataclass(frozen=True)
+class NewPending:
+    id: str
+    user_id: str
+    campaign_id: str
+    trigger_index: int
+    cause: str
+    triggered_at: datetime
+    due_at: datetime
+    expire_at: datetime
+    event_properties: str  # JSON
+
+
+async def _add_pending(conn: asyncpg.Connection, app_id: str, sends: list[NewPending]) -> list[NewPending]:
+    """Stores triggered sends, once per (campaign, user, cause); returns those that are new."""
+    if not sends:
+        return []
+    rows = await conn.fetch(
+        """INSERT INTO pending_sends (app_id, id, user_id, campaign_id, trigger_index, cause, triggered_at,
+                                      due_at, expire_at, event_properties)
+           SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+                                    $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::jsonb[])
+           ON CONFLICT DO NOTHING RETURNING id""",
+        app_id, [s.id for s in sends], [s.user_id for s in sends], [s.campaign_id for s in sends],
+        [s.trigger_index for s in sends], [s.cause for s in sends], [s.triggered_at for s in sends],
+        [s.due_at for s in sends], [s.expire_at for s in sends], [s.event_properties for s in sends])
+    added = {r["id"] for r in rows}
+    return [s for s in sends if s.id in added]
+
+
+async def add_pending(pool: asyncpg.Pool, app_id: str, sends: list[NewPending]) -> list[NewPending]:
+    async with pool.acquire() as conn:
+        return await _add_pending(conn, app_id, sends)
+
+
+async def _cancel_pending(conn: asyncpg.Connection, app_id: str,
+                          cancels: list[tuple[str, str, datetime]]) -> int:
+    """Cancels pending sends of (user, campaign) triggered at or before the exception event."""
+    if not cancels:
+        return 0
+    result = await conn.execute(
+        """UPDATE pending_sends p SET status = 'cancelled', outcome = 'EXCEPTION_EVENT', updated_at = now()
+           FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS x(u, c, at)
+           WHERE p.app_id = $1 AND p.status = 'pending' AND p.user_id = x.u AND p.campaign_id = x.c
+             AND p.triggered_at <= x.at""",
+        app_id, [c[0] for c in cancels], [c[1] for c in cancels], [c[2] for c in cancels])
+    return int(result.split()[-1])
+
+
+async def pending_for_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT * FROM pending_sends WHERE app_id = $1 AND user_id = $2 ORDER BY triggered_at", app_id, user_id)
+
+
+async def next_due(pool: asyncpg.Pool) -> datetime | None:
+    return await pool.fetchval("SELECT min(due_at) FROM pending_sends WHERE status = 'pending'")

@@ -27,16 +27,18 @@ class ApplyEventsResponse(_message.Message):
     def __init__(self, applied_count: _Optional[int] = ...) -> None: ...
 
 class UserChange(_message.Message):
-    __slots__ = ("user_id", "entered_segment_ids", "exited_segment_ids", "context")
+    __slots__ = ("user_id", "entered_segment_ids", "exited_segment_ids", "context", "change_id")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ENTERED_SEGMENT_IDS_FIELD_NUMBER: _ClassVar[int]
     EXITED_SEGMENT_IDS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     entered_segment_ids: _containers.RepeatedScalarFieldContainer[str]
     exited_segment_ids: _containers.RepeatedScalarFieldContainer[str]
     context: _common_pb2.UserContext
-    def __init__(self, user_id: _Optional[str] = ..., entered_segment_ids: _Optional[_Iterable[str]] = ..., exited_segment_ids: _Optional[_Iterable[str]] = ..., context: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ...) -> None: ...
+    change_id: str
+    def __init__(self, user_id: _Optional[str] = ..., entered_segment_ids: _Optional[_Iterable[str]] = ..., exited_segment_ids: _Optional[_Iterable[str]] = ..., context: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ..., change_id: _Optional[str] = ...) -> None: ...
 
 class ApplyUserChangesRequest(_message.Message):
     __slots__ = ("app_id", "changes", "segments_changed")
@@ -53,16 +55,18 @@ class ApplyUserChangesResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class DecideRequest(_message.Message):
-    __slots__ = ("app_id", "user_id", "context", "limit")
+    __slots__ = ("app_id", "user_id", "context", "limit", "pending")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     user_id: str
     context: _decision_service_pb2.RequestContext
     limit: int
-    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., context: _Optional[_Union[_decision_service_pb2.RequestContext, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+    pending: _containers.RepeatedCompositeFieldContainer[Decision]
+    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., context: _Optional[_Union[_decision_service_pb2.RequestContext, _Mapping]] = ..., limit: _Optional[int] = ..., pending: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ...) -> None: ...
 
 class Decision(_message.Message):
     __slots__ = ("message_id", "campaign_id", "campaign_version", "variant_id", "content", "locale", "expire_time", "event_properties")
@@ -85,12 +89,16 @@ class Decision(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., locale: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
-    __slots__ = ("decisions", "user")
+    __slots__ = ("decisions", "user", "control_exposures", "dropped_message_ids")
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_EXPOSURES_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
     decisions: _containers.RepeatedCompositeFieldContainer[Decision]
     user: _common_pb2.UserContext
-    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., user: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ...) -> None: ...
+    control_exposures: _containers.RepeatedCompositeFieldContainer[Decision]
+    dropped_message_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., user: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ..., control_exposures: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., dropped_message_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EraseUserRequest(_message.Message):
     __slots__ = ("app_id", "user_id")

@@ -1,0 +1,105 @@
+"""Frequency caps: pure functions over a user's delivery history.
+
+All rules apply together; the first one that is full (in the order: campaign lifetime,
+re-eligibility, app rules as listed) is reported with the instant it frees up. "Calendar"
+periods are days or ISO weeks (Monday first) in the user's time zone: "3 per calendar day"
+allows 3 messages between local midnights, whereas "3 per rolling 24 h" allows 3 in any 24
+hours. A campaign that bypasses app caps is limited only by its own caps, and its messages
+do not count toward app rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib.protoconv import to_timedelta
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One message handed to the user."""
+
+    campaign_id: str
+    tags: tuple[str, ...]
+    at: datetime
+    counts_toward_app_caps: bool = True
+
+
+@dataclass(frozen=True)
+class Capped:
+    rule: str  # cap rule id, or `lifetime` / `reeligibility`
+    until: datetime | None  # None: never frees up
+
+    def detail(self) -> str:
+        if self.until is None:
+            return f"capped by {self.rule}"
+        return f"capped by {self.rule} until {self.until.isoformat()}"
+
+
+def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=tz)
+
+
+def _period_start(day: date, rule: pb.CapRule) -> date:
+    """First local day of the calendar period that contains `day`."""
+    if rule.WhichOneof("period") == "calendar_weeks":
+        monday = day - timedelta(days=day.isoweekday() - 1)
+        return monday - timedelta(weeks=rule.calendar_weeks - 1)
+    return day - timedelta(days=rule.calendar_days - 1)
+
+
+def _period_unit(rule: pb.CapRule) -> timedelta:
+    return timedelta(weeks=1) if rule.WhichOneof("period") == "calendar_weeks" else timedelta(days=1)
+
+
+def _app_rule(rule: pb.CapRule, history: Sequence[Delivered], tz: ZoneInfo, now: datetime) -> Capped | None:
+    counted = sorted(d.at for d in history
+                     if d.counts_toward_app_caps and (not rule.tag or rule.tag in d.tags))
+    if rule.WhichOneof("period") == "rolling":
+        span = to_timedelta(rule.rolling)
+        recent = [at for at in counted if at > now - span]
+        if len(recent) < rule.max_messages:
+            return None
+        # Frees up when enough of the oldest fall out of the window.
+        return Capped(rule.id, recent[len(recent) - rule.max_messages] + span)
+    today = now.astimezone(tz).date()
+    start = _period_start(today, rule)
+    days = sorted(at.astimezone(tz).date() for at in counted)
+    if sum(1 for d in days if d >= start) < rule.max_messages:
+        return None
+    # Step period by period until the window no longer holds max_messages.
+    unit = _period_unit(rule)
+    anchor = today if unit.days == 1 else today - timedelta(days=today.isoweekday() - 1)
+    for step in range(1, 400):
+        later = anchor + unit * step
+        if sum(1 for d in days if d >= _period_start(later, rule)) < rule.max_messages:
+            return Capped(rule.id, _local_midnight(later, tz))
+    return Capped(rule.id, None)
+
+
+def check(campaign: pb.Campaign, rules: Iterable[pb.CapRule], history: Sequence[Delivered],
+          tz: ZoneInfo, now: datetime) -> Capped | None:
+    """The first full cap for sending `campaign` to this user now, or None."""
+    own = [d for d in history if d.campaign_id == campaign.id]
+    caps = campaign.caps
+    if caps.lifetime_max and len(own) >= caps.lifetime_max:
+        return Capped("lifetime", None)
+    interval = to_timedelta(caps.reeligibility_interval)
+    if interval and own:
+        eligible_again = max(d.at for d in own) + interval
+        if eligible_again > now:
+            return Capped("reeligibility", eligible_again)
+    if caps.bypass_app_caps:
+        return None
+    tags = set(campaign.tags)
+    for rule in rules:
+        if rule.tag and rule.tag not in tags:
+            continue
+        capped = _app_rule(rule, history, tz, now)
+        if capped is not None:
+            return capped
+    return None

@@ -1,0 +1,134 @@
+"""Decision's I/O around the pure rules: the pull path, Explain, and what events and
+segmentation's announcements do to pending triggered sends."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import asyncpg
+from google.protobuf import json_format
+
+from nudge.common.v1 import common_pb2
+from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
+from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib.clock import Clock
+from nudgelib.protoconv import set_timestamp, to_datetime
+from services.decision import store, triggers
+from services.decision.catalog import AppCatalog, CampaignCatalog
+from services.decision.contexts import UserContexts
+from services.decision.eligibility import rank_key
+from services.decision.plan import DEFAULT_TTL, plan_pull
+from services.decision.selection import select
+from services.decision.states import UserStates
+
+
+class Decider:
+    def __init__(self, pool: asyncpg.Pool, catalog: CampaignCatalog, contexts: UserContexts,
+                 states: UserStates, clock: Clock, on_due: Callable[[], None] = lambda: None) -> None:
+        self.pool = pool
+        self.catalog = catalog
+        self.contexts = contexts
+        self.states = states
+        self.clock = clock
+        # Called when a triggered send is due now, so the releaser need not wait for its poll.
+        self.on_due = on_due
+
+    # ------------------------------------------------------------ the pull path
+
+    async def decide(self, app_id: str, user_id: str, request: pb.RequestContext, limit: int,
+                     pending: list[internal_pb.Decision]) -> internal_pb.DecideResponse:
+        user = await self.contexts.get(app_id, user_id)
+        catalog = await self.catalog.get(app_id)
+        now = self.clock.now()
+        plan = plan_pull(catalog, user, request, await self.states.get(app_id, user_id), now, limit, pending)
+        if plan.writes:
+            # Plan again under the user's lock from fresh state, and write that plan.
+            plan, fresh = await store.reserve(
+                self.pool, app_id, user_id, now,
+                lambda state: ((p := plan_pull(catalog, user, request, state, now, limit, pending)).reservation, p))
+            self.states.put(app_id, user_id, fresh)
+        return internal_pb.DecideResponse(decisions=plan.decisions, user=user, control_exposures=plan.controls,
+                                          dropped_message_ids=plan.dropped)
+
+    async def explain(self, app_id: str, user_id: str, request: pb.RequestContext) -> pb.ExplainDecisionResponse:
+        user = await self.contexts.get(app_id, user_id, fresh=True)
+        catalog = await self.catalog.get(app_id)
+        state = await store.load_state(self.pool, app_id, user_id)
+        everything = sorted(await store.list_campaigns(self.pool, app_id, "", 100_000, 0), key=rank_key)
+        out = pb.ExplainDecisionResponse(user=user)
+        for v in select(everything, catalog.settings, user, request, state, self.clock.now(), 1):
+            item = out.campaigns.add(campaign_id=v.campaign.id, campaign_name=v.campaign.name, verdict=v.verdict)
+            if v.exclusion is not None:
+                item.reason, item.detail = v.exclusion.reason, v.exclusion.detail
+                set_timestamp(item.until_time, v.exclusion.until)
+        return out
+
+    # ------------------------------------------------------------ triggers
+
+    def _react(self, catalog: AppCatalog, now: datetime):
+        """What new events do: the sends they start and the pending sends they cancel."""
+
+        def react(events: list[common_pb2.Event]):
+            sends, cancels = [], []
+            exceptions: dict[str, list[pb.Campaign]] = {}
+            for c in catalog.campaigns:
+                for t in c.triggers:
+                    for name in t.exception_events:
+                        exceptions.setdefault(name, []).append(c)
+            for e in sorted(events, key=lambda e: (e.occurred_time.seconds, e.occurred_time.nanos)):
+                occurred = to_datetime(e.occurred_time)
+                properties = json_format.MessageToDict(e.properties)
+                for firing in triggers.fired_by_event(catalog.campaigns, e.name, properties, occurred):
+                    sends.append(self._pending(firing, e.user_id, f"event:{e.event_id}", occurred,
+                                               json.dumps(properties), now))
+                for c in exceptions.get(e.name, ()):
+                    cancels.append((e.user_id, c.id, occurred))
+            return sends, cancels
+
+        return react
+
+    @staticmethod
+    def _pending(firing: triggers.Firing, user_id: str, cause: str, at: datetime, properties: str,
+                 now: datetime) -> store.NewPending:
+        # A trigger whose delay has already passed (a late event) is due now, not in the past.
+        due = max(firing.due, now)
+        return store.NewPending(
+            id=f"msg_{uuid.uuid4().hex}", user_id=user_id, campaign_id=firing.campaign.id,
+            trigger_index=firing.trigger_index, cause=cause, triggered_at=at, due_at=due,
+            expire_at=triggers.expiry(firing.campaign, due, DEFAULT_TTL), event_properties=properties)
+
+    async def apply_events(self, app_id: str, events: list[common_pb2.Event]) -> int:
+        catalog = await self.catalog.get(app_id)
+        now = self.clock.now()
+        applied, added = await store.apply_events(self.pool, app_id, events, self._react(catalog, now))
+        if any(p.due_at <= now for p in added):
+            self.on_due()
+        return applied
+
+    async def apply_user_changes(self, request: internal_pb.ApplyUserChangesRequest) -> None:
+        app_id = request.app_id
+        if request.segments_changed:
+            self.contexts.segments_changed(app_id)
+        catalog = await self.catalog.get(app_id)
+        now = self.clock.now()
+        sends = []
+        for change in request.changes:
+            if change.HasField("context"):
+                self.contexts.put(app_id, change.context)
+            if not change.entered_segment_ids:
+                continue
+            key = change.change_id or f"{change.context.last_seen_time.seconds}.{change.context.last_seen_time.nanos}"
+            for firing in triggers.fired_by_segment_entry(catalog.campaigns, change.entered_segment_ids, now):
+                segment = firing.campaign.triggers[firing.trigger_index].segment_entered_id
+                sends.append(self._pending(firing, change.user_id, f"segment:{segment}:{key}", now, "{}", now))
+        added = await store.add_pending(self.pool, app_id, sends)
+        if any(p.due_at <= now for p in added):
+            self.on_due()
+
+    async def erase_user(self, app_id: str, user_id: str) -> None:
+        await store.erase_user(self.pool, app_id, user_id)
+        self.states.forget(app_id, user_id)
+        self.contexts.forget(app_id, user_id)

@@ -1,0 +1,103 @@
+"""The plan of one pull: which pending triggered messages and on-request campaigns are handed
+out, which control exposures are new, which pending messages can never go. Pure.
+
+Pending messages come first (in campaign rank order), then on-request campaigns fill the rest
+of the limit. The plan is made once from cached state, and — if it hands anything out or
+records anything — made again under the user's lock from fresh state; only that second plan
+is written and returned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from nudge.common.v1 import common_pb2
+from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
+from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib.protoconv import to_datetime, to_timedelta, to_timestamp
+from services.decision.catalog import AppCatalog
+from services.decision.eligibility import PERMANENT, exclusion, pick_content, rank_key
+from services.decision.selection import UserState, delivered, select, timing_exclusion
+from services.decision.store import Reservation
+
+DEFAULT_TTL = timedelta(hours=24)
+
+
+@dataclass
+class PullPlan:
+    decisions: list[internal_pb.Decision] = field(default_factory=list)
+    controls: list[internal_pb.Decision] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    reservation: Reservation = field(default_factory=lambda: Reservation([], []))
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.reservation.deliveries or self.reservation.arms)
+
+
+def on_request_decision(campaign: pb.Campaign, variant_id: str, locales: tuple[str, ...],
+                        now: datetime) -> internal_pb.Decision:
+    variant = next(v for v in campaign.variants if v.id == variant_id)
+    content = pick_content(variant, *locales)
+    ttl = to_timedelta(campaign.message_ttl) or DEFAULT_TTL
+    return internal_pb.Decision(
+        message_id=f"msg_{uuid.uuid4().hex}", campaign_id=campaign.id, campaign_version=campaign.version,
+        variant_id=variant.id, content=content.content, locale=content.locale,
+        expire_time=to_timestamp(now + ttl))
+
+
+def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.RequestContext,
+              state: UserState, now: datetime, limit: int,
+              pending: list[internal_pb.Decision]) -> PullPlan:
+    plan = PullPlan()
+    by_id = {c.id: c for c in catalog.campaigns}
+    history = list(state.history)
+    deliveries, arms = [], []
+
+    def rank(p: internal_pb.Decision):
+        c = by_id.get(p.campaign_id)
+        return rank_key(c) if c else (0, "")
+
+    for p in sorted(pending, key=rank):
+        campaign = by_id.get(p.campaign_id)
+        expires = to_datetime(p.expire_time) if p.HasField("expire_time") else None
+        if campaign is None or (expires is not None and now >= expires):
+            plan.dropped.append(p.message_id)
+            continue
+        why = exclusion(campaign, user, request, now, on_request=False) or timing_exclusion(
+            campaign, catalog.settings, user, history, now)
+        if why is not None:
+            never = why.until is None or (expires is not None and why.until >= expires)
+            if why.reason in PERMANENT or (why.reason == "CAPPED" and never):
+                plan.dropped.append(p.message_id)
+            continue
+        if len(plan.decisions) >= limit:
+            continue
+        plan.decisions.append(p)
+        record = delivered(campaign, now)
+        history.append(record)
+        deliveries.append((p.message_id, campaign.id, p.variant_id, record.tags, record.counts_toward_app_caps))
+        if campaign.id not in state.arms:
+            arms.append((campaign.id, p.variant_id))
+
+    locales = (request.locale, user.locale, catalog.settings.default_locale)
+    verdicts = select(list(catalog.campaigns), catalog.settings, user, request,
+                      UserState(history, state.arms), now, limit - len(plan.decisions))
+    for v in verdicts:
+        if v.verdict == pb.VERDICT_CHOSEN:
+            decision = on_request_decision(v.campaign, v.arm, locales, now)
+            plan.decisions.append(decision)
+            record = delivered(v.campaign, now)
+            deliveries.append((decision.message_id, v.campaign.id, v.arm, record.tags,
+                               record.counts_toward_app_caps))
+            if v.new_arm:
+                arms.append((v.campaign.id, v.arm))
+        elif v.verdict == pb.VERDICT_CONTROL and v.new_arm:
+            arms.append((v.campaign.id, v.arm))
+            plan.controls.append(internal_pb.Decision(
+                message_id=f"ctl_{uuid.uuid4().hex}", campaign_id=v.campaign.id,
+                campaign_version=v.campaign.version, variant_id="", expire_time=to_timestamp(now)))
+    plan.reservation = Reservation(deliveries, arms)
+    return plan

@@ -1,0 +1,148 @@
+"""Releases triggered sends when they come due: claimed by exactly one replica, re-checked,
+then handed to delivery, deferred, or dropped.
+
+At release: a stopped, ended or no-longer-targeted campaign, or an expired message, is
+dropped; outside the send window the send is deferred to the next opening (or dropped if the
+campaign says so or it would expire first); in quiet hours, to their end; when a cap is full,
+to when it frees up (or dropped if that is after expiry); a control-group user gets nothing
+and the exposure is recorded. What passes goes to delivery's inbox. Caps are counted later,
+when delivery hands the message to a client (Decide with `pending`), which checks them again.
+
+Rows are claimed with FOR UPDATE SKIP LOCKED in a transaction that lasts until delivery has
+the messages; if delivery is down, nothing is marked and the rows are claimed again later.
+Delivery keys the inbox on the message id, so a release repeated after a crash shows once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import structlog
+from google.protobuf import struct_pb2
+
+from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
+from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_pb
+from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
+from nudgelib.clients import Peer
+from nudgelib.protoconv import to_timestamp
+from services.decision import store
+from services.decision.decider import Decider
+from services.decision.eligibility import CONTROL, PERMANENT, exclusion, pick_content
+from services.decision.selection import arm_for, timing_exclusion
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # released | deferred | dropped | expired | control
+    reason: str = ""
+    due_at: datetime | None = None
+    decision: internal_pb.Decision | None = None
+    arm: tuple[str, str] | None = None  # (campaign, variant) to persist
+
+
+class Releaser:
+    def __init__(self, decider: Decider, delivery: Peer, batch: int, poll_seconds: float) -> None:
+        self._d = decider
+        self._delivery = delivery
+        self._stub = delivery_grpc.DeliveryInternalServiceStub(delivery.channel)
+        self._batch = batch
+        self._poll = poll_seconds
+        self._wake = asyncio.Event()
+
+    def wake(self, _payload: str | None = None) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            self._wake.clear()
+            try:
+                released = await self.release_due()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - delivery or the database is down: retry
+                log.warning("release_failed", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if released >= self._batch:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._poll)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _outcome(self, row: asyncpg.Record, now: datetime) -> Outcome:
+        app_id, user_id = row["app_id"], row["user_id"]
+        if now >= row["expire_at"]:
+            return Outcome("expired", "EXPIRED")
+        catalog = await self._d.catalog.get(app_id)
+        campaign = next((c for c in catalog.campaigns if c.id == row["campaign_id"]), None)
+        if campaign is None:
+            return Outcome("dropped", "NOT_ACTIVE")
+        user = await self._d.contexts.get(app_id, user_id)
+        state = await self._d.states.get(app_id, user_id)
+        why = exclusion(campaign, user, None, now, on_request=False) or timing_exclusion(
+            campaign, catalog.settings, user, state.history, now)
+        if why is not None:
+            if why.reason in PERMANENT:
+                return Outcome("dropped", why.reason)
+            drop_outside = why.reason == "OUTSIDE_WINDOW" and campaign.send_window.drop_outside_window
+            if drop_outside or why.until is None or why.until >= row["expire_at"]:
+                return Outcome("dropped", why.reason)
+            return Outcome("pending", why.reason, due_at=why.until)
+        arm, new = arm_for(campaign, user_id, state)
+        if arm == CONTROL:
+            return Outcome("control", "CONTROL_GROUP", arm=(campaign.id, CONTROL) if new else None)
+        variant = next(v for v in campaign.variants if v.id == arm)
+        content = pick_content(variant, user.locale, catalog.settings.default_locale)
+        properties = struct_pb2.Struct()
+        properties.update(json.loads(row["event_properties"]) if isinstance(row["event_properties"], str)
+                          else row["event_properties"])
+        return Outcome("released", decision=internal_pb.Decision(
+            message_id=row["id"], campaign_id=campaign.id, campaign_version=campaign.version,
+            variant_id=arm, content=content.content, locale=content.locale,
+            expire_time=to_timestamp(row["expire_at"]), event_properties=properties))
+
+    async def release_due(self) -> int:
+        """Handles one batch of due sends; returns how many rows it settled."""
+        now = self._d.clock.now()
+        async with self._d.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT * FROM pending_sends WHERE status = 'pending' AND due_at <= $1"
+                " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED", now, self._batch)
+            if not rows:
+                return 0
+            outcomes = [await self._outcome(r, now) for r in rows]
+            by_user: dict[tuple[str, str], list[internal_pb.Decision]] = defaultdict(list)
+            for r, o in zip(rows, outcomes):
+                if o.decision is not None:
+                    by_user[(r["app_id"], r["user_id"])].append(o.decision)
+            for (app_id, user_id), decisions in by_user.items():
+                await self._delivery.call(self._stub.EnqueueMessages, delivery_pb.EnqueueMessagesRequest(
+                    app_id=app_id, user_id=user_id, decisions=decisions))
+            controls = [(r, o) for r, o in zip(rows, outcomes) if o.arm is not None]
+            for r, o in controls:
+                await store.reserve(self._d.pool, r["app_id"], r["user_id"], now,
+                                    lambda _state, o=o: (store.Reservation([], [o.arm]), None))
+                self._d.states.forget(r["app_id"], r["user_id"])
+            await conn.execute(
+                """UPDATE pending_sends p SET status = x.status, outcome = x.outcome,
+                       due_at = coalesce(x.due_at, p.due_at), updated_at = now()
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                       AS x(app_id, id, status, outcome, due_at)
+                   WHERE p.app_id = x.app_id AND p.id = x.id""",
+                [r["app_id"] for r in rows], [r["id"] for r in rows], [o.status for o in outcomes],
+                [o.reason for o in outcomes], [o.due_at for o in outcomes])
+        for r, o in zip(rows, outcomes):
+            log.debug("pending_send_settled", app_id=r["app_id"], campaign_id=r["campaign_id"],
+                     status=o.status, reason=o.reason)
+        return len(rows)

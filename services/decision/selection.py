@@ -1,0 +1,93 @@
+"""Choosing messages for a user: every rule in order, for each campaign. Pure.
+
+The same function serves the pull path, the release of triggered sends and Explain, so
+what Explain says is what a pull does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from nudge.common.v1 import common_pb2
+from nudge.decision.v1 import decision_service_pb2 as pb
+from services.decision import caps, windows
+from services.decision.eligibility import CONTROL, Exclusion, assign_variant, exclusion
+
+
+@dataclass
+class UserState:
+    """What decision itself remembers of a user: deliveries and sticky arms."""
+
+    history: list[caps.Delivered] = field(default_factory=list)
+    arms: dict[str, str] = field(default_factory=dict)  # campaign id -> variant id ('' control)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    campaign: pb.Campaign
+    verdict: int  # pb.Verdict
+    arm: str = ""
+    exclusion: Exclusion | None = None
+    # Whether the arm was assigned now (to be persisted with the delivery or exposure).
+    new_arm: bool = False
+
+
+def arm_for(campaign: pb.Campaign, user_id: str, state: UserState) -> tuple[str, bool]:
+    """The user's arm: the persisted one while that variant still exists, else by hash."""
+    known = state.arms.get(campaign.id)
+    if known is not None and (known == CONTROL or any(v.id == known for v in campaign.variants)):
+        return known, False
+    return assign_variant(campaign, user_id), True
+
+
+def timing_exclusion(campaign: pb.Campaign, settings: pb.AppSettings, user: common_pb2.UserContext,
+                     history: list[caps.Delivered], now: datetime) -> Exclusion | None:
+    """Window, quiet hours and caps: the rules whose answer is "not now, but at <time>"."""
+    tz = windows.zone(user.time_zone, settings.default_time_zone)
+    if campaign.HasField("send_window") and not windows.is_open(campaign.send_window, tz, now):
+        opens = windows.next_opening(campaign.send_window, tz, now)
+        return Exclusion("OUTSIDE_WINDOW", f"outside the send window until {opens.isoformat() if opens else 'never'}",
+                         opens)
+    if settings.HasField("quiet_hours") and windows.is_open(settings.quiet_hours, tz, now):
+        ends = windows.next_closing(settings.quiet_hours, tz, now)
+        return Exclusion("QUIET_HOURS", f"quiet hours until {ends.isoformat() if ends else 'never'}", ends)
+    capped = caps.check(campaign, settings.cap_rules, history, tz, now)
+    if capped is not None:
+        return Exclusion("CAPPED", capped.detail(), capped.until)
+    return None
+
+
+def delivered(campaign: pb.Campaign, now: datetime) -> caps.Delivered:
+    return caps.Delivered(campaign.id, tuple(campaign.tags), now, not campaign.caps.bypass_app_caps)
+
+
+def select(campaigns: list[pb.Campaign], settings: pb.AppSettings, user: common_pb2.UserContext,
+           request: pb.RequestContext, state: UserState, now: datetime, limit: int,
+           on_request: bool = True) -> list[Verdict]:
+    """A verdict for every campaign, in rank order; at most `limit` are CHOSEN.
+
+    Each chosen message counts toward the caps of those after it in the same pull.
+    """
+    history = list(state.history)
+    out: list[Verdict] = []
+    chosen = 0
+    for campaign in campaigns:
+        why = exclusion(campaign, user, request, now, on_request=on_request) or timing_exclusion(
+            campaign, settings, user, history, now)
+        if why is not None:
+            out.append(Verdict(campaign, pb.VERDICT_EXCLUDED, exclusion=why))
+            continue
+        if chosen >= limit:
+            out.append(Verdict(campaign, pb.VERDICT_LOWER_PRIORITY, exclusion=Exclusion(
+                "LOWER_PRIORITY", "higher-ranked campaigns filled the request")))
+            continue
+        arm, new = arm_for(campaign, user.user_id, state)
+        if arm == CONTROL:
+            out.append(Verdict(campaign, pb.VERDICT_CONTROL, arm, Exclusion(
+                "CONTROL_GROUP", "the user is in the control group"), new))
+            continue
+        out.append(Verdict(campaign, pb.VERDICT_CHOSEN, arm, new_arm=new))
+        history.append(delivered(campaign, now))
+        chosen += 1
+    return out

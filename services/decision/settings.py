@@ -1,0 +1,33 @@
+"""Decision's own settings, from NUDGE_DECISION_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from nudgelib.config import env_float, env_int
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    # Bounded per-user caches: contexts from segmentation, and decision's own history.
+    context_cache_size: int = 200_000
+    state_cache_size: int = 200_000
+    # A cached context is asked for again after this long even without an announcement.
+    context_ttl_seconds: float = 300.0
+    # Triggered sends: how many are claimed at once, and how often the due queue is polled
+    # when nothing wakes it.
+    release_batch: int = 200
+    release_poll_seconds: float = 0.5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "DecisionSettings":
+        env = os.environ if env is None else env
+        return cls(
+            context_cache_size=env_int(env, "NUDGE_DECISION_CONTEXT_CACHE_SIZE", 200_000, 1, 100_000_000),
+            state_cache_size=env_int(env, "NUDGE_DECISION_STATE_CACHE_SIZE", 200_000, 1, 100_000_000),
+            context_ttl_seconds=env_float(env, "NUDGE_DECISION_CONTEXT_TTL_SECONDS", 300.0),
+            release_batch=env_int(env, "NUDGE_DECISION_RELEASE_BATCH", 200, 1, 100_000),
+            release_poll_seconds=env_float(env, "NUDGE_DECISION_RELEASE_POLL_SECONDS", 0.5),
+        )

@@ -1,0 +1,199 @@
+"""Decision against real PostgreSQL and segmentation: exact caps across replicas, triggered
+sends that survive restarts, exception events, segment-entry triggers, Explain."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import grpc
+import pytest
+from google.protobuf import duration_pb2
+
+from nudge.common.v1 import common_pb2
+from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
+from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grpc
+from nudge.decision.v1 import decision_service_pb2 as pb
+from nudge.decision.v1 import decision_service_pb2_grpc as pb_grpc
+from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_pb
+from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
+from nudgelib import demo
+from nudgelib.clock import FixedClock
+from nudgelib.protoconv import to_timestamp
+from services.decision.server import SPEC as DECISION
+from tests.conftest import INTERNAL_TOKEN, eventually, start_host
+from tests.helpers import create_app, event
+
+INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
+
+
+class RecordingDelivery(delivery_grpc.DeliveryInternalServiceServicer):
+    """Stands in for delivery's inbox: records what decision releases."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, internal_pb.Decision]] = []
+
+    async def EnqueueMessages(self, request, context):
+        self.received.extend((request.user_id, d) for d in request.decisions)
+        return delivery_pb.EnqueueMessagesResponse()
+
+
+@pytest.fixture
+async def fake_delivery():
+    server = grpc.aio.server()
+    recorder = RecordingDelivery()
+    delivery_grpc.add_DeliveryInternalServiceServicer_to_server(recorder, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield recorder, f"127.0.0.1:{port}"
+    await server.stop(0)
+
+
+def banner(cid_name: str, priority: int = 1, **kw) -> pb.Campaign:
+    c = demo.welcome_campaign("unused")
+    c.name, c.priority = cid_name, priority
+    c.audience.ClearField("include_segment_ids")
+    for k, v in kw.items():
+        getattr(c, k).CopyFrom(v) if hasattr(v, "CopyFrom") else setattr(c, k, v)
+    return c
+
+
+def cart_campaign() -> pb.Campaign:
+    c = banner("Abandoned cart", delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
+    c.triggers.add(event_name="cart_abandoned", delay=duration_pb2.Duration(seconds=1800),
+                   exception_events=["purchase"])
+    return c
+
+
+async def test_concurrent_pulls_through_three_replicas_never_exceed_the_cap(stack, database_url):
+    app = await create_app(database_url)
+    admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
+    await admin.UpdateAppSettings(pb.UpdateAppSettingsRequest(settings=pb.AppSettings(
+        default_time_zone="UTC", cap_rules=[pb.CapRule(id="3-per-day", max_messages=3, calendar_days=1)])),
+        metadata=app.auth("admin"))
+    for i in range(5):
+        await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=banner(f"c{i}", priority=i)),
+                                   metadata=app.auth("admin"))
+    peers = {"segmentation": stack.target("segmentation"), "delivery": "127.0.0.1:9"}
+    replicas = [await start_host(DECISION, database_url, peers) for _ in range(3)]
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{h.port}") for h in replicas]
+    try:
+        stubs = [internal_grpc.DecisionInternalServiceStub(c) for c in channels]
+        request = internal_pb.DecideRequest(app_id=app.id, user_id="busy-user", limit=2)
+        replies = await asyncio.gather(*(stubs[i % 3].Decide(request, metadata=INTERNAL) for i in range(200)))
+    finally:
+        for c in channels:
+            await c.close()
+        for h in replicas:
+            await h.stop()
+    handed_out = [d for r in replies for d in r.decisions]
+    assert len(handed_out) == 3
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM decision.deliveries WHERE app_id = $1", app.id) == 3
+    finally:
+        await conn.close()
+
+
+async def test_pending_send_survives_a_restart_and_is_delivered_once(stack, database_url, fake_delivery):
+    recorder, delivery_target = fake_delivery
+    app = await create_app(database_url)
+    admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
+    campaign = (await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=cart_campaign()),
+                                           metadata=app.auth("admin"))).campaign
+    clock = FixedClock(datetime.now(timezone.utc))
+    peers = {"segmentation": stack.target("segmentation"), "delivery": delivery_target}
+    first = await start_host(DECISION, database_url, peers, clock=clock)
+    cart = event("cart-1", "shopper", "cart_abandoned", cart_value=120)
+    cart.occurred_time.CopyFrom(to_timestamp(clock.now()))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as ch:
+        reply = await internal_grpc.DecisionInternalServiceStub(ch).ApplyEvents(
+            internal_pb.ApplyEventsRequest(app_id=app.id, events=[cart]), metadata=INTERNAL)
+        assert reply.applied_count == 1
+    await first.stop()
+    assert recorder.received == []
+
+    clock.advance(timedelta(minutes=31))
+    replicas = [await start_host(DECISION, database_url, peers, clock=clock) for _ in range(2)]
+    try:
+        await eventually(lambda: asyncio.sleep(0, recorder.received), timeout=10)
+        await asyncio.sleep(1.2)  # more than two release polls: nothing comes twice
+    finally:
+        for h in replicas:
+            await h.stop()
+    ((user, message),) = recorder.received
+    assert (user, message.campaign_id, message.content.title) == ("shopper", campaign.id, "Welcome to Nudge!")
+
+
+async def test_purchase_before_the_delay_cancels_the_send(stack, database_url, fake_delivery):
+    recorder, delivery_target = fake_delivery
+    app = await create_app(database_url)
+    admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
+    await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=cart_campaign()), metadata=app.auth("admin"))
+    clock = FixedClock(datetime.now(timezone.utc))
+    host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
+                                                     "delivery": delivery_target}, clock=clock)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
+            stub = internal_grpc.DecisionInternalServiceStub(ch)
+            for e, minutes in ((event("c1", "buyer", "cart_abandoned"), 0), (event("p1", "buyer", "purchase"), 10),
+                               (event("c2", "browser", "cart_abandoned"), 0)):
+                e.occurred_time.CopyFrom(to_timestamp(clock.now() + timedelta(minutes=minutes)))
+                await stub.ApplyEvents(internal_pb.ApplyEventsRequest(app_id=app.id, events=[e]), metadata=INTERNAL)
+            clock.advance(timedelta(minutes=31))
+            await eventually(lambda: asyncio.sleep(0, recorder.received), timeout=10)
+            await asyncio.sleep(0.8)
+    finally:
+        await host.stop()
+    assert [user for user, _ in recorder.received] == ["browser"]
+
+
+async def test_entering_a_segment_triggers_once(stack, database_url, fake_delivery):
+    recorder, delivery_target = fake_delivery
+    app = await create_app(database_url)
+    admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
+    welcome = banner("VIP welcome", delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
+    welcome.triggers.add(segment_entered_id="seg_vip")
+    await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=welcome), metadata=app.auth("admin"))
+    host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
+                                                     "delivery": delivery_target})
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
+            stub = internal_grpc.DecisionInternalServiceStub(ch)
+            change = internal_pb.UserChange(user_id="vip-1", change_id="chg-1", entered_segment_ids=["seg_vip"],
+                                            context=common_pb2.UserContext(user_id="vip-1", segment_ids=["seg_vip"]))
+            for _ in range(2):  # announced twice (at least once), triggers once
+                await stub.ApplyUserChanges(internal_pb.ApplyUserChangesRequest(app_id=app.id, changes=[change]),
+                                            metadata=INTERNAL)
+            await eventually(lambda: asyncio.sleep(0, recorder.received), timeout=10)
+            await asyncio.sleep(0.8)
+    finally:
+        await host.stop()
+    assert [user for user, _ in recorder.received] == ["vip-1"]
+
+
+async def test_explain_names_the_cap_and_the_window(stack, database_url):
+    app = await create_app(database_url)
+    admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
+    await admin.UpdateAppSettings(pb.UpdateAppSettingsRequest(settings=pb.AppSettings(
+        default_time_zone="UTC", cap_rules=[pb.CapRule(id="1-per-day", max_messages=1, calendar_days=1)])),
+        metadata=app.auth("admin"))
+    now = datetime.now(timezone.utc)
+    closed = pb.SendWindow(start_minute=(now.hour * 60 + 120) % 1440, end_minute=(now.hour * 60 + 180) % 1440)
+    night = (await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=banner("Later", 9, send_window=closed)),
+                                        metadata=app.auth("admin"))).campaign
+    first = (await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=banner("First", 5)),
+                                        metadata=app.auth("admin"))).campaign
+    second = (await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=banner("Second", 1)),
+                                         metadata=app.auth("admin"))).campaign
+    internal = internal_grpc.DecisionInternalServiceStub(stack.channel("decision"))
+    got = await internal.Decide(internal_pb.DecideRequest(app_id=app.id, user_id="ex"), metadata=INTERNAL)
+    assert [d.campaign_id for d in got.decisions] == [first.id]
+    explained = await admin.ExplainDecision(pb.ExplainDecisionRequest(user_id="ex"), metadata=app.auth("admin"))
+    why = {c.campaign_id: c for c in explained.campaigns}
+    assert why[night.id].reason == "OUTSIDE_WINDOW" and why[night.id].HasField("until_time")
+    assert why[first.id].reason == "CAPPED" and "1-per-day" in why[first.id].detail
+    assert why[second.id].reason == "CAPPED"
+    tomorrow = (now + timedelta(days=1)).date()
+    assert why[second.id].until_time.ToDatetime().date() == tomorrow

@@ -1,0 +1,171 @@
+"""Triggers, and the plan of a pull: priority, pending messages, variants, control groups."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from google.protobuf import duration_pb2, struct_pb2
+
+from nudge.common.v1 import common_pb2
+from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
+from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib import demo
+from nudgelib.protoconv import to_timestamp
+from services.decision import triggers
+from services.decision.caps import Delivered
+from services.decision.catalog import AppCatalog
+from services.decision.eligibility import CONTROL, rank_key
+from services.decision.plan import plan_pull
+from services.decision.selection import UserState, arm_for
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+P = pb.PropertyOperator
+
+
+def value(v) -> struct_pb2.Value:
+    s = struct_pb2.Struct()
+    s.update({"v": v})
+    return s.fields["v"]
+
+
+def abandoned_cart() -> pb.Campaign:
+    c = demo.welcome_campaign("seg")
+    c.id, c.name = "cmp_cart", "Come back"
+    c.audience.ClearField("include_segment_ids")
+    c.delivery_mode = pb.DELIVERY_MODE_TRIGGERED
+    c.triggers.add(event_name="cart_abandoned", delay=duration_pb2.Duration(seconds=1800),
+                   exception_events=["purchase"],
+                   property_filters=[pb.PropertyFilter(name="cart_value", operator=P.PROPERTY_OPERATOR_GREATER,
+                                                       value=value(100))])
+    return c
+
+
+class TestTriggers:
+    def test_abandoned_cart_fires_after_30_minutes_and_purchase_cancels(self):
+        c = abandoned_cart()
+        (firing,) = triggers.fired_by_event([c], "cart_abandoned", {"cart_value": 150}, NOW)
+        assert firing.due == NOW + timedelta(minutes=30)
+        assert triggers.cancels(c, firing.trigger_index, "purchase")
+        assert not triggers.cancels(c, firing.trigger_index, "page_view")
+
+    def test_cart_value_filter(self):
+        c = abandoned_cart()
+        assert triggers.fired_by_event([c], "cart_abandoned", {"cart_value": 100}, NOW) == []
+        assert triggers.fired_by_event([c], "cart_abandoned", {"cart_value": "lots"}, NOW) == []
+        assert triggers.fired_by_event([c], "cart_abandoned", {}, NOW) == []
+        assert triggers.fired_by_event([c], "cart_viewed", {"cart_value": 500}, NOW) == []
+        assert len(triggers.fired_by_event([c], "cart_abandoned", {"cart_value": 100.5}, NOW)) == 1
+
+    def test_filters_on_nested_and_string_properties(self):
+        f = pb.PropertyFilter(name="screen.name", operator=P.PROPERTY_OPERATOR_EQUALS, value=value("checkout"))
+        assert triggers.matches_filter(f, {"screen": {"name": "checkout"}})
+        assert not triggers.matches_filter(f, {"screen": "checkout"})
+        clicked = pb.PropertyFilter(name="campaign_id", operator=P.PROPERTY_OPERATOR_EQUALS, value=value("cmp_a"))
+        assert triggers.matches_filter(clicked, {"campaign_id": "cmp_a", "button_id": "buy"})
+
+    def test_on_request_campaigns_never_fire_and_segment_entry_does(self):
+        c = abandoned_cart()
+        c.ClearField("triggers")
+        c.triggers.add(segment_entered_id="seg_vip")
+        assert triggers.fired_by_event([demo.welcome_campaign("s")], "signup", {}, NOW) == []
+        assert [f.campaign.id for f in triggers.fired_by_segment_entry([c], ["seg_vip"], NOW)] == ["cmp_cart"]
+        assert triggers.fired_by_segment_entry([c], ["seg_other"], NOW) == []
+
+
+def on_request(cid: str, priority: int, **kw) -> pb.Campaign:
+    c = demo.welcome_campaign("seg")
+    c.id, c.priority = cid, priority
+    c.audience.ClearField("include_segment_ids")
+    for k, v in kw.items():
+        if hasattr(v, "CopyFrom"):
+            getattr(c, k).CopyFrom(v)
+        else:
+            setattr(c, k, v)
+    return c
+
+
+def catalog(*campaigns: pb.Campaign, settings: pb.AppSettings | None = None) -> AppCatalog:
+    return AppCatalog(tuple(sorted(campaigns, key=rank_key)), settings or pb.AppSettings(default_time_zone="UTC"))
+
+
+USER = common_pb2.UserContext(user_id="u1", known=True)
+
+
+def pull(cat: AppCatalog, state: UserState | None = None, limit: int = 1, pending=(), now: datetime = NOW):
+    return plan_pull(cat, USER, pb.RequestContext(), state or UserState(), now, limit, list(pending))
+
+
+class TestPlan:
+    def test_highest_priority_wins_and_ties_break_by_id(self):
+        cat = catalog(on_request("cmp_b", 5), on_request("cmp_a", 5), on_request("cmp_low", 1))
+        assert [d.campaign_id for d in pull(cat).decisions] == ["cmp_a"]
+        assert [d.campaign_id for d in pull(cat, limit=3).decisions] == ["cmp_a", "cmp_b", "cmp_low"]
+
+    def test_start_and_end(self):
+        later = on_request("cmp_later", 9)
+        later.start_time.CopyFrom(to_timestamp(NOW + timedelta(hours=1)))
+        ended = on_request("cmp_ended", 8)
+        ended.end_time.CopyFrom(to_timestamp(NOW))
+        cat = catalog(later, ended, on_request("cmp_now", 1))
+        assert [d.campaign_id for d in pull(cat).decisions] == ["cmp_now"]
+        assert [d.campaign_id for d in pull(cat, now=NOW + timedelta(hours=1)).decisions] == ["cmp_later"]
+
+    def test_a_pull_that_hands_out_nothing_writes_nothing(self):
+        capped = on_request("cmp", 1, caps=pb.CampaignCaps(lifetime_max=1))
+        state = UserState([Delivered("cmp", (), NOW - timedelta(days=1))], {"cmp": "A"})
+        plan = pull(catalog(capped), state)
+        assert plan.decisions == [] and not plan.writes
+
+    def test_delivery_and_first_exposure_are_written_once(self):
+        plan = pull(catalog(on_request("cmp", 1)))
+        (d,) = plan.decisions
+        assert plan.reservation.deliveries == [(d.message_id, "cmp", "A", ("onboarding",), True)]
+        assert plan.reservation.arms == [("cmp", "A")]
+        again = pull(catalog(on_request("cmp", 1)), UserState([], {"cmp": "A"}))
+        assert again.reservation.arms == []
+
+    def test_control_users_get_nothing_and_their_first_exposure_is_recorded(self):
+        c = on_request("cmp", 1, control_weight=1)
+        c.variants[0].weight = 1
+        users = [f"user-{i}" for i in range(200)]
+        control = next(u for u in users if arm_for(c, u, UserState())[0] == CONTROL)
+        user = common_pb2.UserContext(user_id=control)
+        plan = plan_pull(catalog(c), user, pb.RequestContext(), UserState(), NOW, 1, [])
+        assert plan.decisions == [] and [x.campaign_id for x in plan.controls] == ["cmp"]
+        assert plan.reservation.arms == [("cmp", CONTROL)]
+        again = plan_pull(catalog(c), user, pb.RequestContext(), UserState([], {"cmp": CONTROL}), NOW, 1, [])
+        assert again.controls == [] and not again.writes
+
+    def test_sticky_variant_survives_weight_changes(self):
+        c = on_request("cmp", 1)
+        c.variants[0].weight = 1
+        b = c.variants.add()
+        b.CopyFrom(c.variants[0])
+        b.id = "B"
+        arms = {u: arm_for(c, u, UserState())[0] for u in (f"user-{i}" for i in range(100))}
+        c.variants[0].weight, b.weight = 1, 99  # the operator moves traffic to B
+        for user, arm in arms.items():
+            assert arm_for(c, user, UserState([], {"cmp": arm}))[0] == arm
+
+    def test_pending_triggered_messages_come_first_and_dead_ones_are_dropped(self):
+        cart = abandoned_cart()
+        cat = catalog(on_request("cmp_promo", 100), cart)
+        waiting = internal_pb.Decision(message_id="msg_p", campaign_id=cart.id, variant_id="A",
+                                       expire_time=to_timestamp(NOW + timedelta(hours=1)))
+        gone = internal_pb.Decision(message_id="msg_gone", campaign_id="cmp_deleted", variant_id="A",
+                                    expire_time=to_timestamp(NOW + timedelta(hours=1)))
+        stale = internal_pb.Decision(message_id="msg_old", campaign_id=cart.id, variant_id="A",
+                                     expire_time=to_timestamp(NOW))
+        plan = pull(cat, limit=2, pending=[gone, waiting, stale])
+        assert [d.message_id for d in plan.decisions][0] == "msg_p"
+        assert [d.campaign_id for d in plan.decisions] == [cart.id, "cmp_promo"]
+        assert sorted(plan.dropped) == ["msg_gone", "msg_old"]
+
+    def test_pending_message_outside_its_window_waits(self):
+        cart = abandoned_cart()
+        cart.send_window.CopyFrom(pb.SendWindow(start_minute=13 * 60, end_minute=14 * 60))
+        waiting = internal_pb.Decision(message_id="msg_p", campaign_id=cart.id, variant_id="A",
+                                       expire_time=to_timestamp(NOW + timedelta(hours=5)))
+        plan = pull(catalog(cart), pending=[waiting])
+        assert plan.decisions == [] and plan.dropped == []
+        assert [d.message_id for d in pull(catalog(cart), pending=[waiting], now=NOW + timedelta(hours=1)).decisions] == ["msg_p"]
