@@ -40,6 +40,11 @@ CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 1),
     # Spread calls over every address a name resolves to (replicas behind DNS).
     ("grpc.lb_policy_name", "round_robin"),
+    # A restarted peer is found again within a fraction of a second, not after gRPC's default
+    # backoff of up to two minutes.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
@@ -66,7 +71,10 @@ class Peer:
         timeout: float | None = None,
     ) -> Resp:
         try:
-            return await method(request, metadata=self._metadata, timeout=timeout or self._timeout)
+            # wait_for_ready: while the peer restarts, wait (within the deadline) for it to be
+            # back instead of failing at once.
+            return await method(request, metadata=self._metadata, timeout=timeout or self._timeout,
+                                wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise Unavailable(f"{self.name} is unavailable ({exc.code().name}); retry shortly") from exc
