@@ -37,6 +37,8 @@ class UserContexts:
         return expires
 
     def put(self, app_id: str, context: common_pb2.UserContext) -> None:
+        if not self._ttl:
+            return  # caching off
         now = self._clock.now()
         self._cache.put((app_id, context.user_id), (self._generation.get(app_id, 0), context),
                         self._expiry(context, now))
