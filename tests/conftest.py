@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from nudgelib import embedded
-from nudgelib.cluster import migrate_all
+from nudgelib.cluster import free_ports, migrate_all
 from nudgelib.config import LogSettings, ServiceSettings
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.decision.server import SPEC as DECISION
@@ -49,10 +49,10 @@ async def other_app(database_url) -> App:
     return await create_app(database_url)
 
 
-def settings_for(service: str, url: str, peers: dict[str, str]) -> ServiceSettings:
+def settings_for(service: str, url: str, peers: dict[str, str], port: int = 0) -> ServiceSettings:
     return ServiceSettings(
         service=service, database_url=url, accounts_database_url=url, bind_host="127.0.0.1",
-        port=0, metrics_port=0, internal_token=INTERNAL_TOKEN, peers=peers,
+        port=port, metrics_port=free_ports(1)[0], internal_token=INTERNAL_TOKEN, peers=peers,
         log=LogSettings(format="console", level="warning"), shutdown_grace=1.0,
         db_pool_min=1, db_pool_max=5,
     )
@@ -80,26 +80,20 @@ class Stack:
             await host.stop()
 
 
-async def start_host(spec: ServiceSpec, url: str, peers: dict[str, str], **kwargs) -> ServiceHost:
-    host = ServiceHost(settings_for(spec.name, url, peers), spec, drain_delay=0.05, **kwargs)
+async def start_host(spec: ServiceSpec, url: str, peers: dict[str, str], port: int = 0, **kwargs) -> ServiceHost:
+    host = ServiceHost(settings_for(spec.name, url, peers, port), spec, drain_delay=0.05, **kwargs)
     await host.start()
     return host
 
 
 async def start_stack(url: str) -> Stack:
+    """The four services on ports chosen up front, so each knows every other's address."""
+    ports = dict(zip(("segmentation", "decision", "delivery", "ingestion"), free_ports(4)))
+    peers = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
     stack = Stack()
-    # Started in call order; a peer not up yet gets an address nothing listens on, which
-    # the foundation's flows do not reach (decision calls delivery only for triggered sends).
-    unused = "127.0.0.1:9"
-    stack.hosts["segmentation"] = await start_host(SEGMENTATION, url, {})
-    seg = stack.target("segmentation")
-    stack.hosts["decision"] = await start_host(DECISION, url, {"segmentation": seg, "delivery": unused,
-                                                               "ingestion": unused})
-    dec = stack.target("decision")
-    stack.hosts["delivery"] = await start_host(DELIVERY, url, {"decision": dec, "segmentation": seg,
-                                                               "ingestion": unused})
-    stack.hosts["ingestion"] = await start_host(INGESTION, url, {
-        "segmentation": seg, "decision": dec, "delivery": stack.target("delivery")})
+    for spec in (SEGMENTATION, DECISION, DELIVERY, INGESTION):
+        others = {n: a for n, a in peers.items() if n != spec.name}
+        stack.hosts[spec.name] = await start_host(spec, url, others, ports[spec.name])
     return stack
 
 

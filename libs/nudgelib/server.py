@@ -132,8 +132,7 @@ class ServiceHost:
         if self.port == 0:
             raise RuntimeError(f"could not bind {s.bind_host}:{s.port}")
         await self.server.start()
-        if s.metrics_port or s.port == 0:
-            # Port 0 (tests) picks a free metrics port too.
+        if s.metrics_port:
             self._metrics_server, _, self.metrics_port = serve_metrics(self.registry, s.bind_host, s.metrics_port)
         self.run_in_background(self._watch_database(), "db-health")
         await self._set_health(True)

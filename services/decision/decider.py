@@ -39,16 +39,18 @@ class Decider:
     # ------------------------------------------------------------ the pull path
 
     async def decide(self, app_id: str, user_id: str, request: pb.RequestContext, limit: int,
-                     pending: list[internal_pb.Decision]) -> internal_pb.DecideResponse:
+                     pending: list[internal_pb.Decision], pending_only: bool = False) -> internal_pb.DecideResponse:
         user = await self.contexts.get(app_id, user_id)
         catalog = await self.catalog.get(app_id)
         now = self.clock.now()
-        plan = plan_pull(catalog, user, request, await self.states.get(app_id, user_id), now, limit, pending)
+        plan = plan_pull(catalog, user, request, await self.states.get(app_id, user_id), now, limit, pending,
+                         pending_only)
         if plan.writes:
             # Plan again under the user's lock from fresh state, and write that plan.
             plan, fresh = await store.reserve(
                 self.pool, app_id, user_id, now,
-                lambda state: ((p := plan_pull(catalog, user, request, state, now, limit, pending)).reservation, p))
+                lambda state: ((p := plan_pull(catalog, user, request, state, now, limit, pending,
+                                               pending_only)).reservation, p))
             self.states.put(app_id, user_id, fresh)
         return internal_pb.DecideResponse(decisions=plan.decisions, user=user, control_exposures=plan.controls,
                                           dropped_message_ids=plan.dropped)

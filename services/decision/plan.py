@@ -45,12 +45,27 @@ def on_request_decision(campaign: pb.Campaign, variant_id: str, locales: tuple[s
     return internal_pb.Decision(
         message_id=f"msg_{uuid.uuid4().hex}", campaign_id=campaign.id, campaign_version=campaign.version,
         variant_id=variant.id, content=content.content, locale=content.locale,
-        expire_time=to_timestamp(now + ttl))
+        expire_time=to_timestamp(now + ttl), conversion_events=campaign.conversion.event_names,
+        conversion_deadline=campaign.conversion.deadline)
+
+
+def _in_locale(p: internal_pb.Decision, campaign: pb.Campaign, locales: tuple[str, ...]) -> internal_pb.Decision:
+    """A pending message in the locale of the client that is now asking (its content was
+    picked when it was released, before any client asked)."""
+    variant = next((v for v in campaign.variants if v.id == p.variant_id), None)
+    if variant is None:
+        return p
+    chosen = pick_content(variant, *locales)
+    out = internal_pb.Decision()
+    out.CopyFrom(p)
+    out.content.CopyFrom(chosen.content)
+    out.locale = chosen.locale
+    return out
 
 
 def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.RequestContext,
               state: UserState, now: datetime, limit: int,
-              pending: list[internal_pb.Decision]) -> PullPlan:
+              pending: list[internal_pb.Decision], pending_only: bool = False) -> PullPlan:
     plan = PullPlan()
     by_id = {c.id: c for c in catalog.campaigns}
     history = list(state.history)
@@ -75,13 +90,16 @@ def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.Req
             continue
         if len(plan.decisions) >= limit:
             continue
-        plan.decisions.append(p)
+        plan.decisions.append(_in_locale(p, campaign, (request.locale, user.locale, catalog.settings.default_locale)))
         record = delivered(campaign, now)
         history.append(record)
         deliveries.append((p.message_id, campaign.id, p.variant_id, record.tags, record.counts_toward_app_caps))
         if campaign.id not in state.arms:
             arms.append((campaign.id, p.variant_id))
 
+    if pending_only:
+        plan.reservation = Reservation(deliveries, arms)
+        return plan
     locales = (request.locale, user.locale, catalog.settings.default_locale)
     verdicts = select(list(catalog.campaigns), catalog.settings, user, request,
                       UserState(history, state.arms), now, limit - len(plan.decisions))
@@ -98,6 +116,8 @@ def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.Req
             arms.append((v.campaign.id, v.arm))
             plan.controls.append(internal_pb.Decision(
                 message_id=f"ctl_{uuid.uuid4().hex}", campaign_id=v.campaign.id,
-                campaign_version=v.campaign.version, variant_id="", expire_time=to_timestamp(now)))
+                campaign_version=v.campaign.version, variant_id="", expire_time=to_timestamp(now),
+                conversion_events=v.campaign.conversion.event_names,
+                conversion_deadline=v.campaign.conversion.deadline))
     plan.reservation = Reservation(deliveries, arms)
     return plan

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,6 +44,7 @@ class Outcome:
     due_at: datetime | None = None
     decision: internal_pb.Decision | None = None
     arm: tuple[str, str] | None = None  # (campaign, variant) to persist
+    control: internal_pb.Decision | None = None  # a first control exposure, for delivery
 
 
 class Releaser:
@@ -101,7 +101,12 @@ class Releaser:
             return Outcome("pending", why.reason, due_at=why.until)
         arm, new = arm_for(campaign, user_id, state)
         if arm == CONTROL:
-            return Outcome("control", "CONTROL_GROUP", arm=(campaign.id, CONTROL) if new else None)
+            if not new:
+                return Outcome("control", "CONTROL_GROUP")
+            return Outcome("control", "CONTROL_GROUP", arm=(campaign.id, CONTROL), control=internal_pb.Decision(
+                message_id=row["id"], campaign_id=campaign.id, campaign_version=campaign.version,
+                expire_time=to_timestamp(now), conversion_events=campaign.conversion.event_names,
+                conversion_deadline=campaign.conversion.deadline))
         variant = next(v for v in campaign.variants if v.id == arm)
         content = pick_content(variant, user.locale, catalog.settings.default_locale)
         properties = struct_pb2.Struct()
@@ -110,7 +115,8 @@ class Releaser:
         return Outcome("released", decision=internal_pb.Decision(
             message_id=row["id"], campaign_id=campaign.id, campaign_version=campaign.version,
             variant_id=arm, content=content.content, locale=content.locale,
-            expire_time=to_timestamp(row["expire_at"]), event_properties=properties))
+            expire_time=to_timestamp(row["expire_at"]), event_properties=properties,
+            conversion_events=campaign.conversion.event_names, conversion_deadline=campaign.conversion.deadline))
 
     async def release_due(self) -> int:
         """Handles one batch of due sends; returns how many rows it settled."""
@@ -122,13 +128,17 @@ class Releaser:
             if not rows:
                 return 0
             outcomes = [await self._outcome(r, now) for r in rows]
-            by_user: dict[tuple[str, str], list[internal_pb.Decision]] = defaultdict(list)
+            by_user: dict[tuple[str, str], delivery_pb.EnqueueMessagesRequest] = {}
             for r, o in zip(rows, outcomes):
-                if o.decision is not None:
-                    by_user[(r["app_id"], r["user_id"])].append(o.decision)
-            for (app_id, user_id), decisions in by_user.items():
-                await self._delivery.call(self._stub.EnqueueMessages, delivery_pb.EnqueueMessagesRequest(
-                    app_id=app_id, user_id=user_id, decisions=decisions))
+                key = (r["app_id"], r["user_id"])
+                if o.decision is not None or o.control is not None:
+                    request = by_user.setdefault(key, delivery_pb.EnqueueMessagesRequest(app_id=key[0], user_id=key[1]))
+                    if o.decision is not None:
+                        request.decisions.append(o.decision)
+                    else:
+                        request.control_exposures.append(o.control)
+            for request in by_user.values():
+                await self._delivery.call(self._stub.EnqueueMessages, request)
             controls = [(r, o) for r, o in zip(rows, outcomes) if o.arm is not None]
             for r, o in controls:
                 await store.reserve(self._d.pool, r["app_id"], r["user_id"], now,

@@ -119,7 +119,8 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
         if not request.user_id:
             raise InvalidArgument.field("user_id", "is required")
         limit = min(request.limit or 1, MAX_PULL)
-        return await self._d.decide(request.app_id, request.user_id, request.context, limit, list(request.pending))
+        return await self._d.decide(request.app_id, request.user_id, request.context, limit,
+                                   list(request.pending), request.pending_only)
 
     async def EraseUser(self, request: internal_pb.EraseUserRequest, context) -> internal_pb.EraseUserResponse:
         await self._d.erase_user(request.app_id, request.user_id)

@@ -187,6 +187,8 @@ async def reserve(pool: asyncpg.Pool, app_id: str, user_id: str, at: datetime,
                                                counts_toward_app_caps, delivered_at)
                        SELECT $1, $2, m, c, v, string_to_array(t, E'\\x1f'), k, $3
                        FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) AS x(m, c, v, t, k)
+                       -- A pending message offered twice at once (two streams) counts once.
+                       ON CONFLICT DO NOTHING
                        RETURNING 1)
                    INSERT INTO variant_assignments (app_id, user_id, campaign_id, variant_id, assigned_at)
                    SELECT $1, $2, c, v, $3 FROM unnest($9::text[], $10::text[]) AS y(c, v)

@@ -6,6 +6,7 @@ import re
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib import templates
 from nudgelib.errors import FieldViolation
 from nudgelib.protoconv import to_timedelta
 
@@ -32,6 +33,8 @@ def _content(c: common_pb2.MessageContent, path: str) -> list[FieldViolation]:
         out.append(FieldViolation(f"{path}.slides", "a carousel needs at least one slide"))
     if c.layout == common_pb2.LAYOUT_SURVEY and not c.questions:
         out.append(FieldViolation(f"{path}.questions", "a survey needs at least one question"))
+    for field, problem in templates.check(c):
+        out.append(FieldViolation(f"{path}.{field}", f"template: {problem}"))
     for i, q in enumerate(c.questions):
         if not ID_RE.match(q.id):
             out.append(FieldViolation(f"{path}.questions[{i}].id", "is required: letters, digits, _ or -"))

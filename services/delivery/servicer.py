@@ -2,58 +2,102 @@
 
 from __future__ import annotations
 
-import asyncpg
+import asyncio
 
-from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
-from nudge.decision.v1 import decision_internal_service_pb2_grpc as decision_grpc
+import asyncpg
+from google.protobuf import struct_pb2
+
+from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as decision_public_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2 as internal_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as internal_grpc
 from nudge.delivery.v1 import delivery_service_pb2 as pb
 from nudge.delivery.v1 import delivery_service_pb2_grpc as pb_grpc
 from nudgelib.calls import current_app_id
-from nudgelib.clients import Peer
 from nudgelib.clock import Clock
 from nudgelib.errors import FieldViolation, InvalidArgument, NotFound
-from nudgelib.protoconv import optional_datetime, to_datetime
+from nudgelib.protoconv import optional_datetime, to_timestamp
 from services.delivery import store
-from services.delivery.stats import variant_stats
+from services.delivery.handout import MAX_PER_CALL, Handout
+from services.delivery.stats import campaign_stats
 
-MAX_LIMIT = 10
 MAX_USER_ID = 256
+
+# The event each interaction becomes, so campaigns can trigger on it (series, follow-ups).
+INTERACTION_EVENTS = {
+    pb.INTERACTION_TYPE_IMPRESSION: "message_impression",
+    pb.INTERACTION_TYPE_CLICK: "message_clicked",
+    pb.INTERACTION_TYPE_DISMISS: "message_dismissed",
+    pb.INTERACTION_TYPE_SURVEY_ANSWER: "survey_answered",
+}
+
+
+def interaction_event(message: store.StoredMessage, request: pb.ReportInteractionRequest, at) -> common_pb2.Event:
+    properties = struct_pb2.Struct()
+    properties.update({"campaign_id": message.campaign_id, "variant_id": message.variant_id,
+                       "message_id": message.message_id})
+    if request.button_id:
+        properties.update({"button_id": request.button_id})
+    if request.answers:
+        properties.update({"answers": [{"question_id": a.question_id, "choices": list(a.choices),
+                                        "rating": a.rating, "text": a.text} for a in request.answers]})
+    name = INTERACTION_EVENTS[request.type]
+    return common_pb2.Event(
+        # Deterministic: a report retried after a crash becomes the same event, stored once.
+        event_id=f"{message.message_id}:{name}:{request.button_id}", user_id=message.user_id, name=name,
+        properties=properties, occurred_time=to_timestamp(at))
+
+
+def _context(platform, app_version: str, locale: str, screen: str = "") -> decision_public_pb.RequestContext:
+    return decision_public_pb.RequestContext(platform=platform, screen=screen, app_version=app_version, locale=locale)
 
 
 class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, clock: Clock, decision: Peer) -> None:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, handout: Handout, keepalive_seconds: float) -> None:
         self._pool = pool
         self._clock = clock
-        self._decision = decision
-        self._decision_stub = decision_grpc.DecisionInternalServiceStub(decision.channel)
+        self._handout = handout
+        self._keepalive = keepalive_seconds
 
     async def FetchMessages(self, request: pb.FetchMessagesRequest, context) -> pb.FetchMessagesResponse:
         app_id = current_app_id()
         problems = _user_violations(request.user_id)
-        if request.limit > MAX_LIMIT:
-            problems.append(FieldViolation("limit", f"at most {MAX_LIMIT}"))
+        if request.limit > MAX_PER_CALL:
+            problems.append(FieldViolation("limit", f"at most {MAX_PER_CALL}"))
         if problems:
             raise InvalidArgument(problems)
-        decided = await self._decision.call(self._decision_stub.Decide, decision_pb.DecideRequest(
-            app_id=app_id,
-            user_id=request.user_id,
-            context=decision_public_pb.RequestContext(
-                platform=request.platform, screen=request.screen,
-                app_version=request.app_version, locale=request.locale),
-            limit=request.limit or 1,
-        ))
-        if not decided.decisions:
-            return pb.FetchMessagesResponse()
-        await store.save_delivered(self._pool, app_id, request.user_id, self._clock.now(), list(decided.decisions))
-        return pb.FetchMessagesResponse(messages=[
-            pb.InAppMessage(
-                message_id=d.message_id, campaign_id=d.campaign_id, campaign_version=d.campaign_version,
-                variant_id=d.variant_id, content=d.content, locale=d.locale, expire_time=d.expire_time)
-            for d in decided.decisions
-        ])
+        messages = await self._handout.hand_out(
+            app_id, request.user_id,
+            _context(request.platform, request.app_version, request.locale, request.screen),
+            request.limit or 1, "pull")
+        return pb.FetchMessagesResponse(messages=messages)
+
+    async def Subscribe(self, request: pb.SubscribeRequest, context):
+        app_id = current_app_id()
+        problems = _user_violations(request.user_id)
+        if problems:
+            raise InvalidArgument(problems)
+        hub = self._handout.hub
+        session = hub.open(app_id, request.user_id, _context(request.platform, request.app_version, request.locale))
+        try:
+            if request.last_message_id:
+                for message in await self._handout.replay(app_id, request.user_id, request.last_message_id):
+                    session.sent.add(message.message_id)
+                    yield pb.SubscribeResponse(message=message)
+            # What waited in the inbox goes now, through the same path as live pushes.
+            asyncio.ensure_future(self._handout.offer_to_streams(app_id, request.user_id))
+            while True:
+                try:
+                    message = await asyncio.wait_for(session.queue.get(), self._keepalive)
+                except asyncio.TimeoutError:
+                    yield pb.SubscribeResponse(keep_alive_time=to_timestamp(self._clock.now()))
+                    continue
+                if message.message_id in session.sent:
+                    continue
+                session.sent.add(message.message_id)
+                yield pb.SubscribeResponse(message=message)
+        finally:
+            hub.close(session)
 
     async def ReportInteraction(self, request: pb.ReportInteractionRequest, context) -> pb.ReportInteractionResponse:
         app_id = current_app_id()
@@ -65,8 +109,8 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         if problems:
             raise InvalidArgument(problems)
         message = await store.get_message(self._pool, app_id, request.message_id)
-        if message is None or message.user_id != request.user_id:
-            raise NotFound(f"message {request.message_id!r} was not sent to user {request.user_id!r}")
+        if message is None or message.user_id != request.user_id or message.status != "delivered":
+            raise NotFound(f"message {request.message_id!r} was not delivered to user {request.user_id!r}")
         button_id = ""
         answers = None
         if request.type == pb.INTERACTION_TYPE_CLICK:
@@ -75,18 +119,29 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             if request.button_id not in buttons:
                 raise InvalidArgument.field("button_id", f"the message has no button {request.button_id!r}")
             button_id = request.button_id
-        elif request.type == pb.INTERACTION_TYPE_SURVEY_ANSWER:
-            questions = {q.id for q in message.content.questions}
+        elif request.button_id:
+            raise InvalidArgument.field("button_id", "only clicks name a button")
+        if request.type == pb.INTERACTION_TYPE_SURVEY_ANSWER:
+            questions = {q.id: q for q in message.content.questions}
             if not request.answers:
                 raise InvalidArgument.field("answers", "a survey answer needs at least one answer")
             for i, answer in enumerate(request.answers):
-                if answer.question_id not in questions:
+                question = questions.get(answer.question_id)
+                if question is None:
                     raise InvalidArgument.field(f"answers[{i}].question_id",
                                                 f"the message has no question {answer.question_id!r}")
+                unknown = set(answer.choices) - set(question.choices)
+                if unknown:
+                    raise InvalidArgument.field(f"answers[{i}].choices", f"not a choice: {sorted(unknown)[0]!r}")
+                if question.max_rating and answer.rating > question.max_rating:
+                    raise InvalidArgument.field(f"answers[{i}].rating", f"at most {question.max_rating}")
             answers = pb.ReportInteractionRequest(answers=request.answers).SerializeToString()
+        elif request.answers:
+            raise InvalidArgument.field("answers", "only survey answers carry answers")
         at = optional_datetime(request, "occurred_time") or self._clock.now()
+        event = interaction_event(message, request, at).SerializeToString()
         recorded = await store.record_interaction(
-            self._pool, app_id, message.message_id, request.type, button_id, answers, at)
+            self._pool, app_id, request.user_id, message.message_id, request.type, button_id, answers, at, event)
         return pb.ReportInteractionResponse(recorded=recorded)
 
     async def GetCampaignStats(self, request: pb.GetCampaignStatsRequest, context) -> pb.GetCampaignStatsResponse:
@@ -96,15 +151,31 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         counts = await store.campaign_counts(
             self._pool, app_id, request.campaign_id,
             optional_datetime(request, "start_time"), optional_datetime(request, "end_time"))
-        return pb.GetCampaignStatsResponse(variants=[variant_stats(c) for c in counts])
+        return pb.GetCampaignStatsResponse(variants=campaign_stats(counts))
 
 
 class DeliveryInternalServicer(internal_grpc.DeliveryInternalServiceServicer):
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, handout: Handout) -> None:
         self._pool = pool
+        self._clock = clock
+        self._handout = handout
+
+    async def EnqueueMessages(self, request: internal_pb.EnqueueMessagesRequest, context):
+        added = await store.enqueue(self._pool, request.app_id, request.user_id, self._clock.now(),
+                                    list(request.decisions), list(request.control_exposures))
+        if added:
+            # This replica's streams first, without waiting for the notification's round trip.
+            self._handout.inbox_changed(request.app_id, request.user_id)
+            await self._handout.offer_to_streams(request.app_id, request.user_id)
+        return internal_pb.EnqueueMessagesResponse()
+
+    async def ApplyEvents(self, request: internal_pb.ApplyEventsRequest, context) -> internal_pb.ApplyEventsResponse:
+        converted = await store.apply_events(self._pool, request.app_id, list(request.events))
+        return internal_pb.ApplyEventsResponse(conversion_count=converted)
 
     async def EraseUser(self, request: internal_pb.EraseUserRequest, context) -> internal_pb.EraseUserResponse:
         await store.erase_user(self._pool, request.app_id, request.user_id)
+        self._handout.inbox_changed(request.app_id, request.user_id)
         return internal_pb.EraseUserResponse()
 
 

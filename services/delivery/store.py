@@ -1,33 +1,149 @@
-"""SQL for delivery's own schema: messages handed out and interactions with them."""
+"""SQL for delivery's own schema: the inbox and messages handed out, interactions, control
+exposures, conversions, and the outbox of interaction events."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as pb
-from nudgelib.protoconv import to_datetime
+from nudgelib.ordered_outbox import shard_of
+from nudgelib.protoconv import to_datetime, to_timedelta
+
+INBOX_CHANNEL = "nudge_inbox"
+OUTBOX_SHARDS = 4
+OUTBOX_CHANNEL = "nudge_delivery_outbox"
+
+_COLUMNS = "message_id, user_id, campaign_id, campaign_version, variant_id, locale, content, created_at, " \
+           "expire_at, event_properties, conversion_events, conversion_deadline"
 
 
-async def save_delivered(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime,
-                         decisions: list[decision_pb.Decision]) -> None:
-    """Records messages handed to the client in this pull: one statement."""
-    await pool.execute(
-        """INSERT INTO messages (app_id, message_id, user_id, campaign_id, campaign_version, variant_id,
-                                 locale, content, created_at, expire_at, delivered_at)
-           SELECT $1, m, $2, c, v, var, l, b, $3, e, $3
-           FROM unnest($4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::bytea[],
-                       $10::timestamptz[]) AS t(m, c, v, var, l, b, e)""",
-        app_id, user_id, now,
+def _arrays(decisions: list[decision_pb.Decision]) -> list[list]:
+    return [
         [d.message_id for d in decisions], [d.campaign_id for d in decisions],
         [d.campaign_version for d in decisions], [d.variant_id for d in decisions],
         [d.locale for d in decisions], [d.content.SerializeToString() for d in decisions],
         [to_datetime(d.expire_time) for d in decisions],
-    )
+        [d.event_properties.SerializeToString() if d.HasField("event_properties") else None for d in decisions],
+        ["\x1f".join(d.conversion_events) for d in decisions],
+        [to_timedelta(d.conversion_deadline) if d.HasField("conversion_deadline") else None for d in decisions],
+    ]
+
+
+_INSERT = """
+    INSERT INTO messages (app_id, user_id, status, triggered, delivered_at, delivered_via, created_at,
+                          message_id, campaign_id, campaign_version, variant_id, locale, content, expire_at,
+                          event_properties, conversion_events, conversion_deadline)
+    SELECT $1, $2, $3, $4, $5, $6, $7, m, c, v, var, l, b, e, p,
+           CASE WHEN ce = '' THEN '{}'::text[] ELSE string_to_array(ce, E'\\x1f') END, cd
+    FROM unnest($8::text[], $9::text[], $10::int[], $11::text[], $12::text[], $13::bytea[],
+                $14::timestamptz[], $15::bytea[], $16::text[], $17::interval[])
+        AS t(m, c, v, var, l, b, e, p, ce, cd)
+    ON CONFLICT (app_id, message_id) DO NOTHING
+    RETURNING message_id
+"""
+
+
+async def enqueue(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime,
+                  decisions: list[decision_pb.Decision], controls: list[decision_pb.Decision]) -> list[str]:
+    """Puts triggered messages in the inbox and records control exposures; idempotent per
+    message id. Returns the ids new to the inbox, and notifies every replica."""
+    async with pool.acquire() as conn, conn.transaction():
+        added = []
+        if decisions:
+            added = [r["message_id"] for r in await conn.fetch(
+                _INSERT, app_id, user_id, "pending", True, None, "", now, *_arrays(decisions))]
+        if controls:
+            await conn.execute(_INSERT, app_id, user_id, "control", True, now, "", now, *_arrays(controls))
+        if added:
+            await conn.execute("SELECT pg_notify($1, $2)", INBOX_CHANNEL, f"{app_id}\x1f{user_id}")
+    return added
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    decision: decision_pb.Decision
+
+
+def _decision(r: asyncpg.Record) -> decision_pb.Decision:
+    d = decision_pb.Decision(
+        message_id=r["message_id"], campaign_id=r["campaign_id"], campaign_version=r["campaign_version"],
+        variant_id=r["variant_id"], locale=r["locale"],
+        content=common_pb2.MessageContent.FromString(r["content"]),
+        conversion_events=list(r["conversion_events"]))
+    d.expire_time.FromDatetime(r["expire_at"])
+    if r["event_properties"]:
+        d.event_properties.ParseFromString(r["event_properties"])
+    if r["conversion_deadline"] is not None:
+        d.conversion_deadline.FromTimedelta(r["conversion_deadline"])
+    return d
+
+
+async def inbox(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime) -> list[decision_pb.Decision]:
+    """The user's pending, unexpired triggered messages, oldest first."""
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM messages WHERE app_id = $1 AND user_id = $2 AND status = 'pending'"
+        " AND expire_at > $3 ORDER BY created_at, message_id", app_id, user_id, now)
+    return [_decision(r) for r in rows]
+
+
+async def hand_out(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime, via: str,
+                   handed: list[decision_pb.Decision], controls: list[decision_pb.Decision],
+                   dropped: list[str]) -> set[str]:
+    """Records one hand-out in one transaction: pending messages become delivered (only if
+    still pending: a concurrent stream or pull may have taken them), on-request messages and
+    control exposures are inserted, dead pending ones are dropped. Returns the ids this call
+    handed out."""
+    # Pending ones flip from the inbox; on-request ones match no row there and are inserted.
+    pending_ids = [d.message_id for d in handed]
+    async with pool.acquire() as conn, conn.transaction():
+        # The rendered content replaces the template, so a replay shows what was shown.
+        won = {r["message_id"] for r in await conn.fetch(
+            """UPDATE messages m SET status = 'delivered', delivered_at = $3, delivered_via = $4, content = x.b
+               FROM unnest($2::text[], $5::bytea[]) AS x(id, b)
+               WHERE m.app_id = $1 AND m.message_id = x.id AND m.status = 'pending'
+               RETURNING m.message_id""",
+            app_id, pending_ids, now, via, [d.content.SerializeToString() for d in handed])}
+        fresh = [d for d in handed if d.message_id not in won]
+        if fresh:
+            won |= {r["message_id"] for r in await conn.fetch(
+                _INSERT, app_id, user_id, "delivered", False, now, via, now, *_arrays(fresh))}
+        if controls:
+            await conn.execute(_INSERT, app_id, user_id, "control", False, now, via, now, *_arrays(controls))
+        if dropped:
+            await conn.execute(
+                "UPDATE messages SET status = 'dropped' WHERE app_id = $1 AND message_id = any($2::text[])"
+                " AND status = 'pending'", app_id, dropped)
+    return won
+
+
+async def delivered_after(pool: asyncpg.Pool, app_id: str, user_id: str, last_message_id: str,
+                          now: datetime) -> list[decision_pb.Decision] | None:
+    """Messages handed to the user after `last_message_id` and not yet expired, in order
+    (None when that message is unknown)."""
+    anchor = await pool.fetchrow(
+        "SELECT delivered_at FROM messages WHERE app_id = $1 AND user_id = $2 AND message_id = $3"
+        " AND status = 'delivered'", app_id, user_id, last_message_id)
+    if anchor is None:
+        return None
+    rows = await pool.fetch(
+        f"""SELECT {_COLUMNS} FROM messages
+            WHERE app_id = $1 AND user_id = $2 AND status = 'delivered' AND expire_at > $5
+              AND (delivered_at, message_id) > ($3, $4)
+            ORDER BY delivered_at, message_id""",
+        app_id, user_id, anchor["delivered_at"], last_message_id, now)
+    return [_decision(r) for r in rows]
+
+
+async def message_decision(pool: asyncpg.Pool, app_id: str, message_ids: list[str]) -> list[decision_pb.Decision]:
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM messages WHERE app_id = $1 AND message_id = any($2::text[])"
+        " ORDER BY delivered_at, message_id", app_id, message_ids)
+    return [_decision(r) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -36,66 +152,112 @@ class StoredMessage:
     user_id: str
     campaign_id: str
     variant_id: str
+    status: str
     content: common_pb2.MessageContent
 
 
 async def get_message(pool: asyncpg.Pool, app_id: str, message_id: str) -> StoredMessage | None:
     row = await pool.fetchrow(
-        "SELECT message_id, user_id, campaign_id, variant_id, content FROM messages"
+        "SELECT message_id, user_id, campaign_id, variant_id, status, content FROM messages"
         " WHERE app_id = $1 AND message_id = $2", app_id, message_id)
     if row is None:
         return None
     return StoredMessage(row["message_id"], row["user_id"], row["campaign_id"], row["variant_id"],
-                         common_pb2.MessageContent.FromString(row["content"]))
+                         row["status"], common_pb2.MessageContent.FromString(row["content"]))
 
 
-async def record_interaction(pool: asyncpg.Pool, app_id: str, message_id: str, kind: int,
-                             button_id: str, answers: bytes | None, at: datetime) -> bool:
-    """True if recorded now, False if the same interaction had been recorded before."""
-    row = await pool.fetchrow(
-        """INSERT INTO interactions (app_id, message_id, type, button_id, answers, occurred_at)
-           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1""",
-        app_id, message_id, kind, button_id, answers, at)
-    return row is not None
+async def record_interaction(pool: asyncpg.Pool, app_id: str, user_id: str, message_id: str, kind: int,
+                             button_id: str, answers: bytes | None, at: datetime, event: bytes) -> bool:
+    """Records an interaction once and queues its event for ingestion, in one transaction.
+    True if recorded now, False if the same interaction had been recorded before."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            """INSERT INTO interactions (app_id, message_id, type, button_id, answers, occurred_at)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1""",
+            app_id, message_id, kind, button_id, answers, at)
+        if row is None:
+            return False
+        await conn.execute("INSERT INTO event_outbox (shard, app_id, user_id, payload) VALUES ($1, $2, $3, $4)",
+                           shard_of(user_id, OUTBOX_SHARDS), app_id, user_id, event)
+        await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+    return True
+
+
+async def apply_events(pool: asyncpg.Pool, app_id: str, events: list[common_pb2.Event]) -> int:
+    """Attributes conversions: an event converts each message (or control exposure) of its
+    user whose campaign names it, if it happened within the deadline after delivery (or
+    exposure). Once per message; events are applied once each. Returns conversions added."""
+    if not events:
+        return 0
+    async with pool.acquire() as conn, conn.transaction():
+        new_ids = {r["event_id"] for r in await conn.fetch(
+            """INSERT INTO applied_events (app_id, event_id, user_id)
+               SELECT $1, * FROM unnest($2::text[], $3::text[]) ON CONFLICT DO NOTHING RETURNING event_id""",
+            app_id, [e.event_id for e in events], [e.user_id for e in events])}
+        fresh = [e for e in events if e.event_id in new_ids]
+        if not fresh:
+            return 0
+        rows = await conn.fetch(
+            """INSERT INTO conversions (app_id, message_id, campaign_id, variant_id, event_id, converted_at)
+               SELECT DISTINCT ON (m.message_id) $1, m.message_id, m.campaign_id, m.variant_id, e.event_id, e.at
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS e(event_id, user_id, name, at)
+               JOIN messages m ON m.app_id = $1 AND m.user_id = e.user_id
+                   AND m.status IN ('delivered', 'control') AND cardinality(m.conversion_events) > 0
+                   AND e.name = any(m.conversion_events)
+                   AND e.at >= m.delivered_at AND e.at <= m.delivered_at + m.conversion_deadline
+               ORDER BY m.message_id, e.at
+               ON CONFLICT DO NOTHING RETURNING 1""",
+            app_id, [e.event_id for e in fresh], [e.user_id for e in fresh], [e.name for e in fresh],
+            [to_datetime(e.occurred_time) for e in fresh])
+    return len(rows)
 
 
 async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
-    # Interactions go with their messages (ON DELETE CASCADE).
-    await pool.execute("DELETE FROM messages WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+    async with pool.acquire() as conn, conn.transaction():
+        # Interactions and conversions go with their messages (ON DELETE CASCADE).
+        await conn.execute("DELETE FROM messages WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        await conn.execute("DELETE FROM applied_events WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        await conn.execute("DELETE FROM event_outbox WHERE app_id = $1 AND user_id = $2", app_id, user_id)
 
 
 @dataclass
 class VariantCounts:
     variant_id: str
+    control: bool = False
     sent: int = 0
     delivered: int = 0
     impressions: int = 0
     dismissals: int = 0
+    conversions: int = 0
     clicks_by_button: dict[str, int] = field(default_factory=dict)
     answers: list[bytes] = field(default_factory=list)
 
 
 async def campaign_counts(pool: asyncpg.Pool, app_id: str, campaign_id: str,
                           start: datetime | None, end: datetime | None) -> list[VariantCounts]:
-    """Per-variant counts for messages created in [start, end): two grouped queries."""
+    """Per-variant counts for messages created in [start, end): grouped queries, no loop."""
+    window = """m.app_id = $1 AND m.campaign_id = $2
+                AND ($3::timestamptz IS NULL OR m.created_at >= $3)
+                AND ($4::timestamptz IS NULL OR m.created_at < $4)"""
     async with pool.acquire() as conn:
         sent = await conn.fetch(
-            """SELECT variant_id, count(*) AS sent, count(delivered_at) AS delivered
-               FROM messages WHERE app_id = $1 AND campaign_id = $2
-                 AND ($3::timestamptz IS NULL OR created_at >= $3)
-                 AND ($4::timestamptz IS NULL OR created_at < $4)
-               GROUP BY variant_id ORDER BY variant_id""",
+            f"""SELECT m.variant_id, m.status = 'control' AS control,
+                       count(*) FILTER (WHERE m.status <> 'control') AS sent,
+                       count(*) FILTER (WHERE m.status IN ('delivered', 'control')) AS delivered,
+                       count(c.message_id) AS conversions
+                FROM messages m LEFT JOIN conversions c USING (app_id, message_id)
+                WHERE {window}
+                GROUP BY 1, 2 ORDER BY 2, 1""",
             app_id, campaign_id, start, end)
         acts = await conn.fetch(
-            """SELECT m.variant_id, i.type, i.button_id, count(*) AS n,
-                      array_agg(i.answers) FILTER (WHERE i.answers IS NOT NULL) AS answers
-               FROM interactions i JOIN messages m USING (app_id, message_id)
-               WHERE m.app_id = $1 AND m.campaign_id = $2
-                 AND ($3::timestamptz IS NULL OR m.created_at >= $3)
-                 AND ($4::timestamptz IS NULL OR m.created_at < $4)
-               GROUP BY m.variant_id, i.type, i.button_id""",
+            f"""SELECT m.variant_id, i.type, i.button_id, count(*) AS n,
+                       array_agg(i.answers) FILTER (WHERE i.answers IS NOT NULL) AS answers
+                FROM interactions i JOIN messages m USING (app_id, message_id)
+                WHERE {window}
+                GROUP BY m.variant_id, i.type, i.button_id""",
             app_id, campaign_id, start, end)
-    counts = {r["variant_id"]: VariantCounts(r["variant_id"], r["sent"], r["delivered"]) for r in sent}
+    counts = {r["variant_id"]: VariantCounts(r["variant_id"], r["control"], r["sent"], r["delivered"],
+                                             conversions=r["conversions"]) for r in sent}
     for r in acts:
         c = counts.setdefault(r["variant_id"], VariantCounts(r["variant_id"]))
         kind = r["type"]

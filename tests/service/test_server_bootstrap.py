@@ -52,17 +52,30 @@ async def test_bad_request_is_invalid_argument_naming_the_field(stack, app):
     assert "operator" in exc.details()
 
 
-async def test_unfinished_rpc_is_unimplemented_not_unknown(stack, app):
-    from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
-    api = Clients(stack.channel)
-    stream = api.delivery.Subscribe(delivery_pb.SubscribeRequest(user_id="u"), metadata=app.auth("client"))
+async def test_a_method_without_a_handler_is_unimplemented_not_unknown():
+    """Generated servicer bases raise NotImplementedError; callers must see UNIMPLEMENTED."""
+    import prometheus_client as prom
+
+    from nudge.delivery.v1 import delivery_internal_service_pb2 as internal_pb
+    from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as internal_grpc
+    from nudgelib.interceptor import AccessPolicy, Authenticator, ServerInterceptor
+    from nudgelib.metrics import RpcMetrics
+    from tests.conftest import INTERNAL_TOKEN
+
+    interceptor = ServerInterceptor(Authenticator(keys=None, internal_token=INTERNAL_TOKEN), AccessPolicy({}),
+                                    RpcMetrics("test", prom.CollectorRegistry()))
+    server = grpc.aio.server(interceptors=[interceptor])
+    internal_grpc.add_DeliveryInternalServiceServicer_to_server(internal_grpc.DeliveryInternalServiceServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
     try:
-        async for _ in stream:
-            pass
-    except grpc.aio.AioRpcError as exc:
-        assert exc.code() == grpc.StatusCode.UNIMPLEMENTED
-    else:
-        raise AssertionError("Subscribe should say it is not implemented yet")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = internal_grpc.DeliveryInternalServiceStub(channel)
+            await expect_error(stub.EraseUser(internal_pb.EraseUserRequest(app_id="a", user_id="u"),
+                                              metadata=(("authorization", f"Bearer {INTERNAL_TOKEN}"),)),
+                               grpc.StatusCode.UNIMPLEMENTED)
+    finally:
+        await server.stop(0)
 
 
 async def test_metrics_count_calls_by_method_and_code(stack, app):

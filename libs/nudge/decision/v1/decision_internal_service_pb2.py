@@ -22,39 +22,40 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from nudge.common.v1 import common_pb2 as nudge_dot_common_dot_v1_dot_common__pb2
 from nudge.decision.v1 import decision_service_pb2 as nudge_dot_decision_dot_v1_dot_decision__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1nudge/decision/v1/decision_internal_service.proto\x12\x11nudge.decision.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnudge/common/v1/common.proto\x1a(nudge/decision/v1/decision_service.proto\"L\n\x12\x41pplyEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12&\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x16.nudge.common.v1.Event\",\n\x13\x41pplyEventsResponse\x12\x15\n\rapplied_count\x18\x01 \x01(\r\"\x98\x01\n\nUserChange\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x1b\n\x13\x65ntered_segment_ids\x18\x02 \x03(\t\x12\x1a\n\x12\x65xited_segment_ids\x18\x03 \x03(\t\x12-\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x1c.nudge.common.v1.UserContext\x12\x11\n\tchange_id\x18\x05 \x01(\t\"s\n\x17\x41pplyUserChangesRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12.\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1d.nudge.decision.v1.UserChange\x12\x18\n\x10segments_changed\x18\x03 \x01(\x08\"\x1a\n\x18\x41pplyUserChangesResponse\"\xa1\x01\n\rDecideRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x32\n\x07\x63ontext\x18\x03 \x01(\x0b\x32!.nudge.decision.v1.RequestContext\x12\r\n\x05limit\x18\x04 \x01(\r\x12,\n\x07pending\x18\x05 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\"\x87\x02\n\x08\x44\x65\x63ision\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x18\n\x10\x63\x61mpaign_version\x18\x03 \x01(\r\x12\x12\n\nvariant_id\x18\x04 \x01(\t\x12\x30\n\x07\x63ontent\x18\x05 \x01(\x0b\x32\x1f.nudge.common.v1.MessageContent\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x10\x65vent_properties\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xc1\x01\n\x0e\x44\x65\x63ideResponse\x12.\n\tdecisions\x18\x01 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12*\n\x04user\x18\x02 \x01(\x0b\x32\x1c.nudge.common.v1.UserContext\x12\x36\n\x11\x63ontrol_exposures\x18\x03 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12\x1b\n\x13\x64ropped_message_ids\x18\x04 \x03(\t\"3\n\x10\x45raseUserRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x13\n\x11\x45raseUserResponse2\x8b\x03\n\x17\x44\x65\x63isionInternalService\x12\\\n\x0b\x41pplyEvents\x12%.nudge.decision.v1.ApplyEventsRequest\x1a&.nudge.decision.v1.ApplyEventsResponse\x12k\n\x10\x41pplyUserChanges\x12*.nudge.decision.v1.ApplyUserChangesRequest\x1a+.nudge.decision.v1.ApplyUserChangesResponse\x12M\n\x06\x44\x65\x63ide\x12 .nudge.decision.v1.DecideRequest\x1a!.nudge.decision.v1.DecideResponse\x12V\n\tEraseUser\x12#.nudge.decision.v1.EraseUserRequest\x1a$.nudge.decision.v1.EraseUserResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1nudge/decision/v1/decision_internal_service.proto\x12\x11nudge.decision.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnudge/common/v1/common.proto\x1a(nudge/decision/v1/decision_service.proto\"L\n\x12\x41pplyEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12&\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x16.nudge.common.v1.Event\",\n\x13\x41pplyEventsResponse\x12\x15\n\rapplied_count\x18\x01 \x01(\r\"\x98\x01\n\nUserChange\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x1b\n\x13\x65ntered_segment_ids\x18\x02 \x03(\t\x12\x1a\n\x12\x65xited_segment_ids\x18\x03 \x03(\t\x12-\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x1c.nudge.common.v1.UserContext\x12\x11\n\tchange_id\x18\x05 \x01(\t\"s\n\x17\x41pplyUserChangesRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12.\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1d.nudge.decision.v1.UserChange\x12\x18\n\x10segments_changed\x18\x03 \x01(\x08\"\x1a\n\x18\x41pplyUserChangesResponse\"\xb7\x01\n\rDecideRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x32\n\x07\x63ontext\x18\x03 \x01(\x0b\x32!.nudge.decision.v1.RequestContext\x12\r\n\x05limit\x18\x04 \x01(\r\x12,\n\x07pending\x18\x05 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12\x14\n\x0cpending_only\x18\x06 \x01(\x08\"\xda\x02\n\x08\x44\x65\x63ision\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x18\n\x10\x63\x61mpaign_version\x18\x03 \x01(\r\x12\x12\n\nvariant_id\x18\x04 \x01(\t\x12\x30\n\x07\x63ontent\x18\x05 \x01(\x0b\x32\x1f.nudge.common.v1.MessageContent\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x10\x65vent_properties\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x19\n\x11\x63onversion_events\x18\t \x03(\t\x12\x36\n\x13\x63onversion_deadline\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\"\xc1\x01\n\x0e\x44\x65\x63ideResponse\x12.\n\tdecisions\x18\x01 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12*\n\x04user\x18\x02 \x01(\x0b\x32\x1c.nudge.common.v1.UserContext\x12\x36\n\x11\x63ontrol_exposures\x18\x03 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12\x1b\n\x13\x64ropped_message_ids\x18\x04 \x03(\t\"3\n\x10\x45raseUserRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x13\n\x11\x45raseUserResponse2\x8b\x03\n\x17\x44\x65\x63isionInternalService\x12\\\n\x0b\x41pplyEvents\x12%.nudge.decision.v1.ApplyEventsRequest\x1a&.nudge.decision.v1.ApplyEventsResponse\x12k\n\x10\x41pplyUserChanges\x12*.nudge.decision.v1.ApplyUserChangesRequest\x1a+.nudge.decision.v1.ApplyUserChangesResponse\x12M\n\x06\x44\x65\x63ide\x12 .nudge.decision.v1.DecideRequest\x1a!.nudge.decision.v1.DecideResponse\x12V\n\tEraseUser\x12#.nudge.decision.v1.EraseUserRequest\x1a$.nudge.decision.v1.EraseUserResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'nudge.decision.v1.decision_internal_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APPLYEVENTSREQUEST']._serialized_start=207
-  _globals['_APPLYEVENTSREQUEST']._serialized_end=283
-  _globals['_APPLYEVENTSRESPONSE']._serialized_start=285
-  _globals['_APPLYEVENTSRESPONSE']._serialized_end=329
-  _globals['_USERCHANGE']._serialized_start=332
-  _globals['_USERCHANGE']._serialized_end=484
-  _globals['_APPLYUSERCHANGESREQUEST']._serialized_start=486
-  _globals['_APPLYUSERCHANGESREQUEST']._serialized_end=601
-  _globals['_APPLYUSERCHANGESRESPONSE']._serialized_start=603
-  _globals['_APPLYUSERCHANGESRESPONSE']._serialized_end=629
-  _globals['_DECIDEREQUEST']._serialized_start=632
-  _globals['_DECIDEREQUEST']._serialized_end=793
-  _globals['_DECISION']._serialized_start=796
-  _globals['_DECISION']._serialized_end=1059
-  _globals['_DECIDERESPONSE']._serialized_start=1062
-  _globals['_DECIDERESPONSE']._serialized_end=1255
-  _globals['_ERASEUSERREQUEST']._serialized_start=1257
-  _globals['_ERASEUSERREQUEST']._serialized_end=1308
-  _globals['_ERASEUSERRESPONSE']._serialized_start=1310
-  _globals['_ERASEUSERRESPONSE']._serialized_end=1329
-  _globals['_DECISIONINTERNALSERVICE']._serialized_start=1332
-  _globals['_DECISIONINTERNALSERVICE']._serialized_end=1727
+  _globals['_APPLYEVENTSREQUEST']._serialized_start=239
+  _globals['_APPLYEVENTSREQUEST']._serialized_end=315
+  _globals['_APPLYEVENTSRESPONSE']._serialized_start=317
+  _globals['_APPLYEVENTSRESPONSE']._serialized_end=361
+  _globals['_USERCHANGE']._serialized_start=364
+  _globals['_USERCHANGE']._serialized_end=516
+  _globals['_APPLYUSERCHANGESREQUEST']._serialized_start=518
+  _globals['_APPLYUSERCHANGESREQUEST']._serialized_end=633
+  _globals['_APPLYUSERCHANGESRESPONSE']._serialized_start=635
+  _globals['_APPLYUSERCHANGESRESPONSE']._serialized_end=661
+  _globals['_DECIDEREQUEST']._serialized_start=664
+  _globals['_DECIDEREQUEST']._serialized_end=847
+  _globals['_DECISION']._serialized_start=850
+  _globals['_DECISION']._serialized_end=1196
+  _globals['_DECIDERESPONSE']._serialized_start=1199
+  _globals['_DECIDERESPONSE']._serialized_end=1392
+  _globals['_ERASEUSERREQUEST']._serialized_start=1394
+  _globals['_ERASEUSERREQUEST']._serialized_end=1445
+  _globals['_ERASEUSERRESPONSE']._serialized_start=1447
+  _globals['_ERASEUSERRESPONSE']._serialized_end=1466
+  _globals['_DECISIONINTERNALSERVICE']._serialized_start=1469
+  _globals['_DECISIONINTERNALSERVICE']._serialized_end=1864
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from nudge.common.v1 import common_pb2 as _common_pb2
@@ -55,21 +56,23 @@ class ApplyUserChangesResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class DecideRequest(_message.Message):
-    __slots__ = ("app_id", "user_id", "context", "limit", "pending")
+    __slots__ = ("app_id", "user_id", "context", "limit", "pending", "pending_only")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
+    PENDING_ONLY_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     user_id: str
     context: _decision_service_pb2.RequestContext
     limit: int
     pending: _containers.RepeatedCompositeFieldContainer[Decision]
-    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., context: _Optional[_Union[_decision_service_pb2.RequestContext, _Mapping]] = ..., limit: _Optional[int] = ..., pending: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ...) -> None: ...
+    pending_only: bool
+    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., context: _Optional[_Union[_decision_service_pb2.RequestContext, _Mapping]] = ..., limit: _Optional[int] = ..., pending: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., pending_only: _Optional[bool] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("message_id", "campaign_id", "campaign_version", "variant_id", "content", "locale", "expire_time", "event_properties")
+    __slots__ = ("message_id", "campaign_id", "campaign_version", "variant_id", "content", "locale", "expire_time", "event_properties", "conversion_events", "conversion_deadline")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +81,8 @@ class Decision(_message.Message):
     LOCALE_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     EVENT_PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_DEADLINE_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     campaign_id: str
     campaign_version: int
@@ -86,7 +91,9 @@ class Decision(_message.Message):
     locale: str
     expire_time: _timestamp_pb2.Timestamp
     event_properties: _struct_pb2.Struct
-    def __init__(self, message_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., locale: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    conversion_events: _containers.RepeatedScalarFieldContainer[str]
+    conversion_deadline: _duration_pb2.Duration
+    def __init__(self, message_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., locale: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., conversion_events: _Optional[_Iterable[str]] = ..., conversion_deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
     __slots__ = ("decisions", "user", "control_exposures", "dropped_message_ids")

@@ -1,3 +1,4 @@
+from nudge.common.v1 import common_pb2 as _common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as _decision_internal_service_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -8,18 +9,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EnqueueMessagesRequest(_message.Message):
-    __slots__ = ("app_id", "user_id", "decisions")
+    __slots__ = ("app_id", "user_id", "decisions", "control_exposures")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_EXPOSURES_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     user_id: str
     decisions: _containers.RepeatedCompositeFieldContainer[_decision_internal_service_pb2.Decision]
-    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[_decision_internal_service_pb2.Decision, _Mapping]]] = ...) -> None: ...
+    control_exposures: _containers.RepeatedCompositeFieldContainer[_decision_internal_service_pb2.Decision]
+    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[_decision_internal_service_pb2.Decision, _Mapping]]] = ..., control_exposures: _Optional[_Iterable[_Union[_decision_internal_service_pb2.Decision, _Mapping]]] = ...) -> None: ...
 
 class EnqueueMessagesResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ApplyEventsRequest(_message.Message):
+    __slots__ = ("app_id", "events")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    events: _containers.RepeatedCompositeFieldContainer[_common_pb2.Event]
+    def __init__(self, app_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ...) -> None: ...
+
+class ApplyEventsResponse(_message.Message):
+    __slots__ = ("conversion_count",)
+    CONVERSION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    conversion_count: int
+    def __init__(self, conversion_count: _Optional[int] = ...) -> None: ...
 
 class EraseUserRequest(_message.Message):
     __slots__ = ("app_id", "user_id")

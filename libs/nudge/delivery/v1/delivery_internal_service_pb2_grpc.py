@@ -35,6 +35,11 @@ class DeliveryInternalServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ApplyEvents = channel.unary_unary(
+                '/nudge.delivery.v1.DeliveryInternalService/ApplyEvents',
+                request_serializer=nudge_dot_delivery_dot_v1_dot_delivery__internal__service__pb2.ApplyEventsRequest.SerializeToString,
+                response_deserializer=nudge_dot_delivery_dot_v1_dot_delivery__internal__service__pb2.ApplyEventsResponse.FromString,
+                _registered_method=True)
         self.EnqueueMessages = channel.unary_unary(
                 '/nudge.delivery.v1.DeliveryInternalService/EnqueueMessages',
                 request_serializer=nudge_dot_delivery_dot_v1_dot_delivery__internal__service__pb2.EnqueueMessagesRequest.SerializeToString,
@@ -50,6 +55,13 @@ class DeliveryInternalServiceStub:
 class DeliveryInternalServiceServicer:
     """Called by decision and ingestion.
     """
+
+    def ApplyEvents(self, request, context):
+        """Committed events, for conversion attribution. Idempotent per (app, event_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def EnqueueMessages(self, request, context):
         """Queues triggered messages released by decision into users' inboxes and open streams.
@@ -68,6 +80,11 @@ class DeliveryInternalServiceServicer:
 
 def add_DeliveryInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ApplyEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyEvents,
+                    request_deserializer=nudge_dot_delivery_dot_v1_dot_delivery__internal__service__pb2.ApplyEventsRequest.FromString,
+                    response_serializer=nudge_dot_delivery_dot_v1_dot_delivery__internal__service__pb2.ApplyEventsResponse.SerializeToString,
+            ),
             'EnqueueMessages': grpc.unary_unary_rpc_method_handler(
                     servicer.EnqueueMessages,
                     request_deserializer=nudge_dot_delivery_dot_v1_dot_delivery__internal__service__pb2.EnqueueMessagesRequest.FromString,
@@ -89,6 +106,33 @@ def add_DeliveryInternalServiceServicer_to_server(servicer, server):
 class DeliveryInternalService:
     """Called by decision and ingestion.
     """
+
+    @staticmethod
+    def ApplyEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.delivery.v1.DeliveryInternalService/ApplyEvents',
+            nudge_dot_delivery_dot_v1_dot_delivery__internal__service__pb2.ApplyEventsRequest.SerializeToString,
+            nudge_dot_delivery_dot_v1_dot_delivery__internal__service__pb2.ApplyEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def EnqueueMessages(request,

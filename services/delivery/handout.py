@@ -1,0 +1,158 @@
+"""Handing messages to clients, by pull or by stream: the inbox, decision's verdict,
+rendering, and one write that makes each message delivered exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import asyncpg
+import prometheus_client as prom
+import structlog
+
+from nudge.common.v1 import common_pb2
+from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
+from nudge.decision.v1 import decision_internal_service_pb2_grpc as decision_grpc
+from nudge.decision.v1 import decision_service_pb2 as decision_public_pb
+from nudge.delivery.v1 import delivery_service_pb2 as pb
+from nudgelib import templates
+from nudgelib.clients import Peer
+from nudgelib.clock import Clock
+from nudgelib.lru import LruCache
+from services.delivery import store, streams
+from services.delivery.streams import StreamHub
+
+log = structlog.get_logger(__name__)
+MAX_PER_CALL = 10
+
+
+def in_app(d: decision_pb.Decision) -> pb.InAppMessage:
+    return pb.InAppMessage(message_id=d.message_id, campaign_id=d.campaign_id, campaign_version=d.campaign_version,
+                           variant_id=d.variant_id, content=d.content, locale=d.locale, expire_time=d.expire_time)
+
+
+class Handout:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, decision: Peer, hub: StreamHub,
+                 registry: prom.CollectorRegistry) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._decision = decision
+        self._stub = decision_grpc.DecisionInternalServiceStub(decision.channel)
+        self.hub = hub
+        self._render_failures = prom.Counter(
+            "nudge_delivery_render_failures", "Messages not shown because their template failed",
+            ["campaign_id"], registry=registry)
+        self._handed = prom.Counter("nudge_delivery_messages_handed_out", "Messages handed to clients",
+                                    ["via"], registry=registry)
+        # Users whose inbox was empty when last read; any inbox notification forgets them.
+        self._empty_inbox: LruCache[tuple[str, str], bool] = LruCache(200_000)
+        self._inbox_notifications = 0
+
+    # ------------------------------------------------------------ inbox hints
+
+    def inbox_changed(self, app_id: str, user_id: str) -> None:
+        self._inbox_notifications += 1
+        self._empty_inbox.pop((app_id, user_id))
+
+    def forget_inbox_hints(self) -> None:
+        self._inbox_notifications += 1
+        self._empty_inbox.clear()
+
+    async def _inbox(self, app_id: str, user_id: str, now: datetime) -> list[decision_pb.Decision]:
+        if self._empty_inbox.get((app_id, user_id)):
+            return []
+        seen = self._inbox_notifications
+        pending = await store.inbox(self._pool, app_id, user_id, now)
+        if not pending and seen == self._inbox_notifications:
+            self._empty_inbox.put((app_id, user_id), True)
+        return pending
+
+    # ------------------------------------------------------------ hand-out
+
+    def _render(self, decisions, user: common_pb2.UserContext) -> tuple[list[decision_pb.Decision], list[str]]:
+        rendered, failed = [], []
+        for d in decisions:
+            try:
+                content = templates.render(d.content, templates.variables(
+                    user, d.event_properties if d.HasField("event_properties") else None))
+            except templates.RenderError as exc:
+                self._render_failures.labels(d.campaign_id).inc()
+                log.warning("template_failed", campaign_id=d.campaign_id, message_id=d.message_id, error=str(exc))
+                failed.append(d.message_id)
+                continue
+            out = decision_pb.Decision()
+            out.CopyFrom(d)
+            out.content.CopyFrom(content)
+            rendered.append(out)
+        return rendered, failed
+
+    async def hand_out(self, app_id: str, user_id: str, context: decision_public_pb.RequestContext,
+                       limit: int, via: str) -> list[pb.InAppMessage]:
+        """Asks decision, renders, and records what this call handed out."""
+        now = self._clock.now()
+        pending = await self._inbox(app_id, user_id, now)
+        if via == "stream" and not pending:
+            return []
+        decided = await self._decision.call(self._stub.Decide, decision_pb.DecideRequest(
+            app_id=app_id, user_id=user_id, context=context, limit=limit, pending=pending,
+            pending_only=via == "stream"))
+        rendered, failed = self._render(decided.decisions, decided.user)
+        dropped = list(decided.dropped_message_ids) + failed
+        if not (rendered or decided.control_exposures or dropped):
+            return []
+        won = await store.hand_out(self._pool, app_id, user_id, now, via, rendered,
+                                   list(decided.control_exposures), dropped)
+        if dropped or any(d.message_id in won for d in pending):
+            self._empty_inbox.pop((app_id, user_id))
+        messages = [in_app(d) for d in rendered if d.message_id in won]
+        if messages:
+            self._handed.labels(via).inc(len(messages))
+        return messages
+
+    # ------------------------------------------------------------ streams
+
+    async def offer_to_streams(self, app_id: str, user_id: str) -> None:
+        """Hands the user's pending messages to their open streams, if this replica has any."""
+        sessions = self.hub.sessions(app_id, user_id)
+        if not sessions:
+            return
+        try:
+            messages = await self.hand_out(app_id, user_id, sessions[0].context, MAX_PER_CALL, "stream")
+        except Exception as exc:  # noqa: BLE001 - the message stays in the inbox for the next try
+            log.warning("stream_offer_failed", user_id=user_id, error=str(exc))
+            return
+        if messages:
+            # Every replica (this one included) pushes to its own sessions of the user.
+            await self._pool.execute("SELECT pg_notify($1, $2)", streams.STREAM_CHANNEL,
+                                     streams.encode(app_id, user_id, [m.message_id for m in messages]))
+
+    async def on_inbox_notify(self, payload: str | None) -> None:
+        if payload is None:
+            self.forget_inbox_hints()
+            return
+        app_id, user_id, _ = streams.decode(payload)
+        self.inbox_changed(app_id, user_id)
+        await self.offer_to_streams(app_id, user_id)
+
+    async def on_stream_notify(self, payload: str | None) -> None:
+        if payload is None:
+            return
+        app_id, user_id, ids = streams.decode(payload)
+        if not self.hub.sessions(app_id, user_id):
+            return
+        decisions = await store.message_decision(self._pool, app_id, ids)
+        self.hub.push(app_id, user_id, [in_app(d) for d in decisions])
+
+    async def replay(self, app_id: str, user_id: str, last_message_id: str) -> list[pb.InAppMessage]:
+        missed = await store.delivered_after(self._pool, app_id, user_id, last_message_id, self._clock.now())
+        return [in_app(d) for d in missed or []]
+
+    async def reoffer_loop(self, interval: float) -> None:
+        """Pending messages that could not go when offered (a closed window, a full cap) are
+        offered again to open streams from time to time."""
+        while True:
+            await asyncio.sleep(interval)
+            users = {(s.app_id, s.user_id) for s in self.hub.all_sessions()}
+            for app_id, user_id in users:
+                if not self._empty_inbox.get((app_id, user_id)):
+                    await self.offer_to_streams(app_id, user_id)
