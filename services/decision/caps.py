@@ -82,8 +82,11 @@ def _app_rule(rule: pb.CapRule, history: Sequence[Delivered], tz: ZoneInfo, now:
 
 
 def check(campaign: pb.Campaign, rules: Iterable[pb.CapRule], history: Sequence[Delivered],
-          tz: ZoneInfo, now: datetime) -> Capped | None:
-    """The first full cap for sending `campaign` to this user now, or None."""
+          tz: ZoneInfo, now: datetime, memo: dict[int, Capped | None] | None = None) -> Capped | None:
+    """The first full cap for sending `campaign` to this user now, or None.
+
+    `memo` keeps app rules' answers across the campaigns of one pull (they do not depend on
+    the campaign); the caller empties it when the history changes."""
     own = [d for d in history if d.campaign_id == campaign.id]
     caps = campaign.caps
     if caps.lifetime_max and len(own) >= caps.lifetime_max:
@@ -95,11 +98,16 @@ def check(campaign: pb.Campaign, rules: Iterable[pb.CapRule], history: Sequence[
             return Capped("reeligibility", eligible_again)
     if caps.bypass_app_caps:
         return None
-    tags = set(campaign.tags)
-    for rule in rules:
+    tags = campaign.tags
+    for i, rule in enumerate(rules):
         if rule.tag and rule.tag not in tags:
             continue
-        capped = _app_rule(rule, history, tz, now)
+        if memo is not None and i in memo:
+            capped = memo[i]
+        else:
+            capped = _app_rule(rule, history, tz, now)
+            if memo is not None:
+                memo[i] = capped
         if capped is not None:
             return capped
     return None

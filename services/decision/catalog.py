@@ -6,27 +6,34 @@ replica drops that app's entry and reloads it on the next pull.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.appcache import AppCache
 from services.decision import store
-from services.decision.eligibility import rank_key
+from services.decision.eligibility import Compiled, compile_campaign, rank_key
 
 
 @dataclass(frozen=True)
 class AppCatalog:
-    # Active campaigns in rank order (priority, then id).
+    # Active campaigns in rank order (priority, then id), as read and as compiled rules.
     campaigns: tuple[pb.Campaign, ...]
     settings: pb.AppSettings
+    compiled: tuple[Compiled, ...] = ()
+    by_id: dict[str, Compiled] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, campaigns: list[pb.Campaign], settings: pb.AppSettings) -> "AppCatalog":
+        ranked = tuple(sorted(campaigns, key=rank_key))
+        compiled = tuple(compile_campaign(c) for c in ranked)
+        return cls(ranked, settings, compiled, {c.id: c for c in compiled})
 
 
 class CampaignCatalog(AppCache[AppCatalog]):
     def __init__(self, pool: asyncpg.Pool) -> None:
         async def load(app_id: str) -> AppCatalog:
-            campaigns = sorted(await store.active_campaigns(pool, app_id), key=rank_key)
-            return AppCatalog(tuple(campaigns), await store.get_settings(pool, app_id))
+            return AppCatalog.of(await store.active_campaigns(pool, app_id), await store.get_settings(pool, app_id))
 
         super().__init__(load)

@@ -19,7 +19,7 @@ from nudgelib.protoconv import set_timestamp, to_datetime
 from services.decision import store, triggers
 from services.decision.catalog import AppCatalog, CampaignCatalog
 from services.decision.contexts import UserContexts
-from services.decision.eligibility import rank_key
+from services.decision.eligibility import compile_campaign, rank_key
 from services.decision.plan import DEFAULT_TTL, plan_pull
 from services.decision.selection import select
 from services.decision.states import UserStates
@@ -59,7 +59,8 @@ class Decider:
         user = await self.contexts.get(app_id, user_id, fresh=True)
         catalog = await self.catalog.get(app_id)
         state = await store.load_state(self.pool, app_id, user_id)
-        everything = sorted(await store.list_campaigns(self.pool, app_id, "", 100_000, 0), key=rank_key)
+        everything = [compile_campaign(c) for c in
+                      sorted(await store.list_campaigns(self.pool, app_id, "", 100_000, 0), key=rank_key)]
         out = pb.ExplainDecisionResponse(user=user)
         for v in select(everything, catalog.settings, user, request, state, self.clock.now(), 1):
             item = out.campaigns.add(campaign_id=v.campaign.id, campaign_name=v.campaign.name, verdict=v.verdict)

@@ -28,43 +28,80 @@ def _version(text: str) -> tuple[int, ...] | None:
         return None
 
 
+@dataclass(frozen=True)
+class Compiled:
+    """A campaign's eligibility rules as plain values, read once per catalog load: a pull
+    checks every active campaign, and reading proto fields each time costs more than the
+    checks themselves."""
+
+    campaign: pb.Campaign
+    id: str
+    active: bool
+    status: str
+    start: datetime | None
+    end: datetime | None
+    on_request: bool
+    include: frozenset[str]
+    exclude: frozenset[str]
+    platforms: frozenset[int]
+    min_version: tuple[int, ...] | None
+    max_version: tuple[int, ...] | None
+    screens: frozenset[str]
+    window: pb.SendWindow | None
+    tags: frozenset[str]
+
+
+def compile_campaign(c: pb.Campaign) -> Compiled:
+    a = c.audience
+    return Compiled(
+        campaign=c, id=c.id, active=c.status == pb.CAMPAIGN_STATUS_ACTIVE,
+        status=pb.CampaignStatus.Name(c.status),
+        start=to_datetime(c.start_time) if c.HasField("start_time") else None,
+        end=to_datetime(c.end_time) if c.HasField("end_time") else None,
+        on_request=c.delivery_mode == pb.DELIVERY_MODE_ON_REQUEST,
+        include=frozenset(a.include_segment_ids), exclude=frozenset(a.exclude_segment_ids),
+        platforms=frozenset(a.platforms), min_version=_version(a.min_app_version),
+        max_version=_version(a.max_app_version), screens=frozenset(a.screens),
+        window=c.send_window if c.HasField("send_window") else None, tags=frozenset(c.tags),
+    )
+
+
 def exclusion(
-    campaign: pb.Campaign,
+    campaign: pb.Campaign | Compiled,
     user: common_pb2.UserContext,
     request: pb.RequestContext | None,
     now: datetime,
     on_request: bool = True,
+    members: frozenset[str] | None = None,
 ) -> Exclusion | None:
     """The first rule excluding the campaign, or None when it is eligible.
 
     Without a request (a triggered send coming due, before any client asked) the rules about
     the client — platform, app version, screen — are left for when a client asks."""
-    if campaign.status != pb.CAMPAIGN_STATUS_ACTIVE:
-        return Exclusion("NOT_ACTIVE", f"status is {pb.CampaignStatus.Name(campaign.status)}")
-    if campaign.HasField("start_time") and now < to_datetime(campaign.start_time):
-        start = to_datetime(campaign.start_time)
-        return Exclusion("BEFORE_START", f"starts at {start.isoformat()}", start)
-    if campaign.HasField("end_time") and now >= to_datetime(campaign.end_time):
-        return Exclusion("AFTER_END", f"ended at {to_datetime(campaign.end_time).isoformat()}")
-    if on_request and campaign.delivery_mode != pb.DELIVERY_MODE_ON_REQUEST:
+    c = campaign if isinstance(campaign, Compiled) else compile_campaign(campaign)
+    if not c.active:
+        return Exclusion("NOT_ACTIVE", f"status is {c.status}")
+    if c.start is not None and now < c.start:
+        return Exclusion("BEFORE_START", f"starts at {c.start.isoformat()}", c.start)
+    if c.end is not None and now >= c.end:
+        return Exclusion("AFTER_END", f"ended at {c.end.isoformat()}")
+    if on_request and not c.on_request:
         return Exclusion("TRIGGERED_ONLY", "sent when its trigger fires, not on request")
-    audience = campaign.audience
-    member = set(user.segment_ids)
-    if audience.include_segment_ids and not member.intersection(audience.include_segment_ids):
+    member = members if members is not None else frozenset(user.segment_ids)
+    if c.include and c.include.isdisjoint(member):
         return Exclusion("NOT_IN_AUDIENCE", "in none of the included segments")
-    excluded_by = member.intersection(audience.exclude_segment_ids)
-    if excluded_by:
-        return Exclusion("NOT_IN_AUDIENCE", f"in excluded segment {sorted(excluded_by)[0]}")
+    if c.exclude and not c.exclude.isdisjoint(member):
+        return Exclusion("NOT_IN_AUDIENCE", f"in excluded segment {sorted(c.exclude & member)[0]}")
     if request is None:
         return None
-    if audience.platforms and request.platform not in audience.platforms:
+    if c.platforms and request.platform not in c.platforms:
         return Exclusion("PLATFORM", f"not shown on {common_pb2.Platform.Name(request.platform)}")
-    if audience.min_app_version or audience.max_app_version:
+    if c.min_version is not None or c.max_version is not None:
         version = _version(request.app_version or user.app_version)
-        low, high = _version(audience.min_app_version), _version(audience.max_app_version)
-        if version is None or (low and version < low) or (high and version > high):
+        if version is None or (c.min_version and version < c.min_version) or (
+                c.max_version and version > c.max_version):
             return Exclusion("APP_VERSION", "app version outside the campaign's range")
-    if audience.screens and request.screen not in audience.screens:
+    if c.screens and request.screen not in c.screens:
         return Exclusion("SCREEN", f"not shown on screen {request.screen!r}")
     return None
 

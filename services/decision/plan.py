@@ -67,22 +67,23 @@ def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.Req
               state: UserState, now: datetime, limit: int,
               pending: list[internal_pb.Decision], pending_only: bool = False) -> PullPlan:
     plan = PullPlan()
-    by_id = {c.id: c for c in catalog.campaigns}
+    by_id = catalog.by_id
     history = list(state.history)
     deliveries, arms = [], []
 
     def rank(p: internal_pb.Decision):
         c = by_id.get(p.campaign_id)
-        return rank_key(c) if c else (0, "")
+        return rank_key(c.campaign) if c else (0, "")
 
     for p in sorted(pending, key=rank):
-        campaign = by_id.get(p.campaign_id)
+        rules = by_id.get(p.campaign_id)
         expires = to_datetime(p.expire_time) if p.HasField("expire_time") else None
-        if campaign is None or (expires is not None and now >= expires):
+        if rules is None or (expires is not None and now >= expires):
             plan.dropped.append(p.message_id)
             continue
-        why = exclusion(campaign, user, request, now, on_request=False) or timing_exclusion(
-            campaign, catalog.settings, user, history, now)
+        campaign = rules.campaign
+        why = exclusion(rules, user, request, now, on_request=False) or timing_exclusion(
+            rules, catalog.settings, user, history, now)
         if why is not None:
             never = why.until is None or (expires is not None and why.until >= expires)
             if why.reason in PERMANENT or (why.reason == "CAPPED" and never):
@@ -101,7 +102,7 @@ def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.Req
         plan.reservation = Reservation(deliveries, arms)
         return plan
     locales = (request.locale, user.locale, catalog.settings.default_locale)
-    verdicts = select(list(catalog.campaigns), catalog.settings, user, request,
+    verdicts = select(list(catalog.compiled), catalog.settings, user, request,
                       UserState(history, state.arms), now, limit - len(plan.decisions))
     for v in verdicts:
         if v.verdict == pb.VERDICT_CHOSEN:

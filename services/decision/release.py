@@ -85,13 +85,14 @@ class Releaser:
         if now >= row["expire_at"]:
             return Outcome("expired", "EXPIRED")
         catalog = await self._d.catalog.get(app_id)
-        campaign = next((c for c in catalog.campaigns if c.id == row["campaign_id"]), None)
-        if campaign is None:
+        rules = catalog.by_id.get(row["campaign_id"])
+        if rules is None:
             return Outcome("dropped", "NOT_ACTIVE")
+        campaign = rules.campaign
         user = await self._d.contexts.get(app_id, user_id)
         state = await self._d.states.get(app_id, user_id)
-        why = exclusion(campaign, user, None, now, on_request=False) or timing_exclusion(
-            campaign, catalog.settings, user, state.history, now)
+        why = exclusion(rules, user, None, now, on_request=False) or timing_exclusion(
+            rules, catalog.settings, user, state.history, now)
         if why is not None:
             if why.reason in PERMANENT:
                 return Outcome("dropped", why.reason)

@@ -12,7 +12,7 @@ from datetime import datetime
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
 from services.decision import caps, windows
-from services.decision.eligibility import CONTROL, Exclusion, assign_variant, exclusion
+from services.decision.eligibility import CONTROL, Compiled, Exclusion, assign_variant, compile_campaign, exclusion
 
 
 @dataclass
@@ -41,18 +41,20 @@ def arm_for(campaign: pb.Campaign, user_id: str, state: UserState) -> tuple[str,
     return assign_variant(campaign, user_id), True
 
 
-def timing_exclusion(campaign: pb.Campaign, settings: pb.AppSettings, user: common_pb2.UserContext,
-                     history: list[caps.Delivered], now: datetime) -> Exclusion | None:
+def timing_exclusion(campaign: pb.Campaign | Compiled, settings: pb.AppSettings, user: common_pb2.UserContext,
+                     history: list[caps.Delivered], now: datetime,
+                     memo: dict[int, caps.Capped | None] | None = None) -> Exclusion | None:
     """Window, quiet hours and caps: the rules whose answer is "not now, but at <time>"."""
+    c = campaign if isinstance(campaign, Compiled) else compile_campaign(campaign)
     tz = windows.zone(user.time_zone, settings.default_time_zone)
-    if campaign.HasField("send_window") and not windows.is_open(campaign.send_window, tz, now):
-        opens = windows.next_opening(campaign.send_window, tz, now)
+    if c.window is not None and not windows.is_open(c.window, tz, now):
+        opens = windows.next_opening(c.window, tz, now)
         return Exclusion("OUTSIDE_WINDOW", f"outside the send window until {opens.isoformat() if opens else 'never'}",
                          opens)
     if settings.HasField("quiet_hours") and windows.is_open(settings.quiet_hours, tz, now):
         ends = windows.next_closing(settings.quiet_hours, tz, now)
         return Exclusion("QUIET_HOURS", f"quiet hours until {ends.isoformat() if ends else 'never'}", ends)
-    capped = caps.check(campaign, settings.cap_rules, history, tz, now)
+    capped = caps.check(c.campaign, settings.cap_rules, history, tz, now, memo)
     if capped is not None:
         return Exclusion("CAPPED", capped.detail(), capped.until)
     return None
@@ -62,7 +64,7 @@ def delivered(campaign: pb.Campaign, now: datetime) -> caps.Delivered:
     return caps.Delivered(campaign.id, tuple(campaign.tags), now, not campaign.caps.bypass_app_caps)
 
 
-def select(campaigns: list[pb.Campaign], settings: pb.AppSettings, user: common_pb2.UserContext,
+def select(campaigns: list[Compiled], settings: pb.AppSettings, user: common_pb2.UserContext,
            request: pb.RequestContext, state: UserState, now: datetime, limit: int,
            on_request: bool = True) -> list[Verdict]:
     """A verdict for every campaign, in rank order; at most `limit` are CHOSEN.
@@ -72,9 +74,12 @@ def select(campaigns: list[pb.Campaign], settings: pb.AppSettings, user: common_
     history = list(state.history)
     out: list[Verdict] = []
     chosen = 0
-    for campaign in campaigns:
-        why = exclusion(campaign, user, request, now, on_request=on_request) or timing_exclusion(
-            campaign, settings, user, history, now)
+    members = frozenset(user.segment_ids)
+    memo: dict[int, caps.Capped | None] = {}
+    for rules in campaigns:
+        campaign = rules.campaign
+        why = exclusion(rules, user, request, now, on_request=on_request, members=members) or timing_exclusion(
+            rules, settings, user, history, now, memo)
         if why is not None:
             out.append(Verdict(campaign, pb.VERDICT_EXCLUDED, exclusion=why))
             continue
@@ -89,5 +94,6 @@ def select(campaigns: list[pb.Campaign], settings: pb.AppSettings, user: common_
             continue
         out.append(Verdict(campaign, pb.VERDICT_CHOSEN, arm, new_arm=new))
         history.append(delivered(campaign, now))
+        memo.clear()
         chosen += 1
     return out

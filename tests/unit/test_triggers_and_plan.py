@@ -85,7 +85,7 @@ def on_request(cid: str, priority: int, **kw) -> pb.Campaign:
 
 
 def catalog(*campaigns: pb.Campaign, settings: pb.AppSettings | None = None) -> AppCatalog:
-    return AppCatalog(tuple(sorted(campaigns, key=rank_key)), settings or pb.AppSettings(default_time_zone="UTC"))
+    return AppCatalog.of(list(campaigns), settings or pb.AppSettings(default_time_zone="UTC"))
 
 
 USER = common_pb2.UserContext(user_id="u1", known=True)
