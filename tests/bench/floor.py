@@ -1,13 +1,18 @@
-"""The floor: a grpc.aio server whose FetchMessages does nothing, on the port given.
+"""Floors for the benchmarks: grpc.aio servers that do nothing, or one committed write per
+call, on the port given. Run as their own process, like the real services, so they are
+measured with the same client from the same place.
 
-Run as its own process, like the real services, so both are measured with the same client
-from the same place."""
+    python -m tests.bench.floor PORT              # empty FetchMessages handler
+    python -m tests.bench.floor PORT DATABASE_URL # one committed INSERT per call
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 
+import asyncpg
 import grpc
 
 from nudge.delivery.v1 import delivery_service_pb2 as pb
@@ -21,13 +26,29 @@ class EmptyDelivery(pb_grpc.DeliveryServiceServicer):
         return EMPTY
 
 
-async def serve(port: int) -> None:
+class OneWriteDelivery(pb_grpc.DeliveryServiceServicer):
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def FetchMessages(self, request, context):
+        await self._pool.execute("INSERT INTO bench_floor_writes (id, user_id) VALUES ($1, $2)",
+                                 uuid.uuid4().hex, request.user_id)
+        return EMPTY
+
+
+async def serve(port: int, database_url: str | None) -> None:
     server = grpc.aio.server()
-    pb_grpc.add_DeliveryServiceServicer_to_server(EmptyDelivery(), server)
+    if database_url:
+        pool = await asyncpg.create_pool(database_url, min_size=10, max_size=10)
+        await pool.execute("CREATE TABLE IF NOT EXISTS bench_floor_writes (id text PRIMARY KEY, user_id text,"
+                           " at timestamptz NOT NULL DEFAULT now())")
+        pb_grpc.add_DeliveryServiceServicer_to_server(OneWriteDelivery(pool), server)
+    else:
+        pb_grpc.add_DeliveryServiceServicer_to_server(EmptyDelivery(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1])))
+    asyncio.run(serve(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))

@@ -107,3 +107,25 @@ def print_table(title: str, rows: dict[str, LoadResult], floor: str) -> None:
     print(f"{'scenario':<40}{'calls/s':>10}{'x floor':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for name, r in rows.items():
         print(f"{name:<40}{r.rate:>10.0f}{r.rate / base:>9.2f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}")
+
+
+@contextlib.asynccontextmanager
+async def floor_server(database_url: str | None = None) -> AsyncIterator[str]:
+    """tests.bench.floor in its own process; yields its address."""
+    import subprocess
+    import sys
+
+    import grpc
+
+    from nudgelib.cluster import REPO
+
+    (port,) = free_ports(1)
+    args = [sys.executable, "-m", "tests.bench.floor", str(port)] + ([database_url] if database_url else [])
+    process = subprocess.Popen(args, cwd=REPO)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            await asyncio.wait_for(ch.channel_ready(), 30)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait()

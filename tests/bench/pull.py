@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 
 import grpc
 
@@ -21,8 +19,8 @@ from nudge.delivery.v1 import delivery_service_pb2_grpc as delivery_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudge.ingestion.v1 import ingestion_service_pb2_grpc as ingestion_grpc
 from nudgelib import demo
-from nudgelib.cluster import REPO, free_ports
-from tests.bench.harness import LoadResult, closed_loop, database, peak_rss_mb, print_table, running_cluster
+from tests.bench.harness import (LoadResult, closed_loop, database, floor_server, peak_rss_mb, print_table,
+                                 running_cluster)
 from tests.helpers import create_app
 
 USERS = 2000
@@ -38,15 +36,8 @@ async def pulls(target: str, metadata, users: list[str]) -> LoadResult:
 
 async def main() -> None:
     results: dict[str, LoadResult] = {}
-    (floor_port,) = free_ports(1)
-    floor = subprocess.Popen([sys.executable, "-m", "tests.bench.floor", str(floor_port)], cwd=REPO)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{floor_port}") as ch:
-            await asyncio.wait_for(ch.channel_ready(), 30)
-        results[FLOOR] = await pulls(f"127.0.0.1:{floor_port}", (), ["u"])
-    finally:
-        floor.terminate()
-        floor.wait()
+    async with floor_server() as floor:
+        results[FLOOR] = await pulls(floor, (), ["u"])
 
     async with database() as url, running_cluster(url) as cluster:
         app = await create_app(url)
