@@ -4,6 +4,7 @@ rendering, and one write that makes each message delivered exactly once."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime
 
 import asyncpg
@@ -47,6 +48,8 @@ class Handout:
         # Users whose inbox was empty when last read; any inbox notification forgets them.
         self._empty_inbox: LruCache[tuple[str, str], bool] = LruCache(200_000)
         self._inbox_notifications = 0
+        # Tells this replica's own stream notifications apart from other replicas'.
+        self._origin = uuid.uuid4().hex[:12]
 
     # ------------------------------------------------------------ inbox hints
 
@@ -122,23 +125,28 @@ class Handout:
             log.warning("stream_offer_failed", user_id=user_id, error=str(exc))
             return
         if messages:
-            # Every replica (this one included) pushes to its own sessions of the user.
+            # This replica's sessions now; the others' through the notification.
+            self.hub.push(app_id, user_id, messages)
             await self._pool.execute("SELECT pg_notify($1, $2)", streams.STREAM_CHANNEL,
-                                     streams.encode(app_id, user_id, [m.message_id for m in messages]))
+                                     streams.encode(self._origin, app_id, user_id, [m.message_id for m in messages]))
+
+    def inbox_payload(self, app_id: str, user_id: str) -> str:
+        return streams.encode(self._origin, app_id, user_id)
 
     async def on_inbox_notify(self, payload: str | None) -> None:
         if payload is None:
             self.forget_inbox_hints()
             return
-        app_id, user_id, _ = streams.decode(payload)
+        origin, app_id, user_id, _ = streams.decode_pushed(payload)
         self.inbox_changed(app_id, user_id)
-        await self.offer_to_streams(app_id, user_id)
+        if origin != self._origin:  # the enqueueing replica offered to its streams already
+            await self.offer_to_streams(app_id, user_id)
 
     async def on_stream_notify(self, payload: str | None) -> None:
         if payload is None:
             return
-        app_id, user_id, ids = streams.decode(payload)
-        if not self.hub.sessions(app_id, user_id):
+        origin, app_id, user_id, ids = streams.decode_pushed(payload)
+        if origin == self._origin or not self.hub.sessions(app_id, user_id):
             return
         decisions = await store.message_decision(self._pool, app_id, ids)
         self.hub.push(app_id, user_id, [in_app(d) for d in decisions])

@@ -162,7 +162,8 @@ class DeliveryInternalServicer(internal_grpc.DeliveryInternalServiceServicer):
 
     async def EnqueueMessages(self, request: internal_pb.EnqueueMessagesRequest, context):
         added = await store.enqueue(self._pool, request.app_id, request.user_id, self._clock.now(),
-                                    list(request.decisions), list(request.control_exposures))
+                                    list(request.decisions), list(request.control_exposures),
+                                    self._handout.inbox_payload(request.app_id, request.user_id))
         if added:
             # This replica's streams first, without waiting for the notification's round trip.
             self._handout.inbox_changed(request.app_id, request.user_id)

@@ -49,7 +49,8 @@ _INSERT = """
 
 
 async def enqueue(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime,
-                  decisions: list[decision_pb.Decision], controls: list[decision_pb.Decision]) -> list[str]:
+                  decisions: list[decision_pb.Decision], controls: list[decision_pb.Decision],
+                  notify_payload: str) -> list[str]:
     """Puts triggered messages in the inbox and records control exposures; idempotent per
     message id. Returns the ids new to the inbox, and notifies every replica."""
     async with pool.acquire() as conn, conn.transaction():
@@ -60,7 +61,7 @@ async def enqueue(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime,
         if controls:
             await conn.execute(_INSERT, app_id, user_id, "control", True, now, "", now, *_arrays(controls))
         if added:
-            await conn.execute("SELECT pg_notify($1, $2)", INBOX_CHANNEL, f"{app_id}\x1f{user_id}")
+            await conn.execute("SELECT pg_notify($1, $2)", INBOX_CHANNEL, notify_payload)
     return added
 
 

@@ -68,10 +68,14 @@ class StreamHub:
         return sum(len(s) for s in self._sessions.values())
 
 
-def encode(app_id: str, user_id: str, message_ids: list[str] | None = None) -> str:
-    return SEPARATOR.join([app_id, user_id, *(message_ids or [])])
+def encode(*parts: str | list[str]) -> str:
+    flat: list[str] = []
+    for part in parts:
+        flat.extend(part if isinstance(part, list) else [part])
+    return SEPARATOR.join(flat)
 
 
-def decode(payload: str) -> tuple[str, str, list[str]]:
-    app_id, user_id, *ids = payload.split(SEPARATOR)
-    return app_id, user_id, ids
+def decode_pushed(payload: str) -> tuple[str, str, str, list[str]]:
+    """A notification: origin replica, app, user, and message ids (stream pushes only)."""
+    origin, app_id, user_id, *ids = payload.split(SEPARATOR)
+    return origin, app_id, user_id, ids
