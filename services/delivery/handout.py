@@ -90,10 +90,12 @@ class Handout:
         return rendered, failed
 
     async def hand_out(self, app_id: str, user_id: str, context: decision_public_pb.RequestContext,
-                       limit: int, via: str) -> list[pb.InAppMessage]:
-        """Asks decision, renders, and records what this call handed out."""
+                       limit: int, via: str, pending: list[decision_pb.Decision] | None = None) -> list[pb.InAppMessage]:
+        """Asks decision, renders, and records what this call handed out. `pending` is the
+        user's inbox when the caller already has it (just enqueued)."""
         now = self._clock.now()
-        pending = await self._inbox(app_id, user_id, now)
+        if pending is None:
+            pending = await self._inbox(app_id, user_id, now)
         if via == "stream" and not pending:
             return []
         decided = await self._decision.call(self._stub.Decide, decision_pb.DecideRequest(
@@ -114,13 +116,14 @@ class Handout:
 
     # ------------------------------------------------------------ streams
 
-    async def offer_to_streams(self, app_id: str, user_id: str) -> None:
+    async def offer_to_streams(self, app_id: str, user_id: str,
+                               pending: list[decision_pb.Decision] | None = None) -> None:
         """Hands the user's pending messages to their open streams, if this replica has any."""
         sessions = self.hub.sessions(app_id, user_id)
         if not sessions:
             return
         try:
-            messages = await self.hand_out(app_id, user_id, sessions[0].context, MAX_PER_CALL, "stream")
+            messages = await self.hand_out(app_id, user_id, sessions[0].context, MAX_PER_CALL, "stream", pending)
         except Exception as exc:  # noqa: BLE001 - the message stays in the inbox for the next try
             log.warning("stream_offer_failed", user_id=user_id, error=str(exc))
             return

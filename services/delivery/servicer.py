@@ -167,7 +167,8 @@ class DeliveryInternalServicer(internal_grpc.DeliveryInternalServiceServicer):
         if added:
             # This replica's streams first, without waiting for the notification's round trip.
             self._handout.inbox_changed(request.app_id, request.user_id)
-            await self._handout.offer_to_streams(request.app_id, request.user_id)
+            fresh = [d for d in request.decisions if d.message_id in set(added)]
+            await self._handout.offer_to_streams(request.app_id, request.user_id, fresh)
         return internal_pb.EnqueueMessagesResponse()
 
     async def ApplyEvents(self, request: internal_pb.ApplyEventsRequest, context) -> internal_pb.ApplyEventsResponse:
