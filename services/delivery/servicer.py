@@ -88,8 +88,10 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             asyncio.ensure_future(self._handout.offer_to_streams(app_id, request.user_id))
             while True:
                 try:
-                    message = await asyncio.wait_for(session.queue.get(), self._keepalive)
-                except asyncio.TimeoutError:
+                    # asyncio.timeout, unlike wait_for, adds no task per idle stream.
+                    async with asyncio.timeout(self._keepalive):
+                        message = await session.queue.get()
+                except TimeoutError:
                     yield pb.SubscribeResponse(keep_alive_time=to_timestamp(self._clock.now()))
                     continue
                 if message.message_id in session.sent:
