@@ -247,3 +247,45 @@ async def test_statistics_from_a_known_script(stack, database_url):
     assert a.conversion_rate == pytest.approx(2 / count["A"])
     assert a.uplift == pytest.approx(2 / count["A"] - 1 / count[CONTROL])
     assert a.uplift_ci_low < a.uplift < a.uplift_ci_high
+
+
+async def test_a_click_triggers_a_follow_up_campaign(stack, database_url):
+    app = await create_app(database_url)
+    api = Clients(stack.channel)
+    first = demo.welcome_campaign("unused")
+    first.audience.ClearField("include_segment_ids")
+    first.caps.lifetime_max = 1
+    first = await create(api, app, first)
+    follow_up = triggered("After the tour", "message_clicked")
+    follow_up.variants[0].contents[0].content.title = "How was the tour?"
+    follow_up.triggers[0].property_filters.add(
+        name="campaign_id", operator=decision_pb.PROPERTY_OPERATOR_EQUALS).value.string_value = first.id
+    follow_up.triggers[0].property_filters.add(
+        name="button_id", operator=decision_pb.PROPERTY_OPERATOR_EQUALS).value.string_value = "tour"
+    await create(api, app, follow_up)
+
+    (welcome,) = await fetch(api, app, "clicker")
+    assert welcome.campaign_id == first.id
+    await api.delivery.ReportInteraction(pb.ReportInteractionRequest(
+        message_id=welcome.message_id, user_id="clicker", type=pb.INTERACTION_TYPE_CLICK, button_id="tour"),
+        metadata=app.auth("client"))
+    (next_message,) = await eventually(lambda: fetch(api, app, "clicker"), timeout=15)
+    assert next_message.content.title == "How was the tour?"
+
+
+async def test_conversion_events_reach_delivery_through_ingestion(stack, database_url):
+    app = await create_app(database_url)
+    api = Clients(stack.channel)
+    c = demo.welcome_campaign("unused")
+    c.audience.ClearField("include_segment_ids")
+    c.conversion.CopyFrom(decision_pb.Conversion(event_names=["purchase"], deadline=duration_pb2.Duration(seconds=86400)))
+    campaign = await create(api, app, c)
+    (message,) = await fetch(api, app, "buyer")
+    await api.ingestion.TrackEvents(track([event("bought-1", "buyer", "purchase")]), metadata=app.auth("events"))
+
+    async def converted():
+        stats = await api.delivery.GetCampaignStats(pb.GetCampaignStatsRequest(campaign_id=campaign.id),
+                                                    metadata=app.auth("admin"))
+        return stats.variants and stats.variants[0].conversions == 1
+
+    await eventually(converted, timeout=15)
