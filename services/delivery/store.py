@@ -187,29 +187,22 @@ async def record_interaction(pool: asyncpg.Pool, app_id: str, user_id: str, mess
 async def apply_events(pool: asyncpg.Pool, app_id: str, events: list[common_pb2.Event]) -> int:
     """Attributes conversions: an event converts each message (or control exposure) of its
     user whose campaign names it, if it happened within the deadline after delivery (or
-    exposure). Once per message; events are applied once each. Returns conversions added."""
+    exposure). Once per message (the conversion's key), so a redelivered event has no second
+    effect; one statement per batch, which writes only when something converts."""
     if not events:
         return 0
-    async with pool.acquire() as conn, conn.transaction():
-        new_ids = {r["event_id"] for r in await conn.fetch(
-            """INSERT INTO applied_events (app_id, event_id, user_id)
-               SELECT $1, * FROM unnest($2::text[], $3::text[]) ON CONFLICT DO NOTHING RETURNING event_id""",
-            app_id, [e.event_id for e in events], [e.user_id for e in events])}
-        fresh = [e for e in events if e.event_id in new_ids]
-        if not fresh:
-            return 0
-        rows = await conn.fetch(
-            """INSERT INTO conversions (app_id, message_id, campaign_id, variant_id, event_id, converted_at)
-               SELECT DISTINCT ON (m.message_id) $1, m.message_id, m.campaign_id, m.variant_id, e.event_id, e.at
-               FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS e(event_id, user_id, name, at)
-               JOIN messages m ON m.app_id = $1 AND m.user_id = e.user_id
-                   AND m.status IN ('delivered', 'control') AND cardinality(m.conversion_events) > 0
-                   AND e.name = any(m.conversion_events)
-                   AND e.at >= m.delivered_at AND e.at <= m.delivered_at + m.conversion_deadline
-               ORDER BY m.message_id, e.at
-               ON CONFLICT DO NOTHING RETURNING 1""",
-            app_id, [e.event_id for e in fresh], [e.user_id for e in fresh], [e.name for e in fresh],
-            [to_datetime(e.occurred_time) for e in fresh])
+    rows = await pool.fetch(
+        """INSERT INTO conversions (app_id, message_id, campaign_id, variant_id, event_id, converted_at)
+           SELECT DISTINCT ON (m.message_id) $1, m.message_id, m.campaign_id, m.variant_id, e.event_id, e.at
+           FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS e(event_id, user_id, name, at)
+           JOIN messages m ON m.app_id = $1 AND m.user_id = e.user_id
+               AND m.status IN ('delivered', 'control') AND cardinality(m.conversion_events) > 0
+               AND e.name = any(m.conversion_events)
+               AND e.at >= m.delivered_at AND e.at <= m.delivered_at + m.conversion_deadline
+           ORDER BY m.message_id, e.at
+           ON CONFLICT DO NOTHING RETURNING 1""",
+        app_id, [e.event_id for e in events], [e.user_id for e in events], [e.name for e in events],
+        [to_datetime(e.occurred_time) for e in events])
     return len(rows)
 
 
@@ -217,7 +210,6 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         # Interactions and conversions go with their messages (ON DELETE CASCADE).
         await conn.execute("DELETE FROM messages WHERE app_id = $1 AND user_id = $2", app_id, user_id)
-        await conn.execute("DELETE FROM applied_events WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM event_outbox WHERE app_id = $1 AND user_id = $2", app_id, user_id)
 
 

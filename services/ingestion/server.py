@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nudge.common.v1 import common_pb2
-from nudge.decision.v1 import decision_internal_service_pb2 as decision_internal
-from nudge.decision.v1 import decision_internal_service_pb2_grpc as decision_internal_grpc
-from nudge.ingestion.v1 import ingestion_service_pb2, ingestion_service_pb2_grpc
-from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_internal
-from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_internal_grpc
+from nudge.ingestion.v1 import (
+    ingestion_internal_service_pb2,
+    ingestion_internal_service_pb2_grpc,
+    ingestion_service_pb2,
+    ingestion_service_pb2_grpc,
+)
 from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.server import ServiceHost, ServiceSpec
+from services.ingestion import consumers, store
+from services.ingestion.intake import Intake
+from services.ingestion.maintenance import Maintenance
+from services.ingestion.metrics import IngestionMetrics
+from services.ingestion.monitor import PressureMonitor
 from services.ingestion.outbox import OutboxDispatcher
-from services.ingestion.servicer import IngestionServicer
-from services.ingestion.store import OUTBOX_CHANNEL
+from services.ingestion.pressure import Limits
+from services.ingestion.servicer import IngestionInternalServicer, IngestionServicer
+from services.ingestion.settings import IngestionSettings
 
 POLICY = AccessPolicy({
     "TrackEvents": Scope.EVENTS_WRITE,
@@ -25,41 +31,46 @@ POLICY = AccessPolicy({
 })
 
 
-def _senders(host: ServiceHost):
-    segmentation = host.peers["segmentation"]
-    decision = host.peers["decision"]
-    seg_stub = seg_internal_grpc.SegmentationInternalServiceStub(segmentation.channel)
-    dec_stub = decision_internal_grpc.DecisionInternalServiceStub(decision.channel)
+def spec(settings: IngestionSettings | None = None) -> ServiceSpec:
+    """The service; its own settings are read from the environment at start unless given."""
 
-    async def to_segmentation(app_id: str, kind: str, payloads: list[bytes]) -> None:
-        if kind == "event":
-            events = [common_pb2.Event.FromString(p) for p in payloads]
-            await segmentation.call(seg_stub.ApplyEvents, seg_internal.ApplyEventsRequest(app_id=app_id, events=events))
-        else:
-            updates = [seg_internal.ProfileUpdate.FromString(p) for p in payloads]
-            await segmentation.call(
-                seg_stub.ApplyProfileUpdates, seg_internal.ApplyProfileUpdatesRequest(app_id=app_id, updates=updates))
+    async def wire(host: ServiceHost) -> None:
+        s = settings or IngestionSettings.from_env()
+        metrics = IngestionMetrics(host.registry)
+        # Today's partition and the next ones exist before the first event is accepted.
+        maintenance = Maintenance(host.pool, host.clock, s)
+        await maintenance.run_once(starting=True)
+        host.run_in_background(maintenance.run(), "maintenance")
 
-    async def to_decision(app_id: str, kind: str, payloads: list[bytes]) -> None:
-        events = [common_pb2.Event.FromString(p) for p in payloads]
-        await decision.call(dec_stub.ApplyEvents, decision_internal.ApplyEventsRequest(app_id=app_id, events=events))
+        pressure = PressureMonitor(host.pool, Limits(s.max_backlog_events, s.max_backlog_age,
+                                                     s.max_memory_mb << 20, s.retry_after),
+                                   metrics, s.pressure_refresh_interval)
+        await pressure.refresh()
+        host.run_in_background(pressure.run(), "backpressure")
 
-    return {"segmentation": to_segmentation, "decision": to_decision}
+        targets = {c: consumers.Consumer(c, host.peers[c], s.outbox_send_timeout) for c in store.CONSUMERS}
+        dispatcher = OutboxDispatcher(host.pool, targets, metrics, workers=s.outbox_workers,
+                                      batch_events=s.outbox_batch_events, poll_interval=s.outbox_poll_interval,
+                                      max_backoff=s.outbox_max_backoff)
+        host.run_in_background(dispatcher.run(), "outbox")
+
+        intake = Intake(host.pool, host.clock, metrics, pressure, on_queued=dispatcher.wake)
+        ingestion_service_pb2_grpc.add_IngestionServiceServicer_to_server(
+            IngestionServicer(host.pool, host.clock, host.peers, intake), host.server)
+        ingestion_internal_service_pb2_grpc.add_IngestionInternalServiceServicer_to_server(
+            IngestionInternalServicer(intake), host.server)
+
+    return ServiceSpec(
+        name="ingestion",
+        migrations=Path(__file__).parent / "migrations",
+        policy=POLICY,
+        service_names=(
+            ingestion_service_pb2.DESCRIPTOR.services_by_name["IngestionService"].full_name,
+            ingestion_internal_service_pb2.DESCRIPTOR.services_by_name["IngestionInternalService"].full_name,
+        ),
+        wire=wire,
+        peers=("segmentation", "decision", "delivery"),
+    )
 
 
-async def wire(host: ServiceHost) -> None:
-    ingestion_service_pb2_grpc.add_IngestionServiceServicer_to_server(
-        IngestionServicer(host.pool, host.clock, host.peers), host.server)
-    dispatcher = OutboxDispatcher(host.pool, _senders(host))
-    host.listener(OUTBOX_CHANNEL, dispatcher.wake)
-    host.run_in_background(dispatcher.run(), "outbox")
-
-
-SPEC = ServiceSpec(
-    name="ingestion",
-    migrations=Path(__file__).parent / "migrations",
-    policy=POLICY,
-    service_names=(ingestion_service_pb2.DESCRIPTOR.services_by_name["IngestionService"].full_name,),
-    wire=wire,
-    peers=("segmentation", "decision", "delivery"),
-)
+SPEC = spec()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-
-import grpc
 
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_internal
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as decision_internal_grpc
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_internal
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_internal_grpc
+from nudge.ingestion.v1 import ingestion_internal_service_pb2 as internal_pb
+from nudge.ingestion.v1 import ingestion_internal_service_pb2_grpc as internal_pb_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as pb
 from nudge.ingestion.v1 import ingestion_service_pb2_grpc as pb_grpc
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_internal
@@ -17,55 +18,36 @@ from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_
 from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
 from nudgelib.clock import Clock
-from nudgelib.errors import FieldViolation, InvalidArgument
-from nudgelib.protoconv import to_datetime, to_timestamp
+from nudgelib.errors import FieldViolation, InvalidArgument, Unavailable
+from nudgelib.protoconv import to_timestamp
 from services.ingestion import store
-from services.ingestion.validation import MAX_BATCH, check_event, profile_violations
+from services.ingestion.framing import frame_item
+from services.ingestion.intake import Intake
+from services.ingestion.keys import lane_of, update_id
+from services.ingestion.validation import profile_violations, user_id_problem
 
 
 class IngestionServicer(pb_grpc.IngestionServiceServicer):
-    def __init__(self, pool, clock: Clock, peers: dict[str, Peer]) -> None:
+    def __init__(self, pool, clock: Clock, peers: dict[str, Peer], intake: Intake) -> None:
         self._pool = pool
         self._clock = clock
         self._peers = peers
+        self._intake = intake
         self._segmentation = seg_internal_grpc.SegmentationInternalServiceStub(peers["segmentation"].channel)
         self._decision = decision_internal_grpc.DecisionInternalServiceStub(peers["decision"].channel)
         self._delivery = delivery_internal_grpc.DeliveryInternalServiceStub(peers["delivery"].channel)
 
-    async def _accept(self, app_id: str, events) -> tuple[int, int, list[pb.RejectedEvent]]:
-        if len(events) == 0:
-            raise InvalidArgument.field("events", "must hold at least one event")
-        if len(events) > MAX_BATCH:
-            raise InvalidArgument.field("events", f"at most {MAX_BATCH} events per batch")
-        now = self._clock.now()
-        rejected: list[pb.RejectedEvent] = []
-        fresh, occurred, seen = [], [], set()
-        duplicates_in_batch = 0
-        for index, event in enumerate(events):
-            problem = check_event(event, now)
-            if problem is not None:
-                rejected.append(pb.RejectedEvent(index=index, reason=problem.reason, message=problem.message))
-                continue
-            if event.event_id in seen:
-                duplicates_in_batch += 1
-                continue
-            seen.add(event.event_id)
-            if not event.HasField("occurred_time"):
-                event.occurred_time.CopyFrom(to_timestamp(now))
-            fresh.append(event)
-            occurred.append(to_datetime(event.occurred_time))
-        inserted = await store.insert_events(self._pool, app_id, fresh, occurred)
-        accepted = len(fresh) + duplicates_in_batch
-        return accepted, accepted - inserted, rejected
-
     async def TrackEvents(self, request: pb.TrackEventsRequest, context) -> pb.TrackEventsResponse:
-        accepted, duplicates, rejected = await self._accept(current_app_id(), request.events)
+        accepted, duplicates, rejected = await self._intake.accept(current_app_id(), request.events)
         return pb.TrackEventsResponse(accepted_count=accepted, duplicate_count=duplicates, rejected=rejected)
 
     async def StreamEvents(self, request_iterator, context):
+        # Batches are committed one after the other, so a producer's batches reach consumers
+        # in the order it sent them. A refusal (bad batch, backpressure) ends the stream; the
+        # producer resends what was not acknowledged, which event ids make harmless.
         app_id = current_app_id()
         async for batch in request_iterator:
-            accepted, duplicates, rejected = await self._accept(app_id, batch.events)
+            accepted, duplicates, rejected = await self._intake.accept(app_id, batch.events)
             yield pb.StreamEventsResponse(
                 batch_id=batch.batch_id, accepted_count=accepted, duplicate_count=duplicates, rejected=rejected
             )
@@ -75,11 +57,13 @@ class IngestionServicer(pb_grpc.IngestionServiceServicer):
         problems = profile_violations(
             request.user_id, dict(request.attributes), list(request.unset_attributes),
             request.time_zone, request.locale,
+            request.occurred_time if request.HasField("occurred_time") else None, request.request_id,
         )
         if problems:
             raise InvalidArgument([FieldViolation(f, d) for f, d in problems])
+        self._intake.check_pressure()
         update = seg_internal.ProfileUpdate(
-            update_id=request.request_id or uuid.uuid4().hex,
+            update_id=update_id(request.user_id, request.request_id) if request.request_id else uuid.uuid4().hex,
             user_id=request.user_id,
             attributes=request.attributes,
             unset_attributes=request.unset_attributes,
@@ -87,20 +71,46 @@ class IngestionServicer(pb_grpc.IngestionServiceServicer):
             locale=request.locale,
             occurred_time=request.occurred_time if request.HasField("occurred_time") else to_timestamp(self._clock.now()),
         )
-        await store.queue_profile_update(self._pool, app_id, request.user_id, update.SerializeToString())
+        await store.queue_profile_update(self._pool, app_id, request.user_id, lane_of(app_id, request.user_id),
+                                         frame_item(update.SerializeToString()))
+        self._intake.queued()
         return pb.IdentifyResponse()
 
     async def DeleteUser(self, request: pb.DeleteUserRequest, context) -> pb.DeleteUserResponse:
         app_id = current_app_id()
-        if not request.user_id:
-            raise InvalidArgument.field("user_id", "is required")
-        await store.erase_user(self._pool, app_id, request.user_id)
-        # Each erase is idempotent; a service that is down makes the call fail UNAVAILABLE and
-        # the caller retries the whole deletion.
-        await self._peers["segmentation"].call(
-            self._segmentation.EraseUser, seg_internal.EraseUserRequest(app_id=app_id, user_id=request.user_id))
-        await self._peers["decision"].call(
-            self._decision.EraseUser, decision_internal.EraseUserRequest(app_id=app_id, user_id=request.user_id))
-        await self._peers["delivery"].call(
-            self._delivery.EraseUser, delivery_internal.EraseUserRequest(app_id=app_id, user_id=request.user_id))
+        if (problem := user_id_problem(request.user_id)) is not None:
+            raise InvalidArgument.field("user_id", problem)
+        user_id = request.user_id
+        # First here, so nothing of the user is left to forward; then the others. Decision
+        # before delivery: decision could still hand delivery a message for the user.
+        await store.erase_user(self._pool, app_id, user_id, lane_of(app_id, user_id))
+        await asyncio.gather(
+            self._erase("segmentation", self._segmentation.EraseUser,
+                        seg_internal.EraseUserRequest(app_id=app_id, user_id=user_id)),
+            self._erase("decision", self._decision.EraseUser,
+                        decision_internal.EraseUserRequest(app_id=app_id, user_id=user_id)),
+        )
+        await self._erase("delivery", self._delivery.EraseUser,
+                          delivery_internal.EraseUserRequest(app_id=app_id, user_id=user_id))
         return pb.DeleteUserResponse(completed=True)
+
+    async def _erase(self, peer: str, method, request) -> None:
+        try:
+            await self._peers[peer].call(method, request)
+        except Unavailable:
+            raise Unavailable(f"{peer} could not be reached to erase the user; every step is idempotent, "
+                              "retry DeleteUser to finish") from None
+
+
+class IngestionInternalServicer(internal_pb_grpc.IngestionInternalServiceServicer):
+    """Events from other Nudge services (delivery's interaction events), taken exactly like
+    TrackEvents for the app named in the request."""
+
+    def __init__(self, intake: Intake) -> None:
+        self._intake = intake
+
+    async def IngestEvents(self, request: internal_pb.IngestEventsRequest, context) -> internal_pb.IngestEventsResponse:
+        if not request.app_id:
+            raise InvalidArgument.field("app_id", "is required")
+        accepted, _, rejected = await self._intake.accept(request.app_id, request.events)
+        return internal_pb.IngestEventsResponse(accepted_count=accepted, rejected_count=len(rejected))

@@ -1,92 +1,252 @@
-"""SQL for ingestion's own schema: events, the outbox, user erasure."""
+"""SQL for ingestion's own schema: events, dedupe keys, the outbox, partitions, erasure."""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 import asyncpg
-from google.protobuf import json_format
 
-from nudge.common.v1 import common_pb2
+from services.ingestion import framing, partitions
 
-OUTBOX_CHANNEL = "nudge_outbox"
-EVENT_CONSUMERS = ("segmentation", "decision")
+# Delivery takes events for conversion attribution.
+EVENT_CONSUMERS = ("segmentation", "decision", "delivery")
 PROFILE_CONSUMERS = ("segmentation",)
+CONSUMERS = ("segmentation", "decision", "delivery")
+DEAD_LETTER_PREFIX = "dead-letter:"
 
-_INSERT_EVENTS = f"""
+# Advisory lock space of this service (two-int form: the first int names what is locked).
+# Lane locks are (_LANE_LOCK + consumer index, lane); maintenance is (_MAINTENANCE_LOCK, 0).
+_LANE_LOCK = 0x494E0000
+_MAINTENANCE_LOCK = 0x494E00FF
+
+
+def lane_lock_class(consumer: str) -> int:
+    return _LANE_LOCK + CONSUMERS.index(consumer)
+
+
+@dataclass(frozen=True)
+class EventRows:
+    """A batch of validated events as column arrays, in request order. Kept to the columns
+    the statement needs: encoding array elements is the costly part of sending a batch."""
+
+    event_ids: list[str]
+    user_ids: list[str]
+    names: list[str]
+    occurred_us: list[int]  # microseconds since the Unix epoch
+    payloads: list[bytes]  # each the serialized nudge.common.v1.Event
+    lanes: list[int]
+
+
+# One statement, one commit: keys that are new win the ON CONFLICT race (inserted in key
+# order, so concurrent batches sharing keys cannot deadlock), their events are stored in the
+# day's partition, and one outbox row per lane and consumer carries the lane's new events
+# already framed for the consumer call. No NOTIFY here: PostgreSQL serializes the commits of
+# notifying transactions (WAL flush included) behind one lock, which would undo group commit;
+# the replica that commits wakes its own dispatch loops, the others poll.
+_INSERT_EVENTS = """
 WITH input AS (
-    SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[],
-                         $7::smallint[], $8::text[], $9::text[], $10::bytea[])
-        WITH ORDINALITY AS t(event_id, user_id, name, properties, occurred_at, platform,
-                             app_version, session_id, payload, ord)
-), inserted AS (
-    INSERT INTO events (app_id, event_id, user_id, name, properties, occurred_at, platform,
-                        app_version, session_id)
-    SELECT $1, event_id, user_id, name, properties, occurred_at, platform, app_version, session_id
-    FROM input
-    ON CONFLICT (app_id, event_id) DO NOTHING
-    RETURNING event_id
+    SELECT md5($1 || E'\\x1f' || event_id)::uuid AS key, t.*
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::smallint[])
+        WITH ORDINALITY AS t(event_id, user_id, name, occurred_us, payload, lane, ord)
+), fresh AS (
+    INSERT INTO event_keys (key, received_at)
+    SELECT key, $8 FROM input ORDER BY key
+    ON CONFLICT DO NOTHING
+    RETURNING key
+), kept AS (
+    SELECT input.* FROM input JOIN fresh USING (key)
+), stored AS (
+    INSERT INTO events (app_id, event_id, user_id, name, occurred_at, received_at, payload)
+    SELECT $1, event_id, user_id, name, 'epoch'::timestamptz + occurred_us * interval '1 microsecond',
+           $8, payload
+    FROM kept
 ), queued AS (
-    INSERT INTO outbox (app_id, consumer, kind, user_id, payload)
-    SELECT $1, c.consumer, 'event', i.user_id, i.payload
-    FROM input i JOIN inserted USING (event_id)
-         CROSS JOIN unnest($11::text[]) AS c(consumer)
-    ORDER BY i.ord, c.consumer
-    RETURNING 1
-), notified AS (
-    SELECT pg_notify('{OUTBOX_CHANNEL}', '') WHERE EXISTS (SELECT 1 FROM inserted)
+    INSERT INTO outbox (consumer, lane, app_id, kind, items, user_ids, payload)
+    SELECT c.consumer, g.lane, $1, 'event', g.items, g.user_ids, g.payload
+    FROM (SELECT lane, count(*)::int AS items, array_agg(user_id ORDER BY ord) AS user_ids,
+                 string_agg(pb_item_header(length(payload)) || payload, ''::bytea ORDER BY ord) AS payload
+          FROM kept GROUP BY lane) g
+    CROSS JOIN unnest($9::text[]) AS c(consumer)
 )
-SELECT (SELECT count(*) FROM inserted) AS inserted, (SELECT count(*) FROM notified) AS notified
+SELECT count(*) AS stored FROM fresh
 """
 
 
-async def insert_events(
-    pool: asyncpg.Pool, app_id: str, events: list[common_pb2.Event], occurred: list[datetime]
-) -> int:
-    """Stores the events and queues them for every consumer, in one statement and one commit.
+async def insert_events(pool: asyncpg.Pool, app_id: str, rows: EventRows, received_at: datetime) -> int:
+    """Stores the batch's new events and queues them for every consumer, in one commit.
 
-    Events whose (app, event_id) is already stored are skipped. Returns how many were new.
+    Events whose key is already known (within the dedupe retention) are skipped. Returns how
+    many were new.
     """
-    if not events:
+    if not rows.event_ids:
         return 0
     row = await pool.fetchrow(
-        _INSERT_EVENTS,
-        app_id,
-        [e.event_id for e in events],
-        [e.user_id for e in events],
-        [e.name for e in events],
-        [json.dumps(json_format.MessageToDict(e.properties)) for e in events],
-        occurred,
-        [int(e.platform) for e in events],
-        [e.app_version for e in events],
-        [e.session_id for e in events],
-        [e.SerializeToString() for e in events],
-        list(EVENT_CONSUMERS),
+        _INSERT_EVENTS, app_id, rows.event_ids, rows.user_ids, rows.names, rows.occurred_us,
+        rows.payloads, rows.lanes, received_at, list(EVENT_CONSUMERS),
     )
-    return int(row["inserted"])
+    return int(row["stored"])
 
 
-async def queue_profile_update(pool: asyncpg.Pool, app_id: str, user_id: str, payload: bytes) -> None:
+async def queue_profile_update(pool: asyncpg.Pool, app_id: str, user_id: str, lane: int, framed: bytes) -> None:
     await pool.execute(
-        f"""WITH queued AS (
-                INSERT INTO outbox (app_id, consumer, kind, user_id, payload)
-                SELECT $1, c, 'profile', $2, $3 FROM unnest($4::text[]) AS c
-                RETURNING 1)
-            SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT count(*) FROM queued) q""",
-        app_id, user_id, payload, list(PROFILE_CONSUMERS),
+        """INSERT INTO outbox (consumer, lane, app_id, kind, items, user_ids, payload)
+           SELECT c, $2, $1, 'profile', 1, ARRAY[$3], $4 FROM unnest($5::text[]) AS c""",
+        app_id, lane, user_id, framed, list(PROFILE_CONSUMERS),
     )
 
 
-async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
-    """Deletes the user's events and undelivered outbox rows. Rows a dispatcher holds are
-    waited for (row locks), so nothing of the user is forwarded after this returns."""
+# ---------------------------------------------------------------- outbox dispatch
+
+# Lanes are claimed with transaction-level advisory locks: a lane is drained by one loop at a
+# time across every replica, and released at commit (or when a crashed replica's connection
+# goes). The rows are read by a second statement, whose snapshot is taken after the locks
+# are held: read in the same statement, they could come from a snapshot older than the
+# commit of the loop that held the lane just before, and be forwarded a second time.
+_CLAIM_LANES = """
+SELECT coalesce(array_agg(l), '{}') FROM (
+    SELECT l FROM unnest($1::int[]) AS l WHERE pg_try_advisory_xact_lock($2, l) LIMIT $3
+) AS locked
+"""
+
+# The oldest rows of each claimed lane (index (consumer, lane, id), at most $3 rows per
+# lane), of which about $4 items are kept in id order. Order only matters within a lane, and
+# what is kept of each lane is a prefix of it.
+_READ_LANES = """
+WITH head AS (
+    SELECT c.id, c.items, sum(c.items) OVER (ORDER BY c.id) AS upto
+    FROM unnest($2::int[]) AS lanes(l) CROSS JOIN LATERAL (
+        SELECT id, items FROM outbox WHERE consumer = $1 AND lane = lanes.l ORDER BY id LIMIT $3
+    ) AS c
+)
+SELECT o.id, o.lane, o.app_id, o.kind, o.items, o.payload
+FROM head JOIN outbox o ON o.consumer = $1 AND o.id = head.id
+WHERE head.upto - head.items < $4
+ORDER BY o.id
+"""
+
+
+async def claim(conn: asyncpg.Connection, consumer: str, lanes: Sequence[int], max_lanes: int,
+                max_items: int) -> list[asyncpg.Record]:
+    """Within the caller's transaction: the next rows of the lanes this loop could lock."""
+    locked = await conn.fetchval(_CLAIM_LANES, list(lanes), lane_lock_class(consumer), max_lanes)
+    if not locked:
+        return []
+    # Enough rows per lane for the claimed lanes together to fill a call when each holds
+    # one-item rows; batch traffic (many items per row) fills it from far fewer.
+    per_lane = max(1, -(-max_items // len(locked)))
+    return await conn.fetch(_READ_LANES, consumer, locked, per_lane, max_items)
+
+
+async def delete_rows(conn: asyncpg.Connection, consumer: str, ids: list[int]) -> None:
+    await conn.execute("DELETE FROM outbox WHERE consumer = $1 AND id = any($2::bigint[])", consumer, ids)
+
+
+async def dead_letter(conn: asyncpg.Connection, consumer: str, ids: list[int]) -> None:
+    """Sets rows a consumer refused aside (kept, not forwarded), so their lanes move on."""
+    await conn.execute("UPDATE outbox SET consumer = $2 WHERE consumer = $1 AND id = any($3::bigint[])",
+                       consumer, DEAD_LETTER_PREFIX + consumer, ids)
+
+
+async def backlog(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, float]]:
+    """Per consumer: items waiting, and the age in seconds of the oldest waiting row. Read
+    from the indexes only (the sum from (consumer, lane, id) INCLUDE (items), the oldest
+    row from the primary key), so a large backlog does not mean a large scan."""
+    rows = await pool.fetch(
+        """SELECT c AS consumer,
+                  (SELECT coalesce(sum(items), 0) FROM outbox WHERE consumer = c)::bigint AS items,
+                  coalesce((SELECT extract(epoch FROM now() - created_at) FROM outbox
+                            WHERE consumer = c ORDER BY id LIMIT 1), 0)::float8 AS age
+           FROM unnest($1::text[]) AS c""",
+        list(CONSUMERS))
+    return ({r["consumer"]: r["items"] for r in rows}, {r["consumer"]: max(0.0, r["age"]) for r in rows})
+
+
+# ---------------------------------------------------------------- erasure
+
+
+async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str, lane: int) -> None:
+    """Deletes the user's events and removes the user's items from undelivered outbox rows.
+
+    The user's lane is locked for every consumer first (waiting for a dispatch in progress to
+    finish), so once this commits nothing of the user can still be forwarded: an erasure
+    elsewhere that follows cannot be undone by a late outbox row.
+    """
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM outbox WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM events WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        await conn.execute("SELECT pg_advisory_xact_lock(k, $1) FROM unnest($2::int[]) AS k",
+                           lane, [lane_lock_class(c) for c in CONSUMERS])
+        rows = await conn.fetch(
+            "SELECT consumer, id, kind, payload FROM outbox"
+            " WHERE consumer = any($4::text[]) AND lane = $1 AND app_id = $2 AND $3 = any(user_ids) FOR UPDATE",
+            lane, app_id, user_id, [*CONSUMERS, *(DEAD_LETTER_PREFIX + c for c in CONSUMERS)])
+        emptied: list[tuple[str, int]] = []
+        rewritten: list[tuple[str, int, bytes, int]] = []
+        for r in rows:
+            payload, remaining = framing.without_user(r["kind"], r["payload"], user_id)
+            if remaining == 0:
+                emptied.append((r["consumer"], r["id"]))
+            else:
+                rewritten.append((r["consumer"], r["id"], payload, remaining))
+        if emptied:
+            await conn.execute(
+                "DELETE FROM outbox o USING unnest($1::text[], $2::bigint[]) AS t(consumer, id)"
+                " WHERE o.consumer = t.consumer AND o.id = t.id",
+                [c for c, _ in emptied], [i for _, i in emptied])
+        if rewritten:
+            await conn.execute(
+                """UPDATE outbox o SET payload = t.payload, items = t.items,
+                                      user_ids = array_remove(o.user_ids, $1)
+                   FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::int[]) AS t(consumer, id, payload, items)
+                   WHERE o.consumer = t.consumer AND o.id = t.id""",
+                user_id, [r[0] for r in rewritten], [r[1] for r in rewritten],
+                [r[2] for r in rewritten], [r[3] for r in rewritten])
 
 
-async def count_user_events(pool: asyncpg.Pool, app_id: str, user_id: str) -> int:
-    return await pool.fetchval(
-        "SELECT count(*) FROM events WHERE app_id = $1 AND user_id = $2", app_id, user_id
-    )
+# ---------------------------------------------------------------- partitions and retention
+
+
+async def existing_partitions(conn: asyncpg.Connection) -> list[date]:
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'events'::regclass")
+    return [d for d in (partitions.partition_day(r["relname"]) for r in rows) if d is not None]
+
+
+async def maintain(pool: asyncpg.Pool, now: datetime, ahead_days: int, retention_days: int,
+                   dedupe_retention_days: int, wait: bool = False, sweep: bool = True,
+                   sweep_batch: int = 50_000) -> partitions.Plan | None:
+    """Creates the coming days' partitions, drops expired ones and (if `sweep`) forgets
+    expired dedupe keys. One replica at a time does it; returns what was planned, or None if
+    another replica was doing it (unless `wait`, as at start-up, when it waits its turn)."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            if wait:
+                await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", _MAINTENANCE_LOCK)
+            elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, 0)", _MAINTENANCE_LOCK):
+                return None
+            todo = partitions.plan(await existing_partitions(conn), now, ahead_days, retention_days)
+            # Identifiers and bounds cannot be parameters: names come from dates, bounds are
+            # timestamps we format. One script, one round trip.
+            script = [
+                f"CREATE TABLE IF NOT EXISTS {partitions.partition_name(day)} PARTITION OF events"
+                f" FOR VALUES FROM ('{partitions.day_start(day).isoformat()}')"
+                f" TO ('{partitions.day_start(day + timedelta(days=1)).isoformat()}')"
+                for day in todo.create
+            ] + [f"DROP TABLE IF EXISTS {partitions.partition_name(day)}" for day in todo.drop]
+            if script:
+                # Dropping a partition locks the parent table; never queue behind (and hold
+                # up) inserts for long: a later run tries again.
+                await conn.execute("SET LOCAL lock_timeout = '2s'; " + "; ".join(script))
+        if sweep:
+            # Expired keys go in bounded batches, each its own short transaction.
+            cutoff = partitions.dedupe_cutoff(now, dedupe_retention_days)
+            while await conn.fetchval(
+                    """WITH gone AS (
+                           DELETE FROM event_keys WHERE key IN (
+                               SELECT key FROM event_keys WHERE received_at < $1 LIMIT $2)
+                           RETURNING 1)
+                       SELECT count(*) FROM gone""", cutoff, sweep_batch) == sweep_batch:
+                pass
+    return todo

@@ -27,16 +27,6 @@ CREATE TABLE conversions (
     FOREIGN KEY (app_id, message_id) REFERENCES messages (app_id, message_id) ON DELETE CASCADE
 );
 
-CREATE TABLE applied_events (
-    app_id     text NOT NULL,
-    event_id   text NOT NULL,
-    user_id    text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (app_id, event_id)
-);
-
-CREATE INDEX applied_events_user_idx ON applied_events (app_id, user_id);
-
 -- Interaction events (message_clicked, …) on their way to ingestion, written with the
 -- interaction in one transaction so none is lost while ingestion is down.
 -- Sharded by user (nudgelib.ordered_outbox), so a user's events keep their order.

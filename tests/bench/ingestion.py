@@ -1,0 +1,185 @@
+"""Bench scenario `ingestion`: end-to-end event intake against a floor measured in the same run.
+
+- floor: the same serialized batches parsed (`TrackEventsRequest.FromString`) and written
+  with asyncpg `copy_records_to_table` into a plain table of the same columns, by the same
+  number of concurrent writers, and nothing else;
+- end to end: the same batches sent to ingestion's TrackEvents by the same number of
+  concurrent producers; the clock stops when every event is acknowledged (durable),
+  applied by segmentation and recorded by decision (their `applied_events`).
+
+Batches of 500 events over 100k users. BENCH_EVENTS (default 200000) and
+BENCH_PRODUCERS (default 4) change the volume and the concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import grpc
+
+from nudge.common.v1 import common_pb2
+from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
+from nudgelib.protoconv import to_datetime, to_timestamp
+from tests.bench.harness import database, peak_rss_mb, running_cluster
+from tests.helpers import create_app
+
+USERS = 100_000
+BATCH = 500
+EVENTS = int(os.environ.get("BENCH_EVENTS", "200000"))
+PRODUCERS = int(os.environ.get("BENCH_PRODUCERS", "4"))
+NAMES = ("screen_view", "add_to_cart", "purchase", "session_start", "search")
+SCREENS = ("home", "search", "product", "cart", "checkout", "profile")
+TRACK = "/nudge.ingestion.v1.IngestionService/TrackEvents"
+
+_FLOOR_TABLE = """
+CREATE TABLE IF NOT EXISTS public.bench_floor (
+    app_id text NOT NULL, event_id text NOT NULL, user_id text NOT NULL, name text NOT NULL,
+    occurred_at timestamptz NOT NULL, received_at timestamptz NOT NULL, platform smallint NOT NULL,
+    app_version text NOT NULL, session_id text NOT NULL, payload bytea NOT NULL)
+"""
+_FLOOR_COLUMNS = ("app_id", "event_id", "user_id", "name", "occurred_at", "received_at", "platform",
+                  "app_version", "session_id", "payload")
+
+
+def make_batches(total: int) -> list[bytes]:
+    """Serialized TrackEventsRequests of BATCH events each, users drawn from USERS."""
+    rng = random.Random(7)
+    now = datetime.now(timezone.utc)
+    batches = []
+    for b in range(total // BATCH):
+        events = []
+        for i in range(BATCH):
+            user = rng.randrange(USERS)
+            e = common_pb2.Event(
+                event_id=f"ev-{b}-{i}", user_id=f"u{user}", name=rng.choice(NAMES),
+                occurred_time=to_timestamp(now - timedelta(seconds=rng.randrange(3600))),
+                platform=rng.randrange(1, 4), app_version="5.2.1", session_id=f"s{user}-{b // 50}")
+            e.properties.update({"screen": rng.choice(SCREENS), "value": round(rng.random() * 200, 2),
+                                 "items": rng.randrange(1, 6)})
+            events.append(e)
+        batches.append(ingestion_pb.TrackEventsRequest(events=events).SerializeToString())
+    return batches
+
+
+async def floor(url: str, batches: list[bytes]) -> float:
+    """Events per second: parse each batch and COPY its rows, PRODUCERS writers at once."""
+    pool = await asyncpg.create_pool(url, min_size=PRODUCERS, max_size=PRODUCERS)
+    try:
+        await pool.execute(_FLOOR_TABLE)
+        await pool.execute("TRUNCATE public.bench_floor")
+        queue = iter(batches)
+
+        async def writer() -> None:
+            async with pool.acquire() as conn:
+                for raw in queue:
+                    request = ingestion_pb.TrackEventsRequest.FromString(raw)
+                    received = datetime.now(timezone.utc)
+                    records = [("app", e.event_id, e.user_id, e.name, to_datetime(e.occurred_time), received,
+                                e.platform, e.app_version, e.session_id, e.SerializeToString())
+                               for e in request.events]
+                    await conn.copy_records_to_table("bench_floor", records=records, columns=_FLOOR_COLUMNS,
+                                                     schema_name="public")
+
+        began = time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(PRODUCERS)))
+        elapsed = time.perf_counter() - began
+        await pool.execute("DROP TABLE public.bench_floor")
+    finally:
+        await pool.close()
+    return len(batches) * BATCH / elapsed
+
+
+async def applied(conn: asyncpg.Connection, app_id: str) -> tuple[int, int]:
+    """Events of the app recorded by segmentation and by decision (counted once, at the end:
+    counting on every poll would cost the database more than the work measured)."""
+    seg = await conn.fetchval("SELECT count(*) FROM segmentation.applied_events WHERE app_id = $1", app_id)
+    dec = await conn.fetchval("SELECT count(*) FROM decision.applied_events WHERE app_id = $1", app_id)
+    return seg, dec
+
+
+async def forwarded(conn: asyncpg.Connection, app_id: str) -> bool:
+    """Whether every outbox row of the app is gone: a row is deleted only once its consumer
+    has answered, i.e. committed the events it carries."""
+    return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM ingestion.outbox WHERE app_id = $1)", app_id)
+
+
+async def end_to_end(url: str, target: str, batches: list[bytes]) -> dict[str, float]:
+    app = await create_app(url)
+    total = len(batches) * BATCH
+    latencies: list[float] = []
+    refusals = 0
+    async with grpc.aio.insecure_channel(target) as channel:
+        # Pre-serialized requests, so the producers cost as little CPU as the floor's readers.
+        track = channel.unary_unary(TRACK, request_serializer=None,
+                                    response_deserializer=ingestion_pb.TrackEventsResponse.FromString)
+        queue = iter(batches)
+
+        async def producer() -> None:
+            nonlocal refusals
+            for raw in queue:
+                while True:
+                    t0 = time.perf_counter()
+                    try:
+                        reply = await track(raw, metadata=app.auth("events"), timeout=30)
+                    except grpc.aio.AioRpcError as exc:
+                        if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                            raise
+                        refusals += 1
+                        await asyncio.sleep(0.5)
+                        continue
+                    latencies.append(time.perf_counter() - t0)
+                    assert reply.accepted_count == BATCH and not reply.rejected, reply
+                    break
+
+        conn = await asyncpg.connect(url)
+        try:
+            began = time.perf_counter()
+            await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
+            acked = time.perf_counter()
+            while not await forwarded(conn, app.id):
+                if time.perf_counter() - acked > 300:
+                    raise RuntimeError("the outbox did not drain within 300s")
+                await asyncio.sleep(0.02)
+            done = time.perf_counter()
+            seen = await applied(conn, app.id)
+            if seen != (total, total):
+                raise RuntimeError(f"segmentation and decision recorded {seen} of {total} events")
+        finally:
+            await conn.close()
+    latencies.sort()
+    return {
+        "acked_rate": total / (acked - began),
+        "e2e_rate": total / (done - began),
+        "drain_after_ack": done - acked,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "refusals": refusals,
+    }
+
+
+async def main() -> None:
+    batches = make_batches(EVENTS)
+    total = len(batches) * BATCH
+    async with database() as url:
+        floor_rate = await floor(url, batches)
+        async with running_cluster(url) as cluster:
+            result = await end_to_end(url, cluster.target("ingestion"), batches)
+            memory = {n: peak_rss_mb(p.pid) for n, p in cluster.processes.items()}
+
+    print(f"\ningestion: {total} events in batches of {BATCH} over {USERS // 1000}k users, "
+          f"{PRODUCERS} concurrent producers, {os.cpu_count()} cores\n")
+    print(f"{'scenario':<58}{'events/s':>10}{'x floor':>9}")
+    print(f"{'floor: parse + copy_records_to_table':<58}{floor_rate:>10.0f}{1:>9.2f}")
+    print(f"{'acknowledged (validated, deduplicated, durable + outbox)':<58}"
+          f"{result['acked_rate']:>10.0f}{result['acked_rate'] / floor_rate:>9.2f}")
+    print(f"{'end to end (+ applied by segmentation and decision)':<58}"
+          f"{result['e2e_rate']:>10.0f}{result['e2e_rate'] / floor_rate:>9.2f}")
+    print(f"\nTrackEvents latency per batch: p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms; "
+          f"outbox drained {result['drain_after_ack']:.2f}s after the last ack; "
+          f"RESOURCE_EXHAUSTED answers: {result['refusals']}")
+    print("peak RSS per service (MB): " + ", ".join(f"{n} {m:.0f}" for n, m in memory.items()))
