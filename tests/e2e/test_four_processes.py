@@ -15,9 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudgelib import demo
-from nudgelib.cluster import Cluster, free_ports
 from nudgelib.config import SERVICES
-from tests.conftest import INTERNAL_TOKEN, eventually
+from tests.conftest import eventually
+from tests.e2e.conftest import running
 from tests.helpers import Clients, create_app, event, expect_error, track, violated_fields
 
 pytestmark = pytest.mark.e2e
@@ -26,19 +26,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 async def cluster(database_url, tmp_path_factory):
-    ports = free_ports(8)
-    c = Cluster(
-        database_url=database_url, internal_token=INTERNAL_TOKEN,
-        ports=dict(zip(SERVICES, ports[:4])), metrics_ports=dict(zip(SERVICES, ports[4:])),
-        extra_env={"NUDGE_LOG_FORMAT": "json", "NUDGE_SHUTDOWN_GRACE_SECONDS": "2"},
-        log_dir=tmp_path_factory.mktemp("service-logs"),
-    )
-    c.start()
-    try:
-        await c.wait_ready(timeout=90)
+    async with running(database_url, tmp_path_factory.mktemp("service-logs")) as c:
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")

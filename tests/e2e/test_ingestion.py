@@ -11,9 +11,10 @@ import pytest
 
 from nudge.ingestion.v1 import ingestion_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
-from nudgelib.cluster import Cluster, free_ports
+from nudgelib.cluster import Cluster
 from nudgelib.config import SERVICES
-from tests.conftest import INTERNAL_TOKEN, eventually
+from tests.e2e.conftest import running
+from tests.conftest import eventually
 from tests.helpers import Clients, create_app, event, expect_error, track
 
 pytestmark = pytest.mark.e2e
@@ -25,21 +26,10 @@ BATCHES = 20
 
 @pytest.fixture(scope="module")
 async def cluster(database_url, tmp_path_factory):
-    ports = free_ports(8)
-    c = Cluster(
-        database_url=database_url, internal_token=INTERNAL_TOKEN,
-        ports=dict(zip(SERVICES, ports[:4])), metrics_ports=dict(zip(SERVICES, ports[4:])),
-        # Retry a consumer that is down every half second at most, so the test is quick.
-        extra_env={"NUDGE_LOG_FORMAT": "json", "NUDGE_SHUTDOWN_GRACE_SECONDS": "2",
-                   "NUDGE_INGESTION_OUTBOX_MAX_BACKOFF_SECONDS": "0.5"},
-        log_dir=tmp_path_factory.mktemp("ingestion-e2e-logs"),
-    )
-    c.start()
-    try:
-        await c.wait_ready(timeout=90)
+    # Retry a consumer that is down every half second at most, so the test is quick.
+    async with running(database_url, tmp_path_factory.mktemp("ingestion-e2e-logs"),
+                       NUDGE_INGESTION_OUTBOX_MAX_BACKOFF_SECONDS="0.5") as c:
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")
