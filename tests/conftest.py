@@ -81,6 +81,8 @@ class Stack:
 
 
 async def start_host(spec: ServiceSpec, url: str, peers: dict[str, str], port: int = 0, **kwargs) -> ServiceHost:
+    # A peer the test does not name gets an address nothing listens on.
+    peers = {**{name: "127.0.0.1:9" for name in spec.peers}, **peers}
     host = ServiceHost(settings_for(spec.name, url, peers, port), spec, drain_delay=0.05, **kwargs)
     await host.start()
     return host

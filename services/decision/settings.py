@@ -14,9 +14,9 @@ class DecisionSettings:
     # Bounded per-user caches: contexts from segmentation, and decision's own history.
     context_cache_size: int = 200_000
     state_cache_size: int = 200_000
-    # A cached context is asked for again after this long even without an announcement;
-    # 0 turns the cache off.
-    context_ttl_seconds: float = 0.0
+    # A cached context is asked for again after this long even without an announcement (a
+    # safety net: segmentation announces every change); 0 turns the cache off.
+    context_ttl_seconds: float = 300.0
     # Triggered sends: how many are claimed at once, and how often the due queue is polled
     # when nothing wakes it.
     release_batch: int = 200
@@ -28,7 +28,7 @@ class DecisionSettings:
         return cls(
             context_cache_size=env_int(env, "NUDGE_DECISION_CONTEXT_CACHE_SIZE", 200_000, 1, 100_000_000),
             state_cache_size=env_int(env, "NUDGE_DECISION_STATE_CACHE_SIZE", 200_000, 1, 100_000_000),
-            context_ttl_seconds=env_float(env, "NUDGE_DECISION_CONTEXT_TTL_SECONDS", 0.0),
+            context_ttl_seconds=env_float(env, "NUDGE_DECISION_CONTEXT_TTL_SECONDS", 300.0),
             release_batch=env_int(env, "NUDGE_DECISION_RELEASE_BATCH", 200, 1, 100_000),
             release_poll_seconds=env_float(env, "NUDGE_DECISION_RELEASE_POLL_SECONDS", 0.5),
         )

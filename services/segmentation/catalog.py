@@ -1,21 +1,132 @@
-"""Each app's segment rules, cached in memory and dropped when a segment changes (on this
-replica directly, on others through NOTIFY)."""
+"""Each app's segment rules, compiled, with what evaluating them needs to read; cached in
+memory and dropped when a segment changes (on this replica directly, on others through
+NOTIFY). Writers check the cached version against the database under the app's lock, so
+they never apply a change with rules older than the ones committed."""
 
 from __future__ import annotations
 
-import asyncpg
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
-from nudgelib.appcache import AppCache
-from services.segmentation import store
+from services.segmentation import properties, rules
+from services.segmentation.profile import Profile
 
 
-class SegmentCatalog(AppCache[dict[str, pb.Rule]]):
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        async def load(app_id: str) -> dict[str, pb.Rule]:
-            return {s.id: s.rule for s in await store.load_segments(pool, app_id)}
+@dataclass(frozen=True)
+class SegmentDef:
+    id: str
+    seq: int
+    name: str
+    description: str
+    rule: pb.Rule
+    version: int
+    created_at: datetime
+    updated_at: datetime
 
-        super().__init__(load)
 
-    async def rules(self, app_id: str) -> dict[str, pb.Rule]:
-        return await self.get(app_id)
+@dataclass(frozen=True)
+class Evaluation:
+    segment_ids: list[str]
+    seqs: frozenset[int]
+    valid_until: datetime | None
+
+
+@dataclass
+class Catalog:
+    app_id: str
+    version: int
+    segments: dict[str, SegmentDef]
+    nodes: dict[str, rules.Node] = field(init=False)
+    by_seq: dict[int, str] = field(init=False)
+    # Event name -> its property-filtered counters: (key, filters).
+    filters: dict[str, list[tuple[str, tuple[properties.Filter, ...]]]] = field(init=False)
+    # Every counter some segment reads, and how many days back the widest window looks.
+    keys: list[str] = field(init=False)
+    widest_window: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.nodes = {sid: rules.compile_rule(s.rule) for sid, s in self.segments.items()}
+        self.by_seq = {s.seq: sid for sid, s in self.segments.items()}
+        keys: set[str] = set()
+        filters: dict[str, dict[str, tuple[properties.Filter, ...]]] = {}
+        widest = 0
+        for s in self.segments.values():
+            for c in rules.event_conditions(s.rule):
+                compiled = properties.compile_filters(c.property_filters)
+                key = properties.counter_key(c.name, compiled)
+                keys.add(key)
+                if compiled:
+                    filters.setdefault(c.name, {})[key] = compiled
+                widest = max(widest, rules.window_days(c))
+        self.keys = sorted(keys)
+        self.filters = {name: sorted(found.items()) for name, found in filters.items()}
+        self.widest_window = widest
+
+    @property
+    def rules(self) -> dict[str, pb.Rule]:
+        return {sid: s.rule for sid, s in self.segments.items()}
+
+    @property
+    def tracked(self) -> frozenset[str]:
+        """Property-filtered counters that hold rows (plain names always do)."""
+        return frozenset(k for k in self.keys if properties.KEY_SEPARATOR in k)
+
+    def day_floor(self, today: date) -> date:
+        """The earliest day any rule can look at; older day counts need not be loaded."""
+        return today - timedelta(days=max(self.widest_window, 1) - 1)
+
+    def counters_for(self, name: str, props: dict) -> list[str]:
+        """The counters one event adds to: its name, and each matching filtered counter."""
+        found = [name]
+        for key, compiled in self.filters.get(name, ()):
+            if properties.match_all(compiled, props):
+                found.append(key)
+        return found
+
+    def evaluate(self, profile: Profile, now: datetime) -> Evaluation:
+        inside, valid_until = rules.memberships(self.nodes, profile, now)
+        return Evaluation(inside, frozenset(self.segments[s].seq for s in inside), valid_until)
+
+    def ids_of(self, seqs) -> list[str]:
+        return sorted(self.by_seq[s] for s in seqs if s in self.by_seq)
+
+
+Loader = Callable[[str], Awaitable[Catalog]]
+
+
+class Catalogs:
+    """The cache. A load that was under way when an invalidation arrived is used once but not
+    kept, so a change is never masked by an older read finishing late."""
+
+    def __init__(self, load: Loader) -> None:
+        self._load = load
+        self._entries: dict[str, Catalog] = {}
+        self._generation = 0
+
+    async def get(self, app_id: str) -> Catalog:
+        entry = self._entries.get(app_id)
+        if entry is None:
+            generation = self._generation
+            entry = await self._load(app_id)
+            if generation == self._generation:
+                self.keep(entry)
+        return entry
+
+    def peek(self, app_id: str) -> Catalog | None:
+        return self._entries.get(app_id)
+
+    def keep(self, catalog: Catalog) -> None:
+        """Keeps a catalog read under the app's lock (versions only go up)."""
+        current = self._entries.get(catalog.app_id)
+        if current is None or current.version <= catalog.version:
+            self._entries[catalog.app_id] = catalog
+
+    def invalidate(self, app_id: str | None = None) -> None:
+        """Drops one app, or every app (None: a notification may have been missed)."""
+        self._generation += 1
+        if app_id:
+            self._entries.pop(app_id, None)
+        else:
+            self._entries.clear()

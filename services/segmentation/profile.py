@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 
 @dataclass(frozen=True)
-class DayCount:
-    day: date
-    count: int
+class Counter:
+    """One counter of one user (an event name, or a name with property filters)."""
+
+    total: int
     first_at: datetime
     last_at: datetime
+    # UTC day -> events that day. Loaded only from the earliest day a rule of the app can
+    # look at, so older days may be missing; `total` always covers everything.
+    days: Mapping[date, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -29,5 +34,11 @@ class Profile:
     last_seen: datetime | None = None
     platforms: frozenset[int] = frozenset()
     app_version: str = ""
-    # Event name -> its per-day counts.
-    events: dict[str, list[DayCount]] = field(default_factory=dict)
+    # Counter key -> counter; a key is absent when the user never performed it.
+    counters: dict[str, Counter] = field(default_factory=dict)
+    # Stored memberships (segment seqs) and row version; what the last change recorded.
+    # `stored` is false when no memberships row exists yet.
+    stored: bool = False
+    stored_segments: frozenset[int] = frozenset()
+    stored_valid_until: datetime | None = None
+    version: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from nudge.segmentation.v1 import (
@@ -12,10 +13,17 @@ from nudge.segmentation.v1 import (
 )
 from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
+from nudgelib.ordered_outbox import ShardedOutbox
 from nudgelib.server import ServiceHost, ServiceSpec
-from services.segmentation.catalog import SegmentCatalog
-from services.segmentation.servicer import Segmentation, SegmentationInternalServicer, SegmentationServicer
-from services.segmentation.store import SEGMENTS_CHANNEL
+from services.segmentation import store
+from services.segmentation.announcements import DecisionSender
+from services.segmentation.catalog import Catalogs
+from services.segmentation.contexts import ContextCache
+from services.segmentation.maintenance import prune_loop
+from services.segmentation.membership import Memberships
+from services.segmentation.segments import Segments
+from services.segmentation.servicer import SegmentationInternalServicer, SegmentationServicer
+from services.segmentation.settings import SegmentationSettings
 
 POLICY = AccessPolicy({
     name: Scope.ADMIN
@@ -25,12 +33,28 @@ POLICY = AccessPolicy({
 
 
 async def wire(host: ServiceHost) -> None:
-    catalog = SegmentCatalog(host.pool)
-    host.listener(SEGMENTS_CHANNEL, catalog.invalidate)
-    core = Segmentation(host.pool, catalog, host.clock)
-    segmentation_service_pb2_grpc.add_SegmentationServiceServicer_to_server(SegmentationServicer(core), host.server)
+    settings = SegmentationSettings.from_env()
+    catalogs = Catalogs(lambda app_id: store.load_catalog(host.pool, app_id))
+    host.listener(store.SEGMENTS_CHANNEL, catalogs.invalidate)
+    cache = ContextCache(settings.context_cache_size)
+    host.listener(store.USERS_CHANNEL, cache.on_notify)
+
+    outbox = ShardedOutbox(host.pool, "outbox", DecisionSender(host.peers["decision"]), settings.outbox_shards,
+                           batch_size=settings.outbox_batch, max_backoff=settings.outbox_max_backoff_seconds)
+    host.listener(store.OUTBOX_CHANNEL, outbox.wake)
+    host.run_in_background(outbox.run(), "outbox")
+
+    memberships = Memberships(host.pool, catalogs, cache, host.clock, settings, outbox.wake)
+    segments = Segments(host.pool, catalogs, host.clock, settings, outbox.wake)
+    host.run_in_background(memberships.run_sweeper(), "sweeper")
+    if settings.event_property_days:
+        host.run_in_background(prune_loop(host.pool, host.clock, timedelta(days=settings.event_property_days),
+                                          settings.maintenance_interval_seconds), "prune")
+
+    segmentation_service_pb2_grpc.add_SegmentationServiceServicer_to_server(
+        SegmentationServicer(segments, memberships), host.server)
     segmentation_internal_service_pb2_grpc.add_SegmentationInternalServiceServicer_to_server(
-        SegmentationInternalServicer(core), host.server)
+        SegmentationInternalServicer(memberships), host.server)
 
 
 SPEC = ServiceSpec(
@@ -42,4 +66,5 @@ SPEC = ServiceSpec(
         segmentation_internal_service_pb2.DESCRIPTOR.services_by_name["SegmentationInternalService"].full_name,
     ),
     wire=wire,
+    peers=("decision",),
 )

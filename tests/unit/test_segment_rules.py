@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, struct_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
+from nudgelib.protoconv import to_timestamp
 from services.segmentation import rules
-from services.segmentation.profile import DayCount, Profile
+from services.segmentation.profile import Counter, Profile
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 A = pb.AttributeOperator
@@ -22,13 +23,11 @@ def days(n: int) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=n * 86400)
 
 
-def performed(name: str, *day_counts: tuple[int, int]) -> dict[str, list[DayCount]]:
-    """(days ago, count) pairs -> aggregates, each event at noon UTC."""
-    out = []
-    for ago, count in day_counts:
-        at = NOW - timedelta(days=ago)
-        out.append(DayCount(at.date(), count, at, at))
-    return {name: out}
+def performed(name: str, *day_counts: tuple[int, int]) -> dict[str, Counter]:
+    """(days ago, count) pairs -> the counter of `name`, each event at noon UTC."""
+    times = [NOW - timedelta(days=ago) for ago, _ in day_counts]
+    days = {(NOW - timedelta(days=ago)).date(): count for ago, count in day_counts}
+    return {name: Counter(sum(days.values()), min(times), max(times), days)}
 
 
 def user(**kw) -> Profile:
@@ -49,25 +48,26 @@ def attr(name, op, **value) -> pb.Rule:
 
 def check(rule: pb.Rule, profile: Profile, segments=None) -> bool:
     assert rules.validate(rule) == [], rules.validate(rule)
-    return rules.evaluate(rule, profile, NOW, rules.resolver(segments or {}, profile, NOW))
+    nodes = {sid: rules.compile_rule(r) for sid, r in (segments or {}).items()}
+    return rules.evaluate(rule, profile, NOW, rules.resolver(nodes, profile, NOW))
 
 
 class TestEventConditions:
     def test_at_least_within_window_counts_whole_days_today_included(self):
-        p = user(events=performed("purchase", (0, 1), (6, 1), (7, 5)))
+        p = user(counters=performed("purchase", (0, 1), (6, 1), (7, 5)))
         assert check(ev("purchase", pb.EVENT_OPERATOR_AT_LEAST, 2, window=7), p)
         assert not check(ev("purchase", pb.EVENT_OPERATOR_AT_LEAST, 3, window=7), p)
         assert check(ev("purchase", pb.EVENT_OPERATOR_AT_LEAST, 7, window=8), p)
 
     def test_ever_at_most_exactly(self):
-        p = user(events=performed("open", (1, 2), (40, 1)))
+        p = user(counters=performed("open", (1, 2), (40, 1)))
         assert check(ev("open", pb.EVENT_OPERATOR_EXACTLY, 3), p)
         assert check(ev("open", pb.EVENT_OPERATOR_AT_MOST, 3), p)
         assert not check(ev("open", pb.EVENT_OPERATOR_AT_MOST, 2), p)
         assert check(ev("open", pb.EVENT_OPERATOR_AT_MOST, 0, window=1), p)
 
     def test_never_and_last_performed(self):
-        p = user(events=performed("open", (10, 1)))
+        p = user(counters=performed("open", (10, 1)))
         assert check(ev("signup", pb.EVENT_OPERATOR_NEVER), p)
         assert not check(ev("open", pb.EVENT_OPERATOR_NEVER), p)
         assert check(ev("open", pb.EVENT_OPERATOR_LAST_PERFORMED_MORE_THAN_AGO, window=9), p)
@@ -75,8 +75,8 @@ class TestEventConditions:
         assert not check(ev("signup", pb.EVENT_OPERATOR_LAST_PERFORMED_MORE_THAN_AGO, window=1), p)
 
     def test_each_of_the_last_days(self):
-        every_day = user(events=performed("open", *[(i, 1) for i in range(7)]))
-        gap = user(events=performed("open", *[(i, 1) for i in range(7) if i != 3]))
+        every_day = user(counters=performed("open", *[(i, 1) for i in range(7)]))
+        gap = user(counters=performed("open", *[(i, 1) for i in range(7) if i != 3]))
         assert check(ev("open", pb.EVENT_OPERATOR_EACH_DAY, d=7), every_day)
         assert not check(ev("open", pb.EVENT_OPERATOR_EACH_DAY, d=7), gap)
         assert check(ev("open", pb.EVENT_OPERATOR_EACH_DAY, d=3), gap)
@@ -141,7 +141,7 @@ class TestBuiltIns:
     def test_groups_and_segment_membership(self):
         signed_up = ev("signup", pb.EVENT_OPERATOR_AT_LEAST, 1)
         segments = {"seg_s": signed_up}
-        p = user(events=performed("signup", (0, 1)))
+        p = user(counters=performed("signup", (0, 1)))
         not_member = pb.Rule(segment=pb.SegmentMembershipCondition(segment_id="seg_s", negate=True))
         both = pb.Rule(group=pb.Group(operator=pb.GROUP_OPERATOR_AND, rules=[
             pb.Rule(segment=pb.SegmentMembershipCondition(segment_id="seg_s")),
@@ -149,7 +149,8 @@ class TestBuiltIns:
         ]))
         assert check(both, p, segments)
         assert not check(not_member, p, segments)
-        assert rules.memberships({"seg_s": signed_up, "seg_both": both}, p, NOW) == ["seg_both", "seg_s"]
+        nodes = {"seg_s": rules.compile_rule(signed_up), "seg_both": rules.compile_rule(both)}
+        assert rules.memberships(nodes, p, NOW)[0] == ["seg_both", "seg_s"]
 
 
 class TestValidation:
@@ -169,3 +170,148 @@ class TestValidation:
     def test_cycles_are_found(self):
         assert rules.find_cycle("a", {"a": {"b"}, "b": {"c"}, "c": {"a"}})
         assert not rules.find_cycle("a", {"a": {"b"}, "b": {"c"}, "c": set()})
+
+
+class TestMoreAttributeConditions:
+    p = user(attributes={"plan": "pro", "n": 3, "x": 2.5, "big": 2**60, "vip": False, "tags": ["a", "b"],
+                         "empty": "", "none": [], "joined": NOW - timedelta(days=3)})
+
+    @pytest.mark.parametrize("rule, expected", [
+        # kinds never mix: "3" is not 3, false is not 0
+        (attr("n", A.ATTRIBUTE_OPERATOR_EQUALS, string_value="3"), False),
+        (attr("vip", A.ATTRIBUTE_OPERATOR_EQUALS, int_value=0), False),
+        (attr("vip", A.ATTRIBUTE_OPERATOR_NOT_EQUALS, int_value=0), True),
+        # ints exactly, other numbers as floats
+        (attr("n", A.ATTRIBUTE_OPERATOR_EQUALS, double_value=3.0), True),
+        (attr("big", A.ATTRIBUTE_OPERATOR_GREATER, int_value=2**60 - 1), True),
+        (attr("x", A.ATTRIBUTE_OPERATOR_LESS, int_value=3), True),
+        # strings by code point; time values compare as instants
+        (attr("plan", A.ATTRIBUTE_OPERATOR_LESS, string_value="q"), True),
+        (attr("plan", A.ATTRIBUTE_OPERATOR_GREATER, string_value="Zebra"), True),
+        (attr("tags", A.ATTRIBUTE_OPERATOR_EQUALS, string_list_value=common_pb2.StringList(values=["a", "b"])), True),
+        (attr("tags", A.ATTRIBUTE_OPERATOR_CONTAINS, string_value="c"), False),
+        (attr("plan", A.ATTRIBUTE_OPERATOR_CONTAINS, string_value="r"), True),
+        (attr("n", A.ATTRIBUTE_OPERATOR_STARTS_WITH, string_value="3"), False),
+        (pb.Rule(attribute=pb.AttributeCondition(name="empty", operator=A.ATTRIBUTE_OPERATOR_IS_EMPTY)), True),
+        (pb.Rule(attribute=pb.AttributeCondition(name="none", operator=A.ATTRIBUTE_OPERATOR_IS_EMPTY)), True),
+        (pb.Rule(attribute=pb.AttributeCondition(name="vip", operator=A.ATTRIBUTE_OPERATOR_IS_EMPTY)), False),
+        (pb.Rule(attribute=pb.AttributeCondition(name="empty", operator=A.ATTRIBUTE_OPERATOR_EXISTS)), True),
+        (pb.Rule(attribute=pb.AttributeCondition(
+            name="plan", operator=A.ATTRIBUTE_OPERATOR_NOT_IN,
+            values=[common_pb2.AttributeValue(string_value="free")])), True),
+        (pb.Rule(attribute=pb.AttributeCondition(
+            name="missing", operator=A.ATTRIBUTE_OPERATOR_NOT_IN,
+            values=[common_pb2.AttributeValue(string_value="free")])), True),
+    ])
+    def test_operators(self, rule, expected):
+        assert check(rule, self.p) is expected
+
+    def test_dates_before_after_and_ago_at_their_edges(self):
+        joined = NOW - timedelta(days=3)
+        p = user(attributes={"joined": joined, "name": "x"})
+
+        def at(op, instant):
+            return attr("joined", op, time_value=to_timestamp(instant))
+
+        assert check(at(A.ATTRIBUTE_OPERATOR_BEFORE, joined + timedelta(microseconds=1)), p)
+        assert not check(at(A.ATTRIBUTE_OPERATOR_BEFORE, joined), p)
+        assert check(at(A.ATTRIBUTE_OPERATOR_AFTER, joined - timedelta(microseconds=1)), p)
+        assert not check(at(A.ATTRIBUTE_OPERATOR_AFTER, joined), p)
+
+        def ago(op, seconds):
+            return pb.Rule(attribute=pb.AttributeCondition(name="joined", operator=op,
+                                                           duration=duration_pb2.Duration(seconds=seconds)))
+
+        three_days = 3 * 86400
+        assert check(ago(A.ATTRIBUTE_OPERATOR_WITHIN_LAST, three_days), p)  # exactly 3 days ago: within
+        assert not check(ago(A.ATTRIBUTE_OPERATOR_WITHIN_LAST, three_days - 1), p)
+        assert not check(ago(A.ATTRIBUTE_OPERATOR_MORE_THAN_AGO, three_days), p)
+        assert check(ago(A.ATTRIBUTE_OPERATOR_MORE_THAN_AGO, three_days - 1), p)
+        # Not a time: no date condition holds.
+        p2 = user(attributes={"joined": "yesterday"})
+        assert not check(ago(A.ATTRIBUTE_OPERATOR_MORE_THAN_AGO, 1), p2)
+        assert not check(ago(A.ATTRIBUTE_OPERATOR_WITHIN_LAST, 10**9), p2)
+
+
+class TestMoreEventConditions:
+    def test_window_edges_are_utc_midnights(self):
+        seven = ev("open", pb.EVENT_OPERATOR_AT_LEAST, 1, window=7)
+        first_second = datetime(2026, 11, 19, 0, 0, tzinfo=timezone.utc)  # 6 days before NOW's day
+        p = user(counters={"open": Counter(1, first_second, first_second, {first_second.date(): 1})})
+        assert check(seven, p)
+        assert not check(ev("open", pb.EVENT_OPERATOR_AT_LEAST, 1, window=6), p)
+        assert rules.evaluate(seven, p, datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=timezone.utc),
+                              lambda _s: False)
+        assert not rules.evaluate(seven, p, datetime(2026, 11, 26, tzinfo=timezone.utc), lambda _s: False)
+
+    def test_never_within_a_window_and_at_most_zero(self):
+        p = user(counters=performed("open", (10, 2)))
+        assert check(ev("open", pb.EVENT_OPERATOR_NEVER, window=7), p)
+        assert not check(ev("open", pb.EVENT_OPERATOR_NEVER, window=11), p)
+        assert check(ev("open", pb.EVENT_OPERATOR_AT_MOST, 0, window=7), p)
+        assert check(ev("open", pb.EVENT_OPERATOR_EXACTLY, 0, window=7), p)
+        assert check(ev("never_done", pb.EVENT_OPERATOR_EXACTLY, 0), p)
+        assert check(ev("never_done", pb.EVENT_OPERATOR_AT_LEAST, 0), p)
+
+    def test_last_performed_edge_is_exact(self):
+        at = NOW - timedelta(days=2)
+        p = user(counters={"open": Counter(1, at, at, {at.date(): 1})})
+        rule = pb.Rule(event=pb.EventCondition(name="open", operator=pb.EVENT_OPERATOR_LAST_PERFORMED_MORE_THAN_AGO,
+                                               window=days(2)))
+        assert not check(rule, p)
+        assert rules.evaluate(rule, p, NOW + timedelta(microseconds=1), lambda _s: False)
+
+    def test_property_filtered_conditions_read_their_own_counter(self):
+        filtered = pb.EventCondition(name="buy", operator=pb.EVENT_OPERATOR_AT_LEAST, count=1, property_filters=[
+            pb.PropertyFilter(name="v", operator=A.ATTRIBUTE_OPERATOR_GREATER, value=struct_pb2.Value(number_value=9))])
+        key = rules.counter_key(filtered)
+        assert key.startswith("buy#") and key != "buy"
+        at = NOW
+        p = user(counters={"buy": Counter(3, at, at, {at.date(): 3})})
+        assert not check(pb.Rule(event=filtered), p)
+        p.counters[key] = Counter(1, at, at, {at.date(): 1})
+        assert check(pb.Rule(event=filtered), p)
+
+    def test_unknown_users_have_nothing_and_are_not_inactive(self):
+        nobody = Profile(user_id="x")
+        assert not check(pb.Rule(inactive=pb.InactiveCondition(duration=days(1))), nobody)
+        assert check(ev("open", pb.EVENT_OPERATOR_NEVER), nobody)
+        assert check(pb.Rule(inactive=pb.InactiveCondition(duration=days(1))), user())  # known, never seen
+
+
+class TestMoreValidation:
+    @pytest.mark.parametrize("rule, field", [
+        (ev("open", pb.EVENT_OPERATOR_AT_LEAST, 1, window=400), "rule.event.window"),
+        (pb.Rule(event=pb.EventCondition(name="open", operator=pb.EVENT_OPERATOR_EACH_DAY, days=3,
+                                         window=days(3))), "rule.event.window"),
+        (pb.Rule(event=pb.EventCondition(name="open", operator=pb.EVENT_OPERATOR_AT_LEAST, count=1, days=3)),
+         "rule.event.days"),
+        (pb.Rule(event=pb.EventCondition(name="open", operator=pb.EVENT_OPERATOR_LAST_PERFORMED_MORE_THAN_AGO)),
+         "rule.event.window"),
+        (attr("x", A.ATTRIBUTE_OPERATOR_GREATER, bool_value=True), "rule.attribute.value"),
+        (attr("x", A.ATTRIBUTE_OPERATOR_EQUALS, double_value=float("nan")), "rule.attribute.value"),
+        (attr("x", A.ATTRIBUTE_OPERATOR_STARTS_WITH, int_value=1), "rule.attribute.value"),
+        (pb.Rule(attribute=pb.AttributeCondition(name="x", operator=A.ATTRIBUTE_OPERATOR_IN)), "rule.attribute.values"),
+        (pb.Rule(inactive=pb.InactiveCondition()), "rule.inactive.duration"),
+        (pb.Rule(platform=pb.PlatformCondition()), "rule.platform.platforms"),
+        (pb.Rule(app_version=pb.AppVersionCondition(operator=A.ATTRIBUTE_OPERATOR_CONTAINS, version="1")),
+         "rule.app_version.operator"),
+        (pb.Rule(segment=pb.SegmentMembershipCondition()), "rule.segment.segment_id"),
+        (pb.Rule(group=pb.Group(rules=[ev("a", pb.EVENT_OPERATOR_NEVER)])), "rule.group.operator"),
+        (pb.Rule(event=pb.EventCondition(name="buy", operator=pb.EVENT_OPERATOR_NEVER, property_filters=[
+            pb.PropertyFilter(name="v", operator=A.ATTRIBUTE_OPERATOR_IN,
+                              value=struct_pb2.Value(string_value="x"))])), "rule.event.property_filters[0].value"),
+        (pb.Rule(event=pb.EventCondition(name="buy", operator=pb.EVENT_OPERATOR_NEVER, property_filters=[
+            pb.PropertyFilter(operator=A.ATTRIBUTE_OPERATOR_EXISTS)])), "rule.event.property_filters[0].name"),
+    ])
+    def test_each_problem_names_its_field(self, rule, field):
+        assert {v.field for v in rules.validate(rule)} == {field}
+
+    def test_deep_or_huge_rules_are_refused(self):
+        rule = ev("a", pb.EVENT_OPERATOR_NEVER)
+        for _ in range(12):
+            rule = pb.Rule(group=pb.Group(operator=pb.GROUP_OPERATOR_NOT, rules=[rule]))
+        assert any("deeper" in v.description for v in rules.validate(rule))
+        wide = pb.Rule(group=pb.Group(operator=pb.GROUP_OPERATOR_OR,
+                                      rules=[ev("a", pb.EVENT_OPERATOR_NEVER)] * 250))
+        assert [v.field for v in rules.validate(wide)] == ["rule"]

@@ -1,0 +1,90 @@
+"""Folding a batch of events (and of profile updates) into what the store adds: pure, so
+the counting rules are testable without a database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from nudge.common.v1 import common_pb2
+from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_pb
+from nudgelib.protoconv import attribute_to_json, to_datetime
+from services.segmentation import properties, rules
+from services.segmentation.store import Activity, AttributeChange
+
+
+@dataclass
+class Folded:
+    users: dict[str, Activity] = field(default_factory=dict)
+    # (user, counter key, UTC day) -> events
+    days: dict[tuple[str, str, date], int] = field(default_factory=dict)
+    # (user, counter key) -> [events, first, last]
+    totals: dict[tuple[str, str], list] = field(default_factory=dict)
+    # Raw events kept for property filters saved later: (user, name, occurred, properties)
+    raw: list[tuple[str, str, datetime, dict[str, Any]]] = field(default_factory=list)
+
+
+def unique(events: list[common_pb2.Event]) -> list[common_pb2.Event]:
+    """The first event of each id (a batch may repeat one)."""
+    seen: set[str] = set()
+    out = []
+    for e in events:
+        if e.event_id not in seen:
+            seen.add(e.event_id)
+            out.append(e)
+    return out
+
+
+def fold_events(events: list[common_pb2.Event], counters_for: Callable[[str, dict], list[str]],
+                keep_raw_from: datetime | None, now: datetime) -> Folded:
+    """counters_for(name, properties): the counters an event adds to (its name and the
+    property-filtered counters it matches). Raw events at or after keep_raw_from are kept.
+    An event without a time (ingestion always sets one) happened now."""
+    out = Folded()
+    for e in events:
+        at = to_datetime(e.occurred_time) if e.HasField("occurred_time") else now
+        props = properties.plain_struct(e.properties)
+        for key in counters_for(e.name, props):
+            day_key = (e.user_id, key, at.date())
+            out.days[day_key] = out.days.get(day_key, 0) + 1
+            total = out.totals.get((e.user_id, key))
+            if total is None:
+                out.totals[(e.user_id, key)] = [1, at, at]
+            else:
+                total[0] += 1
+                total[1], total[2] = min(total[1], at), max(total[2], at)
+        u = out.users.get(e.user_id)
+        if u is None:
+            u = out.users[e.user_id] = Activity(at, at, set())
+        u.first_seen, u.last_seen = min(u.first_seen, at), max(u.last_seen, at)
+        if e.platform:
+            u.platforms.add(int(e.platform))
+        # The app version of the latest event wins (the later one in the batch on a tie).
+        if e.app_version and (u.app_version_at is None or at >= u.app_version_at):
+            u.app_version, u.app_version_at = e.app_version, at
+            parts = rules.parse_version(e.app_version)
+            u.app_version_parts = list(parts) if parts is not None else None
+        if keep_raw_from is not None and at >= keep_raw_from:
+            out.raw.append((e.user_id, e.name, at, props))
+    return out
+
+
+def merge_updates(updates: list[internal_pb.ProfileUpdate]) -> dict[str, AttributeChange]:
+    """Several updates of one user, merged in order (one statement cannot touch a row twice)."""
+    merged: dict[str, AttributeChange] = {}
+    for u in updates:
+        m = merged.setdefault(u.user_id, AttributeChange({}, set()))
+        for name in u.unset_attributes:
+            m.set.pop(name, None)
+            m.unset.add(name)
+        for name, value in u.attributes.items():
+            stored = attribute_to_json(value)
+            if stored is None:  # no value at all: nothing to set
+                continue
+            m.set[name] = stored
+            m.unset.discard(name)
+        m.time_zone = u.time_zone or m.time_zone
+        m.locale = u.locale or m.locale
+    return merged

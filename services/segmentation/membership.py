@@ -1,0 +1,250 @@
+"""Changes to users and their memberships: applying events and profile updates, re-evaluating
+users whose memberships change by the passage of time, answering a user's context, erasing.
+
+Every change to a user runs in one transaction: take the app's lock (shared) and the user's
+row, apply the change, load what the app's rules read, evaluate every segment, diff against
+the stored memberships, store the new ones and queue the announcement (outbox). So an entry is
+announced exactly once per actual entry, and the context of the very next call is correct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import asyncpg
+import structlog
+
+from nudge.common.v1 import common_pb2
+from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_pb
+from nudgelib.clock import Clock
+from services.segmentation import aggregates, announcements, store
+from services.segmentation.catalog import Catalog, Catalogs
+from services.segmentation.contexts import ContextCache, context_from_row, context_proto
+from services.segmentation.profile import Profile
+from services.segmentation.reads import BatchedReads
+from services.segmentation.settings import SegmentationSettings
+
+log = structlog.get_logger(__name__)
+_RETRIES = 3
+
+
+class Memberships:
+    def __init__(self, pool: asyncpg.Pool, catalogs: Catalogs, cache: ContextCache, clock: Clock,
+                 settings: SegmentationSettings, on_queued: Callable[[], None] = lambda: None) -> None:
+        self.pool = pool
+        self.catalogs = catalogs
+        self.cache = cache
+        self.clock = clock
+        self.settings = settings
+        self._on_queued = on_queued
+        self._reads = BatchedReads(self._read_users)
+
+    # ------------------------------------------------------------ writes
+
+    async def _locked_catalog(self, conn: asyncpg.Connection, app_id: str) -> Catalog:
+        version = await store.lock_app(conn, app_id)
+        catalog = self.catalogs.peek(app_id)
+        if catalog is None or catalog.version != version:
+            catalog = await store.load_catalog(conn, app_id)
+            self.catalogs.keep(catalog)
+        return catalog
+
+    async def _in_transaction(self, app_id: str, work) -> dict[str, common_pb2.UserContext]:
+        """Runs work(conn, catalog, now) -> contexts under the app's shared lock, retrying on
+        deadlocks, then refreshes this replica's cache and wakes the outbox."""
+        for attempt in range(1, _RETRIES + 1):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    catalog = await self._locked_catalog(conn, app_id)
+                    now = self.clock.now()
+                    contexts = await work(conn, catalog, now)
+                break
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                if attempt == _RETRIES:
+                    raise
+                await asyncio.sleep(0.01 * attempt)
+        if contexts:
+            self.cache.drop(app_id, contexts)
+            ticket = self.cache.ticket()
+            for user_id, (ctx, valid_until, version) in contexts.items():
+                self.cache.put(app_id, user_id, internal_pb.GetUserContextResponse(context=ctx).SerializeToString(),
+                               valid_until, version, ticket)
+            self._on_queued()
+        return contexts
+
+    async def apply_events(self, app_id: str, events: list[common_pb2.Event]) -> int:
+        events = aggregates.unique(events)
+        if not events:
+            return 0
+        applied = 0
+
+        async def work(conn, catalog: Catalog, now: datetime):
+            nonlocal applied
+            fresh_ids = await store.new_ids(conn, "applied_events", "event_id", app_id, [e.event_id for e in events])
+            fresh = [e for e in events if e.event_id in fresh_ids]
+            applied = len(fresh)
+            if not fresh:
+                return {}
+            days = self.settings.event_property_days
+            folded = aggregates.fold_events(fresh, catalog.counters_for,
+                                            now - timedelta(days=days) if days else None, now)
+            rows = await store.upsert_activity(conn, app_id, folded.users)
+            await store.add_counts(conn, app_id, folded.days, folded.totals)
+            await store.add_recent_events(conn, app_id, folded.raw)
+            return await self._record(conn, catalog, app_id, rows, now, announce_all=True)
+
+        await self._in_transaction(app_id, work)
+        return applied
+
+    async def apply_profile_updates(self, app_id: str, updates: list[internal_pb.ProfileUpdate]) -> int:
+        if not updates:
+            return 0
+        applied = 0
+
+        async def work(conn, catalog: Catalog, now: datetime):
+            nonlocal applied
+            fresh_ids = await store.new_ids(conn, "applied_updates", "update_id", app_id,
+                                            [u.update_id for u in updates])
+            fresh, seen = [], set()
+            for u in updates:
+                if u.update_id in fresh_ids and u.update_id not in seen:
+                    seen.add(u.update_id)
+                    fresh.append(u)
+            applied = len(fresh)
+            if not fresh:
+                return {}
+            rows = await store.upsert_attributes(conn, app_id, aggregates.merge_updates(fresh))
+            return await self._record(conn, catalog, app_id, rows, now, announce_all=True)
+
+        await self._in_transaction(app_id, work)
+        return applied
+
+    async def reevaluate_due(self, app_id: str, users: list[str]) -> int:
+        """Re-evaluates users whose valid_until has passed; announces those whose memberships
+        changed. Rows another replica is on are skipped."""
+        changed = 0
+
+        async def work(conn, catalog: Catalog, now: datetime):
+            nonlocal changed
+            rows = await store.lock_users(conn, app_id, users, due_before=now)
+            contexts = await self._record(conn, catalog, app_id, rows, now, announce_all=False)
+            changed = len(contexts)
+            return contexts
+
+        await self._in_transaction(app_id, work)
+        return changed
+
+    async def _record(self, conn: asyncpg.Connection, catalog: Catalog, app_id: str, rows: list[asyncpg.Record],
+                      now: datetime, announce_all: bool) -> dict[str, tuple]:
+        """Evaluates the users of `rows` (locked, after their change), stores what changed and
+        queues announcements; returns the new contexts of the users announced."""
+        if not rows:
+            return {}
+        users = [r["user_id"] for r in rows]
+        counters = await store.load_counters(conn, app_id, users, catalog.keys, catalog.day_floor(now.date()))
+        saves: list[tuple[str, frozenset[int], datetime | None]] = []
+        pending: list[tuple[Profile, list[str], list[str], list[str], datetime | None]] = []
+        for row in rows:
+            profile = store.profile_of(row, row["user_id"], counters.get(row["user_id"]))
+            result = catalog.evaluate(profile, now)
+            before = frozenset(s for s in profile.stored_segments if s in catalog.by_seq)
+            entered = catalog.ids_of(result.seqs - before)
+            exited = catalog.ids_of(before - result.seqs)
+            if (not profile.stored or result.seqs != profile.stored_segments
+                    or result.valid_until != profile.stored_valid_until):
+                saves.append((profile.user_id, result.seqs, result.valid_until))
+            if announce_all or entered or exited:
+                pending.append((profile, result.segment_ids, entered, exited, result.valid_until))
+        await store.save_memberships(conn, app_id, saves)
+        shards = self.settings.outbox_shards
+        queued, contexts = [], {}
+        for profile, segment_ids, entered, exited, valid_until in pending:
+            ctx = context_proto(profile, segment_ids, valid_until)
+            contexts[profile.user_id] = (ctx, valid_until, catalog.version)
+            queued.append(announcements.change_row(app_id, profile.user_id, store.new_change_id(), entered, exited,
+                                                   ctx, shards))
+        await store.queue(conn, queued)
+        touched = sorted({s[0] for s in saves} | set(contexts))
+        await store.notify_users(conn, app_id, touched)
+        return contexts
+
+    async def sweep_once(self) -> int:
+        """Re-evaluates one batch of users whose memberships may have changed by time."""
+        due = await store.due_users(self.pool, self.clock.now(), self.settings.sweep_batch)
+        by_app: dict[str, list[str]] = defaultdict(list)
+        for r in due:
+            by_app[r["app_id"]].append(r["user_id"])
+        for app_id, users in by_app.items():
+            await self.reevaluate_due(app_id, users)
+        return len(due)
+
+    async def run_sweeper(self) -> None:
+        while True:
+            try:
+                swept = await self.sweep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - database away: try again next round
+                log.warning("sweep_failed", error=str(exc))
+                swept = 0
+            if swept < self.settings.sweep_batch:
+                await asyncio.sleep(self.settings.sweep_interval_seconds)
+
+    async def erase_user(self, app_id: str, user_id: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.lock_app(conn, app_id)
+            await store.lock_users(conn, app_id, [user_id])
+            await store.erase_user(conn, app_id, user_id)
+            await store.notify_users(conn, app_id, [user_id])
+        self.cache.drop(app_id, [user_id])
+
+    # ------------------------------------------------------------ reads
+
+    async def _read_users(self, app_id: str, users: list[str]) -> dict:
+        catalog = self.catalogs.peek(app_id)
+        now = self.clock.now()
+        keys, floor = (catalog.keys, catalog.day_floor(now.date())) if catalog else ([], now.date())
+        return await store.read_users(self.pool, app_id, users, keys, floor, now)
+
+    async def user_context(self, app_id: str, user_id: str) -> internal_pb.GetUserContextResponse:
+        """The user's profile and memberships now. Served from the stored memberships while
+        they are valid (one primary-key read), evaluated when time may have changed them (the
+        sweeper records and announces such a change); never written here."""
+        now = self.clock.now()
+        catalog = await self.catalogs.get(app_id)
+        cached = self.cache.get(app_id, user_id, now, catalog.version)
+        if cached is not None:
+            # Kept serialized: a tenth of the memory of a message object.
+            return internal_pb.GetUserContextResponse.FromString(cached)
+        ticket = self.cache.ticket()
+        row = await self._reads.get(app_id, user_id)
+        fresh_catalog = row["catalog_version"] == catalog.version
+        if not fresh_catalog:
+            catalog = await store.load_catalog(self.pool, app_id)
+            self.catalogs.keep(catalog)
+        if row["user_id"] is not None and row["segments"] is not None and (
+                row["valid_until"] is None or now < row["valid_until"]):
+            valid_until = row["valid_until"]
+            context = context_from_row(row, catalog.ids_of(row["segments"]), valid_until)
+        else:
+            # Unknown, or time may have changed a membership: evaluate (the sweeper records and
+            # announces such a change). The read brought the counters, unless the rules changed.
+            if row["user_id"] is None:
+                profile = Profile(user_id=user_id)
+            else:
+                if not fresh_catalog or row["counter_totals"] is None:
+                    row, counters = await store.read_user_with_counters(
+                        self.pool, app_id, user_id, catalog.keys, catalog.day_floor(now.date()))
+                else:
+                    counters = store.counters_of(row)
+                profile = store.profile_of(row if row["user_id"] else None, user_id, counters)
+            result = catalog.evaluate(profile, now)
+            valid_until = result.valid_until
+            context = context_proto(profile, result.segment_ids, valid_until)
+        response = internal_pb.GetUserContextResponse(context=context)
+        self.cache.put(app_id, user_id, response.SerializeToString(), valid_until, catalog.version, ticket)
+        return response
+

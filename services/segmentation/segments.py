@@ -1,0 +1,253 @@
+"""Segment definitions and whole-population questions about them.
+
+A change of an app's rules runs under the app's exclusive lock, in one transaction: the new
+version is saved, counters for new property filters are filled from the raw recent events
+(and those no segment uses any more are dropped), the stored memberships of the changed
+segment and of every segment that refers to it are recomputed in SQL (silently: a new rule
+is not an entry of its users; decision is told with segments_changed), and the announcement
+is queued.
+
+EstimateAudience and ListSegmentMembers compile the rule to SQL (sqlrules) and count or page
+over the app's profiles at the current instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import time
+
+import asyncpg
+import structlog
+
+from nudge.segmentation.v1 import segmentation_service_pb2 as pb
+from nudgelib.clock import Clock
+from nudgelib.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from services.segmentation import announcements, properties, rules, store
+from services.segmentation.catalog import Catalog, Catalogs, SegmentDef
+from services.segmentation.settings import SegmentationSettings
+from services.segmentation.sqlrules import Compiler, Params
+
+MAX_INLINED = 1000
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Remember:
+    """Keep the response of a mutating call under its request_id, in the same transaction,
+    so a retry gets it back instead of changing anything again."""
+
+    request_id: str
+    method: str
+    encode: Callable[[SegmentDef], bytes]
+
+
+def reference_problems(rule: pb.Rule, segment_id: str | None, segments: dict[str, pb.Rule],
+                       path: str = "rule") -> list[FieldViolation]:
+    """Membership conditions must name existing segments and must not come back to the
+    segment being saved; the rule with references substituted must stay small enough."""
+    problems: list[FieldViolation] = []
+    edges = {sid: rules.referenced_segments(r) for sid, r in segments.items()}
+    if segment_id is not None:
+        edges[segment_id] = rules.referenced_segments(rule)
+
+    def walk(r: pb.Rule, here: str) -> None:
+        node = r.WhichOneof("node")
+        if node == "group":
+            for i, child in enumerate(r.group.rules):
+                walk(child, f"{here}.group.rules[{i}]")
+        elif node == "segment":
+            ref = r.segment.segment_id
+            field = f"{here}.segment.segment_id"
+            if ref == segment_id or (segment_id is not None and rules.find_cycle(segment_id, {**edges, segment_id: {ref}})):
+                problems.append(FieldViolation(field, f"segment {ref!r} leads back to this segment (a cycle)"))
+            elif ref not in segments:
+                problems.append(FieldViolation(field, f"refers to unknown segment {ref!r}"))
+
+    walk(rule, path)
+    if not problems:
+        size = rules.inlined_size(rule, segments)
+        if size > MAX_INLINED:
+            problems.append(FieldViolation(path, f"holds {size} conditions with the segments it refers to"
+                                                 f" included, at most {MAX_INLINED}"))
+    return problems
+
+
+def dependents(segments: dict[str, pb.Rule], changed: str) -> list[str]:
+    """The changed segment and every segment referring to it, directly or not."""
+    found, frontier = {changed}, [changed]
+    while frontier:
+        current = frontier.pop()
+        for sid, rule in segments.items():
+            if sid not in found and current in rules.referenced_segments(rule):
+                found.add(sid)
+                frontier.append(sid)
+    return sorted(found)
+
+
+class Segments:
+    def __init__(self, pool: asyncpg.Pool, catalogs: Catalogs, clock: Clock, settings: SegmentationSettings,
+                 on_queued: Callable[[], None] = lambda: None) -> None:
+        self.pool = pool
+        self.catalogs = catalogs
+        self.clock = clock
+        self.settings = settings
+        self._on_queued = on_queued
+
+    # ------------------------------------------------------------ definitions
+
+    async def create(self, app_id: str, name: str, description: str, rule: pb.Rule,
+                     remember: Remember | None = None) -> SegmentDef:
+        async def change(conn: asyncpg.Connection, old: Catalog) -> tuple[SegmentDef, dict[str, SegmentDef], str]:
+            _check(reference_problems(rule, None, old.rules))
+            _, seq = await store.bump_catalog(conn, app_id, take_seq=True)
+            segment = await store.insert_segment(conn, app_id, seq, name, description, rule)
+            return segment, {**old.segments, segment.id: segment}, segment.id
+
+        return await self._change(app_id, change, remember)
+
+    async def update(self, app_id: str, segment_id: str, name: str, description: str, rule: pb.Rule,
+                     expected_version: int,
+                     remember: Remember | None = None) -> SegmentDef:
+        async def change(conn: asyncpg.Connection, old: Catalog):
+            existing = old.segments.get(segment_id)
+            if existing is None:
+                raise NotFound(f"segment {segment_id!r} not found")
+            if expected_version and existing.version != expected_version:
+                raise Aborted(f"segment is at version {existing.version}, not {expected_version}")
+            _check(reference_problems(rule, segment_id, old.rules))
+            await store.bump_catalog(conn, app_id)
+            segment = await store.update_segment(conn, app_id, segment_id, name, description, rule)
+            same_rule = existing.rule.SerializeToString(deterministic=True) == rule.SerializeToString(deterministic=True)
+            return segment, {**old.segments, segment.id: segment}, None if same_rule else segment.id
+
+        return await self._change(app_id, change, remember)
+
+    async def delete(self, app_id: str, segment_id: str,
+                     remember: Remember | None = None) -> SegmentDef:
+        async def change(conn: asyncpg.Connection, old: Catalog):
+            existing = old.segments.get(segment_id)
+            if existing is None:
+                raise NotFound(f"segment {segment_id!r} not found")
+            users = sorted(sid for sid, r in old.rules.items()
+                           if sid != segment_id and segment_id in rules.referenced_segments(r))
+            if users:
+                raise FailedPrecondition(f"segment is used by segments {', '.join(users)}")
+            await store.bump_catalog(conn, app_id)
+            await store.delete_segment(conn, app_id, existing)
+            return existing, {sid: s for sid, s in old.segments.items() if sid != segment_id}, None
+
+        return await self._change(app_id, change, remember)
+
+    async def _change(self, app_id: str, change, remember) -> SegmentDef:
+        async with self.pool.acquire() as conn, conn.transaction():
+            version = await store.lock_app(conn, app_id, exclusive=True)
+            old = await store.load_catalog(conn, app_id)
+            segment, segments, recompute = await change(conn, old)
+            new = Catalog(app_id, version + 1, segments)
+            await store.audience_settings(conn, self.settings.audience_work_mem_mb,
+                                          self.settings.audience_timeout_seconds)
+            await self._follow(conn, app_id, old, new, recompute, self.clock.now())
+            await store.queue(conn, [announcements.segments_changed_row(app_id, self.settings.outbox_shards)])
+            await store.notify_segments(conn, app_id)
+            if remember is not None and remember.request_id:
+                await store.store_response(conn, app_id, remember.request_id, remember.method,
+                                           remember.encode(segment))
+        self.catalogs.invalidate(app_id)
+        self._on_queued()
+        return segment
+
+    async def rebuild(self, app_id: str, group_size: int = 64) -> int:
+        """Recomputes every stored membership of an app from its rules, silently: for data
+        loaded in bulk (COPY) or restored, which no change recorded. Segments are taken a
+        group at a time (one pass over the users each). Returns rows written."""
+        written = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.lock_app(conn, app_id, exclusive=True)
+            catalog = await store.load_catalog(conn, app_id)
+            await store.audience_settings(conn, self.settings.audience_work_mem_mb,
+                                          self.settings.audience_timeout_seconds * 10)
+            ordered = sorted(catalog.segments, key=lambda sid: catalog.segments[sid].seq)
+            for i in range(0, len(ordered), group_size):
+                written += await _recompute(conn, app_id, catalog, ordered[i:i + group_size], self.clock.now())
+            await store.queue(conn, [announcements.segments_changed_row(app_id, self.settings.outbox_shards)])
+        self._on_queued()
+        return written
+
+    async def _follow(self, conn: asyncpg.Connection, app_id: str, old: Catalog, new: Catalog,
+                      recompute: str | None, now: datetime) -> None:
+        """Counters and stored memberships after a rules change."""
+        started = time.perf_counter()
+        added = sorted(new.tracked - old.tracked)
+        for key in added:
+            name = properties.event_name(key)
+            filters = dict(new.filters[name])[key]
+            params = Params(app_id, key)
+            raw = Compiler(params, now, new.tracked).raw_events(name, filters)
+            await store.backfill(conn, key, raw, params.values)
+        await store.drop_counters(conn, app_id, sorted(old.tracked - new.tracked))
+        written = 0
+        if recompute is not None:
+            written = await _recompute(conn, app_id, new, dependents(new.rules, recompute), now)
+        log.info("segment_rules_changed", version=new.version, counters_filled=len(added),
+                 memberships_written=written, seconds=round(time.perf_counter() - started, 3))
+
+    # ------------------------------------------------------------ audiences
+
+    async def _catalog(self, conn: asyncpg.Connection, app_id: str) -> Catalog:
+        catalog = await self.catalogs.get(app_id)
+        version = await conn.fetchval("SELECT coalesce((SELECT version FROM catalogs WHERE app_id = $1), 0)", app_id)
+        if version != catalog.version:
+            catalog = await store.load_catalog(conn, app_id)
+            self.catalogs.keep(catalog)
+        return catalog
+
+    async def estimate(self, app_id: str, rule: pb.Rule) -> tuple[int, int]:
+        """(users matching now, users known)."""
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            catalog = await self._catalog(conn, app_id)
+            params = Params(app_id)
+            predicate = Compiler(params, self.clock.now(), catalog.tracked, catalog.rules).predicate(rule)
+            await store.audience_settings(conn, self.settings.audience_work_mem_mb,
+                                          self.settings.audience_timeout_seconds)
+            return await store.count_matching(conn, predicate, params.values)
+
+    async def members(self, app_id: str, segment_id: str, after: str, limit: int) -> list[str]:
+        """Members in user id order after `after`, at most `limit`."""
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            catalog = await self._catalog(conn, app_id)
+            segment = catalog.segments.get(segment_id)
+            if segment is None:
+                raise NotFound(f"segment {segment_id!r} not found")
+            params = Params(app_id, after, limit)
+            predicate = Compiler(params, self.clock.now(), catalog.tracked, catalog.rules).predicate(segment.rule)
+            await store.audience_settings(conn, self.settings.audience_work_mem_mb,
+                                          self.settings.audience_timeout_seconds)
+            return await store.members_page(conn, predicate, params.values)
+
+    async def check(self, app_id: str, rule: pb.Rule, segment_id: str | None) -> None:
+        """Validation for a rule not being saved (EstimateAudience of a draft)."""
+        _check(rules.validate(rule))
+        catalog = await self.catalogs.get(app_id)
+        _check(reference_problems(rule, segment_id, catalog.rules))
+
+
+async def _recompute(conn: asyncpg.Connection, app_id: str, catalog: Catalog, segment_ids: list[str],
+                     now: datetime) -> int:
+    """Stored memberships of these segments, for every user, in one pass (store.recompute)."""
+    group = sorted((catalog.segments[sid] for sid in segment_ids), key=lambda s: s.seq)
+    params = Params(app_id, [s.seq for s in group])
+    compiler = Compiler(params, now, catalog.tracked, catalog.rules, alias="q")
+    # Seqs are integers from our own table: safe to write into the SQL.
+    hits = "array_remove(ARRAY[" + ", ".join(
+        f"CASE WHEN {compiler.predicate(s.rule)} THEN {int(s.seq)} END" for s in group) + "]::integer[], NULL)"
+    bounds = [b for s in group if (b := compiler.bound(s.rule)) is not None]
+    bound = None if not bounds else bounds[0] if len(bounds) == 1 else f"least({', '.join(bounds)})"
+    return await store.recompute(conn, hits, bound, params.values)
+
+
+def _check(problems: list[FieldViolation]) -> None:
+    if problems:
+        raise InvalidArgument(problems)
