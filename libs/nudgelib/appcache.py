@@ -25,8 +25,16 @@ class AppCache(Generic[T]):
             generation = self._generation
             entry = await self._load(app_id)
             if generation == self._generation:
-                self._entries[app_id] = entry
+                self.keep(app_id, entry)
         return entry
+
+    def peek(self, app_id: str) -> T | None:
+        """The cached entry, without loading one."""
+        return self._entries.get(app_id)
+
+    def keep(self, app_id: str, entry: T) -> None:
+        """Stores an entry; subclasses may refuse one that is older than what they hold."""
+        self._entries[app_id] = entry
 
     def invalidate(self, app_id: str | None = None) -> None:
         """Drops one app, or every app (None: a notification may have been missed)."""

@@ -5,11 +5,11 @@ they never apply a change with rules older than the ones committed."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
+from nudgelib.appcache import AppCache
 from services.segmentation import properties, rules
 from services.segmentation.profile import Profile
 
@@ -93,40 +93,12 @@ class Catalog:
         return sorted(self.by_seq[s] for s in seqs if s in self.by_seq)
 
 
-Loader = Callable[[str], Awaitable[Catalog]]
+class Catalogs(AppCache[Catalog]):
+    """The cache (nudgelib.appcache): a load that was under way when an invalidation arrived
+    is used once but not kept, so a change is never masked by an older read finishing late."""
 
-
-class Catalogs:
-    """The cache. A load that was under way when an invalidation arrived is used once but not
-    kept, so a change is never masked by an older read finishing late."""
-
-    def __init__(self, load: Loader) -> None:
-        self._load = load
-        self._entries: dict[str, Catalog] = {}
-        self._generation = 0
-
-    async def get(self, app_id: str) -> Catalog:
-        entry = self._entries.get(app_id)
-        if entry is None:
-            generation = self._generation
-            entry = await self._load(app_id)
-            if generation == self._generation:
-                self.keep(entry)
-        return entry
-
-    def peek(self, app_id: str) -> Catalog | None:
-        return self._entries.get(app_id)
-
-    def keep(self, catalog: Catalog) -> None:
-        """Keeps a catalog read under the app's lock (versions only go up)."""
-        current = self._entries.get(catalog.app_id)
+    def keep(self, app_id: str, catalog: Catalog) -> None:
+        """Keeps a catalog, also one read under the app's lock (versions only go up)."""
+        current = self.peek(app_id)
         if current is None or current.version <= catalog.version:
-            self._entries[catalog.app_id] = catalog
-
-    def invalidate(self, app_id: str | None = None) -> None:
-        """Drops one app, or every app (None: a notification may have been missed)."""
-        self._generation += 1
-        if app_id:
-            self._entries.pop(app_id, None)
-        else:
-            self._entries.clear()
+            super().keep(app_id, catalog)

@@ -49,7 +49,7 @@ class Memberships:
         catalog = self.catalogs.peek(app_id)
         if catalog is None or catalog.version != version:
             catalog = await store.load_catalog(conn, app_id)
-            self.catalogs.keep(catalog)
+            self.catalogs.keep(catalog.app_id, catalog)
         return catalog
 
     async def _in_transaction(self, app_id: str, work) -> dict[str, common_pb2.UserContext]:
@@ -224,7 +224,7 @@ class Memberships:
         fresh_catalog = row["catalog_version"] == catalog.version
         if not fresh_catalog:
             catalog = await store.load_catalog(self.pool, app_id)
-            self.catalogs.keep(catalog)
+            self.catalogs.keep(catalog.app_id, catalog)
         if row["user_id"] is not None and row["segments"] is not None and (
                 row["valid_until"] is None or now < row["valid_until"]):
             valid_until = row["valid_until"]

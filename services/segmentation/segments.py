@@ -201,7 +201,7 @@ class Segments:
         version = await conn.fetchval("SELECT coalesce((SELECT version FROM catalogs WHERE app_id = $1), 0)", app_id)
         if version != catalog.version:
             catalog = await store.load_catalog(conn, app_id)
-            self.catalogs.keep(catalog)
+            self.catalogs.keep(catalog.app_id, catalog)
         return catalog
 
     async def estimate(self, app_id: str, rule: pb.Rule) -> tuple[int, int]:
