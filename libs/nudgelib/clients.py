@@ -15,8 +15,8 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 # Retried by the channel itself, with backoff, only when the call never reached a handler or
-# failed as UNAVAILABLE; every internal RPC is idempotent (ids, ON CONFLICT) except Decide,
-# which hands out messages and so is never retried blindly.
+# failed as UNAVAILABLE; every internal RPC is idempotent (ids, ON CONFLICT) except Decide and
+# DecideBatch, which hand out messages and so are never retried blindly.
 _SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
@@ -30,7 +30,8 @@ _SERVICE_CONFIG = json.dumps(
                     "retryableStatusCodes": ["UNAVAILABLE"],
                 },
             },
-            {"name": [{"service": "nudge.decision.v1.DecisionInternalService", "method": "Decide"}]},
+            {"name": [{"service": "nudge.decision.v1.DecisionInternalService", "method": "Decide"},
+                      {"service": "nudge.decision.v1.DecisionInternalService", "method": "DecideBatch"}]},
         ]
     }
 )

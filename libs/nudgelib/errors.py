@@ -131,6 +131,18 @@ class ResourceExhausted(NudgeError):
         return super().details() + [packed]
 
 
+_BY_CODE = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def error_of_code(code: int, message: str) -> NudgeError:
+    """A NudgeError answering with the status another service gave (by google.rpc.Code
+    value), for errors that travel inside a response rather than as the call's status."""
+    status = _BY_CODE.get(code, grpc.StatusCode.INTERNAL)
+    error = NudgeError(message)
+    error.code, error.reason = status, status.name
+    return error
+
+
 def internal_status() -> grpc.Status:
     """What a caller sees for a bug: no internals leaked."""
     proto = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")

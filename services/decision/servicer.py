@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 
 import asyncpg
+import grpc
+import structlog
 
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grpc
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.decision.v1 import decision_service_pb2_grpc as pb_grpc
 from nudgelib.calls import current_app_id
-from nudgelib.errors import Aborted, InvalidArgument, NotFound
+from nudgelib.errors import Aborted, InvalidArgument, NotFound, NudgeError
 from nudgelib.pagination import page_size
 from nudgelib.timezones import is_valid_time_zone
 from services.decision import store
 from services.decision.decider import Decider
 from services.decision.validation import campaign_violations, settings_violations
 
+log = structlog.get_logger(__name__)
 MAX_PULL = 10
+MAX_BATCH = 256
 
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
@@ -116,8 +121,28 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
         return internal_pb.ApplyUserChangesResponse()
 
     async def Decide(self, request: internal_pb.DecideRequest, context) -> internal_pb.DecideResponse:
+        return await self._decide(request, "")
+
+    async def DecideBatch(self, request: internal_pb.DecideBatchRequest, context) -> internal_pb.DecideBatchResponse:
+        if len(request.requests) > MAX_BATCH:
+            raise InvalidArgument.field("requests", f"at most {MAX_BATCH}")
+        results = await asyncio.gather(*(self._decide_one(r, f"requests[{i}].")
+                                         for i, r in enumerate(request.requests)))
+        return internal_pb.DecideBatchResponse(results=results)
+
+    async def _decide_one(self, request: internal_pb.DecideRequest, prefix: str) -> internal_pb.DecideResult:
+        try:
+            return internal_pb.DecideResult(response=await self._decide(request, prefix))
+        except NudgeError as exc:
+            return internal_pb.DecideResult(error=internal_pb.DecideError(code=exc.code.value[0], message=exc.message))
+        except Exception:  # noqa: BLE001 - one request's bug must not fail the batch
+            log.exception("decide_failed", user_id=request.user_id)
+            return internal_pb.DecideResult(error=internal_pb.DecideError(
+                code=grpc.StatusCode.INTERNAL.value[0], message="internal error"))
+
+    async def _decide(self, request: internal_pb.DecideRequest, prefix: str) -> internal_pb.DecideResponse:
         if not request.user_id:
-            raise InvalidArgument.field("user_id", "is required")
+            raise InvalidArgument.field(f"{prefix}user_id", "is required")
         limit = min(request.limit or 1, MAX_PULL)
         return await self._d.decide(request.app_id, request.user_id, request.context, limit,
                                    list(request.pending), request.pending_only)

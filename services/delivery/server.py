@@ -44,7 +44,8 @@ def _to_ingestion(host: ServiceHost):
 
 async def wire(host: ServiceHost) -> None:
     settings = DeliverySettings.from_env()
-    handout = Handout(host.pool, host.clock, host.peers["decision"], StreamHub(), host.registry)
+    handout = Handout(host.pool, host.clock, host.peers["decision"], StreamHub(), host.registry,
+                      settings.decide_in_flight)
     host.listener(INBOX_CHANNEL, handout.on_inbox_notify)
     host.listener(STREAM_CHANNEL, handout.on_stream_notify)
     host.run_in_background(handout.reoffer_loop(settings.reoffer_seconds), "reoffer")

@@ -20,11 +20,11 @@ import structlog
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_pb
 from nudgelib.clock import Clock
+from nudgelib.coalesce import Coalescer
 from services.segmentation import aggregates, announcements, store
 from services.segmentation.catalog import Catalog, Catalogs
 from services.segmentation.contexts import ContextCache, context_from_row, context_proto
 from services.segmentation.profile import Profile
-from services.segmentation.reads import BatchedReads
 from services.segmentation.settings import SegmentationSettings
 
 log = structlog.get_logger(__name__)
@@ -40,7 +40,9 @@ class Memberships:
         self.clock = clock
         self.settings = settings
         self._on_queued = on_queued
-        self._reads = BatchedReads(self._read_users)
+        # Lookups that miss the cache while others are being read go together: one query for
+        # the round (`user_id = any($2)`), not a pool checkout and round trip each.
+        self._reads = Coalescer(self._read_users)
 
     # ------------------------------------------------------------ writes
 
@@ -203,11 +205,12 @@ class Memberships:
 
     # ------------------------------------------------------------ reads
 
-    async def _read_users(self, app_id: str, users: list[str]) -> dict:
+    async def _read_users(self, app_id: str, users: list[str]) -> list:
         catalog = self.catalogs.peek(app_id)
         now = self.clock.now()
         keys, floor = (catalog.keys, catalog.day_floor(now.date())) if catalog else ([], now.date())
-        return await store.read_users(self.pool, app_id, users, keys, floor, now)
+        found = await store.read_users(self.pool, app_id, list(dict.fromkeys(users)), keys, floor, now)
+        return [found[u] for u in users]
 
     async def user_context(self, app_id: str, user_id: str) -> internal_pb.GetUserContextResponse:
         """The user's profile and memberships now. Served from the stored memberships while
@@ -220,7 +223,7 @@ class Memberships:
             # Kept serialized: a tenth of the memory of a message object.
             return internal_pb.GetUserContextResponse.FromString(cached)
         ticket = self.cache.ticket()
-        row = await self._reads.get(app_id, user_id)
+        row = await self._reads.submit(app_id, user_id)
         fresh_catalog = row["catalog_version"] == catalog.version
         if not fresh_catalog:
             catalog = await store.load_catalog(self.pool, app_id)

@@ -23,7 +23,7 @@ from nudgelib.clock import FixedClock
 from nudgelib.protoconv import to_timestamp
 from services.decision.server import SPEC as DECISION
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
-from tests.helpers import create_app, event
+from tests.helpers import create_app, event, expect_error, violated_fields
 
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
@@ -94,6 +94,34 @@ async def test_concurrent_pulls_through_three_replicas_never_exceed_the_cap(stac
         assert await conn.fetchval("SELECT count(*) FROM decision.deliveries WHERE app_id = $1", app.id) == 3
     finally:
         await conn.close()
+
+
+async def test_a_batch_decides_each_request_on_its_own_and_keeps_caps_exact(stack, database_url):
+    app = await create_app(database_url)
+    admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
+    await admin.UpdateAppSettings(pb.UpdateAppSettingsRequest(settings=pb.AppSettings(
+        default_time_zone="UTC", cap_rules=[pb.CapRule(id="3-per-day", max_messages=3, calendar_days=1)])),
+        metadata=app.auth("admin"))
+    for i in range(5):
+        await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=banner(f"c{i}", priority=i)),
+                                   metadata=app.auth("admin"))
+    internal = internal_grpc.DecisionInternalServiceStub(stack.channel("decision"))
+    requests = [internal_pb.DecideRequest(app_id=app.id, user_id="batch-user", limit=2) for _ in range(20)]
+    requests[1].user_id = ""
+    reply = await internal.DecideBatch(internal_pb.DecideBatchRequest(requests=requests), metadata=INTERNAL)
+
+    assert len(reply.results) == 20
+    refused = reply.results[1]
+    assert refused.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "requests[1].user_id" in refused.error.message
+    # Twenty pulls of one user decided at once still hand out exactly the cap.
+    handed_out = [d for r in reply.results if r.HasField("response") for d in r.response.decisions]
+    assert len(handed_out) == 3
+    assert sum(r.HasField("response") for r in reply.results) == 19
+
+    too_many = internal_pb.DecideBatchRequest(requests=[internal_pb.DecideRequest(app_id=app.id, user_id="u")] * 257)
+    exc = await expect_error(internal.DecideBatch(too_many, metadata=INTERNAL), grpc.StatusCode.INVALID_ARGUMENT)
+    assert violated_fields(exc) == {"requests"}
 
 
 async def test_pending_send_survives_a_restart_and_is_delivered_once(stack, database_url, fake_delivery):

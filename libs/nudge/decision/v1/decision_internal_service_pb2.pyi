@@ -107,6 +107,34 @@ class DecideResponse(_message.Message):
     dropped_message_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., user: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ..., control_exposures: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., dropped_message_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class DecideBatchRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[DecideRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[DecideRequest, _Mapping]]] = ...) -> None: ...
+
+class DecideBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[DecideResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[DecideResult, _Mapping]]] = ...) -> None: ...
+
+class DecideResult(_message.Message):
+    __slots__ = ("response", "error")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    response: DecideResponse
+    error: DecideError
+    def __init__(self, response: _Optional[_Union[DecideResponse, _Mapping]] = ..., error: _Optional[_Union[DecideError, _Mapping]] = ...) -> None: ...
+
+class DecideError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
 class EraseUserRequest(_message.Message):
     __slots__ = ("app_id", "user_id")
     APP_ID_FIELD_NUMBER: _ClassVar[int]

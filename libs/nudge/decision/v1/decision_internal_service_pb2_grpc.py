@@ -50,6 +50,11 @@ class DecisionInternalServiceStub:
                 request_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideRequest.SerializeToString,
                 response_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideResponse.FromString,
                 _registered_method=True)
+        self.DecideBatch = channel.unary_unary(
+                '/nudge.decision.v1.DecisionInternalService/DecideBatch',
+                request_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideBatchRequest.SerializeToString,
+                response_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideBatchResponse.FromString,
+                _registered_method=True)
         self.EraseUser = channel.unary_unary(
                 '/nudge.decision.v1.DecisionInternalService/EraseUser',
                 request_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.EraseUserRequest.SerializeToString,
@@ -82,6 +87,15 @@ class DecisionInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DecideBatch(self, request, context):
+        """Several Decides in one call, each decided on its own: delivery coalesces the pulls that
+        arrive while its earlier calls are in flight, so under load a pull costs a fraction of a
+        round trip. One request failing does not fail the others.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EraseUser(self, request, context):
         """Erases a user's pending sends, variant assignments and delivery history. Idempotent.
         """
@@ -106,6 +120,11 @@ def add_DecisionInternalServiceServicer_to_server(servicer, server):
                     servicer.Decide,
                     request_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideRequest.FromString,
                     response_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideResponse.SerializeToString,
+            ),
+            'DecideBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideBatch,
+                    request_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideBatchRequest.FromString,
+                    response_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideBatchResponse.SerializeToString,
             ),
             'EraseUser': grpc.unary_unary_rpc_method_handler(
                     servicer.EraseUser,
@@ -195,6 +214,33 @@ class DecisionInternalService:
             '/nudge.decision.v1.DecisionInternalService/Decide',
             nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideRequest.SerializeToString,
             nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.decision.v1.DecisionInternalService/DecideBatch',
+            nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideBatchRequest.SerializeToString,
+            nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.DecideBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
