@@ -31,6 +31,23 @@ log = structlog.get_logger(__name__)
 _RETRIES = 3
 
 
+def _context_moved(row: asyncpg.Record, profile: Profile, valid_until: datetime | None, now: datetime) -> bool:
+    """Whether a change that entered and exited no segment still alters what decision may
+    have cached of the user: profile fields it decides or renders with (`context_changed`,
+    set by the events' upsert), or a validity that now ends sooner. A validity that ends
+    later needs no word: decision's copy expires early and is asked for again. The stored
+    record is the reference only while it is valid: past it, decision may hold a context
+    evaluated since, so the change is announced."""
+    if row.get("context_changed", False):
+        return True
+    before = profile.stored_valid_until
+    if not profile.stored or (before is not None and before <= now):
+        return True
+    if valid_until is None:
+        return False
+    return before is None or valid_until < before
+
+
 class Memberships:
     def __init__(self, pool: asyncpg.Pool, catalogs: Catalogs, cache: ContextCache, clock: Clock,
                  settings: SegmentationSettings, on_queued: Callable[[], None] = lambda: None) -> None:
@@ -96,7 +113,10 @@ class Memberships:
             rows = await store.upsert_activity(conn, app_id, folded.users)
             await store.add_counts(conn, app_id, folded.days, folded.totals)
             await store.add_recent_events(conn, app_id, folded.raw)
-            return await self._record(conn, catalog, app_id, rows, now, announce_all=True)
+            # Most events change nothing decision keeps (only last seen and counters move), and
+            # are not announced; see `_announces`.
+            contexts, _ = await self._record(conn, catalog, app_id, rows, now, announce="moved")
+            return contexts
 
         await self._in_transaction(app_id, work)
         return applied
@@ -119,7 +139,8 @@ class Memberships:
             if not fresh:
                 return {}
             rows = await store.upsert_attributes(conn, app_id, aggregates.merge_updates(fresh))
-            return await self._record(conn, catalog, app_id, rows, now, announce_all=True)
+            contexts, _ = await self._record(conn, catalog, app_id, rows, now, announce="all")
+            return contexts
 
         await self._in_transaction(app_id, work)
         return applied
@@ -132,23 +153,26 @@ class Memberships:
         async def work(conn, catalog: Catalog, now: datetime):
             nonlocal changed
             rows = await store.lock_users(conn, app_id, users, due_before=now)
-            contexts = await self._record(conn, catalog, app_id, rows, now, announce_all=False)
-            changed = len(contexts)
+            contexts, changed = await self._record(conn, catalog, app_id, rows, now, announce="entries")
             return contexts
 
         await self._in_transaction(app_id, work)
         return changed
 
     async def _record(self, conn: asyncpg.Connection, catalog: Catalog, app_id: str, rows: list[asyncpg.Record],
-                      now: datetime, announce_all: bool) -> dict[str, tuple]:
+                      now: datetime, announce: str) -> tuple[dict[str, tuple], int]:
         """Evaluates the users of `rows` (locked, after their change), stores what changed and
-        queues announcements; returns the new contexts of the users announced."""
+        queues announcements: of every user (`all`), of entries, exits and contexts that moved
+        (`moved`), or of entries and exits only (`entries`). Returns the new contexts of all
+        the users, and how many were announced."""
         if not rows:
-            return {}
+            return {}, 0
         users = [r["user_id"] for r in rows]
         counters = await store.load_counters(conn, app_id, users, catalog.keys, catalog.day_floor(now.date()))
         saves: list[tuple[str, frozenset[int], datetime | None]] = []
-        pending: list[tuple[Profile, list[str], list[str], list[str], datetime | None]] = []
+        contexts: dict[str, tuple] = {}
+        queued = []
+        shards = self.settings.outbox_shards
         for row in rows:
             profile = store.profile_of(row, row["user_id"], counters.get(row["user_id"]))
             result = catalog.evaluate(profile, now)
@@ -158,20 +182,16 @@ class Memberships:
             if (not profile.stored or result.seqs != profile.stored_segments
                     or result.valid_until != profile.stored_valid_until):
                 saves.append((profile.user_id, result.seqs, result.valid_until))
-            if announce_all or entered or exited:
-                pending.append((profile, result.segment_ids, entered, exited, result.valid_until))
+            ctx = context_proto(profile, result.segment_ids, result.valid_until)
+            contexts[profile.user_id] = (ctx, result.valid_until, catalog.version)
+            if (announce == "all" or entered or exited
+                    or (announce == "moved" and _context_moved(row, profile, result.valid_until, now))):
+                queued.append(announcements.change_row(app_id, profile.user_id, store.new_change_id(), entered,
+                                                       exited, ctx, shards))
         await store.save_memberships(conn, app_id, saves)
-        shards = self.settings.outbox_shards
-        queued, contexts = [], {}
-        for profile, segment_ids, entered, exited, valid_until in pending:
-            ctx = context_proto(profile, segment_ids, valid_until)
-            contexts[profile.user_id] = (ctx, valid_until, catalog.version)
-            queued.append(announcements.change_row(app_id, profile.user_id, store.new_change_id(), entered, exited,
-                                                   ctx, shards))
         await store.queue(conn, queued)
-        touched = sorted({s[0] for s in saves} | set(contexts))
-        await store.notify_users(conn, app_id, touched)
-        return contexts
+        await store.notify_users(conn, app_id, sorted(contexts))
+        return contexts, len(queued)
 
     async def sweep_once(self) -> int:
         """Re-evaluates one batch of users whose memberships may have changed by time."""

@@ -89,7 +89,8 @@ _WITH_MEMBERSHIPS = """SELECT up.*, m.segments, m.valid_until, m.version FROM up
 
 async def upsert_activity(conn: asyncpg.Connection, app_id: str, users: dict[str, Activity]) -> list[asyncpg.Record]:
     """Creates or updates the users' profiles from events, locking them in user id order;
-    returns the rows after the update, with the stored memberships."""
+    returns the rows after the update, with the stored memberships and `context_changed`
+    (needs PostgreSQL 18's RETURNING old/new)."""
     ids = sorted(users)
     a = [users[u] for u in ids]
     return await conn.fetch(
@@ -112,7 +113,10 @@ async def upsert_activity(conn: asyncpg.Connection, app_id: str, users: dict[str
                                         THEN excluded.app_version_parts ELSE p.app_version_parts END,
                app_version_at = greatest(p.app_version_at, excluded.app_version_at),
                updated_at = now()
-           RETURNING *) """ + _WITH_MEMBERSHIPS,
+           -- What decision keeps of a profile (known, platforms, app version) changed?
+           RETURNING new.*, (old.user_id IS NULL OR old.platforms IS DISTINCT FROM new.platforms
+                             OR old.app_version IS DISTINCT FROM new.app_version) AS context_changed)
+           """ + _WITH_MEMBERSHIPS,
         app_id, ids, [x.first_seen for x in a], [x.last_seen for x in a],
         [_int_array(sorted(x.platforms)) for x in a], [x.app_version for x in a],
         [_int_array(x.app_version_parts) for x in a], [x.app_version_at for x in a],

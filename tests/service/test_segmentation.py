@@ -202,17 +202,25 @@ async def test_entry_and_exit_are_announced_once_with_the_new_context(seg, app):
 
     def announced():
         found = seg.decision.changes(app.id, "u1")
-        return len(found) == 4 and found
+        return len(found) == 3 and found
 
     changes = await eventually(lambda: asyncio.sleep(0, announced()))
-    # In commit order: identify (enters both), o1 (leaves never), o2 (no membership change),
-    # o3 (leaves at-most-2); every change carries the user's full context after it.
+    # In commit order: identify (enters both), o1 (leaves never), o3 (leaves at-most-2); every
+    # change carries the user's full context after it. o2 changed nothing decision keeps (no
+    # membership, profile field or sooner validity): not announced.
     assert [(list(c.entered_segment_ids), list(c.exited_segment_ids)) for c in changes] == [
-        (sorted([segment.id, never.id]), []), ([], [never.id]), ([], []), ([], [segment.id])]
-    assert [list(c.context.segment_ids) for c in changes] == [sorted([segment.id, never.id]), [segment.id],
-                                                              [segment.id], []]
+        (sorted([segment.id, never.id]), []), ([], [never.id]), ([], [segment.id])]
+    assert [list(c.context.segment_ids) for c in changes] == [sorted([segment.id, never.id]), [segment.id], []]
     assert all(c.context.known and c.context.user_id == "u1" for c in changes)
-    assert len({c.change_id for c in changes}) == 4
+    assert len({c.change_id for c in changes}) == 3
+    # A new platform is something decision decides with: announced though no segment moved.
+    moved = event("o4", "u1", "open", START)
+    moved.platform = common_pb2.PLATFORM_ANDROID
+    await seg.events(app.id, moved)
+    changes = await eventually(lambda: asyncio.sleep(0, len(seg.decision.changes(app.id, "u1")) == 4
+                                                     and seg.decision.changes(app.id, "u1")))
+    assert (list(changes[3].entered_segment_ids), list(changes[3].exited_segment_ids)) == ([], [])
+    assert list(changes[3].context.platforms) == [common_pb2.PLATFORM_ANDROID]
     # Rule changes are announced as such, once per change.
     await eventually(lambda: asyncio.sleep(0, seg.decision.rule_changes(app.id) == 2))
     await asyncio.sleep(0.2)
@@ -227,11 +235,12 @@ async def test_a_new_rule_is_not_an_entry_but_later_changes_are(seg, app):
     assert list((await seg.context(app.id, "u1")).segment_ids) == [segment.id]
     await eventually(lambda: asyncio.sleep(0, seg.decision.rule_changes(app.id) == 1))
     await seg.events(app.id, event("a3", "u1", "open", START), event("a4", "u2", "signup", START))
-    changes = await eventually(lambda: asyncio.sleep(0, len(seg.decision.changes(app.id)) == 4
+    changes = await eventually(lambda: asyncio.sleep(0, len(seg.decision.changes(app.id)) == 3
                                                      and seg.decision.changes(app.id)[2:]))
     entered = {c.user_id: list(c.entered_segment_ids) for c in changes}
-    # ...and u2, who signs up afterwards, is announced as entering.
-    assert entered == {"u1": [], "u2": [segment.id]}
+    # ...and u2, who signs up afterwards, is announced as entering (u1's open changed nothing
+    # decision keeps).
+    assert entered == {"u2": [segment.id]}
 
 
 async def test_inactivity_is_decided_by_the_clock_and_announced_when_due(seg, app):
@@ -369,17 +378,19 @@ async def test_members_and_estimates_page_through_the_population(seg, app):
 async def test_announcements_wait_while_decision_refuses_and_arrive_in_order(seg, app, seg_url):
     seg.decision.failing = grpc.StatusCode.UNIMPLEMENTED
     await seg.segment(app, ev("open", pb.EVENT_OPERATOR_AT_LEAST, 2))
+    await seg.segment(app, ev("open", pb.EVENT_OPERATOR_AT_LEAST, 3))
     for i in range(3):
         await seg.events(app.id, event(f"q{i}", "u1", "open", START))
     conn = await asyncpg.connect(seg_url)
     try:
         await asyncio.sleep(0.5)
-        assert await conn.fetchval("SELECT count(*) FROM segmentation.outbox WHERE app_id = $1", app.id) == 4
+        # Two rule changes, then the user's first event, and two entries.
+        assert await conn.fetchval("SELECT count(*) FROM segmentation.outbox WHERE app_id = $1", app.id) == 5
         assert seg.decision.changes(app.id) == []
         seg.decision.failing = None
         changes = await eventually(lambda: asyncio.sleep(0, len(seg.decision.changes(app.id)) == 3
                                                          and seg.decision.changes(app.id)))
-        assert [len(c.context.segment_ids) for c in changes] == [0, 1, 1]
+        assert [len(c.context.segment_ids) for c in changes] == [0, 1, 2]
         await eventually(lambda: conn.fetchval(
             "SELECT count(*) = 0 FROM segmentation.outbox WHERE app_id = $1", app.id))
     finally:
