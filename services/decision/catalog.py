@@ -23,12 +23,16 @@ class AppCatalog:
     settings: pb.AppSettings
     compiled: tuple[Compiled, ...] = ()
     by_id: dict[str, Compiled] = field(default_factory=dict)
+    # Event names some campaign triggers on or is cancelled by; other events do nothing here.
+    reactive_events: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, campaigns: list[pb.Campaign], settings: pb.AppSettings) -> "AppCatalog":
         ranked = tuple(sorted(campaigns, key=rank_key))
         compiled = tuple(compile_campaign(c) for c in ranked)
-        return cls(ranked, settings, compiled, {c.id: c for c in compiled})
+        reactive = frozenset(name for c in ranked if c.delivery_mode == pb.DELIVERY_MODE_TRIGGERED
+                             for t in c.triggers for name in (t.event_name, *t.exception_events) if name)
+        return cls(ranked, settings, compiled, {c.id: c for c in compiled}, reactive)
 
 
 class CampaignCatalog(AppCache[AppCatalog]):

@@ -105,6 +105,10 @@ class Decider:
 
     async def apply_events(self, app_id: str, events: list[common_pb2.Event]) -> int:
         catalog = await self.catalog.get(app_id)
+        # Most events fire and cancel nothing: they are not written, and need no dedupe.
+        events = [e for e in events if e.name in catalog.reactive_events]
+        if not events:
+            return 0
         now = self.clock.now()
         applied, added = await store.apply_events(self.pool, app_id, events, self._react(catalog, now))
         if any(p.due_at <= now for p in added):

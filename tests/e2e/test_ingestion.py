@@ -9,9 +9,13 @@ import asyncpg
 import grpc
 import pytest
 
+from google.protobuf import duration_pb2
+
+from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.ingestion.v1 import ingestion_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
 from nudgelib.cluster import Cluster
+from nudgelib import demo
 from nudgelib.config import SERVICES
 from tests.e2e.conftest import running
 from tests.conftest import eventually
@@ -55,6 +59,13 @@ async def restart(cluster: Cluster, name: str) -> None:
 
 async def test_segmentation_killed_while_events_flow_gets_every_event_exactly_once(cluster, api, database_url):
     app = await create_app(database_url)
+    # Decision records (and deduplicates) the events a campaign reacts to: a send a day after
+    # each tap.
+    campaign = demo.welcome_campaign("unused")
+    campaign.audience.ClearField("include_segment_ids")
+    campaign.status, campaign.delivery_mode = decision_pb.CAMPAIGN_STATUS_ACTIVE, decision_pb.DELIVERY_MODE_TRIGGERED
+    campaign.triggers.add(event_name="tap", delay=duration_pb2.Duration(seconds=86400))
+    await api.decision.CreateCampaign(decision_pb.CreateCampaignRequest(campaign=campaign), metadata=app.auth("admin"))
     users = [f"k{i}" for i in range(USERS)]
     per_batch = USERS * PER_USER // BATCHES
     events = [event(f"kill-{n}", users[n % USERS], "tap") for n in range(USERS * PER_USER)]
@@ -94,8 +105,10 @@ async def test_segmentation_killed_while_events_flow_gets_every_event_exactly_on
     assert await audience(seg_pb.EVENT_OPERATOR_AT_LEAST, PER_USER + 1) == 0
     conn = await asyncpg.connect(database_url)
     try:
-        # Decision, never down, saw each event once.
+        # Decision, never down, saw each event once, and started one send for each.
         assert await conn.fetchval("SELECT count(*) FROM decision.applied_events WHERE app_id = $1",
+                                   app.id) == len(events)
+        assert await conn.fetchval("SELECT count(*) FROM decision.pending_sends WHERE app_id = $1",
                                    app.id) == len(events)
         assert await conn.fetchval("SELECT count(*) FROM ingestion.events WHERE app_id = $1", app.id) == len(events)
     finally:

@@ -124,6 +124,25 @@ async def test_a_batch_decides_each_request_on_its_own_and_keeps_caps_exact(stac
     assert violated_fields(exc) == {"requests"}
 
 
+async def test_only_events_a_campaign_reacts_to_are_recorded(stack, database_url):
+    app = await create_app(database_url)
+    admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
+    await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=cart_campaign()), metadata=app.auth("admin"))
+    internal = internal_grpc.DecisionInternalServiceStub(stack.channel("decision"))
+    events = [event("view-1", "shopper", "page_view"), event("cart-1", "shopper", "cart_abandoned"),
+              event("buy-1", "shopper", "purchase")]
+    reply = await internal.ApplyEvents(internal_pb.ApplyEventsRequest(app_id=app.id, events=events),
+                                       metadata=INTERNAL)
+    # The trigger and the exception event count; the page view fires and cancels nothing.
+    assert reply.applied_count == 2
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert sorted(await conn.fetch("SELECT event_id FROM decision.applied_events WHERE app_id = $1",
+                                       app.id)) == [("buy-1",), ("cart-1",)]
+    finally:
+        await conn.close()
+
+
 async def test_pending_send_survives_a_restart_and_is_delivered_once(stack, database_url, fake_delivery):
     recorder, delivery_target = fake_delivery
     app = await create_app(database_url)
