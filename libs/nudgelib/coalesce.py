@@ -42,11 +42,11 @@ class Coalescer(Generic[K, T, R]):
         if waiting is None or len(waiting.items) >= self._max_batch:
             waiting = self._open[key] = _Round()
             asyncio.ensure_future(self._run(key, waiting))
+        # One future per request: a caller that gives up cancels its own, never the round.
         future = asyncio.get_running_loop().create_future()
         waiting.items.append(item)
         waiting.futures.append(future)
-        # Shielded: a caller that gives up must not cancel the round the others wait on.
-        return await asyncio.shield(future)
+        return await future
 
     async def _run(self, key: K, waiting: _Round[T]) -> None:
         async with self._slots:

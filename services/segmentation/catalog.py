@@ -86,6 +86,8 @@ class Catalog:
         return found
 
     def evaluate(self, profile: Profile, now: datetime) -> Evaluation:
+        if not self.nodes:
+            return Evaluation([], frozenset(), None)
         inside, valid_until = rules.memberships(self.nodes, profile, now)
         return Evaluation(inside, frozenset(self.segments[s].seq for s in inside), valid_until)
 

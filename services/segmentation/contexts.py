@@ -13,6 +13,7 @@ when too many drops happened since to tell).
 from __future__ import annotations
 
 import json
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,6 +103,8 @@ class ContextCache:
         self._recent: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._forgotten = 0
         self._recent_max = max(capacity, 1024)
+        # Names this replica's notifications, which it skips: it updated itself at the change.
+        self.origin = uuid.uuid4().hex[:12]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -155,6 +158,8 @@ class ContextCache:
             return
         try:
             data = json.loads(payload)
+            if data.get("o") == self.origin:
+                return
             self.drop(data["a"], data["u"])
         except (ValueError, KeyError, TypeError):
             self.clear()

@@ -71,28 +71,28 @@ class Memberships:
             self.catalogs.keep(catalog.app_id, catalog)
         return catalog
 
-    async def _in_transaction(self, app_id: str, work) -> dict[str, common_pb2.UserContext]:
-        """Runs work(conn, catalog, now) -> contexts under the app's shared lock, retrying on
-        deadlocks, then refreshes this replica's cache and wakes the outbox."""
+    async def _in_transaction(self, app_id: str, work) -> None:
+        """Runs work(conn, catalog, now) -> (announced contexts, users touched) under the app's
+        shared lock, retrying on deadlocks, then refreshes this replica's cache (the announced
+        users' new contexts; the others are read again when asked) and wakes the outbox."""
         for attempt in range(1, _RETRIES + 1):
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     catalog = await self._locked_catalog(conn, app_id)
                     now = self.clock.now()
-                    contexts = await work(conn, catalog, now)
+                    contexts, touched = await work(conn, catalog, now)
                 break
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 if attempt == _RETRIES:
                     raise
                 await asyncio.sleep(0.01 * attempt)
+        self.cache.drop(app_id, touched)
         if contexts:
-            self.cache.drop(app_id, contexts)
             ticket = self.cache.ticket()
             for user_id, (ctx, valid_until, version) in contexts.items():
                 self.cache.put(app_id, user_id, internal_pb.GetUserContextResponse(context=ctx).SerializeToString(),
                                valid_until, version, ticket)
             self._on_queued()
-        return contexts
 
     async def apply_events(self, app_id: str, events: list[common_pb2.Event]) -> int:
         events = aggregates.unique(events)
@@ -106,7 +106,7 @@ class Memberships:
             fresh = [e for e in events if e.event_id in fresh_ids]
             applied = len(fresh)
             if not fresh:
-                return {}
+                return {}, []
             days = self.settings.event_property_days
             folded = aggregates.fold_events(fresh, catalog.counters_for,
                                             now - timedelta(days=days) if days else None, now)
@@ -114,9 +114,8 @@ class Memberships:
             await store.add_counts(conn, app_id, folded.days, folded.totals)
             await store.add_recent_events(conn, app_id, folded.raw)
             # Most events change nothing decision keeps (only last seen and counters move), and
-            # are not announced; see `_announces`.
-            contexts, _ = await self._record(conn, catalog, app_id, rows, now, announce="moved")
-            return contexts
+            # are not announced; see `_context_moved`.
+            return await self._record(conn, catalog, app_id, rows, now, announce="moved")
 
         await self._in_transaction(app_id, work)
         return applied
@@ -137,10 +136,9 @@ class Memberships:
                     fresh.append(u)
             applied = len(fresh)
             if not fresh:
-                return {}
+                return {}, []
             rows = await store.upsert_attributes(conn, app_id, aggregates.merge_updates(fresh))
-            contexts, _ = await self._record(conn, catalog, app_id, rows, now, announce="all")
-            return contexts
+            return await self._record(conn, catalog, app_id, rows, now, announce="all")
 
         await self._in_transaction(app_id, work)
         return applied
@@ -153,20 +151,21 @@ class Memberships:
         async def work(conn, catalog: Catalog, now: datetime):
             nonlocal changed
             rows = await store.lock_users(conn, app_id, users, due_before=now)
-            contexts, changed = await self._record(conn, catalog, app_id, rows, now, announce="entries")
-            return contexts
+            contexts, touched = await self._record(conn, catalog, app_id, rows, now, announce="entries")
+            changed = len(contexts)
+            return contexts, touched
 
         await self._in_transaction(app_id, work)
         return changed
 
     async def _record(self, conn: asyncpg.Connection, catalog: Catalog, app_id: str, rows: list[asyncpg.Record],
-                      now: datetime, announce: str) -> tuple[dict[str, tuple], int]:
+                      now: datetime, announce: str) -> tuple[dict[str, tuple], list[str]]:
         """Evaluates the users of `rows` (locked, after their change), stores what changed and
         queues announcements: of every user (`all`), of entries, exits and contexts that moved
-        (`moved`), or of entries and exits only (`entries`). Returns the new contexts of all
-        the users, and how many were announced."""
+        (`moved`), or of entries and exits only (`entries`). Returns the new contexts of the
+        users announced, and every user's id."""
         if not rows:
-            return {}, 0
+            return {}, []
         users = [r["user_id"] for r in rows]
         counters = await store.load_counters(conn, app_id, users, catalog.keys, catalog.day_floor(now.date()))
         saves: list[tuple[str, frozenset[int], datetime | None]] = []
@@ -182,16 +181,16 @@ class Memberships:
             if (not profile.stored or result.seqs != profile.stored_segments
                     or result.valid_until != profile.stored_valid_until):
                 saves.append((profile.user_id, result.seqs, result.valid_until))
-            ctx = context_proto(profile, result.segment_ids, result.valid_until)
-            contexts[profile.user_id] = (ctx, result.valid_until, catalog.version)
             if (announce == "all" or entered or exited
                     or (announce == "moved" and _context_moved(row, profile, result.valid_until, now))):
+                ctx = context_proto(profile, result.segment_ids, result.valid_until)
+                contexts[profile.user_id] = (ctx, result.valid_until, catalog.version)
                 queued.append(announcements.change_row(app_id, profile.user_id, store.new_change_id(), entered,
                                                        exited, ctx, shards))
         await store.save_memberships(conn, app_id, saves)
         await store.queue(conn, queued)
-        await store.notify_users(conn, app_id, sorted(contexts))
-        return contexts, len(queued)
+        await store.notify_users(conn, app_id, sorted(users), self.cache.origin)
+        return contexts, users
 
     async def sweep_once(self) -> int:
         """Re-evaluates one batch of users whose memberships may have changed by time."""
@@ -220,7 +219,7 @@ class Memberships:
             await store.lock_app(conn, app_id)
             await store.lock_users(conn, app_id, [user_id])
             await store.erase_user(conn, app_id, user_id)
-            await store.notify_users(conn, app_id, [user_id])
+            await store.notify_users(conn, app_id, [user_id], self.cache.origin)
         self.cache.drop(app_id, [user_id])
 
     # ------------------------------------------------------------ reads

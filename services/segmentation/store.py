@@ -338,19 +338,20 @@ async def queue(conn: asyncpg.Connection, rows: list[tuple[int, str, str, str, b
     await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
 
 
-async def notify_users(conn: asyncpg.Connection, app_id: str, users: Sequence[str]) -> None:
-    """Tells other replicas (at commit) to drop these users' cached contexts."""
+async def notify_users(conn: asyncpg.Connection, app_id: str, users: Sequence[str], origin: str) -> None:
+    """Tells other replicas (at commit) to drop these users' cached contexts; `origin` is
+    the sender's, which has refreshed its own cache already and skips its notification."""
     chunk: list[str] = []
     size = 0
     payloads: list[str] = []
     for u in users:
         if size + len(u) + 4 > _NOTIFY_BYTES and chunk:
-            payloads.append(json.dumps({"a": app_id, "u": chunk}))
+            payloads.append(json.dumps({"a": app_id, "u": chunk, "o": origin}))
             chunk, size = [], 0
         chunk.append(u)
         size += len(u.encode()) + 4
     if chunk:
-        payloads.append(json.dumps({"a": app_id, "u": chunk}))
+        payloads.append(json.dumps({"a": app_id, "u": chunk, "o": origin}))
     if payloads:
         await conn.execute("SELECT pg_notify($1, x) FROM unnest($2::text[]) x", USERS_CHANNEL, payloads)
 

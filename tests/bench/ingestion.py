@@ -5,7 +5,9 @@
   number of concurrent writers, and nothing else;
 - end to end: the same batches sent to ingestion's TrackEvents by the same number of
   concurrent producers; the clock stops when every event is acknowledged (durable),
-  applied by segmentation and recorded by decision (their `applied_events`).
+  applied by segmentation and taken by decision: ingestion deletes an outbox row only when
+  its consumer has answered. A triggered campaign (a day's delay) reacts to `purchase`, so
+  decision records those, a fifth of the events, and starts a send for each.
 
 Batches of 500 events over 100k users. BENCH_EVENTS (default 200000) and
 BENCH_PRODUCERS (default 4) change the volume and the concurrency.
@@ -22,8 +24,13 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 import grpc
 
+from google.protobuf import duration_pb2
+
 from nudge.common.v1 import common_pb2
+from nudge.decision.v1 import decision_service_pb2 as decision_pb
+from nudge.decision.v1 import decision_service_pb2_grpc as decision_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
+from nudgelib import demo
 from nudgelib.protoconv import to_datetime, to_timestamp
 from tests.bench.harness import database, peak_rss_mb, running_cluster
 from tests.helpers import create_app
@@ -108,9 +115,25 @@ async def forwarded(conn: asyncpg.Connection, app_id: str) -> bool:
     return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM ingestion.outbox WHERE app_id = $1)", app_id)
 
 
-async def end_to_end(url: str, target: str, batches: list[bytes]) -> dict[str, float]:
+def purchases(batches: list[bytes]) -> int:
+    return sum(e.name == "purchase" for raw in batches for e in ingestion_pb.TrackEventsRequest.FromString(raw).events)
+
+
+async def follow_up_on_purchases(target: str, auth) -> None:
+    campaign = demo.welcome_campaign("unused")
+    campaign.audience.ClearField("include_segment_ids")
+    campaign.status, campaign.delivery_mode = decision_pb.CAMPAIGN_STATUS_ACTIVE, decision_pb.DELIVERY_MODE_TRIGGERED
+    campaign.triggers.add(event_name="purchase", delay=duration_pb2.Duration(seconds=86400))
+    async with grpc.aio.insecure_channel(target) as channel:
+        await decision_grpc.DecisionServiceStub(channel).CreateCampaign(
+            decision_pb.CreateCampaignRequest(campaign=campaign), metadata=auth)
+
+
+async def end_to_end(url: str, target: str, decision: str, batches: list[bytes]) -> dict[str, float]:
     app = await create_app(url)
+    await follow_up_on_purchases(decision, app.auth("admin"))
     total = len(batches) * BATCH
+    expected = (total, purchases(batches))
     latencies: list[float] = []
     refusals = 0
     async with grpc.aio.insecure_channel(target) as channel:
@@ -147,8 +170,8 @@ async def end_to_end(url: str, target: str, batches: list[bytes]) -> dict[str, f
                 await asyncio.sleep(0.02)
             done = time.perf_counter()
             seen = await applied(conn, app.id)
-            if seen != (total, total):
-                raise RuntimeError(f"segmentation and decision recorded {seen} of {total} events")
+            if seen != expected:
+                raise RuntimeError(f"segmentation and decision recorded {seen} events, not {expected}")
         finally:
             await conn.close()
     latencies.sort()
@@ -168,7 +191,7 @@ async def main() -> None:
     async with database() as url:
         floor_rate = await floor(url, batches)
         async with running_cluster(url) as cluster:
-            result = await end_to_end(url, cluster.target("ingestion"), batches)
+            result = await end_to_end(url, cluster.target("ingestion"), cluster.target("decision"), batches)
             memory = {n: peak_rss_mb(p.pid) for n, p in cluster.processes.items()}
 
     print(f"\ningestion: {total} events in batches of {BATCH} over {USERS // 1000}k users, "
@@ -177,7 +200,7 @@ async def main() -> None:
     print(f"{'floor: parse + copy_records_to_table':<58}{floor_rate:>10.0f}{1:>9.2f}")
     print(f"{'acknowledged (validated, deduplicated, durable + outbox)':<58}"
           f"{result['acked_rate']:>10.0f}{result['acked_rate'] / floor_rate:>9.2f}")
-    print(f"{'end to end (+ applied by segmentation and decision)':<58}"
+    print(f"{'end to end (+ applied by segmentation, taken by decision)':<58}"
           f"{result['e2e_rate']:>10.0f}{result['e2e_rate'] / floor_rate:>9.2f}")
     print(f"\nTrackEvents latency per batch: p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms; "
           f"outbox drained {result['drain_after_ack']:.2f}s after the last ack; "

@@ -34,8 +34,11 @@ def test_other_replicas_changes_arrive_by_notify_and_a_lost_connection_clears_al
     cache = ContextCache(10)
     for user in ("u", "v"):
         cache.put("a", user, user, None, 1, cache.ticket())
-    cache.on_notify(json.dumps({"a": "a", "u": ["u"]}))
+    cache.on_notify(json.dumps({"a": "a", "u": ["u"], "o": "another-replica"}))
     assert cache.get("a", "u", NOW, 1) is None and cache.get("a", "v", NOW, 1) == "v"
+    # Its own notification comes back too: it refreshed those users at the change already.
+    cache.on_notify(json.dumps({"a": "a", "u": ["v"], "o": cache.origin}))
+    assert cache.get("a", "v", NOW, 1) == "v"
     cache.on_notify(None)
     assert len(cache) == 0
 
