@@ -104,9 +104,16 @@ async def queue_profile_update(pool: asyncpg.Pool, app_id: str, user_id: str, la
 # goes). The rows are read by a second statement, whose snapshot is taken after the locks
 # are held: read in the same statement, they could come from a snapshot older than the
 # commit of the loop that held the lane just before, and be forwarded a second time.
+# Only lanes that hold rows are locked (OFFSET 0 keeps that test before the lock): a loop
+# woken for a new row must not spend its claim on empty lanes and leave that row's lane to
+# the next poll.
 _CLAIM_LANES = """
 SELECT coalesce(array_agg(l), '{}') FROM (
-    SELECT l FROM unnest($1::int[]) AS l WHERE pg_try_advisory_xact_lock($2, l) LIMIT $3
+    SELECT l FROM (
+        SELECT l FROM unnest($1::int[]) WITH ORDINALITY AS u(l, n)
+        WHERE EXISTS (SELECT 1 FROM outbox WHERE consumer = $4 AND lane = u.l)
+        ORDER BY n OFFSET 0
+    ) AS busy WHERE pg_try_advisory_xact_lock($2, l) LIMIT $3
 ) AS locked
 """
 
@@ -130,7 +137,7 @@ ORDER BY o.id
 async def claim(conn: asyncpg.Connection, consumer: str, lanes: Sequence[int], max_lanes: int,
                 max_items: int) -> list[asyncpg.Record]:
     """Within the caller's transaction: the next rows of the lanes this loop could lock."""
-    locked = await conn.fetchval(_CLAIM_LANES, list(lanes), lane_lock_class(consumer), max_lanes)
+    locked = await conn.fetchval(_CLAIM_LANES, list(lanes), lane_lock_class(consumer), max_lanes, consumer)
     if not locked:
         return []
     # Enough rows per lane for the claimed lanes together to fill a call when each holds

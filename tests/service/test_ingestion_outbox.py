@@ -301,6 +301,26 @@ async def test_rows_a_consumer_refuses_are_set_aside_and_the_lane_moves_on(pool)
         await fakes.stop()
 
 
+async def test_a_loop_claims_the_lanes_that_hold_rows(pool):
+    """A loop claims a share of the lanes; woken for a new row, it must claim that row's lane
+    (not empty ones), or the row waits for the next poll."""
+    fakes = Consumers()
+    await fakes.start()
+    app = "app_lanes"
+    d, peers = dispatcher(pool, fakes.target, workers=4)  # a claim takes 4 of the 16 lanes
+    try:
+        users = {lane_of(app, f"u{i}"): f"u{i}" for i in range(400)}
+        assert len(users) == 16
+        for lane, user in sorted(users.items()):
+            await store.insert_events(pool, app, rows(app, [event(f"e{lane}", user, "tap")]),
+                                      datetime.now(timezone.utc))
+            assert await d.drain_once("decision") == (1, False), f"lane {lane}"
+    finally:
+        for p in peers:
+            await p.close()
+        await fakes.stop()
+
+
 # ---------------------------------------------------------------- erasure of rows in flight
 
 
