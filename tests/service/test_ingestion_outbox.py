@@ -267,8 +267,14 @@ async def test_rows_wait_for_a_consumer_that_is_down_and_drain_when_it_is_back(p
         fakes.port = port
         await fakes.start()
         await eventually(lambda: _at_least(fakes, 9, 9), timeout=10)
-        assert (await store.backlog(pool))[0] == {"segmentation": 0, "decision": 0, "delivery": 0}
+
+        async def drained() -> bool:
+            return (await store.backlog(pool))[0] == {"segmentation": 0, "decision": 0, "delivery": 0}
+
+        # Each consumer's loops retry on their own backoff: all drain, not at the same moment.
+        await eventually(drained, timeout=10)
         assert sorted(i for *_, i in fakes.decision.items) == sorted(f"w{i}" for i in range(9))
+        assert sorted(i for *_, i in fakes.delivery.items) == sorted(f"w{i}" for i in range(9))
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
