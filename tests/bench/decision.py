@@ -13,7 +13,9 @@ now, whom the services have served before, so their contexts and cap state are c
 
 Measured, with one client process and 32 concurrent callers:
 - in-process: decision's plan over the 100 compiled campaigns for one user (pure, no I/O);
-- floor: an empty grpc.aio handler; write floor: one committed INSERT per call;
+- floor: an empty grpc.aio handler; write floor: one committed INSERT per call; an empty
+  chain of two (a handler that only calls an empty handler in another process): the two hops
+  of the pull path with nothing in them;
 - realistic mix: FetchMessages through delivery and decision for the working set;
 - handing out: FetchMessages for users not yet capped, each pull delivering a message
   (two commits: decision's delivery record and delivery's message), against the write floor.
@@ -53,6 +55,7 @@ CAMPAIGNS = 100
 COUNTRIES = population.COUNTRIES
 PLANS = ("free", "pro", "team", "enterprise")
 FLOOR, WRITE_FLOOR = "floor: empty grpc.aio handler", "floor: one committed write per call"
+CHAIN = "floor: empty chain of two services"
 
 
 def segments() -> list[seg_pb.CreateSegmentRequest]:
@@ -158,6 +161,9 @@ async def main() -> None:
     async with database() as url:
         async with floor_server() as floor:
             results[FLOOR], _ = await pulls(floor, (), ["u"])
+            # The pull path's two hops with nothing in them: what the pull path cannot beat.
+            async with floor_server(forward_to=floor) as chain:
+                results[CHAIN], _ = await pulls(chain, (), ["u"])
         async with floor_server(url) as floor:
             results[WRITE_FLOOR], _ = await pulls(floor, (), [f"w{i}" for i in range(100_000)])
         async with running_cluster(url, {"NUDGE_DECISION_CONTEXT_TTL_SECONDS": "600"}) as cluster:

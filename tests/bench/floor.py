@@ -4,6 +4,8 @@ measured with the same client from the same place.
 
     python -m tests.bench.floor PORT              # empty FetchMessages handler
     python -m tests.bench.floor PORT DATABASE_URL # one committed INSERT per call
+    python -m tests.bench.floor PORT --to TARGET  # calls TARGET's FetchMessages, returns its reply:
+                                                  # with an empty handler there, an empty chain of two
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ class EmptyDelivery(pb_grpc.DeliveryServiceServicer):
         return EMPTY
 
 
+class ForwardingDelivery(pb_grpc.DeliveryServiceServicer):
+    def __init__(self, target: str) -> None:
+        self._stub = pb_grpc.DeliveryServiceStub(grpc.aio.insecure_channel(target))
+
+    async def FetchMessages(self, request, context):
+        return await self._stub.FetchMessages(request, timeout=5)
+
+
 class OneWriteDelivery(pb_grpc.DeliveryServiceServicer):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -36,9 +46,11 @@ class OneWriteDelivery(pb_grpc.DeliveryServiceServicer):
         return EMPTY
 
 
-async def serve(port: int, database_url: str | None) -> None:
+async def serve(port: int, database_url: str | None, forward_to: str | None = None) -> None:
     server = grpc.aio.server()
-    if database_url:
+    if forward_to:
+        pb_grpc.add_DeliveryServiceServicer_to_server(ForwardingDelivery(forward_to), server)
+    elif database_url:
         pool = await asyncpg.create_pool(database_url, min_size=10, max_size=10)
         await pool.execute("CREATE TABLE IF NOT EXISTS bench_floor_writes (id text PRIMARY KEY, user_id text,"
                            " at timestamptz NOT NULL DEFAULT now())")
@@ -51,4 +63,7 @@ async def serve(port: int, database_url: str | None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))
+    if len(sys.argv) == 4 and sys.argv[2] == "--to":
+        asyncio.run(serve(int(sys.argv[1]), None, sys.argv[3]))
+    else:
+        asyncio.run(serve(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))

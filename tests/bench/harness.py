@@ -110,7 +110,7 @@ def print_table(title: str, rows: dict[str, LoadResult], floor: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def floor_server(database_url: str | None = None) -> AsyncIterator[str]:
+async def floor_server(database_url: str | None = None, forward_to: str | None = None) -> AsyncIterator[str]:
     """tests.bench.floor in its own process; yields its address."""
     import subprocess
     import sys
@@ -121,6 +121,8 @@ async def floor_server(database_url: str | None = None) -> AsyncIterator[str]:
 
     (port,) = free_ports(1)
     args = [sys.executable, "-m", "tests.bench.floor", str(port)] + ([database_url] if database_url else [])
+    if forward_to:
+        args += ["--to", forward_to]
     process = subprocess.Popen(args, cwd=REPO)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:

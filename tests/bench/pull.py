@@ -1,6 +1,7 @@
 """Bench scenario `pull`: the pull path against a floor measured in the same run.
 
-- floor: an empty grpc.aio FetchMessages handler in its own process, same client;
+- floor: an empty grpc.aio FetchMessages handler in its own process, same client; and an
+  empty chain of two (a handler that only calls the empty one): the pull path's two hops;
 - no message: FetchMessages through delivery -> decision -> segmentation for users no
   campaign targets (reads only);
 - message handed out: the same for users in the demo campaign's audience, each pull
@@ -38,6 +39,8 @@ async def main() -> None:
     results: dict[str, LoadResult] = {}
     async with floor_server() as floor:
         results[FLOOR] = await pulls(floor, (), ["u"])
+        async with floor_server(forward_to=floor) as chain:
+            results["floor: empty chain of two services"] = await pulls(chain, (), ["u"])
 
     async with database() as url, running_cluster(url) as cluster:
         app = await create_app(url)
