@@ -13,11 +13,11 @@ over the app's profiles at the current instant.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-
-import time
 
 import asyncpg
 import structlog
@@ -212,7 +212,10 @@ class Segments:
             predicate = Compiler(params, self.clock.now(), catalog.tracked, catalog.rules).predicate(rule)
             await store.audience_settings(conn, self.settings.audience_work_mem_mb,
                                           self.settings.audience_timeout_seconds)
-            return await store.count_matching(conn, predicate, params.values)
+            # The population is counted on another connection meanwhile: on another core.
+            matched, total = await asyncio.gather(store.count_matching(conn, predicate, params.values),
+                                                  store.count_users(self.pool, app_id))
+            return matched, total
 
     async def members(self, app_id: str, segment_id: str, after: str, limit: int) -> list[str]:
         """Members in user id order after `after`, at most `limit`."""

@@ -470,12 +470,13 @@ async def audience_settings(conn: asyncpg.Connection, work_mem_mb: int, timeout_
         f"{work_mem_mb}MB", f"{int(timeout_seconds * 1000)}")
 
 
-async def count_matching(conn: asyncpg.Connection, predicate: str, params: list[Any]) -> tuple[int, int]:
+async def count_matching(conn: asyncpg.Connection, predicate: str, params: list[Any]) -> int:
     # The rule in WHERE: its top-level event conditions become semi-joins.
-    row = await conn.fetchrow(
-        f"""SELECT (SELECT count(*) FROM profiles p WHERE p.app_id = $1 AND {predicate}) AS matched,
-                   (SELECT count(*) FROM profiles WHERE app_id = $1) AS total""", *params)
-    return row["matched"], row["total"]
+    return await conn.fetchval(f"SELECT count(*) FROM profiles p WHERE p.app_id = $1 AND {predicate}", *params)
+
+
+async def count_users(conn: asyncpg.Connection | asyncpg.Pool, app_id: str) -> int:
+    return await conn.fetchval("SELECT count(*) FROM profiles WHERE app_id = $1", app_id)
 
 
 async def members_page(conn: asyncpg.Connection, predicate: str, params: list[Any]) -> list[str]:
