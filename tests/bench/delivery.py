@@ -3,7 +3,8 @@
 - latency: STREAMS users hold a Subscribe stream; a zero-delay triggered campaign fires on
   `level_up`. For each probe, the time from TrackEvents' acknowledgement of a user's
   `level_up` to the message arriving on that user's stream, measured while a background
-  producer sends BACKGROUND_RATE other events per second through the same ingestion.
+  producer sends other events through the same ingestion, at each of BACKGROUND_RATES events
+  per second in turn (comma-separated; the last is the headline figure).
 - idle streams: IDLE_STREAMS more streams opened and left idle; delivery's resident memory
   before and after, per stream.
 """
@@ -29,7 +30,7 @@ from tests.helpers import create_app
 
 STREAMS = int(os.environ.get("BENCH_STREAMS", "200"))
 PROBES = int(os.environ.get("BENCH_PROBES", "300"))
-BACKGROUND_RATE = int(os.environ.get("BENCH_BACKGROUND_EVENTS", "2000"))
+BACKGROUND_RATES = [int(r) for r in os.environ.get("BENCH_BACKGROUND_EVENTS", "500,1000,2000").split(",")]
 IDLE_STREAMS = int(os.environ.get("BENCH_IDLE_STREAMS", "10000"))
 
 
@@ -50,14 +51,14 @@ def level_up_campaign() -> decision_pb.Campaign:
     return c
 
 
-async def background_load(stub, auth, stop: asyncio.Event) -> int:
-    """BACKGROUND_RATE events per second in batches of 100, until stopped."""
+async def background_load(stub, auth, rate: int, stop: asyncio.Event) -> int:
+    """`rate` events per second in batches of 100, until stopped."""
     sent, batch, n = 0, 100, 0
-    interval = batch / BACKGROUND_RATE
+    interval = batch / rate
     loop = asyncio.get_running_loop()
     next_at = loop.time()
     while not stop.is_set():
-        events = [common_pb2.Event(event_id=f"bg-{n}-{i}", user_id=f"bg-user-{(n * batch + i) % 50_000}",
+        events = [common_pb2.Event(event_id=f"bg-{rate}-{n}-{i}", user_id=f"bg-user-{(n * batch + i) % 50_000}",
                                    name="page_view") for i in range(batch)]
         n += 1
         await stub.TrackEvents(ingestion_pb.TrackEventsRequest(events=events), metadata=auth, timeout=10)
@@ -92,31 +93,31 @@ async def main() -> None:
 
         holders = [asyncio.ensure_future(hold(f"player-{i}")) for i in range(STREAMS)]
         await asyncio.sleep(2)
-        stop = asyncio.Event()
-        producer = asyncio.ensure_future(background_load(ingestion, app.auth("events"), stop))
-        await asyncio.sleep(1)
-        latencies: list[float] = []
-        lost = 0
-        for k in range(PROBES):
-            user = f"player-{k % STREAMS}"
-            arrivals[user] = asyncio.get_running_loop().create_future()
-            await ingestion.TrackEvents(ingestion_pb.TrackEventsRequest(events=[
-                common_pb2.Event(event_id=f"probe-{k}", user_id=user, name="level_up")]),
-                metadata=app.auth("events"))
-            acked = time.perf_counter()
-            try:
-                arrived = await asyncio.wait_for(arrivals[user], 5)
-                latencies.append(arrived - acked)
-            except asyncio.TimeoutError:
-                lost += 1
-            await asyncio.sleep(0.02)
-        stop.set()
-        background = await producer
-        p50, p99 = percentiles(latencies, 50, 99)
-        print(f"\ntrigger to screen: {len(latencies)} probes with {STREAMS} open streams and "
-              f"{BACKGROUND_RATE} background events/s ({background} sent)")
-        print(f"  p50 {p50 * 1000:.1f} ms   p99 {p99 * 1000:.1f} ms   max {max(latencies) * 1000:.1f} ms   "
-              f"lost {lost}")
+        print(f"\ntrigger to screen: {PROBES} probes with {STREAMS} open streams, under background events")
+        for rate in BACKGROUND_RATES:
+            stop = asyncio.Event()
+            producer = asyncio.ensure_future(background_load(ingestion, app.auth("events"), rate, stop))
+            await asyncio.sleep(1)
+            latencies: list[float] = []
+            lost = 0
+            for k in range(PROBES):
+                user = f"player-{k % STREAMS}"
+                arrivals[user] = asyncio.get_running_loop().create_future()
+                await ingestion.TrackEvents(ingestion_pb.TrackEventsRequest(events=[
+                    common_pb2.Event(event_id=f"probe-{rate}-{k}", user_id=user, name="level_up")]),
+                    metadata=app.auth("events"))
+                acked = time.perf_counter()
+                try:
+                    arrived = await asyncio.wait_for(arrivals[user], 5)
+                    latencies.append(arrived - acked)
+                except asyncio.TimeoutError:
+                    lost += 1
+                await asyncio.sleep(0.02)
+            stop.set()
+            background = await producer
+            p50, p99 = percentiles(latencies, 50, 99)
+            print(f"  {rate:>5} background events/s ({background} sent): p50 {p50 * 1000:.1f} ms   "
+                  f"p99 {p99 * 1000:.1f} ms   max {max(latencies) * 1000:.1f} ms   lost {lost}")
 
         pid = cluster.processes["delivery"].pid
         before = rss_mb(pid)
