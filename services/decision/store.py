@@ -238,6 +238,8 @@ async def _add_pending(conn: asyncpg.Connection, app_id: str, sends: list[NewPen
 
 
 async def add_pending(pool: asyncpg.Pool, app_id: str, sends: list[NewPending]) -> list[NewPending]:
+    if not sends:
+        return []  # most announcements start nothing: no connection taken
     async with pool.acquire() as conn:
         return await _add_pending(conn, app_id, sends)
 

@@ -257,7 +257,8 @@ async def read_users(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, user_
     by time (valid_until passed), also the counters the rules read (`counters_of`)."""
     rows = await conn.fetch(
         """SELECT coalesce((SELECT version FROM catalogs WHERE app_id = $1), 0) AS catalog_version,
-                  u.wanted, p.*, m.segments, m.valid_until, m.version,
+                  u.wanted, p.user_id, p.attributes, p.time_zone, p.locale, p.first_seen, p.last_seen,
+                  p.platforms, p.app_version, m.segments, m.valid_until, m.version,
                   CASE WHEN p.user_id IS NOT NULL AND (m.valid_until <= $5 OR m.user_id IS NULL) THEN
                       ARRAY(SELECT (t.key, t.count, t.first_at, t.last_at) FROM event_totals t
                             WHERE t.app_id = $1 AND t.user_id = u.wanted AND t.key = any($3::text[])) END

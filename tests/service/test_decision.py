@@ -66,7 +66,8 @@ def cart_campaign() -> pb.Campaign:
     return c
 
 
-async def test_concurrent_pulls_through_three_replicas_never_exceed_the_cap(stack, database_url):
+async def five_banners_capped_at_three(stack, database_url):
+    """An app with five active banners and an app cap of 3 messages per calendar day."""
     app = await create_app(database_url)
     admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
     await admin.UpdateAppSettings(pb.UpdateAppSettingsRequest(settings=pb.AppSettings(
@@ -75,6 +76,11 @@ async def test_concurrent_pulls_through_three_replicas_never_exceed_the_cap(stac
     for i in range(5):
         await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=banner(f"c{i}", priority=i)),
                                    metadata=app.auth("admin"))
+    return app
+
+
+async def test_concurrent_pulls_through_three_replicas_never_exceed_the_cap(stack, database_url):
+    app = await five_banners_capped_at_three(stack, database_url)
     peers = {"segmentation": stack.target("segmentation"), "delivery": "127.0.0.1:9"}
     replicas = [await start_host(DECISION, database_url, peers) for _ in range(3)]
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{h.port}") for h in replicas]
@@ -97,14 +103,7 @@ async def test_concurrent_pulls_through_three_replicas_never_exceed_the_cap(stac
 
 
 async def test_a_batch_decides_each_request_on_its_own_and_keeps_caps_exact(stack, database_url):
-    app = await create_app(database_url)
-    admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
-    await admin.UpdateAppSettings(pb.UpdateAppSettingsRequest(settings=pb.AppSettings(
-        default_time_zone="UTC", cap_rules=[pb.CapRule(id="3-per-day", max_messages=3, calendar_days=1)])),
-        metadata=app.auth("admin"))
-    for i in range(5):
-        await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=banner(f"c{i}", priority=i)),
-                                   metadata=app.auth("admin"))
+    app = await five_banners_capped_at_three(stack, database_url)
     internal = internal_grpc.DecisionInternalServiceStub(stack.channel("decision"))
     requests = [internal_pb.DecideRequest(app_id=app.id, user_id="batch-user", limit=2) for _ in range(20)]
     requests[1].user_id = ""
