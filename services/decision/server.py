@@ -13,6 +13,7 @@ from nudge.decision.v1 import (
 )
 from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
+from nudgelib.retention import Retention, prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.decision.catalog import CampaignCatalog
 from services.decision.contexts import UserContexts
@@ -40,6 +41,10 @@ async def wire(host: ServiceHost) -> None:
     releaser = Releaser(decider, host.peers["delivery"], settings.release_batch, settings.release_poll_seconds)
     decider.on_due = releaser.wake
     host.run_in_background(releaser.run(), "release")
+    if settings.dedupe_retention_days:
+        kept = [Retention("applied_events", "applied_at", timedelta(days=settings.dedupe_retention_days))]
+        host.run_in_background(prune_loop(host.pool, host.clock, kept, settings.maintenance_interval_seconds),
+                               "prune")
     decision_service_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(decider), host.server)
     decision_internal_service_pb2_grpc.add_DecisionInternalServiceServicer_to_server(
         DecisionInternalServicer(decider), host.server)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 from nudge.segmentation.v1 import (
@@ -14,12 +13,12 @@ from nudge.segmentation.v1 import (
 from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.ordered_outbox import ShardedOutbox
+from nudgelib.retention import prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.segmentation import store
 from services.segmentation.announcements import DecisionSender
 from services.segmentation.catalog import Catalogs
 from services.segmentation.contexts import ContextCache
-from services.segmentation.maintenance import prune_loop
 from services.segmentation.membership import Memberships
 from services.segmentation.segments import Segments
 from services.segmentation.servicer import SegmentationInternalServicer, SegmentationServicer
@@ -47,8 +46,8 @@ async def wire(host: ServiceHost) -> None:
     memberships = Memberships(host.pool, catalogs, cache, host.clock, settings, outbox.wake)
     segments = Segments(host.pool, catalogs, host.clock, settings, outbox.wake)
     host.run_in_background(memberships.run_sweeper(), "sweeper")
-    if settings.event_property_days:
-        host.run_in_background(prune_loop(host.pool, host.clock, timedelta(days=settings.event_property_days),
+    if settings.retentions():
+        host.run_in_background(prune_loop(host.pool, host.clock, settings.retentions(),
                                           settings.maintenance_interval_seconds), "prune")
 
     segmentation_service_pb2_grpc.add_SegmentationServiceServicer_to_server(

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from nudgelib.config import ConfigError, env_float, env_int
+from nudgelib.retention import Retention
 
 PREFIX = "NUDGE_SEGMENTATION_"
 
@@ -34,8 +36,20 @@ class SegmentationSettings:
     # membership of a changed segment), and how long such a query may run.
     audience_work_mem_mb: int = 256
     audience_timeout_seconds: float = 60.0
-    # Pruning of raw event properties older than event_property_days.
+    # Days the ids of applied events and profile updates are kept, so a redelivery from
+    # ingestion's outbox (at least once) has no second effect; 0 keeps them for ever.
+    dedupe_retention_days: int = 7
+    # How often raw event properties and applied ids past their retention are deleted.
     maintenance_interval_seconds: float = 300.0
+
+    def retentions(self) -> list[Retention]:
+        kept = []
+        if self.event_property_days:
+            kept.append(Retention("recent_events", "occurred_at", timedelta(days=self.event_property_days)))
+        if self.dedupe_retention_days:
+            keep = timedelta(days=self.dedupe_retention_days)
+            kept += [Retention("applied_events", "applied_at", keep), Retention("applied_updates", "applied_at", keep)]
+        return kept
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "SegmentationSettings":
@@ -52,6 +66,7 @@ class SegmentationSettings:
             audience_work_mem_mb=env_int(env, f"{PREFIX}AUDIENCE_WORK_MEM_MB", cls.audience_work_mem_mb, 4, 65_536),
             audience_timeout_seconds=env_float(
                 env, f"{PREFIX}AUDIENCE_TIMEOUT_SECONDS", cls.audience_timeout_seconds),
+            dedupe_retention_days=env_int(env, f"{PREFIX}DEDUPE_RETENTION_DAYS", cls.dedupe_retention_days, 0, 3660),
             maintenance_interval_seconds=env_float(
                 env, f"{PREFIX}MAINTENANCE_INTERVAL_SECONDS", cls.maintenance_interval_seconds),
         )

@@ -371,19 +371,6 @@ async def erase_user(conn: asyncpg.Connection, app_id: str, user_id: str) -> Non
     await conn.execute("DELETE FROM recent_events WHERE app_id = $1 AND user_id = $2", app_id, user_id)
 
 
-async def prune_recent_events(pool: asyncpg.Pool, before: datetime, batch: int = 50_000) -> int:
-    """Deletes raw events older than `before`, a bounded batch per statement."""
-    deleted = 0
-    while True:
-        result = await pool.execute(
-            """DELETE FROM recent_events WHERE ctid = any(ARRAY(
-                   SELECT ctid FROM recent_events WHERE occurred_at < $1 LIMIT $2))""", before, batch)
-        n = int(result.split()[-1])
-        deleted += n
-        if n < batch:
-            return deleted
-
-
 # ---------------------------------------------------------------- segments
 
 

@@ -1,0 +1,53 @@
+"""Rows kept for a window, then deleted: in bounded batches (no long lock, no huge
+transaction), on a loop in the background of the service that owns them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+import structlog
+
+from nudgelib.clock import Clock
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Retention:
+    table: str  # in the pool's search path
+    column: str  # a timestamptz; rows older than `keep` by it go
+    keep: timedelta
+
+
+async def delete_before(pool: asyncpg.Pool, table: str, column: str, before: datetime, batch: int = 50_000) -> int:
+    """Deletes the rows whose `column` is before `before`, `batch` rows per statement."""
+    deleted = 0
+    while True:
+        result = await pool.execute(
+            f"""DELETE FROM {table} WHERE ctid = any(ARRAY(
+                    SELECT ctid FROM {table} WHERE {column} < $1 LIMIT $2))""", before, batch)
+        n = int(result.split()[-1])
+        deleted += n
+        if n < batch:
+            return deleted
+
+
+async def prune(pool: asyncpg.Pool, now: datetime, retentions: list[Retention]) -> dict[str, int]:
+    """One pass: rows deleted per table."""
+    return {r.table: await delete_before(pool, r.table, r.column, now - r.keep) for r in retentions}
+
+
+async def prune_loop(pool: asyncpg.Pool, clock: Clock, retentions: list[Retention], interval: float) -> None:
+    while True:
+        try:
+            deleted = await prune(pool, clock.now(), retentions)
+            if any(deleted.values()):
+                log.info("rows_pruned", **{t: n for t, n in deleted.items() if n})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - database away: next round
+            log.warning("prune_failed", error=str(exc))
+        await asyncio.sleep(interval)
