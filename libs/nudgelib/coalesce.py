@@ -36,12 +36,16 @@ class Coalescer(Generic[K, T, R]):
         self._max_batch = max_batch
         # key -> the round still taking requests
         self._open: dict[K, _Round[T]] = {}
+        # The rounds' tasks, held until done (the loop keeps only weak references).
+        self._tasks: set[asyncio.Task] = set()
 
     async def submit(self, key: K, item: T) -> R:
         waiting = self._open.get(key)
         if waiting is None or len(waiting.items) >= self._max_batch:
             waiting = self._open[key] = _Round()
-            asyncio.ensure_future(self._run(key, waiting))
+            task = asyncio.ensure_future(self._run(key, waiting))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         # One future per request: a caller that gives up cancels its own, never the round.
         future = asyncio.get_running_loop().create_future()
         waiting.items.append(item)
