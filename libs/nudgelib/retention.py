@@ -22,11 +22,13 @@ class Retention:
     keep: timedelta
 
 
-async def delete_before(pool: asyncpg.Pool, table: str, column: str, before: datetime, batch: int = 50_000) -> int:
-    """Deletes the rows whose `column` is before `before`, `batch` rows per statement."""
+async def delete_before(conn: asyncpg.Connection | asyncpg.Pool, table: str, column: str, before: datetime,
+                        batch: int = 50_000) -> int:
+    """Deletes the rows whose `column` is before `before`, `batch` rows per statement (each
+    its own short transaction outside one of the caller's)."""
     deleted = 0
     while True:
-        result = await pool.execute(
+        result = await conn.execute(
             f"""DELETE FROM {table} WHERE ctid = any(ARRAY(
                     SELECT ctid FROM {table} WHERE {column} < $1 LIMIT $2))""", before, batch)
         n = int(result.split()[-1])

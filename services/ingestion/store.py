@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 import asyncpg
 
+from nudgelib.retention import delete_before
 from services.ingestion import framing, partitions
 
 # Delivery takes events for conversion attribution.
@@ -249,11 +250,5 @@ async def maintain(pool: asyncpg.Pool, now: datetime, ahead_days: int, retention
         if sweep:
             # Expired keys go in bounded batches, each its own short transaction.
             cutoff = partitions.dedupe_cutoff(now, dedupe_retention_days)
-            while await conn.fetchval(
-                    """WITH gone AS (
-                           DELETE FROM event_keys WHERE key IN (
-                               SELECT key FROM event_keys WHERE received_at < $1 LIMIT $2)
-                           RETURNING 1)
-                       SELECT count(*) FROM gone""", cutoff, sweep_batch) == sweep_batch:
-                pass
+            await delete_before(conn, "event_keys", "received_at", cutoff, sweep_batch)
     return todo
