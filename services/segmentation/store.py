@@ -83,8 +83,14 @@ def _int_array(values: Iterable[int] | None) -> str | None:
     return None if values is None else "{" + ",".join(str(v) for v in values) + "}"
 
 
-_WITH_MEMBERSHIPS = """SELECT up.*, m.segments, m.valid_until, m.version FROM up
-    LEFT JOIN memberships m ON m.app_id = up.app_id AND m.user_id = up.user_id"""
+# A user's stored memberships, looked up by primary key. As a plain join, a batch of a few
+# hundred users against a table of some 100k rows is planned as a hash join that scans every
+# membership; LIMIT 1 (the key makes it at most one row anyway) keeps each a lookup.
+_MEMBERSHIP_OF = """LEFT JOIN LATERAL (
+        SELECT m.user_id, m.segments, m.valid_until, m.version FROM memberships m
+        WHERE m.app_id = {alias}.app_id AND m.user_id = {alias}.user_id LIMIT 1) m ON true"""
+
+_WITH_MEMBERSHIPS = "SELECT up.*, m.segments, m.valid_until, m.version FROM up " + _MEMBERSHIP_OF.format(alias="up")
 
 
 async def upsert_activity(conn: asyncpg.Connection, app_id: str, users: dict[str, Activity]) -> list[asyncpg.Record]:
@@ -269,8 +275,8 @@ async def read_users(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, user_
                               AND d.day >= $4) END
                       AS counter_days
            FROM unnest($2::text[]) AS u(wanted)
-           LEFT JOIN profiles p ON p.app_id = $1 AND p.user_id = u.wanted
-           LEFT JOIN memberships m ON m.app_id = $1 AND m.user_id = u.wanted""",
+           LEFT JOIN LATERAL (SELECT * FROM profiles p WHERE p.app_id = $1 AND p.user_id = u.wanted LIMIT 1) p ON true
+           """ + _MEMBERSHIP_OF.format(alias="p"),
         app_id, user_ids, list(keys), day_floor, now)
     return {r["wanted"]: r for r in rows}
 
@@ -289,9 +295,8 @@ async def lock_users(conn: asyncpg.Connection, app_id: str, users: Sequence[str]
     holds."""
     if due_before is None:
         return await conn.fetch(
-            """SELECT p.*, m.segments, m.valid_until, m.version FROM profiles p
-               LEFT JOIN memberships m ON m.app_id = p.app_id AND m.user_id = p.user_id
-               WHERE p.app_id = $1 AND p.user_id = any($2::text[]) ORDER BY p.user_id FOR UPDATE OF p""",
+            """SELECT p.*, m.segments, m.valid_until, m.version FROM profiles p """ + _MEMBERSHIP_OF.format(alias="p")
+            + """ WHERE p.app_id = $1 AND p.user_id = any($2::text[]) ORDER BY p.user_id FOR UPDATE OF p""",
             app_id, list(users))
     return await conn.fetch(
         """SELECT p.*, m.segments, m.valid_until, m.version FROM profiles p
