@@ -30,11 +30,11 @@ def database_url(tmp_path_factory) -> str:
     url = os.environ.get("DATABASE_URL", "").strip()
     if not url:
         url = embedded.start(Path(tmp_path_factory.mktemp("postgres")), delete_on_exit=True)
-    asyncio.run(_prepare(url))
+    asyncio.run(prepare_database(url))
     return url
 
 
-async def _prepare(url: str) -> None:
+async def prepare_database(url: str) -> None:
     await embedded.ensure_database(url)
     await migrate_all(url)
 

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
 from nudgelib.cluster import Cluster, free_ports
 from nudgelib.config import SERVICES
-from tests.conftest import INTERNAL_TOKEN
+from tests.conftest import INTERNAL_TOKEN, prepare_database
+
+
+@pytest.fixture(scope="session")
+def database_url(database_url: str) -> str:
+    """A database of their own for the clusters: the session's in-process services (the
+    `stack` of tests/service) stay up, and as replicas of a deployment on the same database
+    they would take the clusters' outbox rows and send them to their own peers."""
+    base, _, query = database_url.partition("?")
+    url = f"{base.rsplit('/', 1)[0]}/nudge_e2e" + (f"?{query}" if query else "")
+    asyncio.run(prepare_database(url))
+    return url
 
 
 @contextlib.asynccontextmanager
