@@ -25,14 +25,18 @@ class AppCatalog:
     by_id: dict[str, Compiled] = field(default_factory=dict)
     # Event names some campaign triggers on or is cancelled by; other events do nothing here.
     reactive_events: frozenset[str] = frozenset()
+    # Event names that start a send due at once (a trigger without delay).
+    immediate_events: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, campaigns: list[pb.Campaign], settings: pb.AppSettings) -> "AppCatalog":
         ranked = tuple(sorted(campaigns, key=rank_key))
         compiled = tuple(compile_campaign(c) for c in ranked)
-        reactive = frozenset(name for c in ranked if c.delivery_mode == pb.DELIVERY_MODE_TRIGGERED
-                             for t in c.triggers for name in (t.event_name, *t.exception_events) if name)
-        return cls(ranked, settings, compiled, {c.id: c for c in compiled}, reactive)
+        triggered = [t for c in ranked if c.delivery_mode == pb.DELIVERY_MODE_TRIGGERED for t in c.triggers]
+        reactive = frozenset(name for t in triggered for name in (t.event_name, *t.exception_events) if name)
+        immediate = frozenset(t.event_name for t in triggered
+                              if t.event_name and not (t.delay.seconds or t.delay.nanos))
+        return cls(ranked, settings, compiled, {c.id: c for c in compiled}, reactive, immediate)
 
 
 class CampaignCatalog(AppCache[AppCatalog]):

@@ -3,12 +3,14 @@ segmentation's announcements do to pending triggered sends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import asyncpg
+import structlog
 from google.protobuf import json_format
 
 from nudge.common.v1 import common_pb2
@@ -23,6 +25,8 @@ from services.decision.eligibility import compile_campaign, rank_key
 from services.decision.plan import DEFAULT_TTL, plan_pull
 from services.decision.selection import select
 from services.decision.states import UserStates
+
+log = structlog.get_logger(__name__)
 
 
 class Decider:
@@ -110,10 +114,32 @@ class Decider:
         if not events:
             return 0
         now = self.clock.now()
-        applied, added = await store.apply_events(self.pool, app_id, events, self._react(catalog, now))
+        # A send due at once is released right after this commit, and its release reads the
+        # user's state: loaded meanwhile, it is ready when the release starts. (Not the
+        # context: segmentation is applying the same event now, and the release needs a
+        # context that has it.)
+        soon = [e.user_id for e in events if e.name in catalog.immediate_events]
+        warming = asyncio.ensure_future(self.warm(app_id, soon, contexts=False)) if soon else None
+        try:
+            applied, added = await store.apply_events(self.pool, app_id, events, self._react(catalog, now))
+        finally:
+            if warming is not None:
+                await warming
         if any(p.due_at <= now for p in added):
             self.on_due()
         return applied
+
+    async def warm(self, app_id: str, user_ids: list[str], contexts: bool = True) -> None:
+        """Brings the users' states (and contexts) into the caches, together: the states
+        are one query, and segmentation answers the context reads as one coalesced query. A
+        failure is left to whoever needs them next, which asks again and reports it."""
+        users = list(dict.fromkeys(user_ids))
+        results = await asyncio.gather(self.states.load(app_id, users),
+                                       *(self.contexts.get(app_id, u) for u in users if contexts),
+                                       return_exceptions=True)
+        failed = next((r for r in results if isinstance(r, Exception)), None)
+        if failed is not None:
+            log.debug("warm_failed", app_id=app_id, users=len(users), error=str(failed))
 
     async def apply_user_changes(self, request: internal_pb.ApplyUserChangesRequest) -> None:
         app_id = request.app_id

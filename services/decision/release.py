@@ -128,6 +128,10 @@ class Releaser:
                 " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED", now, self._batch)
             if not rows:
                 return 0
+            users: dict[str, list[str]] = {}
+            for r in rows:
+                users.setdefault(r["app_id"], []).append(r["user_id"])
+            await asyncio.gather(*(self._d.warm(app_id, ids) for app_id, ids in users.items()))
             outcomes = [await self._outcome(r, now) for r in rows]
             by_user: dict[tuple[str, str], delivery_pb.EnqueueMessagesRequest] = {}
             for r, o in zip(rows, outcomes):
@@ -138,8 +142,10 @@ class Releaser:
                         request.decisions.append(o.decision)
                     else:
                         request.control_exposures.append(o.control)
-            for request in by_user.values():
-                await self._delivery.call(self._stub.EnqueueMessages, request)
+            # One call per user, all at once: delivery offers each to the user's open streams
+            # before it answers, and one user's offer need not wait for another's.
+            await asyncio.gather(*(self._delivery.call(self._stub.EnqueueMessages, request)
+                                   for request in by_user.values()))
             controls = [(r, o) for r, o in zip(rows, outcomes) if o.arm is not None]
             for r, o in controls:
                 await store.reserve(self._d.pool, r["app_id"], r["user_id"], now,

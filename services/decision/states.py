@@ -27,6 +27,13 @@ class UserStates:
             self._cache.put((app_id, user_id), state)
         return state
 
+    async def load(self, app_id: str, user_ids: list[str]) -> None:
+        """Brings the users' states into the cache, those not there yet in one query."""
+        missing = [u for u in user_ids if self._cache.get((app_id, u)) is None]
+        if missing:
+            for user_id, state in (await store.load_states(self._pool, app_id, missing)).items():
+                self._cache.put((app_id, user_id), state)
+
     def put(self, app_id: str, user_id: str, state: UserState) -> None:
         self._cache.put((app_id, user_id), state)
 

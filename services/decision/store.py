@@ -146,21 +146,29 @@ def _user_lock_key(app_id: str, user_id: str) -> str:
 
 
 async def load_state(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, user_id: str) -> UserState:
+    return (await load_states(conn, app_id, [user_id]))[user_id]
+
+
+async def load_states(conn: asyncpg.Connection | asyncpg.Pool, app_id: str,
+                      user_ids: list[str]) -> dict[str, UserState]:
+    """Several users' deliveries and sticky arms, in one query."""
     rows = await conn.fetch(
-        """SELECT 'd' AS kind, campaign_id, variant_id, tags, counts_toward_app_caps, delivered_at AS at
-           FROM deliveries WHERE app_id = $1 AND user_id = $2
+        """SELECT 'd' AS kind, user_id, campaign_id, variant_id, tags, counts_toward_app_caps, delivered_at AS at
+           FROM deliveries WHERE app_id = $1 AND user_id = any($2::text[])
            UNION ALL
-           SELECT 'a', campaign_id, variant_id, NULL, NULL, assigned_at
-           FROM variant_assignments WHERE app_id = $1 AND user_id = $2""",
-        app_id, user_id)
-    state = UserState()
+           SELECT 'a', user_id, campaign_id, variant_id, NULL, NULL, assigned_at
+           FROM variant_assignments WHERE app_id = $1 AND user_id = any($2::text[])""",
+        app_id, user_ids)
+    states = {user_id: UserState() for user_id in user_ids}
     for r in rows:
+        state = states[r["user_id"]]
         if r["kind"] == "d":
             state.history.append(Delivered(r["campaign_id"], tuple(r["tags"]), r["at"], r["counts_toward_app_caps"]))
         else:
             state.arms[r["campaign_id"]] = r["variant_id"]
-    state.history.sort(key=lambda d: d.at)
-    return state
+    for state in states.values():
+        state.history.sort(key=lambda d: d.at)
+    return states
 
 
 @dataclass(frozen=True)
