@@ -59,6 +59,8 @@ class UserContexts:
                                       seg_pb.GetUserContextRequest(app_id=app_id, user_id=user_id))
         # An announcement that arrived while we asked is newer than this reply: keep it.
         raced = self._cache.get((app_id, user_id), self._clock.now())
-        if generation == self._generation.get(app_id, 0) and (raced is None or fresh):
+        # A user segmentation does not know yet is not kept: their first event is announced
+        # only if it enters a segment, and any other change to it would go unseen here.
+        if reply.context.known and generation == self._generation.get(app_id, 0) and (raced is None or fresh):
             self.put(app_id, reply.context)
         return reply.context

@@ -37,7 +37,11 @@ def _context_moved(row: asyncpg.Record, profile: Profile, valid_until: datetime 
     set by the events' upsert), or a validity that now ends sooner. A validity that ends
     later needs no word: decision's copy expires early and is asked for again. The stored
     record is the reference only while it is valid: past it, decision may hold a context
-    evaluated since, so the change is announced."""
+    evaluated since, so the change is announced. A user created by the change is not:
+    decision keeps no context of a user unknown to segmentation, so it has none to correct
+    (entries are announced all the same)."""
+    if row.get("created", False):
+        return False
     if row.get("context_changed", False):
         return True
     before = profile.stored_valid_until

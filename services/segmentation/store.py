@@ -119,9 +119,10 @@ async def upsert_activity(conn: asyncpg.Connection, app_id: str, users: dict[str
                                         THEN excluded.app_version_parts ELSE p.app_version_parts END,
                app_version_at = greatest(p.app_version_at, excluded.app_version_at),
                updated_at = now()
-           -- What decision keeps of a profile (known, platforms, app version) changed?
-           RETURNING new.*, (old.user_id IS NULL OR old.platforms IS DISTINCT FROM new.platforms
-                             OR old.app_version IS DISTINCT FROM new.app_version) AS context_changed)
+           -- Created now, or what decision keeps of a profile (platforms, app version) changed?
+           RETURNING new.*, old.user_id IS NULL AS created,
+                     (old.platforms IS DISTINCT FROM new.platforms
+                      OR old.app_version IS DISTINCT FROM new.app_version) AS context_changed)
            """ + _WITH_MEMBERSHIPS,
         app_id, ids, [x.first_seen for x in a], [x.last_seen for x in a],
         [_int_array(sorted(x.platforms)) for x in a], [x.app_version for x in a],

@@ -17,6 +17,8 @@ from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grp
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.decision.v1 import decision_service_pb2_grpc as pb_grpc
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_pb
+from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_internal_pb
+from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_internal_grpc
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
 from nudgelib import demo
 from nudgelib.clock import FixedClock
@@ -243,3 +245,19 @@ async def test_explain_names_the_cap_and_the_window(stack, database_url):
     assert why[second.id].reason == "CAPPED"
     tomorrow = (now + timedelta(days=1)).date()
     assert why[second.id].until_time.ToDatetime().date() == tomorrow
+
+
+async def test_a_users_first_event_shows_in_the_next_decision(stack, database_url):
+    """Segmentation does not announce a user's creation (when it enters no segment), so
+    decision must not have kept the context of the user unknown before it."""
+    app = await create_app(database_url)
+    decision = internal_grpc.DecisionInternalServiceStub(stack.channel("decision"))
+    before = await decision.Decide(internal_pb.DecideRequest(app_id=app.id, user_id="newcomer"), metadata=INTERNAL)
+    assert not before.user.known
+    first = event("first-1", "newcomer", "app_open")
+    first.platform = common_pb2.PLATFORM_IOS
+    segmentation = seg_internal_grpc.SegmentationInternalServiceStub(stack.channel("segmentation"))
+    await segmentation.ApplyEvents(seg_internal_pb.ApplyEventsRequest(app_id=app.id, events=[first]),
+                                   metadata=INTERNAL)
+    after = await decision.Decide(internal_pb.DecideRequest(app_id=app.id, user_id="newcomer"), metadata=INTERNAL)
+    assert after.user.known and list(after.user.platforms) == [common_pb2.PLATFORM_IOS]
