@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -28,13 +28,23 @@ from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
 from nudgelib.clients import Peer
-from nudgelib.protoconv import to_timestamp
+from nudge.common.v1 import common_pb2
+from nudgelib.protoconv import to_datetime, to_timestamp
 from services.decision import store
 from services.decision.decider import Decider
 from services.decision.eligibility import CONTROL, PERMANENT, exclusion, pick_content
 from services.decision.selection import arm_for, timing_exclusion
 
 log = structlog.get_logger(__name__)
+
+# How soon a send waiting for segmentation to apply its trigger event is looked at again.
+SEGMENTATION_RECHECK = timedelta(milliseconds=20)
+
+
+def _before(user: common_pb2.UserContext, instant: datetime) -> bool:
+    """Whether segmentation had not yet applied an event of `instant` when it answered:
+    its last seen time is the latest event it applied."""
+    return not user.known or to_datetime(user.last_seen_time) < instant
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,8 @@ class Releaser:
         self._batch = batch
         self._poll = poll_seconds
         self._wake = asyncio.Event()
+        # The earliest send deferred to wait for segmentation, so the loop looks again then.
+        self._recheck_at: datetime | None = None
 
     def wake(self, _payload: str | None = None) -> None:
         self._wake.set()
@@ -75,8 +87,11 @@ class Releaser:
                 continue
             if released >= self._batch:
                 continue
+            timeout = self._poll
+            if self._recheck_at is not None:
+                timeout = min(timeout, max(0.0, (self._recheck_at - self._d.clock.now()).total_seconds()))
             try:
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+                await asyncio.wait_for(self._wake.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
 
@@ -90,6 +105,14 @@ class Releaser:
             return Outcome("dropped", "NOT_ACTIVE")
         campaign = rules.campaign
         user = await self._d.contexts.get(app_id, user_id)
+        if (rules.include or rules.exclude) and row["cause"].startswith("event:"):
+            # The trigger event may be what puts the user in (or out of) the audience, and
+            # ingestion hands it to segmentation and to decision at the same time: judge the
+            # audience on a context that has it, waiting for segmentation if need be.
+            if _before(user, row["triggered_at"]):
+                user = await self._d.contexts.get(app_id, user_id, fresh=True)
+            if _before(user, row["triggered_at"]):
+                return Outcome("pending", "WAITING_FOR_SEGMENTATION", due_at=now + SEGMENTATION_RECHECK)
         state = await self._d.states.get(app_id, user_id)
         why = exclusion(rules, user, None, now, on_request=False) or timing_exclusion(
             rules, catalog.settings, user, state.history, now)
@@ -122,6 +145,7 @@ class Releaser:
     async def release_due(self) -> int:
         """Handles one batch of due sends; returns how many rows it settled."""
         now = self._d.clock.now()
+        self._recheck_at = None
         async with self._d.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT * FROM pending_sends WHERE status = 'pending' AND due_at <= $1"
@@ -133,6 +157,8 @@ class Releaser:
                 users.setdefault(r["app_id"], []).append(r["user_id"])
             await asyncio.gather(*(self._d.warm(app_id, ids) for app_id, ids in users.items()))
             outcomes = [await self._outcome(r, now) for r in rows]
+            waiting = [o.due_at for o in outcomes if o.reason == "WAITING_FOR_SEGMENTATION"]
+            self._recheck_at = min(waiting, default=None)
             by_user: dict[tuple[str, str], delivery_pb.EnqueueMessagesRequest] = {}
             for r, o in zip(rows, outcomes):
                 key = (r["app_id"], r["user_id"])

@@ -19,6 +19,8 @@ from nudge.decision.v1 import decision_service_pb2_grpc as pb_grpc
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_pb
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_internal_pb
 from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_internal_grpc
+from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
+from nudge.segmentation.v1 import segmentation_service_pb2_grpc as seg_grpc
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
 from nudgelib import demo
 from nudgelib.clock import FixedClock
@@ -261,3 +263,41 @@ async def test_a_users_first_event_shows_in_the_next_decision(stack, database_ur
                                    metadata=INTERNAL)
     after = await decision.Decide(internal_pb.DecideRequest(app_id=app.id, user_id="newcomer"), metadata=INTERNAL)
     assert after.user.known and list(after.user.platforms) == [common_pb2.PLATFORM_IOS]
+
+
+async def test_a_send_whose_trigger_enters_its_audience_waits_for_segmentation(stack, database_url, fake_delivery):
+    """Ingestion hands an event to decision and segmentation at the same time. A campaign for
+    purchasers, triggered by a purchase, must not drop the first purchase as "not in the
+    audience" because decision saw it first."""
+    recorder, delivery_target = fake_delivery
+    app = await create_app(database_url)
+    segments = seg_grpc.SegmentationServiceStub(stack.channel("segmentation"))
+    purchasers = (await segments.CreateSegment(seg_pb.CreateSegmentRequest(name="Purchasers", rule=seg_pb.Rule(
+        event=seg_pb.EventCondition(name="purchase", operator=seg_pb.EVENT_OPERATOR_AT_LEAST, count=1))),
+        metadata=app.auth("admin"))).segment
+    campaign = banner("Thanks", delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
+    campaign.triggers.add(event_name="purchase")
+    campaign.audience.include_segment_ids.append(purchasers.id)
+    admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
+    created = (await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=campaign),
+                                          metadata=app.auth("admin"))).campaign
+    # An hour ahead: the stack's own decision (same database, the real clock) must not be the
+    # one to release this send.
+    clock = FixedClock(datetime.now(timezone.utc) + timedelta(hours=1))
+    host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
+                                                     "delivery": delivery_target}, clock=clock)
+    try:
+        purchase = event("buy-first", "first-buyer", "purchase")
+        purchase.occurred_time.CopyFrom(to_timestamp(clock.now()))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
+            await internal_grpc.DecisionInternalServiceStub(ch).ApplyEvents(
+                internal_pb.ApplyEventsRequest(app_id=app.id, events=[purchase]), metadata=INTERNAL)
+        await asyncio.sleep(0.5)
+        assert recorder.received == []  # segmentation has not seen the purchase yet: waiting
+        await seg_internal_grpc.SegmentationInternalServiceStub(stack.channel("segmentation")).ApplyEvents(
+            seg_internal_pb.ApplyEventsRequest(app_id=app.id, events=[purchase]), metadata=INTERNAL)
+        clock.advance(timedelta(seconds=1))  # past the wait's next look
+        ((user, message),) = await eventually(lambda: asyncio.sleep(0, recorder.received), timeout=10)
+    finally:
+        await host.stop()
+    assert user == "first-buyer" and message.campaign_id == created.id
