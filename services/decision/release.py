@@ -7,6 +7,8 @@ campaign says so or it would expire first); in quiet hours, to their end; when a
 to when it frees up (or dropped if that is after expiry); a control-group user gets nothing
 and the exposure is recorded. What passes goes to delivery's inbox. Caps are counted later,
 when delivery hands the message to a client (Decide with `pending`), which checks them again.
+A send of a campaign with segments in its audience, triggered by an event, waits until
+segmentation has applied that event: it may be what puts the user in the audience.
 
 Rows are claimed with FOR UPDATE SKIP LOCKED in a transaction that lasts until delivery has
 the messages; if delivery is down, nothing is marked and the rows are claimed again later.
@@ -24,11 +26,11 @@ import asyncpg
 import structlog
 from google.protobuf import struct_pb2
 
+from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
 from nudgelib.clients import Peer
-from nudge.common.v1 import common_pb2
 from nudgelib.protoconv import to_datetime, to_timestamp
 from services.decision import store
 from services.decision.decider import Decider
