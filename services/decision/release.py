@@ -158,7 +158,9 @@ class Releaser:
             for r in rows:
                 users.setdefault(r["app_id"], []).append(r["user_id"])
             await asyncio.gather(*(self._d.warm(app_id, ids) for app_id, ids in users.items()))
-            outcomes = [await self._outcome(r, now) for r in rows]
+            # Together: a send that waits for segmentation asks it again, and those asks (one
+            # per such user) coalesce there into one read instead of following each other.
+            outcomes = await asyncio.gather(*(self._outcome(r, now) for r in rows))
             waiting = [o.due_at for o in outcomes if o.reason == "WAITING_FOR_SEGMENTATION"]
             self._recheck_at = min(waiting, default=None)
             by_user: dict[tuple[str, str], delivery_pb.EnqueueMessagesRequest] = {}
