@@ -54,7 +54,7 @@ def settings_for(service: str, url: str, peers: dict[str, str], port: int = 0) -
         service=service, database_url=url, accounts_database_url=url, bind_host="127.0.0.1",
         port=port, metrics_port=free_ports(1)[0], internal_token=INTERNAL_TOKEN, peers=peers,
         log=LogSettings(format="console", level="warning"), shutdown_grace=1.0,
-        db_pool_min=1, db_pool_max=5,
+        db_pool_min=1, db_pool_max=5, event_loop="asyncio",
     )
 
 

@@ -16,14 +16,13 @@ Without DATABASE_URL, commands use the embedded PostgreSQL in NUDGE_DATA_DIR (de
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
 
 import asyncpg
 
-from nudgelib import accounts, embedded
+from nudgelib import accounts, embedded, runtime
 from nudgelib.cluster import migrate_all
 
 
@@ -163,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
-        code = asyncio.run(args.func(args))
+        code = runtime.run(args.func(args))
     except KeyboardInterrupt:
         code = 130
     except (OSError, asyncpg.PostgresError, RuntimeError) as exc:

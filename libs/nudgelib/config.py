@@ -66,6 +66,11 @@ def _database_url(env: Mapping[str, str], name: str) -> str:
     return url
 
 
+def event_loop_from_env(env: Mapping[str, str]) -> str:
+    """NUDGE_EVENT_LOOP: uvloop (the default) or asyncio; see nudgelib.runtime."""
+    return env_choice(env, "NUDGE_EVENT_LOOP", "uvloop", ("uvloop", "asyncio"))
+
+
 def peer_address(env: Mapping[str, str], service: str) -> str:
     return env_str(env, f"NUDGE_{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")
 
@@ -100,6 +105,7 @@ class ServiceSettings:
     shutdown_grace: float
     db_pool_min: int
     db_pool_max: int
+    event_loop: str  # uvloop | asyncio (nudgelib.runtime)
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> "ServiceSettings":
@@ -122,6 +128,7 @@ class ServiceSettings:
             shutdown_grace=env_float(env, "NUDGE_SHUTDOWN_GRACE_SECONDS", 5.0),
             db_pool_min=env_int(env, f"{prefix}_DB_POOL_MIN", 2, 1, 1000),
             db_pool_max=env_int(env, f"{prefix}_DB_POOL_MAX", 10, 1, 1000),
+            event_loop=event_loop_from_env(env),
         )
 
 

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from nudgelib import accounts, db
+from nudgelib import accounts, db, runtime
 from nudgelib.accounts import KeyCache
 from nudgelib.clients import Peer
 from nudgelib.clock import Clock, SystemClock
@@ -198,6 +198,6 @@ def main(spec: ServiceSpec) -> None:
     settings = load_or_exit(spec.name)
     configure_logging(spec.name, settings.log)
     try:
-        asyncio.run(ServiceHost(settings, spec).run_until_signalled())
+        runtime.run(ServiceHost(settings, spec).run_until_signalled(), settings.event_loop)
     except KeyboardInterrupt:
         pass

@@ -7,7 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 import structlog

@@ -4,7 +4,7 @@ exposures, conversions, and the outbox of interaction events."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 

@@ -7,9 +7,10 @@ ratios to the floor and memory.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import sys
+
+from nudgelib import runtime
 
 # In the order they run; a scenario whose module does not exist yet is reported, not run.
 SCENARIOS = ("pull", "ingestion", "segmentation", "decision", "delivery")
@@ -27,7 +28,7 @@ def main(names: list[str]) -> None:
             print(f"\n[{name}] no benchmark yet")
             continue
         print(f"\n[{name}]", flush=True)
-        asyncio.run(module.main())
+        runtime.run(module.main())
 
 
 if __name__ == "__main__":

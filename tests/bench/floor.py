@@ -10,7 +10,6 @@ measured with the same client from the same place.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
 
@@ -19,6 +18,7 @@ import grpc
 
 from nudge.delivery.v1 import delivery_service_pb2 as pb
 from nudge.delivery.v1 import delivery_service_pb2_grpc as pb_grpc
+from nudgelib import runtime
 
 EMPTY = pb.FetchMessagesResponse()
 
@@ -64,6 +64,6 @@ async def serve(port: int, database_url: str | None, forward_to: str | None = No
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[2] == "--to":
-        asyncio.run(serve(int(sys.argv[1]), None, sys.argv[3]))
+        runtime.run(serve(int(sys.argv[1]), None, sys.argv[3]))
     else:
-        asyncio.run(serve(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))
+        runtime.run(serve(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))

@@ -45,7 +45,7 @@ from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_
 from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as internal_grpc
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
-from nudgelib import db
+from nudgelib import db, runtime
 from nudgelib.clock import FixedClock, SystemClock
 from nudgelib.cluster import REPO, free_ports
 from services.segmentation import rules, store
@@ -540,4 +540,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "floor":
-        asyncio.run(serve_floor(int(sys.argv[2])))
+        runtime.run(serve_floor(int(sys.argv[2])))

@@ -14,7 +14,7 @@ from nudgelib.protoconv import to_timestamp
 from services.decision import triggers
 from services.decision.caps import Delivered
 from services.decision.catalog import AppCatalog
-from services.decision.eligibility import CONTROL, rank_key
+from services.decision.eligibility import CONTROL
 from services.decision.plan import plan_pull
 from services.decision.selection import UserState, arm_for
 
