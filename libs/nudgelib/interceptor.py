@@ -3,14 +3,20 @@
 Per call it binds `rpc`, `request_id` and `app_id` to the log context, authenticates the
 caller, checks the method's scope, maps domain errors to gRPC status with rich details, and
 records RPC count and latency by method and status code.
+
+grpc.aio runs each call in a task of its own, with its own copy of the context variables, so
+what a call binds ends with it: nothing is unbound.
+
+A unary handler may return its response already serialized (`bytes`), for example from a
+cache that keeps messages serialized; it is sent as it is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import random
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -88,7 +94,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     async def _enter(self, method: str, context: grpc.aio.ServicerContext) -> Principal:
         metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         structlog.contextvars.bind_contextvars(
-            rpc=method, request_id=metadata.get("x-request-id") or uuid.uuid4().hex[:16]
+            rpc=method, request_id=metadata.get("x-request-id") or f"{random.getrandbits(64):016x}"
         )
         principal = await self._auth.authenticate(metadata)
         self._policy.check(method, principal)
@@ -144,11 +150,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     await self._fail(method, context, exc)
                 finally:
                     metrics.observe(short, code_of(error, context), time.perf_counter() - start)
-                    structlog.contextvars.unbind_contextvars("rpc", "request_id", "app_id")
 
+            serializer = _sends_bytes_as_they_are(handler.response_serializer)
             if handler.unary_unary:
-                return handler._replace(unary_unary=unary_response)
-            return handler._replace(stream_unary=unary_response)
+                return handler._replace(unary_unary=unary_response, response_serializer=serializer)
+            return handler._replace(stream_unary=unary_response, response_serializer=serializer)
 
         inner_stream = handler.unary_stream or handler.stream_stream
 
@@ -167,8 +173,17 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 await self._fail(method, context, exc)
             finally:
                 metrics.observe(short, code_of(error, context), time.perf_counter() - start)
-                structlog.contextvars.unbind_contextvars("rpc", "request_id", "app_id")
 
         if handler.unary_stream:
             return handler._replace(unary_stream=stream_response)
         return handler._replace(stream_stream=stream_response)
+
+
+def _sends_bytes_as_they_are(serialize):
+    if serialize is None:
+        return None
+
+    def serializer(message):
+        return message if type(message) is bytes else serialize(message)
+
+    return serializer

@@ -10,8 +10,12 @@ from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 from nudge.common.v1 import common_pb2
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def to_datetime(ts: timestamp_pb2.Timestamp) -> datetime:
-    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=timezone.utc)
+    # Integer arithmetic: exact whatever the instant, and no float round trip.
+    return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
 
 
 def optional_datetime(msg: Any, field: str) -> datetime | None:
@@ -20,13 +24,18 @@ def optional_datetime(msg: Any, field: str) -> datetime | None:
 
 def to_timestamp(dt: datetime) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(dt.astimezone(timezone.utc))
+    set_timestamp(ts, dt)
     return ts
 
 
 def set_timestamp(target: timestamp_pb2.Timestamp, dt: datetime | None) -> None:
+    """Timestamp.FromDatetime without its time-tuple round trip (several per context lookup)."""
     if dt is not None:
-        target.FromDatetime(dt.astimezone(timezone.utc))
+        if dt.tzinfo is None:
+            dt = dt.astimezone(timezone.utc)  # a naive time is local, as astimezone reads it
+        delta = dt - _EPOCH
+        target.seconds = delta.days * 86400 + delta.seconds
+        target.nanos = delta.microseconds * 1000
 
 
 def to_timedelta(d: duration_pb2.Duration) -> timedelta:
@@ -67,20 +76,28 @@ def attribute_to_json(value: common_pb2.AttributeValue) -> dict[str, Any] | None
 
 
 def attribute_from_json(data: dict[str, Any]) -> common_pb2.AttributeValue:
+    value = common_pb2.AttributeValue()
+    set_attribute(value, data)
+    return value
+
+
+def set_attribute(target: common_pb2.AttributeValue, data: dict[str, Any]) -> None:
+    """Fills `target` (say, a map entry) from a stored attribute, in place."""
     ((tag, raw),) = data.items()
     if tag == "s":
-        return common_pb2.AttributeValue(string_value=raw)
-    if tag == "i":
-        return common_pb2.AttributeValue(int_value=int(raw))
-    if tag == "d":
-        return common_pb2.AttributeValue(double_value=float(raw))
-    if tag == "b":
-        return common_pb2.AttributeValue(bool_value=bool(raw))
-    if tag == "t":
-        return common_pb2.AttributeValue(time_value=to_timestamp(datetime.fromisoformat(raw)))
-    if tag == "l":
-        return common_pb2.AttributeValue(string_list_value=common_pb2.StringList(values=raw))
-    raise ValueError(f"unknown attribute tag {tag!r}")
+        target.string_value = raw
+    elif tag == "i":
+        target.int_value = int(raw)
+    elif tag == "d":
+        target.double_value = float(raw)
+    elif tag == "b":
+        target.bool_value = bool(raw)
+    elif tag == "t":
+        set_timestamp(target.time_value, datetime.fromisoformat(raw))
+    elif tag == "l":
+        target.string_list_value.values.extend(raw)
+    else:
+        raise ValueError(f"unknown attribute tag {tag!r}")
 
 
 def attribute_python(data: dict[str, Any]) -> Any:

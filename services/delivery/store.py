@@ -12,7 +12,7 @@ from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as pb
 from nudgelib.ordered_outbox import shard_of
-from nudgelib.protoconv import to_datetime, to_timedelta
+from nudgelib.protoconv import set_timestamp, to_datetime, to_timedelta
 
 INBOX_CHANNEL = "nudge_inbox"
 OUTBOX_SHARDS = 4
@@ -76,7 +76,7 @@ def _decision(r: asyncpg.Record) -> decision_pb.Decision:
         variant_id=r["variant_id"], locale=r["locale"],
         content=common_pb2.MessageContent.FromString(r["content"]),
         conversion_events=list(r["conversion_events"]))
-    d.expire_time.FromDatetime(r["expire_at"])
+    set_timestamp(d.expire_time, r["expire_at"])
     if r["event_properties"]:
         d.event_properties.ParseFromString(r["event_properties"])
     if r["conversion_deadline"] is not None:

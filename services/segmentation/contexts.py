@@ -17,17 +17,12 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from google.protobuf import timestamp_pb2
-
 from nudge.common.v1 import common_pb2
-from nudgelib.protoconv import attribute_from_json, set_timestamp
+from nudgelib.protoconv import set_attribute, set_timestamp
 from services.segmentation.profile import Profile
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
 
 def context_proto(profile: Profile, segment_ids: list[str], valid_until: datetime | None) -> common_pb2.UserContext:
     ctx = common_pb2.UserContext(
@@ -40,35 +35,11 @@ def context_proto(profile: Profile, segment_ids: list[str], valid_until: datetim
         segment_ids=segment_ids,
     )
     for name, value in profile.stored_attributes.items():
-        ctx.attributes[name].CopyFrom(attribute_from_json(value))
+        set_attribute(ctx.attributes[name], value)
     set_timestamp(ctx.first_seen_time, profile.first_seen)
     set_timestamp(ctx.last_seen_time, profile.last_seen)
     set_timestamp(ctx.valid_until_time, valid_until)
     return ctx
-
-
-def _stamp(target: timestamp_pb2.Timestamp, instant: datetime | None) -> None:
-    """set_timestamp without its conversions (a lookup sets several per call)."""
-    if instant is not None:
-        delta = instant - _EPOCH
-        target.seconds = delta.days * 86400 + delta.seconds
-        target.nanos = delta.microseconds * 1000
-
-
-def _set_attribute(target: common_pb2.AttributeValue, stored: dict[str, Any]) -> None:
-    ((tag, raw),) = stored.items()
-    if tag == "s":
-        target.string_value = raw
-    elif tag == "i":
-        target.int_value = raw
-    elif tag == "d":
-        target.double_value = raw
-    elif tag == "b":
-        target.bool_value = raw
-    elif tag == "l":
-        target.string_list_value.values.extend(raw)
-    else:
-        target.CopyFrom(attribute_from_json(stored))
 
 
 def context_from_row(row: Mapping[str, Any], segment_ids: list[str],
@@ -80,10 +51,10 @@ def context_from_row(row: Mapping[str, Any], segment_ids: list[str],
         app_version=row["app_version"], platforms=row["platforms"], segment_ids=segment_ids,
     )
     for name, value in json.loads(row["attributes"]).items():
-        _set_attribute(ctx.attributes[name], value)
-    _stamp(ctx.first_seen_time, row["first_seen"])
-    _stamp(ctx.last_seen_time, row["last_seen"])
-    _stamp(ctx.valid_until_time, valid_until)
+        set_attribute(ctx.attributes[name], value)
+    set_timestamp(ctx.first_seen_time, row["first_seen"])
+    set_timestamp(ctx.last_seen_time, row["last_seen"])
+    set_timestamp(ctx.valid_until_time, valid_until)
     return ctx
 
 

@@ -224,10 +224,11 @@ class SegmentationInternalServicer(internal_grpc.SegmentationInternalServiceServ
         return internal_pb.ApplyProfileUpdatesResponse(applied_count=applied)
 
     async def GetUserContext(self, request: internal_pb.GetUserContextRequest,
-                             context) -> internal_pb.GetUserContextResponse:
+                             context) -> bytes:
         if not request.app_id or not request.user_id:
             raise InvalidArgument.field("user_id" if request.app_id else "app_id", "is required")
-        return await self._m.user_context(request.app_id, request.user_id)
+        # Sent as the cache keeps it: no parse and re-serialize per call.
+        return await self._m.serialized_user_context(request.app_id, request.user_id)
 
     async def EraseUser(self, request: internal_pb.EraseUserRequest, context) -> internal_pb.EraseUserResponse:
         if not request.app_id or not request.user_id:
