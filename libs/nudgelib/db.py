@@ -37,6 +37,40 @@ async def create_pool(url: str, schema: str, min_size: int = 2, max_size: int = 
     )
 
 
+class HeldConnection:
+    """One pooled connection kept by a reader that runs one statement at a time, such as a
+    Coalescer with one round in flight: it saves the pool's checkout and return per
+    statement (about 40 µs of CPU each, as much as a short query itself). A statement that
+    fails or is cancelled gives the connection back to the pool, which resets or discards
+    it; the next one takes another. Should statements overlap after all, the extra ones
+    use the pool as usual. `close` gives it back for good: run it before the pool closes."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._conn: asyncpg.Connection | None = None
+        self._busy = False
+
+    async def fetch(self, query: str, *args) -> list[asyncpg.Record]:
+        if self._busy:
+            return await self._pool.fetch(query, *args)
+        self._busy = True
+        try:
+            if self._conn is None:
+                self._conn = await self._pool.acquire()
+            try:
+                return await self._conn.fetch(query, *args)
+            except BaseException:
+                await self.close()
+                raise
+        finally:
+            self._busy = False
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._pool.release(conn)
+
+
 async def wait_for_database(url: str, timeout: float = 30.0) -> None:
     """Retries connecting until the database answers, so services may start before it."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -19,6 +19,7 @@ import structlog
 
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_pb
+from nudgelib import db
 from nudgelib.clock import Clock
 from nudgelib.coalesce import Coalescer
 from services.segmentation import aggregates, announcements, store
@@ -62,8 +63,14 @@ class Memberships:
         self.settings = settings
         self._on_queued = on_queued
         # Lookups that miss the cache while others are being read go together: one query for
-        # the round (`user_id = any($2)`), not a pool checkout and round trip each.
+        # the round (`user_id = any($2)`), not a pool checkout and round trip each; the rounds,
+        # one at a time, keep a connection of their own.
         self._reads = Coalescer(self._read_users)
+        self._reader = db.HeldConnection(pool)
+
+    async def close(self) -> None:
+        """Gives the readers' connection back; before the pool closes."""
+        await self._reader.close()
 
     # ------------------------------------------------------------ writes
 
@@ -232,7 +239,7 @@ class Memberships:
         catalog = self.catalogs.peek(app_id)
         now = self.clock.now()
         keys, floor = (catalog.keys, catalog.day_floor(now.date())) if catalog else ([], now.date())
-        found = await store.read_users(self.pool, app_id, list(dict.fromkeys(users)), keys, floor, now)
+        found = await store.read_users(self._reader, app_id, list(dict.fromkeys(users)), keys, floor, now)
         return [found[u] for u in users]
 
     async def user_context(self, app_id: str, user_id: str) -> internal_pb.GetUserContextResponse:

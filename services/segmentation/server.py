@@ -44,6 +44,7 @@ async def wire(host: ServiceHost) -> None:
     host.run_in_background(outbox.run(), "outbox")
 
     memberships = Memberships(host.pool, catalogs, cache, host.clock, settings, outbox.wake)
+    host.on_close(memberships.close)
     segments = Segments(host.pool, catalogs, host.clock, settings, outbox.wake)
     host.run_in_background(memberships.run_sweeper(), "sweeper")
     if settings.retentions():

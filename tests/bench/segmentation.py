@@ -357,6 +357,7 @@ async def in_process(url: str, app_id: str, now: datetime) -> dict[str, tuple[fl
             m = Memberships(pool, catalogs, ContextCache(cache_size), clock, SegmentationSettings())
             await lookups(m, app_id, ids[:500])  # warm-up
             results[label] = await lookups(m, app_id, ids)
+            await m.close()
         return results
     finally:
         await pool.close()

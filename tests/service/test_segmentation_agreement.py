@@ -220,6 +220,7 @@ def world(database_url):
     w = World(loop, pool, clock, Memberships(pool, catalogs, ContextCache(0), clock, config),
               Segments(pool, catalogs, clock, config))
     yield w
+    loop.run_until_complete(w.memberships.close())
     loop.run_until_complete(pool.close())
     loop.run_until_complete(drop_database(url))
     loop.close()
