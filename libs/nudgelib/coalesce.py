@@ -5,6 +5,12 @@ another service) pays that trip's fixed cost. Instead, requests of one key that 
 earlier rounds are in flight wait for the next round and go together: one trip for as many
 requests as arrived. When idle, a request starts its round at once, so nothing waits for a
 timer; the batch grows only as the load does.
+
+A round may also wait a few loop turns (`gather_turns`) once it is free to start. On a busy
+server, calls that have already arrived are still working their way from the socket to
+their handler; a few turns let them join. Segmentation's context reads, measured under a
+saturating load of cache misses: 1.9 lookups per round at once, 3.4 after 8 turns. Idle, a
+turn costs microseconds.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ class _Round(Generic[T]):
 
 
 class Coalescer(Generic[K, T, R]):
-    def __init__(self, send: Send, max_in_flight: int = 1, max_batch: int = 256) -> None:
+    def __init__(self, send: Send, max_in_flight: int = 1, max_batch: int = 256, gather_turns: int = 0) -> None:
         self._send = send
+        self._gather_turns = gather_turns
         self._slots = asyncio.Semaphore(max_in_flight)
         self._max_batch = max_batch
         # key -> the round still taking requests
@@ -54,6 +61,8 @@ class Coalescer(Generic[K, T, R]):
 
     async def _run(self, key: K, waiting: _Round[T]) -> None:
         async with self._slots:
+            for _ in range(self._gather_turns):
+                await asyncio.sleep(0)
             if self._open.get(key) is waiting:
                 del self._open[key]  # later requests start the next round
             try:

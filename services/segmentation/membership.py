@@ -65,7 +65,7 @@ class Memberships:
         # Lookups that miss the cache while others are being read go together: one query for
         # the round (`user_id = any($2)`), not a pool checkout and round trip each; the rounds,
         # one at a time, keep a connection of their own.
-        self._reads = Coalescer(self._read_users)
+        self._reads = Coalescer(self._read_users, gather_turns=8)
         self._reader = db.HeldConnection(pool)
 
     async def close(self) -> None:

@@ -16,7 +16,10 @@ Measured:
   caller): cache miss on a stored membership (one primary-key read), cache hit, and a lookup
   that must evaluate all 50 segments because time may have changed them;
 - the internal GetUserContext RPC against the service process, 32 concurrent callers, next to
-  a floor (an empty grpc.aio GetUserContext handler in its own process, same client);
+  a floor (an empty grpc.aio GetUserContext handler in its own process, same client). The
+  floor, the misses and the hits are measured in turn, RPC_ROUNDS times, and each ratio is
+  taken against the floor measured just before it: the machine is shared and drifts by 10-20%
+  within minutes. The median round's ratio is the figure;
 - EstimateAudience for a 5-condition rule, and a ListSegmentMembers page, through the API;
 - peak RSS of the segmentation process, and what its context cache costs per entry.
 """
@@ -56,7 +59,8 @@ from services.segmentation.segments import Segments
 from services.segmentation.settings import SegmentationSettings
 from nudgelib import embedded
 from nudgelib.cluster import migrate_all
-from tests.bench.harness import LoadResult, closed_loop, database, percentiles, peak_rss_mb, print_table, running_cluster
+from tests.bench.harness import (CONCURRENCY, LoadResult, closed_loop, database, peak_rss_mb, percentiles,
+                                 running_cluster)
 from tests.helpers import create_app
 
 USERS = int(os.environ.get("BENCH_SEGMENTATION_USERS", "1000000"))
@@ -65,6 +69,8 @@ USERS = int(os.environ.get("BENCH_SEGMENTATION_USERS", "1000000"))
 # the bench does too ("" keeps the default; DATABASE_URL uses that server as it is).
 SHARED_BUFFERS = os.environ.get("BENCH_PG_SHARED_BUFFERS", "1GB")
 FLOOR = "floor: empty grpc.aio handler"
+RPC_ROUNDS = int(os.environ.get("BENCH_SEGMENTATION_RPC_ROUNDS", "3"))
+RPC_SECONDS = float(os.environ.get("BENCH_SEGMENTATION_RPC_SECONDS", "5"))
 A = pb.AttributeOperator
 E = pb.EventOperator
 PLANS = ["free"] * 70 + ["pro"] * 20 + ["team"] * 8 + ["enterprise"] * 2
@@ -399,13 +405,13 @@ def cache_entry_bytes(context: internal_pb.GetUserContextResponse) -> float:
     return (rss() - before) / 50_000
 
 
-async def rpc_load(target: str, metadata, ids: list[str]) -> LoadResult:
+async def rpc_load(target: str, metadata, ids: list[str], duration: float = RPC_SECONDS) -> LoadResult:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = internal_grpc.SegmentationInternalServiceStub(channel)
         app_id = metadata[1]
         return await closed_loop(lambda i: stub.GetUserContext(
             internal_pb.GetUserContextRequest(app_id=app_id, user_id=ids[i % len(ids)]),
-            metadata=metadata[0], timeout=5))
+            metadata=metadata[0], timeout=5), duration=duration)
 
 
 class EmptySegmentation(internal_grpc.SegmentationInternalServiceServicer):
@@ -421,16 +427,49 @@ async def serve_floor(port: int) -> None:
     await server.wait_for_termination()
 
 
-async def floor_rate() -> LoadResult:
+@contextlib.asynccontextmanager
+async def floor_server():
+    """The floor's process; yields its address."""
     (port,) = free_ports(1)
     floor = subprocess.Popen([sys.executable, "-m", "tests.bench.segmentation", "floor", str(port)], cwd=REPO)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
             await asyncio.wait_for(ch.channel_ready(), 30)
-        return await rpc_load(f"127.0.0.1:{port}", ((), "app"), ["u"])
+        yield f"127.0.0.1:{port}"
     finally:
         floor.terminate()
         floor.wait()
+
+
+async def rpc_rounds(target: str, internal, misses: list[str], hot: list[str]) -> list[dict[str, LoadResult]]:
+    """Floor, misses and hits in turn, RPC_ROUNDS times; each round's misses are users not
+    asked for before."""
+    rounds = []
+    async with floor_server() as floor:
+        await rpc_load(target, internal, hot)  # fills the cache with the hot users
+        for k in range(RPC_ROUNDS):
+            rounds.append({
+                FLOOR: await rpc_load(floor, ((), "app"), ["u"]),
+                f"GetUserContext, any of {USERS:,} users (misses)": await rpc_load(target, internal, misses[k::RPC_ROUNDS]),
+                "GetUserContext, 10k active users (hits)": await rpc_load(target, internal, hot),
+            })
+    return rounds
+
+
+def print_rounds(rounds: list[dict[str, LoadResult]]) -> None:
+    labels = [label for label in rounds[0] if label != FLOOR]
+    print(f"\ninternal GetUserContext RPC: {CONCURRENCY} concurrent callers, {RPC_SECONDS:g}s per load; the floor,"
+          f" the misses and the hits in turn, {len(rounds)} rounds; x floor: against the same round's floor")
+    for n, r in enumerate(rounds, 1):
+        base = r[FLOOR].rate
+        print(f"  round {n}: floor {base:,.0f}/s; " + "; ".join(
+            f"{label.split(', ')[-1]} {r[label].rate:,.0f}/s {r[label].rate / base:.2f}x p99 {r[label].p99_ms:.1f} ms"
+            for label in labels))
+    for label in labels:
+        ratios = sorted(r[label].rate / r[FLOOR].rate for r in rounds)
+        errors = sum(r[label].errors for r in rounds)
+        print(f"  {label:<44} median {ratios[len(ratios) // 2]:.2f}x floor"
+              f" (rounds, sorted: {', '.join(f'{x:.2f}' for x in ratios)}), errors {errors}")
 
 
 # Heavier rules, timed too, for an honest picture beyond the 5-condition one.
@@ -443,7 +482,6 @@ OTHERS = {
 
 
 async def main() -> None:
-    rates: dict[str, LoadResult] = {}
     setup: dict[str, float] = {}
     estimates: dict[str, list[float]] = {}
     async with tuned_database() as url, running_cluster(url) as cluster:
@@ -497,16 +535,10 @@ async def main() -> None:
                 token = page.next_page_token
 
         inproc = await in_process(url, app.id, now)
-        # The floor right before and after the service, with the same client: this machine is
-        # shared, and a floor taken minutes apart is not comparable.
-        rates["floor, before"] = await floor_rate()
         rnd = random.Random(3)
-        rates["GetUserContext, any of 1M users (misses)"] = await rpc_load(
-            cluster.target("segmentation"), internal, [user_id(rnd.randrange(USERS)) for _ in range(200_000)])
         hot = [user_id(rnd.randrange(USERS)) for _ in range(10_000)]
-        await rpc_load(cluster.target("segmentation"), internal, hot)  # fills the cache
-        rates["GetUserContext, 10k active users (hits)"] = await rpc_load(cluster.target("segmentation"), internal, hot)
-        rates["floor, after"] = await floor_rate()
+        rounds = await rpc_rounds(cluster.target("segmentation"), internal,
+                                  [user_id(rnd.randrange(USERS)) for _ in range(300_000)], hot)
         async with grpc.aio.insecure_channel(cluster.target("segmentation")) as channel:
             sample = await internal_grpc.SegmentationInternalServiceStub(channel).GetUserContext(
                 internal_pb.GetUserContextRequest(app_id=app.id, user_id=hot[0]), metadata=internal[0])
@@ -529,10 +561,7 @@ async def main() -> None:
     print(f"  {'':<40}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for label, (p50, p99, worst) in inproc.items():
         print(f"  {label:<40}{p50:>9.3f}{p99:>9.3f}{worst:>9.2f}")
-    floor = max(("floor, before", "floor, after"), key=lambda k: rates[k].rate)
-    rates[FLOOR] = rates[floor]
-    print_table(f"internal GetUserContext RPC (x floor: against the faster floor, {floor})",
-                {k: v for k, v in rates.items() if k != FLOOR}, floor)
+    print_rounds(rounds)
     entry = cache_entry_bytes(sample)
     size = SegmentationSettings().context_cache_size
     print(f"\nsegmentation peak RSS: {memory:.0f} MB; a cached context costs about {entry:.0f} bytes,"

@@ -36,6 +36,23 @@ async def test_requests_arriving_while_a_call_is_out_go_together_in_the_next():
     assert recorder.calls == [("a", [1]), ("a", [2, 3, 4])]
 
 
+async def test_a_round_waits_its_gather_turns_for_requests_on_their_way():
+    async def arrives_after(turns: int, coalescer: Coalescer, item: int) -> int:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await coalescer.submit("a", item)
+
+    for gather_turns, expected in ((0, [[1], [2, 3]]), (4, [[1, 2, 3]])):
+        recorder = Recorder()
+        recorder.release.set()
+        coalescer = Coalescer(recorder.send, gather_turns=gather_turns)
+        # A request now, two more a couple of loop turns later (as a server's calls reach
+        # their handlers one after another).
+        assert await asyncio.gather(arrives_after(0, coalescer, 1), arrives_after(2, coalescer, 2),
+                                    arrives_after(2, coalescer, 3)) == [10, 20, 30]
+        assert [items for _, items in recorder.calls] == expected
+
+
 async def test_rounds_are_per_key_and_bounded_in_size():
     recorder = Recorder()
     coalescer = Coalescer(recorder.send, max_in_flight=2, max_batch=2)
