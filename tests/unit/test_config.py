@@ -18,6 +18,7 @@ def test_defaults():
     assert s.peers == {"ingestion": "127.0.0.1:50051", "segmentation": "127.0.0.1:50052",
                        "delivery": "127.0.0.1:50054"}
     assert s.accounts_database_url == s.database_url
+    assert s.event_loop == "uvloop"
 
 
 def test_per_service_database_and_ports():
@@ -32,6 +33,7 @@ def test_per_service_database_and_ports():
     ({**BASE, "NUDGE_DECISION_PORT": "70000"}, "NUDGE_DECISION_PORT must be between 0 and 65535"),
     ({**BASE, "NUDGE_INTERNAL_TOKEN": "short"}, "NUDGE_INTERNAL_TOKEN must be at least 16"),
     ({**BASE, "NUDGE_LOG_FORMAT": "xml"}, "NUDGE_LOG_FORMAT must be one of"),
+    ({**BASE, "NUDGE_EVENT_LOOP": "trio"}, "NUDGE_EVENT_LOOP must be one of uvloop, asyncio"),
     ({**BASE, "DATABASE_URL": "mysql://x"}, "must be a postgresql:// URL"),
 ])
 def test_bad_values_name_the_variable(env, message):
@@ -45,3 +47,13 @@ def test_service_refuses_to_start_with_one_clear_line():
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "nudge-decision: configuration error: DATABASE_URL (or NUDGE_DECISION_DATABASE_URL) is required but not set"]
+
+
+@pytest.mark.parametrize("choice, loop_module", [("uvloop", "uvloop"), ("asyncio", "asyncio")])
+def test_processes_run_on_the_event_loop_named(choice, loop_module):
+    probe = ("import asyncio; from nudgelib import runtime\n"
+             "async def main(): return type(asyncio.get_running_loop()).__module__\n"
+             "print(runtime.run(main()))")
+    out = subprocess.run([sys.executable, "-c", probe], env={"NUDGE_EVENT_LOOP": choice, "PATH": ""},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip().split(".")[0] == loop_module
