@@ -111,8 +111,10 @@ def print_table(title: str, rows: dict[str, LoadResult], floor: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def floor_server(database_url: str | None = None, forward_to: str | None = None) -> AsyncIterator[str]:
-    """tests.bench.floor in its own process; yields its address."""
+async def floor_server(database_url: str | None = None, forward_to: str | None = None,
+                       module: str = "tests.bench.floor") -> AsyncIterator[str]:
+    """A floor in its own process (`python -m <module> PORT ...`, tests.bench.floor unless a
+    scenario serves a floor of its own); yields its address."""
     import subprocess
     import sys
 
@@ -121,7 +123,7 @@ async def floor_server(database_url: str | None = None, forward_to: str | None =
     from nudgelib.cluster import REPO
 
     (port,) = free_ports(1)
-    args = [sys.executable, "-m", "tests.bench.floor", str(port)] + ([database_url] if database_url else [])
+    args = [sys.executable, "-m", module, str(port)] + ([database_url] if database_url else [])
     if forward_to:
         args += ["--to", forward_to]
     process = subprocess.Popen(args, cwd=REPO)

@@ -50,7 +50,7 @@ from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 from nudgelib import db, runtime
 from nudgelib.clock import FixedClock, SystemClock
-from nudgelib.cluster import REPO, free_ports
+from nudgelib.cluster import REPO
 from services.segmentation import rules, store
 from services.segmentation.catalog import Catalogs
 from services.segmentation.contexts import ContextCache
@@ -59,8 +59,8 @@ from services.segmentation.segments import Segments
 from services.segmentation.settings import SegmentationSettings
 from nudgelib import embedded
 from nudgelib.cluster import migrate_all
-from tests.bench.harness import (CONCURRENCY, LoadResult, closed_loop, database, peak_rss_mb, percentiles,
-                                 running_cluster)
+from tests.bench.harness import (CONCURRENCY, LoadResult, closed_loop, database, floor_server, peak_rss_mb,
+                                 percentiles, running_cluster)
 from tests.helpers import create_app
 
 USERS = int(os.environ.get("BENCH_SEGMENTATION_USERS", "1000000"))
@@ -427,25 +427,11 @@ async def serve_floor(port: int) -> None:
     await server.wait_for_termination()
 
 
-@contextlib.asynccontextmanager
-async def floor_server():
-    """The floor's process; yields its address."""
-    (port,) = free_ports(1)
-    floor = subprocess.Popen([sys.executable, "-m", "tests.bench.segmentation", "floor", str(port)], cwd=REPO)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-            await asyncio.wait_for(ch.channel_ready(), 30)
-        yield f"127.0.0.1:{port}"
-    finally:
-        floor.terminate()
-        floor.wait()
-
-
 async def rpc_rounds(target: str, internal, misses: list[str], hot: list[str]) -> list[dict[str, LoadResult]]:
     """Floor, misses and hits in turn, RPC_ROUNDS times; each round's misses are users not
     asked for before."""
     rounds = []
-    async with floor_server() as floor:
+    async with floor_server(module="tests.bench.segmentation") as floor:
         await rpc_load(target, internal, hot)  # fills the cache with the hot users
         for k in range(RPC_ROUNDS):
             rounds.append({
@@ -569,5 +555,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "floor":
-        runtime.run(serve_floor(int(sys.argv[2])))
+    if len(sys.argv) == 2:  # the floor, as harness.floor_server starts it
+        runtime.run(serve_floor(int(sys.argv[1])))
