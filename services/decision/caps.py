@@ -17,16 +17,7 @@ from zoneinfo import ZoneInfo
 
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.protoconv import to_timedelta
-
-
-@dataclass(frozen=True)
-class Delivered:
-    """One message handed to the user."""
-
-    campaign_id: str
-    tags: tuple[str, ...]
-    at: datetime
-    counts_toward_app_caps: bool = True
+from services.decision.model import Delivered
 
 
 @dataclass(frozen=True)

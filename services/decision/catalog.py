@@ -1,19 +1,13 @@
-"""Each app's active campaigns and settings, in memory, so a pull reads no campaign rows.
-
-Any change to a campaign or to settings NOTIFYs `nudge_campaigns` with the app id; every
-replica drops that app's entry and reloads it on the next pull.
-"""
+"""An app's active campaigns and settings, compiled once per load so a pull or an event
+reads plain values, not proto fields. Pure; `caches.CampaignCatalog` keeps one per app."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import asyncpg
-
 from nudge.decision.v1 import decision_service_pb2 as pb
-from nudgelib.appcache import AppCache
-from services.decision import store
 from services.decision.eligibility import Compiled, compile_campaign, rank_key
+from services.decision.triggers import CompiledTrigger, compile_triggers
 
 
 @dataclass(frozen=True)
@@ -23,6 +17,10 @@ class AppCatalog:
     settings: pb.AppSettings
     compiled: tuple[Compiled, ...] = ()
     by_id: dict[str, Compiled] = field(default_factory=dict)
+    # Every trigger of the triggered campaigns, in rank order.
+    triggers: tuple[CompiledTrigger, ...] = ()
+    # Event name -> the triggers it is an exception event of.
+    exceptions: dict[str, tuple[CompiledTrigger, ...]] = field(default_factory=dict)
     # Event names some campaign triggers on or is cancelled by; other events do nothing here.
     reactive_events: frozenset[str] = frozenset()
     # Event names that start a send due at once (a trigger without delay).
@@ -32,16 +30,12 @@ class AppCatalog:
     def of(cls, campaigns: list[pb.Campaign], settings: pb.AppSettings) -> "AppCatalog":
         ranked = tuple(sorted(campaigns, key=rank_key))
         compiled = tuple(compile_campaign(c) for c in ranked)
-        triggered = [t for c in ranked if c.delivery_mode == pb.DELIVERY_MODE_TRIGGERED for t in c.triggers]
-        reactive = frozenset(name for t in triggered for name in (t.event_name, *t.exception_events) if name)
-        immediate = frozenset(t.event_name for t in triggered
-                              if t.event_name and not (t.delay.seconds or t.delay.nanos))
-        return cls(ranked, settings, compiled, {c.id: c for c in compiled}, reactive, immediate)
-
-
-class CampaignCatalog(AppCache[AppCatalog]):
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        async def load(app_id: str) -> AppCatalog:
-            return AppCatalog.of(await store.active_campaigns(pool, app_id), await store.get_settings(pool, app_id))
-
-        super().__init__(load)
+        triggers = compile_triggers(ranked)
+        exceptions: dict[str, list[CompiledTrigger]] = {}
+        for t in triggers:
+            for name in dict.fromkeys(x.event_name for x in t.exceptions):
+                exceptions.setdefault(name, []).append(t)
+        reactive = frozenset({t.event_name for t in triggers if t.event_name} | set(exceptions))
+        immediate = frozenset(t.event_name for t in triggers if t.event_name and not t.delay)
+        return cls(ranked, settings, compiled, {c.id: c for c in compiled}, triggers,
+                   {name: tuple(ts) for name, ts in exceptions.items()}, reactive, immediate)

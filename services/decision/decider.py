@@ -4,27 +4,22 @@ segmentation's announcements do to pending triggered sends."""
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 from collections.abc import Callable
-from datetime import datetime
 
 import asyncpg
 import structlog
-from google.protobuf import json_format
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.clock import Clock
-from nudgelib.protoconv import set_timestamp, to_datetime
+from nudgelib.protoconv import set_timestamp
 from services.decision import store, triggers
-from services.decision.catalog import AppCatalog, CampaignCatalog
-from services.decision.contexts import UserContexts
+from services.decision.caches import CampaignCatalog, UserContexts, UserStates
 from services.decision.eligibility import compile_campaign, rank_key
-from services.decision.plan import DEFAULT_TTL, plan_pull
+from services.decision.plan import plan_pull
+from services.decision.reactions import react
 from services.decision.selection import select
-from services.decision.states import UserStates
 
 log = structlog.get_logger(__name__)
 
@@ -75,38 +70,6 @@ class Decider:
 
     # ------------------------------------------------------------ triggers
 
-    def _react(self, catalog: AppCatalog, now: datetime):
-        """What new events do: the sends they start and the pending sends they cancel."""
-
-        def react(events: list[common_pb2.Event]):
-            sends, cancels = [], []
-            exceptions: dict[str, list[pb.Campaign]] = {}
-            for c in catalog.campaigns:
-                for t in c.triggers:
-                    for name in t.exception_events:
-                        exceptions.setdefault(name, []).append(c)
-            for e in sorted(events, key=lambda e: (e.occurred_time.seconds, e.occurred_time.nanos)):
-                occurred = to_datetime(e.occurred_time)
-                properties = json_format.MessageToDict(e.properties)
-                for firing in triggers.fired_by_event(catalog.campaigns, e.name, properties, occurred):
-                    sends.append(self._pending(firing, e.user_id, f"event:{e.event_id}", occurred,
-                                               json.dumps(properties), now))
-                for c in exceptions.get(e.name, ()):
-                    cancels.append((e.user_id, c.id, occurred))
-            return sends, cancels
-
-        return react
-
-    @staticmethod
-    def _pending(firing: triggers.Firing, user_id: str, cause: str, at: datetime, properties: str,
-                 now: datetime) -> store.NewPending:
-        # A trigger whose delay has already passed (a late event) is due now, not in the past.
-        due = max(firing.due, now)
-        return store.NewPending(
-            id=f"msg_{uuid.uuid4().hex}", user_id=user_id, campaign_id=firing.campaign.id,
-            trigger_index=firing.trigger_index, cause=cause, triggered_at=at, due_at=due,
-            expire_at=triggers.expiry(firing.campaign, due, DEFAULT_TTL), event_properties=properties)
-
     async def apply_events(self, app_id: str, events: list[common_pb2.Event]) -> int:
         catalog = await self.catalog.get(app_id)
         # Most events fire and cancel nothing: they are not written, and need no dedupe.
@@ -121,7 +84,8 @@ class Decider:
         soon = [e.user_id for e in events if e.name in catalog.immediate_events]
         warming = asyncio.ensure_future(self.warm(app_id, soon, contexts=False)) if soon else None
         try:
-            applied, added = await store.apply_events(self.pool, app_id, events, self._react(catalog, now))
+            applied, added = await store.apply_events(self.pool, app_id, events,
+                                                      lambda fresh: react(catalog, fresh, now))
         finally:
             if warming is not None:
                 await warming
@@ -154,9 +118,9 @@ class Decider:
             if not change.entered_segment_ids:
                 continue
             key = change.change_id or f"{change.context.last_seen_time.seconds}.{change.context.last_seen_time.nanos}"
-            for firing in triggers.fired_by_segment_entry(catalog.campaigns, change.entered_segment_ids, now):
+            for firing in triggers.fired_by_segment_entry(catalog.triggers, change.entered_segment_ids, now):
                 segment = firing.campaign.triggers[firing.trigger_index].segment_entered_id
-                sends.append(self._pending(firing, change.user_id, f"segment:{segment}:{key}", now, "{}", now))
+                sends.append(triggers.new_pending(firing, change.user_id, f"segment:{segment}:{key}", now, "{}", now))
         added = await store.add_pending(self.pool, app_id, sends)
         if any(p.due_at <= now for p in added):
             self.on_due()

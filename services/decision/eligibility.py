@@ -5,20 +5,13 @@ Pure functions over protos and plain values; `now` is a parameter.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.protoconv import to_datetime
-
-
-@dataclass(frozen=True)
-class Exclusion:
-    reason: str  # NOT_ACTIVE, BEFORE_START, AFTER_END, NOT_IN_AUDIENCE, PLATFORM, ...
-    detail: str
-    until: datetime | None = None
+from services.decision.model import Exclusion
 
 
 def _version(text: str) -> tuple[int, ...] | None:
@@ -109,50 +102,6 @@ def exclusion(
 def rank_key(campaign: pb.Campaign) -> tuple[int, str]:
     """Highest priority first; ties go to the smaller campaign id, so the order is stable."""
     return (-campaign.priority, campaign.id)
-
-
-CONTROL = ""
-
-
-def assign_variant(campaign: pb.Campaign, user_id: str) -> str:
-    """A stable arm for (campaign, user): a variant id, or CONTROL.
-
-    The hash picks a point in [0, total weight); arms take consecutive ranges in the order
-    control first, then variants as listed.
-    """
-    weights = [(CONTROL, campaign.control_weight)] + [
-        (v.id, v.weight or (1 if len(campaign.variants) == 1 else 0)) for v in campaign.variants
-    ]
-    total = sum(w for _, w in weights)
-    if total == 0:
-        return campaign.variants[0].id
-    digest = hashlib.sha256(f"{campaign.id}:{user_id}".encode()).digest()
-    point = int.from_bytes(digest[:8], "big") % total
-    for arm, weight in weights:
-        if point < weight:
-            return arm
-        point -= weight
-    return campaign.variants[-1].id  # not reached
-
-
-def pick_content(variant: pb.Variant, *locales: str) -> pb.LocalizedContent:
-    """Content in the first of `locales` the variant has (exact, then by language), else its
-    default locale, else its first content."""
-    by_locale = {c.locale.lower().replace("_", "-"): c for c in variant.contents}
-    for wanted in locales:
-        if not wanted:
-            continue
-        exact = by_locale.get(wanted.lower().replace("_", "-"))
-        if exact is not None:
-            return exact
-        language = wanted.lower().replace("_", "-").split("-")[0]
-        for key, content in by_locale.items():
-            if key.split("-")[0] == language:
-                return content
-    default = by_locale.get(variant.default_locale.lower().replace("_", "-"))
-    if default is not None:
-        return default
-    return variant.contents[0]
 
 
 # Exclusions of a pending triggered message that waiting cannot lift: the message is dropped.

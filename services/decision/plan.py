@@ -18,9 +18,11 @@ from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.protoconv import to_datetime, to_timedelta, to_timestamp
 from services.decision.catalog import AppCatalog
-from services.decision.eligibility import PERMANENT, exclusion, pick_content, rank_key
-from services.decision.selection import UserState, delivered, select, timing_exclusion
-from services.decision.store import Reservation
+from services.decision.eligibility import rank_key
+from services.decision.judge import judge
+from services.decision.model import Action, PendingSend, Reservation, UserState
+from services.decision.selection import delivered, select
+from services.decision.variants import in_locale, pick_content
 
 DEFAULT_TTL = timedelta(hours=24)
 
@@ -49,20 +51,6 @@ def on_request_decision(campaign: pb.Campaign, variant_id: str, locales: tuple[s
         conversion_deadline=campaign.conversion.deadline)
 
 
-def _in_locale(p: internal_pb.Decision, campaign: pb.Campaign, locales: tuple[str, ...]) -> internal_pb.Decision:
-    """A pending message in the locale of the client that is now asking (its content was
-    picked when it was released, before any client asked)."""
-    variant = next((v for v in campaign.variants if v.id == p.variant_id), None)
-    if variant is None:
-        return p
-    chosen = pick_content(variant, *locales)
-    out = internal_pb.Decision()
-    out.CopyFrom(p)
-    out.content.CopyFrom(chosen.content)
-    out.locale = chosen.locale
-    return out
-
-
 def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.RequestContext,
               state: UserState, now: datetime, limit: int,
               pending: list[internal_pb.Decision], pending_only: bool = False) -> PullPlan:
@@ -75,23 +63,19 @@ def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.Req
         c = by_id.get(p.campaign_id)
         return rank_key(c.campaign) if c else (0, "")
 
+    locales = (request.locale, user.locale, catalog.settings.default_locale)
     for p in sorted(pending, key=rank):
         rules = by_id.get(p.campaign_id)
-        expires = to_datetime(p.expire_time) if p.HasField("expire_time") else None
-        if rules is None or (expires is not None and now >= expires):
+        send = PendingSend(user.user_id, p.campaign_id, to_datetime(p.expire_time) if p.HasField("expire_time") else None,
+                           arm=p.variant_id)
+        verdict = judge(send, rules, catalog.settings, user, UserState(history, state.arms), now, request)
+        if verdict.action is Action.DROP:
             plan.dropped.append(p.message_id)
             continue
+        if verdict.action is not Action.RELEASE or len(plan.decisions) >= limit:
+            continue
         campaign = rules.campaign
-        why = exclusion(rules, user, request, now, on_request=False) or timing_exclusion(
-            rules, catalog.settings, user, history, now)
-        if why is not None:
-            never = why.until is None or (expires is not None and why.until >= expires)
-            if why.reason in PERMANENT or (why.reason == "CAPPED" and never):
-                plan.dropped.append(p.message_id)
-            continue
-        if len(plan.decisions) >= limit:
-            continue
-        plan.decisions.append(_in_locale(p, campaign, (request.locale, user.locale, catalog.settings.default_locale)))
+        plan.decisions.append(in_locale(p, campaign, locales))
         record = delivered(campaign, now)
         history.append(record)
         deliveries.append((p.message_id, campaign.id, p.variant_id, record.tags, record.counts_toward_app_caps))
@@ -101,7 +85,6 @@ def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.Req
     if pending_only:
         plan.reservation = Reservation(deliveries, arms)
         return plan
-    locales = (request.locale, user.locale, catalog.settings.default_locale)
     verdicts = select(list(catalog.compiled), catalog.settings, user, request,
                       UserState(history, state.arms), now, limit - len(plan.decisions))
     for v in verdicts:

@@ -1,14 +1,10 @@
-"""Releases triggered sends when they come due: claimed by exactly one replica, re-checked,
-then handed to delivery, deferred, or dropped.
+"""Releases triggered sends when they come due: claimed by exactly one replica, judged
+again (`judge.py` says what each rule does), then handed to delivery, deferred, or dropped.
 
-At release: a stopped, ended or no-longer-targeted campaign, or an expired message, is
-dropped; outside the send window the send is deferred to the next opening (or dropped if the
-campaign says so or it would expire first); in quiet hours, to their end; when a cap is full,
-to when it frees up (or dropped if that is after expiry); a control-group user gets nothing
-and the exposure is recorded. What passes goes to delivery's inbox. Caps are counted later,
-when delivery hands the message to a client (Decide with `pending`), which checks them again.
-A send of a campaign with segments in its audience, triggered by an event, waits until
-segmentation has applied that event: it may be what puts the user in the audience.
+A control-group user gets nothing and the exposure is recorded. What passes goes to
+delivery's inbox. Caps are counted later, when delivery hands the message to a client
+(Decide with `pending`), which judges it again. A send that waits for segmentation to apply
+its trigger event is judged once more on a context asked of segmentation itself.
 
 Rows are claimed with FOR UPDATE SKIP LOCKED in a transaction that lasts until delivery has
 the messages; if delivery is down, nothing is marked and the rows are claimed again later.
@@ -20,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 import structlog
@@ -31,27 +27,22 @@ from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
 from nudgelib.clients import Peer
-from nudgelib.protoconv import to_datetime, to_timestamp
+from nudgelib.protoconv import to_timestamp
 from services.decision import store
 from services.decision.decider import Decider
-from services.decision.eligibility import CONTROL, PERMANENT, exclusion, pick_content
-from services.decision.selection import arm_for, timing_exclusion
+from services.decision.judge import WAITING_FOR_SEGMENTATION, judge
+from services.decision.model import Action, Judgement, PendingSend, Reservation, UserState
+from services.decision.variants import CONTROL, pick_content
 
 log = structlog.get_logger(__name__)
 
-# How soon a send waiting for segmentation to apply its trigger event is looked at again.
-SEGMENTATION_RECHECK = timedelta(milliseconds=20)
-
-
-def _before(user: common_pb2.UserContext, instant: datetime) -> bool:
-    """Whether segmentation had not yet applied an event of `instant` when it answered:
-    its last seen time is the latest event it applied."""
-    return not user.known or to_datetime(user.last_seen_time) < instant
+# Who the judge sees when a send is dropped before any context is read (expired, campaign gone).
+_NOBODY = common_pb2.UserContext()
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # released | deferred | dropped | expired | control
+    status: str  # released | pending (deferred) | dropped | expired | control
     reason: str = ""
     due_at: datetime | None = None
     decision: internal_pb.Decision | None = None
@@ -97,50 +88,48 @@ class Releaser:
             except asyncio.TimeoutError:
                 pass
 
-    async def _outcome(self, row: asyncpg.Record, now: datetime) -> Outcome:
+    async def _judge(self, row: asyncpg.Record, now: datetime) -> tuple[Judgement, common_pb2.UserContext]:
         app_id, user_id = row["app_id"], row["user_id"]
-        if now >= row["expire_at"]:
-            return Outcome("expired", "EXPIRED")
+        send = PendingSend(user_id, row["campaign_id"], row["expire_at"], row["due_at"], row["cause"],
+                           row["triggered_at"])
         catalog = await self._d.catalog.get(app_id)
         rules = catalog.by_id.get(row["campaign_id"])
-        if rules is None:
-            return Outcome("dropped", "NOT_ACTIVE")
-        campaign = rules.campaign
+        if rules is None or now >= row["expire_at"]:
+            return judge(send, rules, catalog.settings, _NOBODY, UserState(), now), _NOBODY
         user = await self._d.contexts.get(app_id, user_id)
-        if (rules.include or rules.exclude) and row["cause"].startswith("event:"):
-            # The trigger event may be what puts the user in (or out of) the audience, and
-            # ingestion hands it to segmentation and to decision at the same time: judge the
-            # audience on a context that has it, waiting for segmentation if need be.
-            if _before(user, row["triggered_at"]):
-                user = await self._d.contexts.get(app_id, user_id, fresh=True)
-            if _before(user, row["triggered_at"]):
-                return Outcome("pending", "WAITING_FOR_SEGMENTATION", due_at=now + SEGMENTATION_RECHECK)
         state = await self._d.states.get(app_id, user_id)
-        why = exclusion(rules, user, None, now, on_request=False) or timing_exclusion(
-            rules, catalog.settings, user, state.history, now)
-        if why is not None:
-            if why.reason in PERMANENT:
-                return Outcome("dropped", why.reason)
-            drop_outside = why.reason == "OUTSIDE_WINDOW" and campaign.send_window.drop_outside_window
-            if drop_outside or why.until is None or why.until >= row["expire_at"]:
-                return Outcome("dropped", why.reason)
-            return Outcome("pending", why.reason, due_at=why.until)
-        arm, new = arm_for(campaign, user_id, state)
-        if arm == CONTROL:
-            if not new:
-                return Outcome("control", "CONTROL_GROUP")
-            return Outcome("control", "CONTROL_GROUP", arm=(campaign.id, CONTROL), control=internal_pb.Decision(
+        verdict = judge(send, rules, catalog.settings, user, state, now)
+        if verdict.reason == WAITING_FOR_SEGMENTATION:
+            # The cached context may predate the trigger event: ask segmentation itself.
+            user = await self._d.contexts.get(app_id, user_id, fresh=True)
+            verdict = judge(send, rules, catalog.settings, user, state, now)
+        return verdict, user
+
+    async def _outcome(self, row: asyncpg.Record, now: datetime) -> Outcome:
+        verdict, user = await self._judge(row, now)
+        if verdict.action is Action.DROP:
+            return Outcome("expired" if verdict.reason == "EXPIRED" else "dropped", verdict.reason)
+        if verdict.action is Action.DEFER:
+            if verdict.until is None:  # not reached: without a client, every wait has an end
+                return Outcome("dropped", verdict.reason)
+            return Outcome("pending", verdict.reason, due_at=verdict.until)
+        catalog = await self._d.catalog.get(row["app_id"])
+        campaign = catalog.by_id[row["campaign_id"]].campaign
+        if verdict.action is Action.CONTROL:
+            if not verdict.new_arm:
+                return Outcome("control", verdict.reason)
+            return Outcome("control", verdict.reason, arm=(campaign.id, CONTROL), control=internal_pb.Decision(
                 message_id=row["id"], campaign_id=campaign.id, campaign_version=campaign.version,
                 expire_time=to_timestamp(now), conversion_events=campaign.conversion.event_names,
                 conversion_deadline=campaign.conversion.deadline))
-        variant = next(v for v in campaign.variants if v.id == arm)
+        variant = next(v for v in campaign.variants if v.id == verdict.arm)
         content = pick_content(variant, user.locale, catalog.settings.default_locale)
         properties = struct_pb2.Struct()
         properties.update(json.loads(row["event_properties"]) if isinstance(row["event_properties"], str)
                           else row["event_properties"])
         return Outcome("released", decision=internal_pb.Decision(
             message_id=row["id"], campaign_id=campaign.id, campaign_version=campaign.version,
-            variant_id=arm, content=content.content, locale=content.locale,
+            variant_id=verdict.arm, content=content.content, locale=content.locale,
             expire_time=to_timestamp(row["expire_at"]), event_properties=properties,
             conversion_events=campaign.conversion.event_names, conversion_deadline=campaign.conversion.deadline))
 
@@ -161,7 +150,7 @@ class Releaser:
             # Together: a send that waits for segmentation asks it again, and those asks (one
             # per such user) coalesce there into one read instead of following each other.
             outcomes = await asyncio.gather(*(self._outcome(r, now) for r in rows))
-            waiting = [o.due_at for o in outcomes if o.reason == "WAITING_FOR_SEGMENTATION"]
+            waiting = [o.due_at for o in outcomes if o.reason == WAITING_FOR_SEGMENTATION]
             self._recheck_at = min(waiting, default=None)
             by_user: dict[tuple[str, str], delivery_pb.EnqueueMessagesRequest] = {}
             for r, o in zip(rows, outcomes):
@@ -179,7 +168,7 @@ class Releaser:
             controls = [(r, o) for r, o in zip(rows, outcomes) if o.arm is not None]
             for r, o in controls:
                 await store.reserve(self._d.pool, r["app_id"], r["user_id"], now,
-                                    lambda _state, o=o: (store.Reservation([], [o.arm]), None))
+                                    lambda _state, o=o: (Reservation([], [o.arm]), None))
                 self._d.states.forget(r["app_id"], r["user_id"])
             await conn.execute(
                 """UPDATE pending_sends p SET status = x.status, outcome = x.outcome,

@@ -6,43 +6,18 @@ what Explain says is what a pull does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
 from services.decision import caps, windows
-from services.decision.eligibility import CONTROL, Compiled, Exclusion, assign_variant, compile_campaign, exclusion
-
-
-@dataclass
-class UserState:
-    """What decision itself remembers of a user: deliveries and sticky arms."""
-
-    history: list[caps.Delivered] = field(default_factory=list)
-    arms: dict[str, str] = field(default_factory=dict)  # campaign id -> variant id ('' control)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    campaign: pb.Campaign
-    verdict: int  # pb.Verdict
-    arm: str = ""
-    exclusion: Exclusion | None = None
-    # Whether the arm was assigned now (to be persisted with the delivery or exposure).
-    new_arm: bool = False
-
-
-def arm_for(campaign: pb.Campaign, user_id: str, state: UserState) -> tuple[str, bool]:
-    """The user's arm: the persisted one while that variant still exists, else by hash."""
-    known = state.arms.get(campaign.id)
-    if known is not None and (known == CONTROL or any(v.id == known for v in campaign.variants)):
-        return known, False
-    return assign_variant(campaign, user_id), True
+from services.decision.eligibility import Compiled, compile_campaign, exclusion
+from services.decision.model import Delivered, Exclusion, UserState, Verdict
+from services.decision.variants import CONTROL, arm_for
 
 
 def timing_exclusion(campaign: pb.Campaign | Compiled, settings: pb.AppSettings, user: common_pb2.UserContext,
-                     history: list[caps.Delivered], now: datetime,
+                     history: list[Delivered], now: datetime,
                      memo: dict[int, caps.Capped | None] | None = None) -> Exclusion | None:
     """Window, quiet hours and caps: the rules whose answer is "not now, but at <time>"."""
     c = campaign if isinstance(campaign, Compiled) else compile_campaign(campaign)
@@ -60,8 +35,8 @@ def timing_exclusion(campaign: pb.Campaign | Compiled, settings: pb.AppSettings,
     return None
 
 
-def delivered(campaign: pb.Campaign, now: datetime) -> caps.Delivered:
-    return caps.Delivered(campaign.id, tuple(campaign.tags), now, not campaign.caps.bypass_app_caps)
+def delivered(campaign: pb.Campaign, now: datetime) -> Delivered:
+    return Delivered(campaign.id, tuple(campaign.tags), now, not campaign.caps.bypass_app_caps)
 
 
 def select(campaigns: list[Compiled], settings: pb.AppSettings, user: common_pb2.UserContext,

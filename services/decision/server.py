@@ -15,13 +15,11 @@ from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.retention import Retention, prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
-from services.decision.catalog import CampaignCatalog
-from services.decision.contexts import UserContexts
+from services.decision.caches import CampaignCatalog, UserContexts, UserStates
 from services.decision.decider import Decider
 from services.decision.release import Releaser
 from services.decision.servicer import DecisionInternalServicer, DecisionServicer
 from services.decision.settings import DecisionSettings
-from services.decision.states import UserStates
 from services.decision.store import CAMPAIGNS_CHANNEL
 
 POLICY = AccessPolicy({

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -13,8 +12,7 @@ import asyncpg
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.protoconv import set_timestamp
-from services.decision.caps import Delivered
-from services.decision.selection import UserState
+from services.decision.model import Cancel, Delivered, NewPending, Reaction, Reservation, UserState
 
 T = TypeVar("T")
 
@@ -110,8 +108,7 @@ async def put_settings(pool: asyncpg.Pool, app_id: str, settings: pb.AppSettings
 
 
 async def apply_events(pool: asyncpg.Pool, app_id: str, events: list[common_pb2.Event],
-                       react: Callable[[list[common_pb2.Event]], tuple[list[NewPending], list[tuple[str, str, datetime]]]],
-                       ) -> tuple[int, list[NewPending]]:
+                       react: Callable[[list[common_pb2.Event]], Reaction]) -> tuple[int, list[NewPending]]:
     """Records events once each and, in the same transaction, the triggered sends they start
     and the pending sends they cancel (`react` decides both for the new events only), so a
     redelivered batch has no second effect and a crash loses nothing."""
@@ -124,9 +121,9 @@ async def apply_events(pool: asyncpg.Pool, app_id: str, events: list[common_pb2.
         fresh = [e for e in events if e.event_id in new_ids]
         if not fresh:
             return 0, []
-        sends, cancels = react(fresh)
-        added = await _add_pending(conn, app_id, sends)
-        await _cancel_pending(conn, app_id, cancels)
+        reaction = react(fresh)
+        added = await _add_pending(conn, app_id, reaction.sends)
+        await _cancel_pending(conn, app_id, reaction.cancels)
     return len(fresh), added
 
 
@@ -171,14 +168,6 @@ async def load_states(conn: asyncpg.Connection | asyncpg.Pool, app_id: str,
     return states
 
 
-@dataclass(frozen=True)
-class Reservation:
-    """What a pull hands out, to be written in one transaction."""
-
-    deliveries: list[tuple[str, str, str, tuple[str, ...], bool]]  # message, campaign, variant, tags, counts
-    arms: list[tuple[str, str]]  # campaign, variant ('' control), assigned now
-
-
 async def reserve(pool: asyncpg.Pool, app_id: str, user_id: str, at: datetime,
                   plan: Callable[[UserState], tuple[Reservation, T]]) -> tuple[T, UserState]:
     """Runs `plan` on the user's state read under a per-user lock and writes its reservation,
@@ -215,19 +204,6 @@ async def reserve(pool: asyncpg.Pool, app_id: str, user_id: str, at: datetime,
 # ---------------------------------------------------------------- pending triggered sends
 
 
-@dataclass(frozen=True)
-class NewPending:
-    id: str
-    user_id: str
-    campaign_id: str
-    trigger_index: int
-    cause: str
-    triggered_at: datetime
-    due_at: datetime
-    expire_at: datetime
-    event_properties: str  # JSON
-
-
 async def _add_pending(conn: asyncpg.Connection, app_id: str, sends: list[NewPending]) -> list[NewPending]:
     """Stores triggered sends, once per (campaign, user, cause); returns those that are new."""
     if not sends:
@@ -252,17 +228,17 @@ async def add_pending(pool: asyncpg.Pool, app_id: str, sends: list[NewPending]) 
         return await _add_pending(conn, app_id, sends)
 
 
-async def _cancel_pending(conn: asyncpg.Connection, app_id: str,
-                          cancels: list[tuple[str, str, datetime]]) -> int:
-    """Cancels pending sends of (user, campaign) triggered at or before the exception event."""
+async def _cancel_pending(conn: asyncpg.Connection, app_id: str, cancels: list[Cancel]) -> int:
+    """Cancels each trigger's pending sends for the user triggered at or before its exception event."""
     if not cancels:
         return 0
     result = await conn.execute(
         """UPDATE pending_sends p SET status = 'cancelled', outcome = 'EXCEPTION_EVENT', updated_at = now()
-           FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS x(u, c, at)
+           FROM unnest($2::text[], $3::text[], $4::int[], $5::timestamptz[]) AS x(u, c, t, at)
            WHERE p.app_id = $1 AND p.status = 'pending' AND p.user_id = x.u AND p.campaign_id = x.c
-             AND p.triggered_at <= x.at""",
-        app_id, [c[0] for c in cancels], [c[1] for c in cancels], [c[2] for c in cancels])
+             AND p.trigger_index = x.t AND p.triggered_at <= x.at""",
+        app_id, [c.user_id for c in cancels], [c.campaign_id for c in cancels],
+        [c.trigger_index for c in cancels], [c.at for c in cancels])
     return int(result.split()[-1])
 
 

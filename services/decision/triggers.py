@@ -1,123 +1,98 @@
-"""Which triggered campaigns an event fires, and which pending sends it cancels: pure.
+"""Which triggered campaigns an event or a segment entry fires, and which exception events
+cancel a trigger's pending sends: pure.
 
-Property filters compare the event's property (dotted names reach into nested objects) with
-the filter's value: numbers as numbers, everything else by equality; a missing property
-fails every filter except NOT_EQUALS.
+Filters are the shared property-filter language (`nudgelib.filters`): dotted names reach into
+nested objects, and a missing property fails every operator except NOT_EQUALS, NOT_IN and
+IS_EMPTY. Exception events belong to a trigger: an exception cancels the sends its own trigger
+started, not those of the campaign's other triggers.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.protobuf import json_format
-
 from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib import filters
 from nudgelib.protoconv import to_timedelta
-
-P = pb.PropertyOperator
-_MISSING = object()
-
-
-def _lookup(properties: dict[str, Any], name: str) -> Any:
-    value: Any = properties
-    for part in name.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    return None
-
-
-def matches_filter(f: pb.PropertyFilter, properties: dict[str, Any]) -> bool:
-    actual = _lookup(properties, f.name)
-    op = f.operator
-    if op == P.PROPERTY_OPERATOR_EXISTS:
-        return actual is not _MISSING
-    expected = json_format.MessageToDict(f.value) if f.HasField("value") else None
-    if actual is _MISSING:
-        return op == P.PROPERTY_OPERATOR_NOT_EQUALS
-    if op == P.PROPERTY_OPERATOR_EQUALS:
-        a, e = _number(actual), _number(expected)
-        return a == e if a is not None and e is not None else actual == expected
-    if op == P.PROPERTY_OPERATOR_NOT_EQUALS:
-        a, e = _number(actual), _number(expected)
-        return a != e if a is not None and e is not None else actual != expected
-    if op == P.PROPERTY_OPERATOR_CONTAINS:
-        if isinstance(actual, list):
-            return expected in actual
-        return isinstance(actual, str) and isinstance(expected, str) and expected in actual
-    a, e = _number(actual), _number(expected)
-    if a is None or e is None:
-        if isinstance(actual, str) and isinstance(expected, str):
-            a, e = actual, expected  # type: ignore[assignment]
-        else:
-            return False
-    if op == P.PROPERTY_OPERATOR_GREATER:
-        return a > e
-    if op == P.PROPERTY_OPERATOR_GREATER_OR_EQUAL:
-        return a >= e
-    if op == P.PROPERTY_OPERATOR_LESS:
-        return a < e
-    if op == P.PROPERTY_OPERATOR_LESS_OR_EQUAL:
-        return a <= e
-    return False
+from services.decision.model import DEFAULT_TTL, Firing, NewPending
 
 
 @dataclass(frozen=True)
-class Firing:
-    """A triggered campaign to send to a user at `due`."""
+class ExceptionEvent:
+    """An exception event of a trigger, compiled."""
 
+    event_name: str
+    filters: tuple[filters.Filter, ...]
+
+
+@dataclass(frozen=True)
+class CompiledTrigger:
     campaign: pb.Campaign
-    trigger_index: int
-    due: datetime
+    index: int  # in campaign.triggers
+    event_name: str  # "" for a segment-entry trigger
+    segment_entered_id: str  # "" for an event trigger
+    filters: tuple[filters.Filter, ...]
+    delay: timedelta
+    exceptions: tuple[ExceptionEvent, ...]
 
 
-def fired_by_event(campaigns: Iterable[pb.Campaign], name: str, properties: dict[str, Any],
+def compile_triggers(campaigns: Iterable[pb.Campaign]) -> tuple[CompiledTrigger, ...]:
+    """The triggers of the triggered campaigns among `campaigns`, in campaign order."""
+    return tuple(
+        CompiledTrigger(
+            campaign=c, index=i, event_name=t.event_name, segment_entered_id=t.segment_entered_id,
+            filters=filters.compile_filters(t.property_filters), delay=to_timedelta(t.delay),
+            exceptions=tuple(ExceptionEvent(x.event_name, filters.compile_filters(x.property_filters))
+                             for x in t.exception_events))
+        for c in campaigns if c.delivery_mode == pb.DELIVERY_MODE_TRIGGERED
+        for i, t in enumerate(c.triggers))
+
+
+def fired_by_event(triggers: Iterable[CompiledTrigger], name: str, properties: dict[str, Any],
                    occurred: datetime) -> list[Firing]:
     """Each triggered campaign fires at most once per event, by its first matching trigger."""
-    found = []
-    for campaign in campaigns:
-        if campaign.delivery_mode != pb.DELIVERY_MODE_TRIGGERED:
-            continue
-        for i, trigger in enumerate(campaign.triggers):
-            if trigger.WhichOneof("source") == "event_name" and trigger.event_name == name and all(
-                    matches_filter(f, properties) for f in trigger.property_filters):
-                found.append(Firing(campaign, i, occurred + to_timedelta(trigger.delay)))
-                break
+    found: list[Firing] = []
+    fired: set[str] = set()
+    for t in triggers:
+        if t.event_name == name and t.campaign.id not in fired and filters.match_all(t.filters, properties):
+            found.append(Firing(t.campaign, t.index, occurred + t.delay))
+            fired.add(t.campaign.id)
     return found
 
 
-def fired_by_segment_entry(campaigns: Iterable[pb.Campaign], segment_ids: Iterable[str],
+def fired_by_segment_entry(triggers: Iterable[CompiledTrigger], segment_ids: Iterable[str],
                            at: datetime) -> list[Firing]:
     entered = set(segment_ids)
-    found = []
-    for campaign in campaigns:
-        if campaign.delivery_mode != pb.DELIVERY_MODE_TRIGGERED:
-            continue
-        for i, trigger in enumerate(campaign.triggers):
-            if trigger.WhichOneof("source") == "segment_entered_id" and trigger.segment_entered_id in entered:
-                found.append(Firing(campaign, i, at + to_timedelta(trigger.delay)))
-                break
+    found: list[Firing] = []
+    fired: set[str] = set()
+    for t in triggers:
+        if t.segment_entered_id and t.segment_entered_id in entered and t.campaign.id not in fired:
+            found.append(Firing(t.campaign, t.index, at + t.delay))
+            fired.add(t.campaign.id)
     return found
 
 
-def cancels(campaign: pb.Campaign, trigger_index: int, event_name: str) -> bool:
-    """Whether performing `event_name` cancels a pending send of this campaign's trigger."""
-    if trigger_index >= len(campaign.triggers):
-        return False
-    return event_name in campaign.triggers[trigger_index].exception_events
+def cancels(trigger: CompiledTrigger, event_name: str, properties: dict[str, Any]) -> bool:
+    """Whether performing this event cancels a pending send of this trigger."""
+    return any(x.event_name == event_name and filters.match_all(x.filters, properties)
+               for x in trigger.exceptions)
 
 
-def expiry(campaign: pb.Campaign, due: datetime, default_ttl: timedelta) -> datetime:
+def expiry(campaign: pb.Campaign, due: datetime, default_ttl: timedelta = DEFAULT_TTL) -> datetime:
     """A pending message expires its time-to-live after it comes due."""
     return due + (to_timedelta(campaign.message_ttl) or default_ttl)
+
+
+def new_pending(firing: Firing, user_id: str, cause: str, at: datetime, properties: str,
+                now: datetime) -> NewPending:
+    """The pending send a firing starts. A trigger whose delay has already passed (a late
+    event) is due now, not in the past."""
+    due = max(firing.due, now)
+    return NewPending(
+        id=f"msg_{uuid.uuid4().hex}", user_id=user_id, campaign_id=firing.campaign.id,
+        trigger_index=firing.trigger_index, cause=cause, triggered_at=at, due_at=due,
+        expire_at=expiry(firing.campaign, due), event_properties=properties)

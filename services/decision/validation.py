@@ -6,14 +6,16 @@ import re
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
-from nudgelib import templates
+from nudgelib import filters, templates
 from nudgelib.errors import FieldViolation
+from nudgelib.names import EVENT_NAME_RULE, is_event_name
 from nudgelib.protoconv import to_timedelta
 
 MAX_NAME = 200
 ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 COLOR_RE = re.compile(r"^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")
 MINUTES_PER_DAY = 24 * 60
+MAX_EXCEPTION_EVENTS = 20
 
 
 def _content(c: common_pb2.MessageContent, path: str) -> list[FieldViolation]:
@@ -45,6 +47,28 @@ def _content(c: common_pb2.MessageContent, path: str) -> list[FieldViolation]:
     return out
 
 
+def _trigger(t: pb.Trigger, path: str) -> list[FieldViolation]:
+    out: list[FieldViolation] = []
+    source = t.WhichOneof("source")
+    if source is None:
+        out.append(FieldViolation(path, "set event_name or segment_entered_id"))
+    elif source == "event_name" and not is_event_name(t.event_name):
+        out.append(FieldViolation(f"{path}.event_name", EVENT_NAME_RULE))
+    elif source == "segment_entered_id" and t.property_filters:
+        out.append(FieldViolation(f"{path}.property_filters", "only event triggers have property filters"))
+    out += filters.validate(t.property_filters, f"{path}.property_filters")
+    if to_timedelta(t.delay).total_seconds() < 0:
+        out.append(FieldViolation(f"{path}.delay", "must not be negative"))
+    if len(t.exception_events) > MAX_EXCEPTION_EVENTS:
+        out.append(FieldViolation(f"{path}.exception_events", f"at most {MAX_EXCEPTION_EVENTS}"))
+    for j, x in enumerate(t.exception_events):
+        here = f"{path}.exception_events[{j}]"
+        if not is_event_name(x.event_name):
+            out.append(FieldViolation(f"{here}.event_name", EVENT_NAME_RULE))
+        out += filters.validate(x.property_filters, f"{here}.property_filters")
+    return out
+
+
 def window_violations(w: pb.SendWindow, path: str) -> list[FieldViolation]:
     out: list[FieldViolation] = []
     if w.start_minute >= MINUTES_PER_DAY:
@@ -72,10 +96,7 @@ def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldVio
     if c.delivery_mode == pb.DELIVERY_MODE_ON_REQUEST and c.triggers:
         out.append(FieldViolation(f"{path}.triggers", "only triggered campaigns have triggers"))
     for i, t in enumerate(c.triggers):
-        if t.WhichOneof("source") is None:
-            out.append(FieldViolation(f"{path}.triggers[{i}]", "set event_name or segment_entered_id"))
-        if to_timedelta(t.delay).total_seconds() < 0:
-            out.append(FieldViolation(f"{path}.triggers[{i}].delay", "must not be negative"))
+        out += _trigger(t, f"{path}.triggers[{i}]")
     if not c.variants:
         out.append(FieldViolation(f"{path}.variants", "needs at least one variant"))
     variant_ids: set[str] = set()

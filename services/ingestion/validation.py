@@ -17,6 +17,7 @@ from typing import Any
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from nudge.common.v1 import common_pb2
+from nudgelib.names import EVENT_NAME_RULE, is_event_name
 from nudgelib.timezones import is_valid_time_zone
 
 MAX_BATCH = 1000
@@ -33,7 +34,6 @@ MAX_ATTRIBUTE_LIST = 100
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 _MAX_FUTURE_SKEW_SECONDS = MAX_FUTURE_SKEW.total_seconds()
 
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:\-]{0,127}$")
 ATTRIBUTE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 
@@ -111,10 +111,8 @@ def check_event(event: common_pb2.Event, now: datetime) -> Rejection | None:
         return Rejection("USER_ID_TOO_LONG", f"user_id is longer than {MAX_USER_ID_LENGTH}")
     if "\x00" in user_id:
         return Rejection("INVALID_USER_ID", "user_id holds a NUL character")
-    if not NAME_RE.match(event.name):
-        return Rejection(
-            "INVALID_NAME", "name must start with a letter and hold at most 128 letters, digits, _ . : -"
-        )
+    if not is_event_name(event.name):
+        return Rejection("INVALID_NAME", f"name {EVENT_NAME_RULE}")
     if event.HasField("occurred_time"):
         ts = event.occurred_time
         if not valid_timestamp(ts):

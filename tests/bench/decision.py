@@ -41,10 +41,9 @@ from nudge.delivery.v1 import delivery_service_pb2_grpc as delivery_grpc
 from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as seg_grpc
 from nudgelib import demo
-from services.decision.caps import Delivered
 from services.decision.catalog import AppCatalog
+from services.decision.model import Delivered, UserState
 from services.decision.plan import plan_pull
-from services.decision.selection import UserState
 from tests.bench import segmentation as population
 from tests.bench.harness import (LoadResult, closed_loop, database, floor_server, peak_rss_mb, percentiles,
                                  print_table, running_cluster)

@@ -66,8 +66,14 @@ def banner(cid_name: str, priority: int = 1, **kw) -> pb.Campaign:
 def cart_campaign() -> pb.Campaign:
     c = banner("Abandoned cart", delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
     c.triggers.add(event_name="cart_abandoned", delay=duration_pb2.Duration(seconds=1800),
-                   exception_events=["purchase"])
+                   exception_events=[pb.ExceptionEvent(event_name="purchase")])
     return c
+
+
+def equals(name: str, text: str) -> common_pb2.PropertyFilter:
+    f = common_pb2.PropertyFilter(name=name, operator=common_pb2.PROPERTY_OPERATOR_EQUALS)
+    f.value.string_value = text
+    return f
 
 
 async def five_banners_capped_at_three(stack, database_url):
@@ -197,6 +203,55 @@ async def test_purchase_before_the_delay_cancels_the_send(stack, database_url, f
     finally:
         await host.stop()
     assert [user for user, _ in recorder.received] == ["browser"]
+
+
+async def test_an_exception_cancels_only_its_own_triggers_sends_and_only_when_its_filters_pass(
+        stack, database_url, fake_delivery):
+    """"The user ignored message A": a follow-up 30 minutes after A's impression, cancelled by
+    a click on A — not by a click on another message, and not the campaign's other trigger."""
+    recorder, delivery_target = fake_delivery
+    app = await create_app(database_url)
+    follow_up = banner("Follow-up", delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
+    follow_up.triggers.add(event_name="message_impression", delay=duration_pb2.Duration(seconds=1800),
+                           property_filters=[equals("campaign_id", "cmp_a")],
+                           exception_events=[pb.ExceptionEvent(event_name="message_clicked",
+                                                               property_filters=[equals("campaign_id", "cmp_a")])])
+    follow_up.triggers.add(event_name="cart_abandoned", delay=duration_pb2.Duration(seconds=1800))
+    admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
+    await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=follow_up), metadata=app.auth("admin"))
+    clock = FixedClock(datetime.now(timezone.utc) + timedelta(hours=2))  # the stack's decision never releases
+    host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
+                                                     "delivery": delivery_target}, clock=clock)
+    events = [
+        (event("i1", "ignorer", "message_impression", campaign_id="cmp_a"), 0),
+        (event("i2", "clicked-b", "message_impression", campaign_id="cmp_a"), 0),
+        (event("k2", "clicked-b", "message_clicked", campaign_id="cmp_b"), 5),
+        (event("i3", "clicked-a", "message_impression", campaign_id="cmp_a"), 0),
+        (event("k3", "clicked-a", "message_clicked", campaign_id="cmp_a"), 5),
+        (event("c4", "both", "cart_abandoned"), 0),
+        (event("i4", "both", "message_impression", campaign_id="cmp_a"), 1),
+        (event("k4", "both", "message_clicked", campaign_id="cmp_a"), 5),
+    ]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
+            stub = internal_grpc.DecisionInternalServiceStub(ch)
+            for e, minutes in events:
+                e.occurred_time.CopyFrom(to_timestamp(clock.now() + timedelta(minutes=minutes)))
+            await stub.ApplyEvents(internal_pb.ApplyEventsRequest(app_id=app.id, events=[e for e, _ in events]),
+                                   metadata=INTERNAL)
+            clock.advance(timedelta(minutes=40))
+            await eventually(lambda: asyncio.sleep(0, len(recorder.received) >= 3 or None), timeout=10)
+            await asyncio.sleep(0.8)
+    finally:
+        await host.stop()
+    assert sorted(user for user, _ in recorder.received) == ["both", "clicked-b", "ignorer"]
+    conn = await asyncpg.connect(database_url)
+    try:
+        cancelled = await conn.fetch("SELECT user_id, trigger_index FROM decision.pending_sends"
+                                     " WHERE app_id = $1 AND status = 'cancelled' ORDER BY user_id", app.id)
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in cancelled] == [("both", 0), ("clicked-a", 0)]
 
 
 async def test_entering_a_segment_triggers_once(stack, database_url, fake_delivery):

@@ -18,7 +18,7 @@ from nudge.delivery.v1 import delivery_service_pb2 as pb
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudgelib import demo
 from nudgelib.protoconv import to_timestamp
-from services.decision.eligibility import CONTROL, assign_variant
+from services.decision.variants import CONTROL, assign_variant
 from tests.conftest import INTERNAL_TOKEN, eventually
 from tests.helpers import Clients, create_app, event, track
 
@@ -259,9 +259,9 @@ async def test_a_click_triggers_a_follow_up_campaign(stack, database_url):
     follow_up = triggered("After the tour", "message_clicked")
     follow_up.variants[0].contents[0].content.title = "How was the tour?"
     follow_up.triggers[0].property_filters.add(
-        name="campaign_id", operator=decision_pb.PROPERTY_OPERATOR_EQUALS).value.string_value = first.id
+        name="campaign_id", operator=common_pb2.PROPERTY_OPERATOR_EQUALS).value.string_value = first.id
     follow_up.triggers[0].property_filters.add(
-        name="button_id", operator=decision_pb.PROPERTY_OPERATOR_EQUALS).value.string_value = "tour"
+        name="button_id", operator=common_pb2.PROPERTY_OPERATOR_EQUALS).value.string_value = "tour"
     await create(api, app, follow_up)
 
     (welcome,) = await fetch(api, app, "clicker")

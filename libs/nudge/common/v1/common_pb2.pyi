@@ -44,6 +44,23 @@ class QuestionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     QUESTION_TYPE_MULTIPLE_CHOICE: _ClassVar[QuestionType]
     QUESTION_TYPE_RATING: _ClassVar[QuestionType]
     QUESTION_TYPE_FREE_TEXT: _ClassVar[QuestionType]
+
+class PropertyOperator(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROPERTY_OPERATOR_UNSPECIFIED: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_EQUALS: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_NOT_EQUALS: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_GREATER: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_GREATER_OR_EQUAL: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_LESS: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_LESS_OR_EQUAL: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_IN: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_NOT_IN: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_CONTAINS: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_STARTS_WITH: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_EXISTS: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_IS_EMPTY: _ClassVar[PropertyOperator]
+    PROPERTY_OPERATOR_WITHIN_DISTANCE: _ClassVar[PropertyOperator]
 PLATFORM_UNSPECIFIED: Platform
 PLATFORM_IOS: Platform
 PLATFORM_ANDROID: Platform
@@ -66,6 +83,20 @@ QUESTION_TYPE_SINGLE_CHOICE: QuestionType
 QUESTION_TYPE_MULTIPLE_CHOICE: QuestionType
 QUESTION_TYPE_RATING: QuestionType
 QUESTION_TYPE_FREE_TEXT: QuestionType
+PROPERTY_OPERATOR_UNSPECIFIED: PropertyOperator
+PROPERTY_OPERATOR_EQUALS: PropertyOperator
+PROPERTY_OPERATOR_NOT_EQUALS: PropertyOperator
+PROPERTY_OPERATOR_GREATER: PropertyOperator
+PROPERTY_OPERATOR_GREATER_OR_EQUAL: PropertyOperator
+PROPERTY_OPERATOR_LESS: PropertyOperator
+PROPERTY_OPERATOR_LESS_OR_EQUAL: PropertyOperator
+PROPERTY_OPERATOR_IN: PropertyOperator
+PROPERTY_OPERATOR_NOT_IN: PropertyOperator
+PROPERTY_OPERATOR_CONTAINS: PropertyOperator
+PROPERTY_OPERATOR_STARTS_WITH: PropertyOperator
+PROPERTY_OPERATOR_EXISTS: PropertyOperator
+PROPERTY_OPERATOR_IS_EMPTY: PropertyOperator
+PROPERTY_OPERATOR_WITHIN_DISTANCE: PropertyOperator
 
 class AttributeValue(_message.Message):
     __slots__ = ("string_value", "int_value", "double_value", "bool_value", "time_value", "string_list_value")
@@ -225,3 +256,25 @@ class Event(_message.Message):
     app_version: str
     session_id: str
     def __init__(self, event_id: _Optional[str] = ..., user_id: _Optional[str] = ..., name: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., occurred_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform: _Optional[_Union[Platform, str]] = ..., app_version: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class GeoCircle(_message.Message):
+    __slots__ = ("latitude", "longitude", "radius_meters")
+    LATITUDE_FIELD_NUMBER: _ClassVar[int]
+    LONGITUDE_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_METERS_FIELD_NUMBER: _ClassVar[int]
+    latitude: float
+    longitude: float
+    radius_meters: float
+    def __init__(self, latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., radius_meters: _Optional[float] = ...) -> None: ...
+
+class PropertyFilter(_message.Message):
+    __slots__ = ("name", "operator", "value", "circle")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CIRCLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    operator: PropertyOperator
+    value: _struct_pb2.Value
+    circle: GeoCircle
+    def __init__(self, name: _Optional[str] = ..., operator: _Optional[_Union[PropertyOperator, str]] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., circle: _Optional[_Union[GeoCircle, _Mapping]] = ...) -> None: ...

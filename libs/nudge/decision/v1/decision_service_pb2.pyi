@@ -1,7 +1,6 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
-from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from nudge.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
@@ -27,18 +26,6 @@ class DeliveryMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERY_MODE_ON_REQUEST: _ClassVar[DeliveryMode]
     DELIVERY_MODE_TRIGGERED: _ClassVar[DeliveryMode]
 
-class PropertyOperator(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-    __slots__ = ()
-    PROPERTY_OPERATOR_UNSPECIFIED: _ClassVar[PropertyOperator]
-    PROPERTY_OPERATOR_EQUALS: _ClassVar[PropertyOperator]
-    PROPERTY_OPERATOR_NOT_EQUALS: _ClassVar[PropertyOperator]
-    PROPERTY_OPERATOR_GREATER: _ClassVar[PropertyOperator]
-    PROPERTY_OPERATOR_GREATER_OR_EQUAL: _ClassVar[PropertyOperator]
-    PROPERTY_OPERATOR_LESS: _ClassVar[PropertyOperator]
-    PROPERTY_OPERATOR_LESS_OR_EQUAL: _ClassVar[PropertyOperator]
-    PROPERTY_OPERATOR_CONTAINS: _ClassVar[PropertyOperator]
-    PROPERTY_OPERATOR_EXISTS: _ClassVar[PropertyOperator]
-
 class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VERDICT_UNSPECIFIED: _ClassVar[Verdict]
@@ -54,15 +41,6 @@ CAMPAIGN_STATUS_ARCHIVED: CampaignStatus
 DELIVERY_MODE_UNSPECIFIED: DeliveryMode
 DELIVERY_MODE_ON_REQUEST: DeliveryMode
 DELIVERY_MODE_TRIGGERED: DeliveryMode
-PROPERTY_OPERATOR_UNSPECIFIED: PropertyOperator
-PROPERTY_OPERATOR_EQUALS: PropertyOperator
-PROPERTY_OPERATOR_NOT_EQUALS: PropertyOperator
-PROPERTY_OPERATOR_GREATER: PropertyOperator
-PROPERTY_OPERATOR_GREATER_OR_EQUAL: PropertyOperator
-PROPERTY_OPERATOR_LESS: PropertyOperator
-PROPERTY_OPERATOR_LESS_OR_EQUAL: PropertyOperator
-PROPERTY_OPERATOR_CONTAINS: PropertyOperator
-PROPERTY_OPERATOR_EXISTS: PropertyOperator
 VERDICT_UNSPECIFIED: Verdict
 VERDICT_CHOSEN: Verdict
 VERDICT_EXCLUDED: Verdict
@@ -85,16 +63,6 @@ class Audience(_message.Message):
     screens: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, include_segment_ids: _Optional[_Iterable[str]] = ..., exclude_segment_ids: _Optional[_Iterable[str]] = ..., platforms: _Optional[_Iterable[_Union[_common_pb2.Platform, str]]] = ..., min_app_version: _Optional[str] = ..., max_app_version: _Optional[str] = ..., screens: _Optional[_Iterable[str]] = ...) -> None: ...
 
-class PropertyFilter(_message.Message):
-    __slots__ = ("name", "operator", "value")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    OPERATOR_FIELD_NUMBER: _ClassVar[int]
-    VALUE_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    operator: PropertyOperator
-    value: _struct_pb2.Value
-    def __init__(self, name: _Optional[str] = ..., operator: _Optional[_Union[PropertyOperator, str]] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
-
 class Trigger(_message.Message):
     __slots__ = ("event_name", "segment_entered_id", "property_filters", "delay", "exception_events")
     EVENT_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -104,10 +72,18 @@ class Trigger(_message.Message):
     EXCEPTION_EVENTS_FIELD_NUMBER: _ClassVar[int]
     event_name: str
     segment_entered_id: str
-    property_filters: _containers.RepeatedCompositeFieldContainer[PropertyFilter]
+    property_filters: _containers.RepeatedCompositeFieldContainer[_common_pb2.PropertyFilter]
     delay: _duration_pb2.Duration
-    exception_events: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, event_name: _Optional[str] = ..., segment_entered_id: _Optional[str] = ..., property_filters: _Optional[_Iterable[_Union[PropertyFilter, _Mapping]]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., exception_events: _Optional[_Iterable[str]] = ...) -> None: ...
+    exception_events: _containers.RepeatedCompositeFieldContainer[ExceptionEvent]
+    def __init__(self, event_name: _Optional[str] = ..., segment_entered_id: _Optional[str] = ..., property_filters: _Optional[_Iterable[_Union[_common_pb2.PropertyFilter, _Mapping]]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., exception_events: _Optional[_Iterable[_Union[ExceptionEvent, _Mapping]]] = ...) -> None: ...
+
+class ExceptionEvent(_message.Message):
+    __slots__ = ("event_name", "property_filters")
+    EVENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    PROPERTY_FILTERS_FIELD_NUMBER: _ClassVar[int]
+    event_name: str
+    property_filters: _containers.RepeatedCompositeFieldContainer[_common_pb2.PropertyFilter]
+    def __init__(self, event_name: _Optional[str] = ..., property_filters: _Optional[_Iterable[_Union[_common_pb2.PropertyFilter, _Mapping]]] = ...) -> None: ...
 
 class SendWindow(_message.Message):
     __slots__ = ("start_minute", "end_minute", "weekdays", "drop_outside_window")

@@ -1,75 +1,19 @@
-"""Triggers, and the plan of a pull: priority, pending messages, variants, control groups."""
+"""The plan of a pull: priority, pending messages, variants, control groups."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
-from google.protobuf import duration_pb2, struct_pb2
+from datetime import datetime, timedelta
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib import demo
 from nudgelib.protoconv import to_timestamp
-from services.decision import triggers
-from services.decision.caps import Delivered
 from services.decision.catalog import AppCatalog
-from services.decision.eligibility import CONTROL
+from services.decision.model import Delivered, UserState
 from services.decision.plan import plan_pull
-from services.decision.selection import UserState, arm_for
-
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-P = pb.PropertyOperator
-
-
-def value(v) -> struct_pb2.Value:
-    s = struct_pb2.Struct()
-    s.update({"v": v})
-    return s.fields["v"]
-
-
-def abandoned_cart() -> pb.Campaign:
-    c = demo.welcome_campaign("seg")
-    c.id, c.name = "cmp_cart", "Come back"
-    c.audience.ClearField("include_segment_ids")
-    c.delivery_mode = pb.DELIVERY_MODE_TRIGGERED
-    c.triggers.add(event_name="cart_abandoned", delay=duration_pb2.Duration(seconds=1800),
-                   exception_events=["purchase"],
-                   property_filters=[pb.PropertyFilter(name="cart_value", operator=P.PROPERTY_OPERATOR_GREATER,
-                                                       value=value(100))])
-    return c
-
-
-class TestTriggers:
-    def test_abandoned_cart_fires_after_30_minutes_and_purchase_cancels(self):
-        c = abandoned_cart()
-        (firing,) = triggers.fired_by_event([c], "cart_abandoned", {"cart_value": 150}, NOW)
-        assert firing.due == NOW + timedelta(minutes=30)
-        assert triggers.cancels(c, firing.trigger_index, "purchase")
-        assert not triggers.cancels(c, firing.trigger_index, "page_view")
-
-    def test_cart_value_filter(self):
-        c = abandoned_cart()
-        assert triggers.fired_by_event([c], "cart_abandoned", {"cart_value": 100}, NOW) == []
-        assert triggers.fired_by_event([c], "cart_abandoned", {"cart_value": "lots"}, NOW) == []
-        assert triggers.fired_by_event([c], "cart_abandoned", {}, NOW) == []
-        assert triggers.fired_by_event([c], "cart_viewed", {"cart_value": 500}, NOW) == []
-        assert len(triggers.fired_by_event([c], "cart_abandoned", {"cart_value": 100.5}, NOW)) == 1
-
-    def test_filters_on_nested_and_string_properties(self):
-        f = pb.PropertyFilter(name="screen.name", operator=P.PROPERTY_OPERATOR_EQUALS, value=value("checkout"))
-        assert triggers.matches_filter(f, {"screen": {"name": "checkout"}})
-        assert not triggers.matches_filter(f, {"screen": "checkout"})
-        clicked = pb.PropertyFilter(name="campaign_id", operator=P.PROPERTY_OPERATOR_EQUALS, value=value("cmp_a"))
-        assert triggers.matches_filter(clicked, {"campaign_id": "cmp_a", "button_id": "buy"})
-
-    def test_on_request_campaigns_never_fire_and_segment_entry_does(self):
-        c = abandoned_cart()
-        c.ClearField("triggers")
-        c.triggers.add(segment_entered_id="seg_vip")
-        assert triggers.fired_by_event([demo.welcome_campaign("s")], "signup", {}, NOW) == []
-        assert [f.campaign.id for f in triggers.fired_by_segment_entry([c], ["seg_vip"], NOW)] == ["cmp_cart"]
-        assert triggers.fired_by_segment_entry([c], ["seg_other"], NOW) == []
+from services.decision.variants import CONTROL, arm_for
+from tests.unit.decision.test_triggers import NOW, abandoned_cart
 
 
 def on_request(cid: str, priority: int, **kw) -> pb.Campaign:
@@ -136,17 +80,6 @@ class TestPlan:
         again = plan_pull(catalog(c), user, pb.RequestContext(), UserState([], {"cmp": CONTROL}), NOW, 1, [])
         assert again.controls == [] and not again.writes
 
-    def test_sticky_variant_survives_weight_changes(self):
-        c = on_request("cmp", 1)
-        c.variants[0].weight = 1
-        b = c.variants.add()
-        b.CopyFrom(c.variants[0])
-        b.id = "B"
-        arms = {u: arm_for(c, u, UserState())[0] for u in (f"user-{i}" for i in range(100))}
-        c.variants[0].weight, b.weight = 1, 99  # the operator moves traffic to B
-        for user, arm in arms.items():
-            assert arm_for(c, user, UserState([], {"cmp": arm}))[0] == arm
-
     def test_pending_triggered_messages_come_first_and_dead_ones_are_dropped(self):
         cart = abandoned_cart()
         cat = catalog(on_request("cmp_promo", 100), cart)
@@ -169,3 +102,12 @@ class TestPlan:
         plan = pull(catalog(cart), pending=[waiting])
         assert plan.decisions == [] and plan.dropped == []
         assert [d.message_id for d in pull(catalog(cart), pending=[waiting], now=NOW + timedelta(hours=1)).decisions] == ["msg_p"]
+
+
+def test_a_released_message_outside_a_dropping_window_is_dropped_at_the_pull_too():
+    cart = abandoned_cart()
+    cart.send_window.CopyFrom(pb.SendWindow(start_minute=13 * 60, end_minute=14 * 60, drop_outside_window=True))
+    waiting = internal_pb.Decision(message_id="msg_p", campaign_id=cart.id, variant_id="A",
+                                   expire_time=to_timestamp(NOW + timedelta(hours=5)))
+    plan = pull(catalog(cart), pending=[waiting])
+    assert plan.decisions == [] and plan.dropped == ["msg_p"]

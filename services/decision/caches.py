@@ -1,23 +1,45 @@
-"""The user contexts decision decides with, cached so a pull for an active user costs no
-call to segmentation.
+"""Decision's in-memory caches, one per replica: each app's campaign catalog, the user
+contexts segmentation computes, and decision's own per-user state.
 
-Segmentation announces every change to a user (ApplyUserChanges) with the new context, which
-replaces the cached one; a change of segment rules makes every context of the app stale. A
-context is never used past its `valid_until_time` (a membership that flips by the passage of
-time) nor past a safety TTL, after which it is asked for again.
+- **Catalog.** Any change to a campaign or to settings NOTIFYs `nudge_campaigns` with the app
+  id; every replica drops that app's entry and reloads it on the next pull, so a pull reads no
+  campaign rows.
+- **Contexts**, so a pull for an active user costs no call to segmentation. Segmentation
+  announces every change to a user (ApplyUserChanges) with the new context, which replaces
+  the cached one; a change of segment rules makes every context of the app stale. A context
+  is never used past its `valid_until_time` (a membership that flips by the passage of time)
+  nor past a safety TTL, after which it is asked for again.
+- **States** (deliveries and sticky arms). A cached state can only lag behind the database
+  by deliveries other replicas made: it may call a user uncapped who is capped, never the
+  reverse. That is safe, because a pull that hands something out plans again from fresh
+  state under the user's lock; so a pull that ends in no message reads and writes nothing.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import asyncpg
+
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_pb
 from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_grpc
+from nudgelib.appcache import AppCache
 from nudgelib.clients import Peer
 from nudgelib.clock import Clock
 from nudgelib.lru import LruCache
 from nudgelib.protoconv import to_datetime
+from services.decision import store
+from services.decision.catalog import AppCatalog
+from services.decision.model import UserState
+
+
+class CampaignCatalog(AppCache[AppCatalog]):
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        async def load(app_id: str) -> AppCatalog:
+            return AppCatalog.of(await store.active_campaigns(pool, app_id), await store.get_settings(pool, app_id))
+
+        super().__init__(load)
 
 
 class UserContexts:
@@ -64,3 +86,29 @@ class UserContexts:
         if reply.context.known and generation == self._generation.get(app_id, 0) and (raced is None or fresh):
             self.put(app_id, reply.context)
         return reply.context
+
+
+class UserStates:
+    def __init__(self, pool: asyncpg.Pool, max_entries: int) -> None:
+        self._pool = pool
+        self._cache: LruCache[tuple[str, str], UserState] = LruCache(max_entries)
+
+    async def get(self, app_id: str, user_id: str) -> UserState:
+        state = self._cache.get((app_id, user_id))
+        if state is None:
+            state = await store.load_state(self._pool, app_id, user_id)
+            self._cache.put((app_id, user_id), state)
+        return state
+
+    async def load(self, app_id: str, user_ids: list[str]) -> None:
+        """Brings the users' states into the cache, those not there yet in one query."""
+        missing = [u for u in user_ids if self._cache.get((app_id, u)) is None]
+        if missing:
+            for user_id, state in (await store.load_states(self._pool, app_id, missing)).items():
+                self._cache.put((app_id, user_id), state)
+
+    def put(self, app_id: str, user_id: str, state: UserState) -> None:
+        self._cache.put((app_id, user_id), state)
+
+    def forget(self, app_id: str, user_id: str) -> None:
+        self._cache.pop((app_id, user_id))

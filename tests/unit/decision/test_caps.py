@@ -1,4 +1,4 @@
-"""Send windows in the user's local time and frequency caps, with a fixed clock."""
+"""Frequency caps over a user's delivery history, with a fixed clock."""
 
 from __future__ import annotations
 
@@ -11,65 +11,14 @@ from hypothesis import strategies as st
 
 from nudge.decision.v1 import decision_service_pb2 as pb
 from services.decision import caps, windows
-from services.decision.caps import Delivered
+from services.decision.model import Delivered
 
 UTC = timezone.utc
-PARIS, NEW_YORK, TOKYO = windows.zone("Europe/Paris"), windows.zone("America/New_York"), windows.zone("Asia/Tokyo")
-DAYTIME = pb.SendWindow(start_minute=9 * 60, end_minute=21 * 60)
+PARIS, TOKYO = windows.zone("Europe/Paris"), windows.zone("Asia/Tokyo")
 
 
 def at(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
-
-
-class TestWindows:
-    def test_nine_to_nine_in_two_time_zones(self):
-        now = at(2026, 11, 25, 12, 0)  # 13:00 in Paris, 07:00 in New York
-        assert windows.is_open(DAYTIME, PARIS, now)
-        assert not windows.is_open(DAYTIME, NEW_YORK, now)
-        assert windows.next_opening(DAYTIME, NEW_YORK, now) == at(2026, 11, 25, 14, 0)
-        assert windows.next_opening(DAYTIME, PARIS, now) == now
-
-    def test_end_is_exclusive(self):
-        assert windows.is_open(DAYTIME, PARIS, at(2026, 11, 25, 19, 59))  # 20:59 Paris
-        assert not windows.is_open(DAYTIME, PARIS, at(2026, 11, 25, 20, 0))  # 21:00 Paris
-        assert windows.next_opening(DAYTIME, PARIS, at(2026, 11, 25, 20, 0)) == at(2026, 11, 26, 8, 0)
-
-    def test_dst_change_keeps_local_hours(self):
-        # Paris moves to summer time on 2026-03-29: 09:00 local is 08:00 UTC before, 07:00 after.
-        assert windows.next_opening(DAYTIME, PARIS, at(2026, 3, 28, 5, 0)) == at(2026, 3, 28, 8, 0)
-        assert windows.next_opening(DAYTIME, PARIS, at(2026, 3, 28, 21, 0)) == at(2026, 3, 29, 7, 0)
-        assert windows.is_open(DAYTIME, PARIS, at(2026, 3, 29, 7, 0))
-        assert not windows.is_open(DAYTIME, PARIS, at(2026, 3, 29, 6, 59))
-        # New York moves back on 2026-11-01: 21:00 local is 01:00 UTC before, 02:00 after.
-        assert windows.is_open(DAYTIME, NEW_YORK, at(2026, 11, 2, 1, 30))
-        assert not windows.is_open(DAYTIME, NEW_YORK, at(2026, 11, 1, 1, 30))
-
-    def test_opening_in_a_dst_gap_opens_after_the_gap(self):
-        w = pb.SendWindow(start_minute=2 * 60 + 30, end_minute=4 * 60)
-        assert windows.next_opening(w, PARIS, at(2026, 3, 28, 21, 0)) == at(2026, 3, 29, 1, 0)  # 03:00 CEST
-
-    def test_weekdays_and_windows_across_midnight(self):
-        weekdays = pb.SendWindow(start_minute=9 * 60, end_minute=17 * 60, weekdays=[1, 2, 3, 4, 5])
-        saturday = at(2026, 11, 28, 10, 0)
-        assert not windows.is_open(weekdays, windows.zone("UTC"), saturday)
-        assert windows.next_opening(weekdays, windows.zone("UTC"), saturday) == at(2026, 11, 30, 9, 0)
-        night = pb.SendWindow(start_minute=22 * 60, end_minute=2 * 60, weekdays=[5])  # Friday night
-        assert windows.is_open(night, windows.zone("UTC"), at(2026, 11, 28, 1, 0))  # Saturday 01:00
-        assert not windows.is_open(night, windows.zone("UTC"), at(2026, 11, 29, 1, 0))  # Sunday 01:00
-
-    @settings(max_examples=200, deadline=None)
-    @given(st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31)),
-           st.sampled_from(["Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Lord_Howe"]),
-           st.integers(0, 1439), st.integers(0, 1439))
-    def test_next_opening_is_open_and_nothing_before_it_is(self, naive, tz_name, start, end):
-        tz, now = windows.zone(tz_name), naive.replace(tzinfo=UTC)
-        w = pb.SendWindow(start_minute=start, end_minute=end)
-        opening = windows.next_opening(w, tz, now)
-        assert opening is not None and opening >= now
-        assert windows.is_open(w, tz, opening)
-        if opening > now:
-            assert not windows.is_open(w, tz, opening - timedelta(minutes=1))
 
 
 def delivered(*hours_ago: float, now: datetime, campaign: str = "other", tags: tuple[str, ...] = ()) -> list[Delivered]:
@@ -135,3 +84,70 @@ class TestCaps:
     def test_under_the_cap_is_free(self, count):
         assert caps.check(self.campaign, [DAILY, ROLLING], delivered(*range(1, count + 1), now=self.now),
                           PARIS, self.now) is None
+
+
+ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Lord_Howe", "Pacific/Chatham"]
+
+
+def _full(rule: pb.CapRule, times: list[datetime], tz, now: datetime) -> bool:
+    """Whether `rule` already holds its maximum at `now`, counted as the module documents it."""
+    if rule.WhichOneof("period") == "rolling":
+        span = timedelta(seconds=rule.rolling.seconds)
+        return sum(1 for t in times if now - span < t <= now) >= rule.max_messages
+    today = now.astimezone(tz).date()
+    if rule.WhichOneof("period") == "calendar_weeks":
+        start = today - timedelta(days=today.isoweekday() - 1) - timedelta(weeks=rule.calendar_weeks - 1)
+    else:
+        start = today - timedelta(days=rule.calendar_days - 1)
+    return sum(1 for t in times if t.astimezone(tz).date() >= start) >= rule.max_messages
+
+
+@settings(max_examples=150, deadline=None)
+@given(gaps=st.lists(st.integers(60, 40 * 3600), min_size=1, max_size=40), tz_name=st.sampled_from(ZONES),
+       per_days=st.integers(1, 3), days=st.integers(1, 3), per_rolling=st.integers(1, 4),
+       rolling_hours=st.integers(1, 72), per_week=st.integers(1, 6))
+def test_for_any_deliveries_and_zone_no_rule_is_ever_exceeded(gaps, tz_name, per_days, days, per_rolling,
+                                                             rolling_hours, per_week):
+    tz = windows.zone(tz_name)
+    rules = [pb.CapRule(id="days", max_messages=per_days, calendar_days=days),
+             pb.CapRule(id="rolling", max_messages=per_rolling,
+                        rolling=duration_pb2.Duration(seconds=rolling_hours * 3600)),
+             pb.CapRule(id="week", max_messages=per_week, calendar_weeks=1)]
+    campaign = pb.Campaign(id="cmp")
+    now, history = at(2026, 3, 20, 0, 0), []  # spans DST changes in both hemispheres
+    for gap in gaps:
+        now += timedelta(seconds=gap)
+        times = [d.at for d in history]
+        capped = caps.check(campaign, rules, history, tz, now)
+        # Exact both ways: refused exactly when some rule is full, and that rule is the one named.
+        assert (capped is None) == (not any(_full(r, times, tz, now) for r in rules))
+        if capped is None:
+            history.append(Delivered("cmp", (), now))
+            continue
+        rule = next(r for r in rules if r.id == capped.rule)
+        assert _full(rule, times, tz, now)
+        # It frees up when it says it does, and not a minute before.
+        assert capped.until is not None and capped.until > now
+        assert not _full(rule, times, tz, capped.until)
+        assert _full(rule, times, tz, capped.until - timedelta(minutes=1))
+    times = [d.at for d in history]
+    span = timedelta(hours=rolling_hours)
+    for t in times:
+        # Rolling: no span of `rolling_hours` holds more than its maximum ...
+        assert sum(1 for u in times if t - span < u <= t) <= per_rolling
+        # ... calendar: no `days` consecutive local days, and no local ISO week, holds more than its.
+        day = t.astimezone(tz).date()
+        assert sum(1 for u in times if day - timedelta(days=days - 1) <= u.astimezone(tz).date() <= day) <= per_days
+        week = day.isocalendar()[:2]
+        assert sum(1 for u in times if u.astimezone(tz).date().isocalendar()[:2] == week) <= per_week
+
+
+def test_calendar_and_rolling_periods_differ_as_documented():
+    """3 per calendar day allows 3 on each side of the user's midnight; 3 per rolling 24 h
+    does not allow more than 3 in any 24 hours."""
+    daily = pb.CapRule(id="day", max_messages=3, calendar_days=1)
+    rolling = pb.CapRule(id="24h", max_messages=3, rolling=duration_pb2.Duration(seconds=86400))
+    before_midnight = [Delivered("x", (), at(2026, 11, 25, 22, 0) + timedelta(minutes=m)) for m in (0, 10, 20)]
+    just_after = at(2026, 11, 25, 23, 5)  # 00:05 the next day in Paris
+    assert caps.check(pb.Campaign(id="c"), [daily], before_midnight, PARIS, just_after) is None
+    assert caps.check(pb.Campaign(id="c"), [rolling], before_midnight, PARIS, just_after).until == at(2026, 11, 26, 22, 0)
