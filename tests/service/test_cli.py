@@ -14,7 +14,7 @@ from nudgelib import accounts
 
 def nudge(database_url: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "-m", "nudgelib.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "nudgetools.cli", *args], capture_output=True, text=True,
                           env=env, timeout=60)
 
 

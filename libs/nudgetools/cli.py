@@ -16,27 +16,13 @@ Without DATABASE_URL, commands use the embedded PostgreSQL in NUDGE_DATA_DIR (de
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 import asyncpg
 
-from nudgelib import accounts, embedded, runtime
-from nudgelib.cluster import migrate_all
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("NUDGE_DATA_DIR", ".nudge"))
-
-
-async def database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if url:
-        return url
-    url = embedded.start(data_dir())
-    await embedded.ensure_database(url)
-    return url
+from nudgelib import accounts, runtime
+from nudgetools.database import data_dir, database_url, migrate_all
+from nudgetools.local import run_local
 
 
 async def _connect() -> asyncpg.Connection:
@@ -127,9 +113,7 @@ async def migrate(args: argparse.Namespace) -> int:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from nudgelib.devrun import run_dev
-
-    return await run_dev(data_dir())
+    return await run_local(data_dir())
 
 
 def parser() -> argparse.ArgumentParser:
