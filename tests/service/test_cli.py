@@ -42,3 +42,9 @@ async def test_create_list_and_revoke(database_url):
     listed = nudge(database_url, "keys", "list", "cli-shop").stdout
     assert re.search(rf"^{key_id}\s+client\s+messages:read\s+revoked", listed, re.M)
     assert nudge(database_url, "keys", "revoke", key_id).returncode == 1
+
+
+def test_an_unknown_app_is_named(database_url):
+    for command in (("keys", "list", "no-such-app"), ("keys", "create", "no-such-app", "--scope", "admin")):
+        result = nudge(database_url, *command)
+        assert result.returncode == 1 and "no app 'no-such-app'" in result.stderr, command
