@@ -28,9 +28,10 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
-# The project itself (generated stubs in libs/, services with their SQL migrations). The
-# check after it fails the build, rather than `nudge migrate` at run time, if a service's
-# SQL migrations were left out of the installed package (package-data).
+# The project itself (libs/: generated stubs, shared code and the `nudge` CLI; services with
+# their SQL migrations). The check after it fails the build, rather than `nudge migrate` at
+# run time, if a service's SQL migrations were left out of the installed package
+# (package-data).
 COPY libs ./libs
 COPY services ./services
 RUN pip install --no-deps . \

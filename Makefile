@@ -24,7 +24,7 @@ bench: setup
 	$(BIN)/python -m tests.bench $(BENCH)
 
 protos: setup
-	$(BIN)/python -m nudgelib.protogen libs
+	$(BIN)/python -m nudgetools.protogen libs
 
 lint: setup
 	cd protos && ../$(BIN)/buf lint

@@ -12,10 +12,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from nudgelib import embedded
-from nudgelib.cluster import free_ports, migrate_all
 from nudgelib.config import LogSettings, ServiceSettings
 from nudgelib.server import ServiceHost, ServiceSpec
+from nudgetools import embedded
+from nudgetools.cluster import free_ports
+from nudgetools.database import migrate_all
 from services.decision.server import SPEC as DECISION
 from services.delivery.server import SPEC as DELIVERY
 from services.ingestion.server import SPEC as INGESTION

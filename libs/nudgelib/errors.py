@@ -7,20 +7,14 @@ so no handler answers `UNKNOWN`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from nudgelib.violations import FieldViolation
+
 DOMAIN = "nudge.dev"
-
-
-@dataclass(frozen=True)
-class FieldViolation:
-    field: str
-    description: str
 
 
 class NudgeError(Exception):

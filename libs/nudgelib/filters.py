@@ -23,7 +23,7 @@ from google.protobuf import struct_pb2
 
 from nudge.common.v1 import common_pb2
 from nudgelib import compare
-from nudgelib.errors import FieldViolation
+from nudgelib.violations import FieldViolation
 
 P = common_pb2.PropertyOperator
 MAX_FILTERS = 10

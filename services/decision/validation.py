@@ -7,7 +7,7 @@ import re
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib import filters, templates
-from nudgelib.errors import FieldViolation
+from nudgelib.violations import FieldViolation
 from nudgelib.names import EVENT_NAME_RULE, is_event_name
 from nudgelib.protoconv import to_timedelta
 

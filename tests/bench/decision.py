@@ -40,7 +40,7 @@ from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudge.delivery.v1 import delivery_service_pb2_grpc as delivery_grpc
 from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as seg_grpc
-from nudgelib import demo
+from nudgetools import demo
 from services.decision.catalog import AppCatalog
 from services.decision.model import Delivered, UserState
 from services.decision.plan import plan_pull

@@ -24,7 +24,7 @@ from nudge.delivery.v1 import delivery_service_pb2 as pb
 from nudge.delivery.v1 import delivery_service_pb2_grpc as delivery_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudge.ingestion.v1 import ingestion_service_pb2_grpc as ingestion_grpc
-from nudgelib import demo
+from nudgetools import demo
 from tests.bench.harness import database, percentiles, running_cluster
 from tests.helpers import create_app
 

@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nudgelib import embedded
-from nudgelib.cluster import Cluster, free_ports, migrate_all
 from nudgelib.config import SERVICES
+from nudgetools import embedded
+from nudgetools.cluster import Cluster, free_ports
+from nudgetools.database import migrate_all
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 DURATION = float(os.environ.get("BENCH_SECONDS", "8"))
@@ -120,7 +121,7 @@ async def floor_server(database_url: str | None = None, forward_to: str | None =
 
     import grpc
 
-    from nudgelib.cluster import REPO
+    from nudgetools.cluster import REPO
 
     (port,) = free_ports(1)
     args = [sys.executable, "-m", module, str(port)] + ([database_url] if database_url else [])

@@ -30,8 +30,8 @@ from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.decision.v1 import decision_service_pb2_grpc as decision_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
-from nudgelib import demo
 from nudgelib.protoconv import to_datetime, to_timestamp
+from nudgetools import demo
 from tests.bench.harness import database, peak_rss_mb, running_cluster
 from tests.helpers import create_app
 

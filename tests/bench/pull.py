@@ -19,7 +19,7 @@ from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudge.delivery.v1 import delivery_service_pb2_grpc as delivery_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudge.ingestion.v1 import ingestion_service_pb2_grpc as ingestion_grpc
-from nudgelib import demo
+from nudgetools import demo
 from tests.bench.harness import (LoadResult, closed_loop, database, floor_server, peak_rss_mb, print_table,
                                  running_cluster)
 from tests.helpers import create_app

@@ -50,15 +50,15 @@ from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 from nudgelib import db, runtime
 from nudgelib.clock import FixedClock, SystemClock
-from nudgelib.cluster import REPO
 from services.segmentation import rules, store
 from services.segmentation.catalog import Catalogs
 from services.segmentation.contexts import ContextCache
 from services.segmentation.membership import Memberships
 from services.segmentation.segments import Segments
 from services.segmentation.settings import SegmentationSettings
-from nudgelib import embedded
-from nudgelib.cluster import migrate_all
+from nudgetools import embedded
+from nudgetools.cluster import REPO
+from nudgetools.database import migrate_all
 from tests.bench.harness import (CONCURRENCY, LoadResult, closed_loop, database, floor_server, peak_rss_mb,
                                  percentiles, running_cluster)
 from tests.helpers import create_app
@@ -320,7 +320,7 @@ async def tuned_database():
             yield url
         return
     with tempfile.TemporaryDirectory(prefix="nudge-bench-") as tmp:
-        subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from nudgelib import embedded;"
+        subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from nudgetools import embedded;"
                         " embedded.start(Path(sys.argv[1]))", tmp], cwd=REPO, check=True)
         with open(Path(tmp) / "pgdata" / "postgresql.conf", "a") as conf:
             conf.write(f"\nshared_buffers = '{SHARED_BUFFERS}'\n")

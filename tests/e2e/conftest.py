@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nudgelib.cluster import Cluster, free_ports
 from nudgelib.config import SERVICES
+from nudgetools.cluster import Cluster, free_ports
 from tests.conftest import INTERNAL_TOKEN, prepare_database
 
 

@@ -14,8 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
-from nudgelib import demo
 from nudgelib.config import SERVICES
+from nudgetools import demo
 from tests.conftest import eventually
 from tests.e2e.conftest import running
 from tests.helpers import Clients, create_app, event, expect_error, track, violated_fields

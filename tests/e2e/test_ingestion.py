@@ -14,9 +14,9 @@ from google.protobuf import duration_pb2
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.ingestion.v1 import ingestion_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
-from nudgelib.cluster import Cluster
-from nudgelib import demo
 from nudgelib.config import SERVICES
+from nudgetools import demo
+from nudgetools.cluster import Cluster
 from tests.e2e.conftest import running
 from tests.conftest import eventually
 from tests.helpers import Clients, create_app, event, expect_error, track

@@ -11,7 +11,8 @@ from nudge.decision.v1 import decision_internal_service_pb2_grpc as decision_int
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
-from nudgelib import accounts, demo
+from nudgelib import accounts
+from nudgetools import demo
 from tests.conftest import INTERNAL_TOKEN, eventually
 from tests.helpers import Clients, event, expect_error, track
 

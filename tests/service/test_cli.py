@@ -14,7 +14,7 @@ from nudgelib import accounts
 
 def nudge(database_url: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "-m", "nudgelib.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "nudgetools.cli", *args], capture_output=True, text=True,
                           env=env, timeout=60)
 
 
@@ -42,3 +42,9 @@ async def test_create_list_and_revoke(database_url):
     listed = nudge(database_url, "keys", "list", "cli-shop").stdout
     assert re.search(rf"^{key_id}\s+client\s+messages:read\s+revoked", listed, re.M)
     assert nudge(database_url, "keys", "revoke", key_id).returncode == 1
+
+
+def test_an_unknown_app_is_named(database_url):
+    for command in (("keys", "list", "no-such-app"), ("keys", "create", "no-such-app", "--scope", "admin")):
+        result = nudge(database_url, *command)
+        assert result.returncode == 1 and "no app 'no-such-app'" in result.stderr, command

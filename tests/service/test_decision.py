@@ -22,7 +22,7 @@ from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_
 from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as seg_grpc
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
-from nudgelib import demo
+from nudgetools import demo
 from nudgelib.clock import FixedClock
 from nudgelib.protoconv import to_timestamp
 from services.decision.server import SPEC as DECISION

@@ -16,7 +16,7 @@ from nudge.delivery.v1 import delivery_internal_service_pb2 as internal_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as internal_grpc
 from nudge.delivery.v1 import delivery_service_pb2 as pb
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
-from nudgelib import demo
+from nudgetools import demo
 from nudgelib.protoconv import to_timestamp
 from services.decision.variants import CONTROL, assign_variant
 from tests.conftest import INTERNAL_TOKEN, eventually

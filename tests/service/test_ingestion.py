@@ -15,7 +15,7 @@ from nudge.ingestion.v1 import ingestion_internal_service_pb2 as ingestion_inter
 from nudge.ingestion.v1 import ingestion_internal_service_pb2_grpc as ingestion_internal_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
-from nudgelib import demo
+from nudgetools import demo
 from nudgelib.protoconv import to_timestamp
 from services.ingestion.server import SPEC as INGESTION
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host

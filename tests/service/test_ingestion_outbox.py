@@ -30,10 +30,11 @@ from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_internal
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_internal_grpc
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_internal
 from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_internal_grpc
-from nudgelib import accounts, db, embedded
+from nudgelib import accounts, db
+from nudgetools import embedded
 from nudgelib.clients import Peer
 from nudgelib.clock import FixedClock, SystemClock
-from nudgelib.cluster import service_migrations
+from nudgetools.database import service_migrations
 from services.ingestion import consumers, store
 from services.ingestion.framing import frame_item, item_header
 from services.ingestion.keys import lane_of

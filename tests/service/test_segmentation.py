@@ -24,9 +24,9 @@ from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_
 from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as internal_grpc
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
-from nudgelib import embedded
+from nudgetools import embedded
 from nudgelib.clock import FixedClock
-from nudgelib.cluster import migrate_all
+from nudgetools.database import migrate_all
 from nudgelib.protoconv import to_datetime, to_timestamp
 from services.segmentation.server import SPEC as SEGMENTATION
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host

@@ -7,7 +7,7 @@ import grpc
 
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
-from nudgelib import demo
+from nudgetools import demo
 from tests.conftest import eventually
 from tests.helpers import Clients, event, expect_error, track, violated_fields
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nudgelib import protogen
+from nudgetools import protogen
 
 REPO = Path(__file__).resolve().parents[2]
 

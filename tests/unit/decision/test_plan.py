@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_service_pb2 as pb
-from nudgelib import demo
+from nudgetools import demo
 from nudgelib.protoconv import to_timestamp
 from services.decision.catalog import AppCatalog
 from services.decision.model import Delivered, UserState

@@ -10,7 +10,7 @@ from google.protobuf import duration_pb2
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
-from nudgelib import demo
+from nudgetools import demo
 from nudgelib.protoconv import to_timestamp
 from services.decision.catalog import AppCatalog
 from services.decision.model import Cancel

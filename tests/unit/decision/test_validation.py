@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
-from nudgelib import demo
+from nudgetools import demo
 from nudgelib.protoconv import to_timestamp
 from nudgelib.timezones import is_valid_time_zone
 from services.decision.validation import campaign_violations, settings_violations

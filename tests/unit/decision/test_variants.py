@@ -6,7 +6,7 @@ from collections import Counter
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
-from nudgelib import demo
+from nudgetools import demo
 from services.decision.model import UserState
 from services.decision.variants import CONTROL, arm_for, assign_variant, pick_content
 

@@ -4,7 +4,6 @@ benchmark start. Each process is `python -m services.<name>` with its environmen
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import socket
@@ -14,26 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from nudgelib import accounts, db, health
 from nudgelib.config import SERVICES
+from nudgetools import health
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def service_migrations(name: str) -> Path:
-    """The service's migrations folder, wherever the package is installed (source tree,
-    editable install or image), found without importing the service."""
-    spec = importlib.util.find_spec(f"services.{name}")
-    if spec is None or spec.origin is None:
-        raise RuntimeError(f"service package services.{name} is not installed")
-    return Path(spec.origin).parent / "migrations"
-
-
-async def migrate_all(url: str) -> None:
-    """Applies the accounts schema and every service's schema to one database."""
-    await db.migrate(url, accounts.SCHEMA, accounts.MIGRATIONS)
-    for name in SERVICES:
-        await db.migrate(url, name, service_migrations(name))
 
 
 def free_ports(n: int) -> list[int]:

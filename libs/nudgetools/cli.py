@@ -16,33 +16,34 @@ Without DATABASE_URL, commands use the embedded PostgreSQL in NUDGE_DATA_DIR (de
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import sys
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import asyncpg
 
-from nudgelib import accounts, embedded, runtime
-from nudgelib.cluster import migrate_all
+from nudgelib import accounts, runtime
+from nudgetools.database import data_dir, database_url, migrate_all
+from nudgetools.local import run_local
 
 
-def data_dir() -> Path:
-    return Path(os.environ.get("NUDGE_DATA_DIR", ".nudge"))
-
-
-async def database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if url:
-        return url
-    url = embedded.start(data_dir())
-    await embedded.ensure_database(url)
-    return url
-
-
-async def _connect() -> asyncpg.Connection:
+@contextlib.asynccontextmanager
+async def _connected() -> AsyncIterator[asyncpg.Connection]:
     url = await database_url()
     await migrate_all(url)
-    return await asyncpg.connect(url)
+    conn = await asyncpg.connect(url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def _find_app(conn: asyncpg.Connection, name_or_id: str) -> str | None:
+    """The app's id, or None once the operator has been told there is no such app."""
+    app_id = await accounts.find_app(conn, name_or_id)
+    if app_id is None:
+        print(f"no app {name_or_id!r}", file=sys.stderr)
+    return app_id
 
 
 def print_keys(app_id: str, keys: list[accounts.IssuedKey]) -> None:
@@ -53,39 +54,28 @@ def print_keys(app_id: str, keys: list[accounts.IssuedKey]) -> None:
 
 
 async def apps_create(args: argparse.Namespace) -> int:
-    conn = await _connect()
-    try:
+    async with _connected() as conn:
         if await accounts.find_app(conn, args.name):
             print(f"an app named {args.name!r} exists already", file=sys.stderr)
             return 1
         app_id, keys = await accounts.create_app(conn, args.name)
-    finally:
-        await conn.close()
     print_keys(app_id, keys)
     return 0
 
 
 async def apps_list(args: argparse.Namespace) -> int:
-    conn = await _connect()
-    try:
+    async with _connected() as conn:
         apps = await accounts.list_apps(conn)
-    finally:
-        await conn.close()
     for app in apps:
         print(f"{app.id}  {app.name:<24} active keys: {app.active_keys}  created {app.created_at:%Y-%m-%d %H:%M}")
     return 0
 
 
 async def keys_list(args: argparse.Namespace) -> int:
-    conn = await _connect()
-    try:
-        app_id = await accounts.find_app(conn, args.app)
-        if app_id is None:
-            print(f"no app {args.app!r}", file=sys.stderr)
+    async with _connected() as conn:
+        if (app_id := await _find_app(conn, args.app)) is None:
             return 1
         rows = await accounts.list_keys(conn, app_id)
-    finally:
-        await conn.close()
     for r in rows:
         state = f"revoked {r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "active"
         print(f"{r['id']}  {r['label']:<10} {','.join(r['scopes']):<14} {state}")
@@ -93,25 +83,17 @@ async def keys_list(args: argparse.Namespace) -> int:
 
 
 async def keys_create(args: argparse.Namespace) -> int:
-    conn = await _connect()
-    try:
-        app_id = await accounts.find_app(conn, args.app)
-        if app_id is None:
-            print(f"no app {args.app!r}", file=sys.stderr)
+    async with _connected() as conn:
+        if (app_id := await _find_app(conn, args.app)) is None:
             return 1
         key = await accounts.create_key(conn, app_id, args.label or args.scope, (accounts.Scope(args.scope),))
-    finally:
-        await conn.close()
     print_keys(app_id, [key])
     return 0
 
 
 async def keys_revoke(args: argparse.Namespace) -> int:
-    conn = await _connect()
-    try:
+    async with _connected() as conn:
         revoked = await accounts.revoke_key(conn, args.key_id)
-    finally:
-        await conn.close()
     if not revoked:
         print(f"no active key {args.key_id!r}", file=sys.stderr)
         return 1
@@ -127,9 +109,7 @@ async def migrate(args: argparse.Namespace) -> int:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from nudgelib.devrun import run_dev
-
-    return await run_dev(data_dir())
+    return await run_local(data_dir())
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,46 +1,18 @@
-"""`nudge run`: the whole system on one machine, for trying Nudge and developing it."""
+"""`nudge run`: the whole system on one machine, for trying Nudge and developing it: the
+database, its schemas, the four services as processes and the demo app."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import signal
 from pathlib import Path
 
-import asyncpg
-
-from nudgelib import accounts, demo
-from nudgelib.cluster import Cluster, migrate_all
 from nudgelib.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, SERVICES, ConfigError, ServiceSettings
-
-DEMO_APP = "demo"
-
-
-async def demo_keys(url: str, keys_file: Path) -> tuple[str, dict[str, str], bool]:
-    """The demo app's id and keys, creating them on first run. Keys are kept in the local data
-    folder so restarts print the same ones. Returns (app id, label -> key, created now)."""
-    conn = await asyncpg.connect(url)
-    try:
-        app_id = await accounts.find_app(conn, DEMO_APP)
-        if app_id and keys_file.exists():
-            saved = json.loads(keys_file.read_text())
-            if saved.get("app_id") == app_id:
-                return app_id, saved["keys"], False
-        created = app_id is None
-        if created:
-            app_id, issued = await accounts.create_app(conn, DEMO_APP)
-        else:
-            issued = [await accounts.create_key(conn, app_id, label, scopes)
-                      for label, scopes in accounts.DEFAULT_KEYS.items()]
-    finally:
-        await conn.close()
-    keys = {k.label: k.secret for k in issued}
-    keys_file.parent.mkdir(parents=True, exist_ok=True)
-    keys_file.write_text(json.dumps({"app_id": app_id, "keys": keys}, indent=2))
-    keys_file.chmod(0o600)
-    return app_id, keys, created
+from nudgetools import demo
+from nudgetools.cluster import Cluster
+from nudgetools.database import database_url, migrate_all
 
 
 def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
@@ -69,9 +41,7 @@ def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-async def run_dev(data_dir: Path) -> int:
-    from nudgelib.cli import database_url
-
+async def run_local(data_dir: Path) -> int:
     env = os.environ
     try:
         for name in SERVICES:  # the same checks the services make, before anything starts
@@ -97,7 +67,7 @@ async def run_dev(data_dir: Path) -> int:
     cluster.start()
     try:
         await cluster.wait_ready()
-        app_id, keys, created = await demo_keys(url, data_dir / "demo-keys.json")
+        app_id, keys, created = await demo.app_keys(url, data_dir / "demo-keys.json")
         if created:
             await demo.seed(cluster.target("segmentation"), cluster.target("decision"), keys["admin"])
         print(banner(cluster, app_id, keys), flush=True)

@@ -1,15 +1,48 @@
-"""The demo the README walks through: a segment of users who performed `signup` and an
-active welcome campaign shown to them, created through the public API like any operator's."""
+"""The demo the README walks through: an app named `demo` with its keys, a segment of users
+who performed `signup` and an active welcome campaign shown to them, created through the
+public API like any operator's."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import asyncpg
 import grpc
 
+from nudgelib import accounts
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.decision.v1 import decision_service_pb2_grpc as decision_grpc
 from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as seg_grpc
+
+APP = "demo"
+
+
+async def app_keys(url: str, keys_file: Path) -> tuple[str, dict[str, str], bool]:
+    """The demo app's id and keys, creating them on first run. Keys are kept in the local data
+    folder so restarts print the same ones. Returns (app id, label -> key, created now)."""
+    conn = await asyncpg.connect(url)
+    try:
+        app_id = await accounts.find_app(conn, APP)
+        if app_id and keys_file.exists():
+            saved = json.loads(keys_file.read_text())
+            if saved.get("app_id") == app_id:
+                return app_id, saved["keys"], False
+        created = app_id is None
+        if created:
+            app_id, issued = await accounts.create_app(conn, APP)
+        else:
+            issued = [await accounts.create_key(conn, app_id, label, scopes)
+                      for label, scopes in accounts.DEFAULT_KEYS.items()]
+    finally:
+        await conn.close()
+    keys = {k.label: k.secret for k in issued}
+    keys_file.parent.mkdir(parents=True, exist_ok=True)
+    keys_file.write_text(json.dumps({"app_id": app_id, "keys": keys}, indent=2))
+    keys_file.chmod(0o600)
+    return app_id, keys, created
 
 
 def signup_segment() -> seg_pb.CreateSegmentRequest:
