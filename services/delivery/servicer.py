@@ -19,7 +19,7 @@ from nudgelib.errors import FieldViolation, InvalidArgument, NotFound
 from nudgelib.protoconv import optional_datetime, to_timestamp
 from services.delivery import store
 from services.delivery.handout import MAX_PER_CALL, Handout
-from services.delivery.stats import campaign_stats
+from services.delivery.stats import campaign_stats, variant_counts
 
 MAX_USER_ID = 256
 
@@ -150,10 +150,10 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         app_id = current_app_id()
         if not request.campaign_id:
             raise InvalidArgument.field("campaign_id", "is required")
-        counts = await store.campaign_counts(
+        variants, interactions = await store.campaign_rows(
             self._pool, app_id, request.campaign_id,
             optional_datetime(request, "start_time"), optional_datetime(request, "end_time"))
-        return pb.GetCampaignStatsResponse(variants=campaign_stats(counts))
+        return pb.GetCampaignStatsResponse(variants=campaign_stats(variant_counts(variants, interactions)))
 
 
 class DeliveryInternalServicer(internal_grpc.DeliveryInternalServiceServicer):

@@ -1,5 +1,8 @@
 """Campaign statistics from raw counts: pure arithmetic.
 
+Counts come from two grouped reads (store.campaign_rows): messages per variant, and
+interactions per variant and type; `variant_counts` folds them into one record per variant.
+
 Conversion rate is conversions per delivered message (per exposure for the control group).
 Uplift is a variant's conversion rate minus control's, with a 95% Wald interval for the
 difference of two proportions: d ± 1.96·sqrt(p1(1-p1)/n1 + p0(1-p0)/n0).
@@ -10,9 +13,27 @@ from __future__ import annotations
 import math
 
 from nudge.delivery.v1 import delivery_service_pb2 as pb
-from services.delivery.store import VariantCounts
+from services.delivery.model import InteractionRow, VariantCounts, VariantRow
 
 Z95 = 1.959963984540054
+
+
+def variant_counts(variants: list[VariantRow], interactions: list[InteractionRow]) -> list[VariantCounts]:
+    """One record per variant: its messages' counts, and its interactions added up by type
+    (clicks per button; survey answers kept whole, to be tallied per question)."""
+    counts = {v.variant_id: VariantCounts(v.variant_id, v.control, v.sent, v.delivered, conversions=v.conversions)
+              for v in variants}
+    for r in interactions:
+        c = counts.setdefault(r.variant_id, VariantCounts(r.variant_id))
+        if r.type == pb.INTERACTION_TYPE_IMPRESSION:
+            c.impressions += r.count
+        elif r.type == pb.INTERACTION_TYPE_CLICK:
+            c.clicks_by_button[r.button_id] = c.clicks_by_button.get(r.button_id, 0) + r.count
+        elif r.type == pb.INTERACTION_TYPE_DISMISS:
+            c.dismissals += r.count
+        elif r.type == pb.INTERACTION_TYPE_SURVEY_ANSWER:
+            c.answers.extend(r.answers)
+    return list(counts.values())
 
 
 def _rate(part: int, whole: int) -> float:

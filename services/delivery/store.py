@@ -3,16 +3,16 @@ exposures, conversions, and the outbox of interaction events."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
-from nudge.delivery.v1 import delivery_service_pb2 as pb
 from nudgelib.ordered_outbox import shard_of
 from nudgelib.protoconv import set_timestamp, to_datetime, to_timedelta
+from services.delivery.model import InteractionRow, VariantRow
 
 INBOX_CHANNEL = "nudge_inbox"
 OUTBOX_SHARDS = 4
@@ -213,22 +213,10 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
         await conn.execute("DELETE FROM event_outbox WHERE app_id = $1 AND user_id = $2", app_id, user_id)
 
 
-@dataclass
-class VariantCounts:
-    variant_id: str
-    control: bool = False
-    sent: int = 0
-    delivered: int = 0
-    impressions: int = 0
-    dismissals: int = 0
-    conversions: int = 0
-    clicks_by_button: dict[str, int] = field(default_factory=dict)
-    answers: list[bytes] = field(default_factory=list)
-
-
-async def campaign_counts(pool: asyncpg.Pool, app_id: str, campaign_id: str,
-                          start: datetime | None, end: datetime | None) -> list[VariantCounts]:
-    """Per-variant counts for messages created in [start, end): grouped queries, no loop."""
+async def campaign_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, start: datetime | None,
+                        end: datetime | None) -> tuple[list[VariantRow], list[InteractionRow]]:
+    """Per-variant message counts and per-variant interaction counts for messages created in
+    [start, end): grouped queries, no loop."""
     window = """m.app_id = $1 AND m.campaign_id = $2
                 AND ($3::timestamptz IS NULL OR m.created_at >= $3)
                 AND ($4::timestamptz IS NULL OR m.created_at < $4)"""
@@ -249,17 +237,6 @@ async def campaign_counts(pool: asyncpg.Pool, app_id: str, campaign_id: str,
                 WHERE {window}
                 GROUP BY m.variant_id, i.type, i.button_id""",
             app_id, campaign_id, start, end)
-    counts = {r["variant_id"]: VariantCounts(r["variant_id"], r["control"], r["sent"], r["delivered"],
-                                             conversions=r["conversions"]) for r in sent}
-    for r in acts:
-        c = counts.setdefault(r["variant_id"], VariantCounts(r["variant_id"]))
-        kind = r["type"]
-        if kind == pb.INTERACTION_TYPE_IMPRESSION:
-            c.impressions += r["n"]
-        elif kind == pb.INTERACTION_TYPE_CLICK:
-            c.clicks_by_button[r["button_id"]] = c.clicks_by_button.get(r["button_id"], 0) + r["n"]
-        elif kind == pb.INTERACTION_TYPE_DISMISS:
-            c.dismissals += r["n"]
-        elif kind == pb.INTERACTION_TYPE_SURVEY_ANSWER:
-            c.answers.extend(r["answers"] or [])
-    return list(counts.values())
+    return ([VariantRow(r["variant_id"], r["control"], r["sent"], r["delivered"], r["conversions"]) for r in sent],
+            [InteractionRow(r["variant_id"], r["type"], r["button_id"], r["n"], tuple(r["answers"] or ()))
+             for r in acts])

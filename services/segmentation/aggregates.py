@@ -11,8 +11,9 @@ from typing import Any
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_pb
 from nudgelib.protoconv import attribute_to_json, to_datetime
-from services.segmentation import properties, rules
-from services.segmentation.store import Activity, AttributeChange
+from nudgelib.versions import parse_version
+from services.segmentation import properties
+from services.segmentation.model import Activity, AttributeChange
 
 
 @dataclass
@@ -64,7 +65,7 @@ def fold_events(events: list[common_pb2.Event], counters_for: Callable[[str, dic
         # The app version of the latest event wins (the later one in the batch on a tie).
         if e.app_version and (u.app_version_at is None or at >= u.app_version_at):
             u.app_version, u.app_version_at = e.app_version, at
-            parts = rules.parse_version(e.app_version)
+            parts = parse_version(e.app_version)
             u.app_version_parts = list(parts) if parts is not None else None
         if keep_raw_from is not None and at >= keep_raw_from:
             out.raw.append((e.user_id, e.name, at, props))

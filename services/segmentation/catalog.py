@@ -1,7 +1,6 @@
-"""Each app's segment rules, compiled, with what evaluating them needs to read; cached in
-memory and dropped when a segment changes (on this replica directly, on others through
-NOTIFY). Writers check the cached version against the database under the app's lock, so
-they never apply a change with rules older than the ones committed."""
+"""Each app's segment rules, compiled, with what evaluating them needs to read: which
+counters an event adds to, which counters and how many days of them the rules read. Pure;
+the cache of catalogs is `caches.Catalogs`."""
 
 from __future__ import annotations
 
@@ -9,21 +8,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
-from nudgelib.appcache import AppCache
-from services.segmentation import properties, rules
-from services.segmentation.profile import Profile
-
-
-@dataclass(frozen=True)
-class SegmentDef:
-    id: str
-    seq: int
-    name: str
-    description: str
-    rule: pb.Rule
-    version: int
-    created_at: datetime
-    updated_at: datetime
+from services.segmentation import properties
+from services.segmentation.model import Profile, SegmentDef
+from services.segmentation.rule_evaluation import Node, compile_rule, memberships
+from services.segmentation.rule_tree import event_conditions, window_days
 
 
 @dataclass(frozen=True)
@@ -38,7 +26,7 @@ class Catalog:
     app_id: str
     version: int
     segments: dict[str, SegmentDef]
-    nodes: dict[str, rules.Node] = field(init=False)
+    nodes: dict[str, Node] = field(init=False)
     by_seq: dict[int, str] = field(init=False)
     # Event name -> its property-filtered counters: (key, filters).
     filters: dict[str, list[tuple[str, tuple[properties.Filter, ...]]]] = field(init=False)
@@ -46,20 +34,24 @@ class Catalog:
     keys: list[str] = field(init=False)
     widest_window: int = field(init=False)
 
+    @classmethod
+    def of(cls, app_id: str, version: int, segments: list[SegmentDef]) -> Catalog:
+        return cls(app_id, version, {s.id: s for s in segments})
+
     def __post_init__(self) -> None:
-        self.nodes = {sid: rules.compile_rule(s.rule) for sid, s in self.segments.items()}
+        self.nodes = {sid: compile_rule(s.rule) for sid, s in self.segments.items()}
         self.by_seq = {s.seq: sid for sid, s in self.segments.items()}
         keys: set[str] = set()
         filters: dict[str, dict[str, tuple[properties.Filter, ...]]] = {}
         widest = 0
         for s in self.segments.values():
-            for c in rules.event_conditions(s.rule):
+            for c in event_conditions(s.rule):
                 compiled = properties.compile_filters(c.property_filters)
                 key = properties.counter_key(c.name, compiled)
                 keys.add(key)
                 if compiled:
                     filters.setdefault(c.name, {})[key] = compiled
-                widest = max(widest, rules.window_days(c))
+                widest = max(widest, window_days(c))
         self.keys = sorted(keys)
         self.filters = {name: sorted(found.items()) for name, found in filters.items()}
         self.widest_window = widest
@@ -88,19 +80,8 @@ class Catalog:
     def evaluate(self, profile: Profile, now: datetime) -> Evaluation:
         if not self.nodes:
             return Evaluation([], frozenset(), None)
-        inside, valid_until = rules.memberships(self.nodes, profile, now)
+        inside, valid_until = memberships(self.nodes, profile, now)
         return Evaluation(inside, frozenset(self.segments[s].seq for s in inside), valid_until)
 
     def ids_of(self, seqs) -> list[str]:
         return sorted(self.by_seq[s] for s in seqs if s in self.by_seq)
-
-
-class Catalogs(AppCache[Catalog]):
-    """The cache (nudgelib.appcache): a load that was under way when an invalidation arrived
-    is used once but not kept, so a change is never masked by an older read finishing late."""
-
-    def keep(self, app_id: str, catalog: Catalog) -> None:
-        """Keeps a catalog, also one read under the app's lock (versions only go up)."""
-        current = self.peek(app_id)
-        if current is None or current.version <= catalog.version:
-            super().keep(app_id, catalog)

@@ -22,10 +22,12 @@ from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_
 from nudgelib import db
 from nudgelib.clock import Clock
 from nudgelib.coalesce import Coalescer
-from services.segmentation import aggregates, announcements, store
-from services.segmentation.catalog import Catalog, Catalogs
-from services.segmentation.contexts import ContextCache, context_from_row, context_proto
-from services.segmentation.profile import Profile
+from services.segmentation import aggregates, announcements
+from services.segmentation.caches import Catalogs, ContextCache, read_catalog
+from services.segmentation.catalog import Catalog
+from services.segmentation.contexts import context_from_row, context_proto
+from services.segmentation.model import Profile
+from services.segmentation.store import definitions, memberships, profiles
 from services.segmentation.settings import SegmentationSettings
 
 log = structlog.get_logger(__name__)
@@ -75,10 +77,10 @@ class Memberships:
     # ------------------------------------------------------------ writes
 
     async def _locked_catalog(self, conn: asyncpg.Connection, app_id: str) -> Catalog:
-        version = await store.lock_app(conn, app_id)
+        version = await definitions.lock_app(conn, app_id)
         catalog = self.catalogs.peek(app_id)
         if catalog is None or catalog.version != version:
-            catalog = await store.load_catalog(conn, app_id)
+            catalog = await read_catalog(conn, app_id)
             self.catalogs.keep(catalog.app_id, catalog)
         return catalog
 
@@ -113,7 +115,7 @@ class Memberships:
 
         async def work(conn, catalog: Catalog, now: datetime):
             nonlocal applied
-            fresh_ids = await store.new_ids(conn, "applied_events", "event_id", app_id, [e.event_id for e in events])
+            fresh_ids = await profiles.new_ids(conn, "applied_events", "event_id", app_id, [e.event_id for e in events])
             fresh = [e for e in events if e.event_id in fresh_ids]
             applied = len(fresh)
             if not fresh:
@@ -121,9 +123,9 @@ class Memberships:
             days = self.settings.event_property_days
             folded = aggregates.fold_events(fresh, catalog.counters_for,
                                             now - timedelta(days=days) if days else None, now)
-            rows = await store.upsert_activity(conn, app_id, folded.users)
-            await store.add_counts(conn, app_id, folded.days, folded.totals)
-            await store.add_recent_events(conn, app_id, folded.raw)
+            rows = await profiles.upsert_activity(conn, app_id, folded.users)
+            await profiles.add_counts(conn, app_id, folded.days, folded.totals)
+            await profiles.add_recent_events(conn, app_id, folded.raw)
             # Most events change nothing decision keeps (only last seen and counters move), and
             # are not announced; see `_context_moved`.
             return await self._record(conn, catalog, app_id, rows, now, announce="moved")
@@ -138,7 +140,7 @@ class Memberships:
 
         async def work(conn, catalog: Catalog, now: datetime):
             nonlocal applied
-            fresh_ids = await store.new_ids(conn, "applied_updates", "update_id", app_id,
+            fresh_ids = await profiles.new_ids(conn, "applied_updates", "update_id", app_id,
                                             [u.update_id for u in updates])
             fresh, seen = [], set()
             for u in updates:
@@ -148,7 +150,7 @@ class Memberships:
             applied = len(fresh)
             if not fresh:
                 return {}, []
-            rows = await store.upsert_attributes(conn, app_id, aggregates.merge_updates(fresh))
+            rows = await profiles.upsert_attributes(conn, app_id, aggregates.merge_updates(fresh))
             return await self._record(conn, catalog, app_id, rows, now, announce="all")
 
         await self._in_transaction(app_id, work)
@@ -161,7 +163,7 @@ class Memberships:
 
         async def work(conn, catalog: Catalog, now: datetime):
             nonlocal changed
-            rows = await store.lock_users(conn, app_id, users, due_before=now)
+            rows = await profiles.lock_users(conn, app_id, users, due_before=now)
             contexts, touched = await self._record(conn, catalog, app_id, rows, now, announce="entries")
             changed = len(contexts)
             return contexts, touched
@@ -178,13 +180,13 @@ class Memberships:
         if not rows:
             return {}, []
         users = [r["user_id"] for r in rows]
-        counters = await store.load_counters(conn, app_id, users, catalog.keys, catalog.day_floor(now.date()))
+        counters = await profiles.load_counters(conn, app_id, users, catalog.keys, catalog.day_floor(now.date()))
         saves: list[tuple[str, frozenset[int], datetime | None]] = []
         contexts: dict[str, tuple] = {}
         queued = []
         shards = self.settings.outbox_shards
         for row in rows:
-            profile = store.profile_of(row, row["user_id"], counters.get(row["user_id"]))
+            profile = profiles.profile_of(row, row["user_id"], counters.get(row["user_id"]))
             result = catalog.evaluate(profile, now)
             before = frozenset(s for s in profile.stored_segments if s in catalog.by_seq)
             entered = catalog.ids_of(result.seqs - before)
@@ -196,16 +198,16 @@ class Memberships:
                     or (announce == "moved" and _context_moved(row, profile, result.valid_until, now))):
                 ctx = context_proto(profile, result.segment_ids, result.valid_until)
                 contexts[profile.user_id] = (ctx, result.valid_until, catalog.version)
-                queued.append(announcements.change_row(app_id, profile.user_id, store.new_change_id(), entered,
+                queued.append(announcements.change_row(app_id, profile.user_id, memberships.new_change_id(), entered,
                                                        exited, ctx, shards))
-        await store.save_memberships(conn, app_id, saves)
-        await store.queue(conn, queued)
-        await store.notify_users(conn, app_id, sorted(users), self.cache.origin)
+        await memberships.save_memberships(conn, app_id, saves)
+        await memberships.queue(conn, queued)
+        await memberships.notify_users(conn, app_id, sorted(users), self.cache.origin)
         return contexts, users
 
     async def sweep_once(self) -> int:
         """Re-evaluates one batch of users whose memberships may have changed by time."""
-        due = await store.due_users(self.pool, self.clock.now(), self.settings.sweep_batch)
+        due = await memberships.due_users(self.pool, self.clock.now(), self.settings.sweep_batch)
         by_app: dict[str, list[str]] = defaultdict(list)
         for r in due:
             by_app[r["app_id"]].append(r["user_id"])
@@ -227,10 +229,10 @@ class Memberships:
 
     async def erase_user(self, app_id: str, user_id: str) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            await store.lock_app(conn, app_id)
-            await store.lock_users(conn, app_id, [user_id])
-            await store.erase_user(conn, app_id, user_id)
-            await store.notify_users(conn, app_id, [user_id], self.cache.origin)
+            await definitions.lock_app(conn, app_id)
+            await profiles.lock_users(conn, app_id, [user_id])
+            await profiles.erase_user(conn, app_id, user_id)
+            await memberships.notify_users(conn, app_id, [user_id], self.cache.origin)
         self.cache.drop(app_id, [user_id])
 
     # ------------------------------------------------------------ reads
@@ -239,7 +241,7 @@ class Memberships:
         catalog = self.catalogs.peek(app_id)
         now = self.clock.now()
         keys, floor = (catalog.keys, catalog.day_floor(now.date())) if catalog else ([], now.date())
-        found = await store.read_users(self._reader, app_id, list(dict.fromkeys(users)), keys, floor, now)
+        found = await profiles.read_users(self._reader, app_id, list(dict.fromkeys(users)), keys, floor, now)
         return [found[u] for u in users]
 
     async def user_context(self, app_id: str, user_id: str) -> internal_pb.GetUserContextResponse:
@@ -260,7 +262,7 @@ class Memberships:
         row = await self._reads.submit(app_id, user_id)
         fresh_catalog = row["catalog_version"] == catalog.version
         if not fresh_catalog:
-            catalog = await store.load_catalog(self.pool, app_id)
+            catalog = await read_catalog(self.pool, app_id)
             self.catalogs.keep(catalog.app_id, catalog)
         if row["user_id"] is not None and row["segments"] is not None and (
                 row["valid_until"] is None or now < row["valid_until"]):
@@ -273,11 +275,12 @@ class Memberships:
                 profile = Profile(user_id=user_id)
             else:
                 if not fresh_catalog or row["counter_totals"] is None:
-                    row, counters = await store.read_user_with_counters(
+                    # Read with another rules version's counters: again, with this one's.
+                    row, counters = await profiles.read_user_with_counters(
                         self.pool, app_id, user_id, catalog.keys, catalog.day_floor(now.date()))
                 else:
-                    counters = store.counters_of(row)
-                profile = store.profile_of(row if row["user_id"] else None, user_id, counters)
+                    counters = profiles.counters_of(row)
+                profile = profiles.profile_of(row, user_id, counters)
             result = catalog.evaluate(profile, now)
             valid_until = result.valid_until
             context = context_proto(profile, result.segment_ids, valid_until)

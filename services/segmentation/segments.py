@@ -25,12 +25,16 @@ import structlog
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudgelib.clock import Clock
 from nudgelib.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from services.segmentation import announcements, properties, rules, store
-from services.segmentation.catalog import Catalog, Catalogs, SegmentDef
+from services.segmentation import announcements, properties
+from services.segmentation.caches import Catalogs, read_catalog
+from services.segmentation.catalog import Catalog
+from services.segmentation.model import SegmentDef
+from services.segmentation.rule_tree import dependents, referenced_segments
+from services.segmentation.rule_validation import reference_problems, validate
+from services.segmentation.store import audiences, definitions, memberships
 from services.segmentation.settings import SegmentationSettings
 from services.segmentation.sqlrules import Compiler, Params
 
-MAX_INLINED = 1000
 log = structlog.get_logger(__name__)
 
 
@@ -42,49 +46,6 @@ class Remember:
     request_id: str
     method: str
     encode: Callable[[SegmentDef], bytes]
-
-
-def reference_problems(rule: pb.Rule, segment_id: str | None, segments: dict[str, pb.Rule],
-                       path: str = "rule") -> list[FieldViolation]:
-    """Membership conditions must name existing segments and must not come back to the
-    segment being saved; the rule with references substituted must stay small enough."""
-    problems: list[FieldViolation] = []
-    edges = {sid: rules.referenced_segments(r) for sid, r in segments.items()}
-    if segment_id is not None:
-        edges[segment_id] = rules.referenced_segments(rule)
-
-    def walk(r: pb.Rule, here: str) -> None:
-        node = r.WhichOneof("node")
-        if node == "group":
-            for i, child in enumerate(r.group.rules):
-                walk(child, f"{here}.group.rules[{i}]")
-        elif node == "segment":
-            ref = r.segment.segment_id
-            field = f"{here}.segment.segment_id"
-            if ref == segment_id or (segment_id is not None and rules.find_cycle(segment_id, {**edges, segment_id: {ref}})):
-                problems.append(FieldViolation(field, f"segment {ref!r} leads back to this segment (a cycle)"))
-            elif ref not in segments:
-                problems.append(FieldViolation(field, f"refers to unknown segment {ref!r}"))
-
-    walk(rule, path)
-    if not problems:
-        size = rules.inlined_size(rule, segments)
-        if size > MAX_INLINED:
-            problems.append(FieldViolation(path, f"holds {size} conditions with the segments it refers to"
-                                                 f" included, at most {MAX_INLINED}"))
-    return problems
-
-
-def dependents(segments: dict[str, pb.Rule], changed: str) -> list[str]:
-    """The changed segment and every segment referring to it, directly or not."""
-    found, frontier = {changed}, [changed]
-    while frontier:
-        current = frontier.pop()
-        for sid, rule in segments.items():
-            if sid not in found and current in rules.referenced_segments(rule):
-                found.add(sid)
-                frontier.append(sid)
-    return sorted(found)
 
 
 class Segments:
@@ -102,8 +63,8 @@ class Segments:
                      remember: Remember | None = None) -> SegmentDef:
         async def change(conn: asyncpg.Connection, old: Catalog) -> tuple[SegmentDef, dict[str, SegmentDef], str]:
             _check(reference_problems(rule, None, old.rules))
-            _, seq = await store.bump_catalog(conn, app_id, take_seq=True)
-            segment = await store.insert_segment(conn, app_id, seq, name, description, rule)
+            _, seq = await definitions.bump_catalog(conn, app_id, take_seq=True)
+            segment = await definitions.insert_segment(conn, app_id, seq, name, description, rule)
             return segment, {**old.segments, segment.id: segment}, segment.id
 
         return await self._change(app_id, change, remember)
@@ -118,8 +79,8 @@ class Segments:
             if expected_version and existing.version != expected_version:
                 raise Aborted(f"segment is at version {existing.version}, not {expected_version}")
             _check(reference_problems(rule, segment_id, old.rules))
-            await store.bump_catalog(conn, app_id)
-            segment = await store.update_segment(conn, app_id, segment_id, name, description, rule)
+            await definitions.bump_catalog(conn, app_id)
+            segment = await definitions.update_segment(conn, app_id, segment_id, name, description, rule)
             same_rule = existing.rule.SerializeToString(deterministic=True) == rule.SerializeToString(deterministic=True)
             return segment, {**old.segments, segment.id: segment}, None if same_rule else segment.id
 
@@ -132,28 +93,28 @@ class Segments:
             if existing is None:
                 raise NotFound(f"segment {segment_id!r} not found")
             users = sorted(sid for sid, r in old.rules.items()
-                           if sid != segment_id and segment_id in rules.referenced_segments(r))
+                           if sid != segment_id and segment_id in referenced_segments(r))
             if users:
                 raise FailedPrecondition(f"segment is used by segments {', '.join(users)}")
-            await store.bump_catalog(conn, app_id)
-            await store.delete_segment(conn, app_id, existing)
+            await definitions.bump_catalog(conn, app_id)
+            await definitions.delete_segment(conn, app_id, existing)
             return existing, {sid: s for sid, s in old.segments.items() if sid != segment_id}, None
 
         return await self._change(app_id, change, remember)
 
     async def _change(self, app_id: str, change, remember) -> SegmentDef:
         async with self.pool.acquire() as conn, conn.transaction():
-            version = await store.lock_app(conn, app_id, exclusive=True)
-            old = await store.load_catalog(conn, app_id)
+            version = await definitions.lock_app(conn, app_id, exclusive=True)
+            old = await read_catalog(conn, app_id)
             segment, segments, recompute = await change(conn, old)
             new = Catalog(app_id, version + 1, segments)
-            await store.audience_settings(conn, self.settings.audience_work_mem_mb,
+            await audiences.audience_settings(conn, self.settings.audience_work_mem_mb,
                                           self.settings.audience_timeout_seconds)
             await self._follow(conn, app_id, old, new, recompute, self.clock.now())
-            await store.queue(conn, [announcements.segments_changed_row(app_id, self.settings.outbox_shards)])
-            await store.notify_segments(conn, app_id)
+            await memberships.queue(conn, [announcements.segments_changed_row(app_id, self.settings.outbox_shards)])
+            await definitions.notify_segments(conn, app_id)
             if remember is not None and remember.request_id:
-                await store.store_response(conn, app_id, remember.request_id, remember.method,
+                await definitions.store_response(conn, app_id, remember.request_id, remember.method,
                                            remember.encode(segment))
         self.catalogs.invalidate(app_id)
         self._on_queued()
@@ -165,14 +126,14 @@ class Segments:
         group at a time (one pass over the users each). Returns rows written."""
         written = 0
         async with self.pool.acquire() as conn, conn.transaction():
-            await store.lock_app(conn, app_id, exclusive=True)
-            catalog = await store.load_catalog(conn, app_id)
-            await store.audience_settings(conn, self.settings.audience_work_mem_mb,
+            await definitions.lock_app(conn, app_id, exclusive=True)
+            catalog = await read_catalog(conn, app_id)
+            await audiences.audience_settings(conn, self.settings.audience_work_mem_mb,
                                           self.settings.audience_timeout_seconds * 10)
             ordered = sorted(catalog.segments, key=lambda sid: catalog.segments[sid].seq)
             for i in range(0, len(ordered), group_size):
                 written += await _recompute(conn, app_id, catalog, ordered[i:i + group_size], self.clock.now())
-            await store.queue(conn, [announcements.segments_changed_row(app_id, self.settings.outbox_shards)])
+            await memberships.queue(conn, [announcements.segments_changed_row(app_id, self.settings.outbox_shards)])
         self._on_queued()
         return written
 
@@ -186,8 +147,8 @@ class Segments:
             filters = dict(new.filters[name])[key]
             params = Params(app_id, key)
             raw = Compiler(params, now, new.tracked).raw_events(name, filters)
-            await store.backfill(conn, key, raw, params.values)
-        await store.drop_counters(conn, app_id, sorted(old.tracked - new.tracked))
+            await audiences.backfill(conn, key, raw, params.values)
+        await audiences.drop_counters(conn, app_id, sorted(old.tracked - new.tracked))
         written = 0
         if recompute is not None:
             written = await _recompute(conn, app_id, new, dependents(new.rules, recompute), now)
@@ -198,9 +159,8 @@ class Segments:
 
     async def _catalog(self, conn: asyncpg.Connection, app_id: str) -> Catalog:
         catalog = await self.catalogs.get(app_id)
-        version = await conn.fetchval("SELECT coalesce((SELECT version FROM catalogs WHERE app_id = $1), 0)", app_id)
-        if version != catalog.version:
-            catalog = await store.load_catalog(conn, app_id)
+        if await definitions.rules_version(conn, app_id) != catalog.version:
+            catalog = await read_catalog(conn, app_id)
             self.catalogs.keep(catalog.app_id, catalog)
         return catalog
 
@@ -210,11 +170,11 @@ class Segments:
             catalog = await self._catalog(conn, app_id)
             params = Params(app_id)
             predicate = Compiler(params, self.clock.now(), catalog.tracked, catalog.rules).predicate(rule)
-            await store.audience_settings(conn, self.settings.audience_work_mem_mb,
+            await audiences.audience_settings(conn, self.settings.audience_work_mem_mb,
                                           self.settings.audience_timeout_seconds)
             # The population is counted on another connection meanwhile: on another core.
-            matched, total = await asyncio.gather(store.count_matching(conn, predicate, params.values),
-                                                  store.count_users(self.pool, app_id))
+            matched, total = await asyncio.gather(audiences.count_matching(conn, predicate, params.values),
+                                                  audiences.count_users(self.pool, app_id))
             return matched, total
 
     async def members(self, app_id: str, segment_id: str, after: str, limit: int) -> list[str]:
@@ -226,20 +186,20 @@ class Segments:
                 raise NotFound(f"segment {segment_id!r} not found")
             params = Params(app_id, after, limit)
             predicate = Compiler(params, self.clock.now(), catalog.tracked, catalog.rules).predicate(segment.rule)
-            await store.audience_settings(conn, self.settings.audience_work_mem_mb,
+            await audiences.audience_settings(conn, self.settings.audience_work_mem_mb,
                                           self.settings.audience_timeout_seconds)
-            return await store.members_page(conn, predicate, params.values)
+            return await audiences.members_page(conn, predicate, params.values)
 
     async def check(self, app_id: str, rule: pb.Rule, segment_id: str | None) -> None:
         """Validation for a rule not being saved (EstimateAudience of a draft)."""
-        _check(rules.validate(rule))
+        _check(validate(rule))
         catalog = await self.catalogs.get(app_id)
         _check(reference_problems(rule, segment_id, catalog.rules))
 
 
 async def _recompute(conn: asyncpg.Connection, app_id: str, catalog: Catalog, segment_ids: list[str],
                      now: datetime) -> int:
-    """Stored memberships of these segments, for every user, in one pass (store.recompute)."""
+    """Stored memberships of these segments, for every user, in one pass (audiences.recompute)."""
     group = sorted((catalog.segments[sid] for sid in segment_ids), key=lambda s: s.seq)
     params = Params(app_id, [s.seq for s in group])
     compiler = Compiler(params, now, catalog.tracked, catalog.rules, alias="q")
@@ -248,7 +208,7 @@ async def _recompute(conn: asyncpg.Connection, app_id: str, catalog: Catalog, se
         f"CASE WHEN {compiler.predicate(s.rule)} THEN {int(s.seq)} END" for s in group) + "]::integer[], NULL)"
     bounds = [b for s in group if (b := compiler.bound(s.rule)) is not None]
     bound = None if not bounds else bounds[0] if len(bounds) == 1 else f"least({', '.join(bounds)})"
-    return await store.recompute(conn, hits, bound, params.values)
+    return await audiences.recompute(conn, hits, bound, params.values)
 
 
 def _check(problems: list[FieldViolation]) -> None:

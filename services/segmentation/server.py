@@ -17,8 +17,7 @@ from nudgelib.retention import prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.segmentation import store
 from services.segmentation.announcements import DecisionSender
-from services.segmentation.catalog import Catalogs
-from services.segmentation.contexts import ContextCache
+from services.segmentation.caches import Catalogs, ContextCache
 from services.segmentation.membership import Memberships
 from services.segmentation.segments import Segments
 from services.segmentation.servicer import SegmentationInternalServicer, SegmentationServicer
@@ -33,7 +32,7 @@ POLICY = AccessPolicy({
 
 async def wire(host: ServiceHost) -> None:
     settings = SegmentationSettings.from_env()
-    catalogs = Catalogs(lambda app_id: store.load_catalog(host.pool, app_id))
+    catalogs = Catalogs(host.pool)
     host.listener(store.SEGMENTS_CHANNEL, catalogs.invalidate)
     cache = ContextCache(settings.context_cache_size)
     host.listener(store.USERS_CHANNEL, cache.on_notify)

@@ -17,8 +17,9 @@ from nudgelib.calls import current_app_id
 from nudgelib.errors import FieldViolation, InvalidArgument, NotFound
 from nudgelib.pagination import page_size
 from nudgelib.protoconv import set_timestamp
-from services.segmentation import rules, store
-from services.segmentation.catalog import SegmentDef
+from services.segmentation.model import SegmentDef
+from services.segmentation.rule_validation import validate
+from services.segmentation.store import definitions
 from services.segmentation.membership import Memberships
 from services.segmentation.segments import Remember, Segments
 
@@ -45,7 +46,7 @@ def _check_definition(name: str, description: str, rule_set: bool, rule: pb.Rule
     if not rule_set:
         problems.append(FieldViolation("rule", "is required"))
     else:
-        problems += rules.validate(rule, "rule")
+        problems += validate(rule, "rule")
     problems += _request_id_problems(request_id)
     if problems:
         raise InvalidArgument(problems)
@@ -79,7 +80,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         if not request_id:
             return None
         try:
-            stored = await store.stored_response(self._segments.pool, app_id, request_id, method)
+            stored = await definitions.stored_response(self._segments.pool, app_id, request_id, method)
         except ValueError as exc:
             raise InvalidArgument.field("request_id", str(exc)) from None
         return None if stored is None else response_type.FromString(stored)
@@ -134,7 +135,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
 
     async def ListSegments(self, request: pb.ListSegmentsRequest, context) -> pb.ListSegmentsResponse:
         size = page_size(request.page_size)
-        rows = await store.list_segments(self._segments.pool, current_app_id(), _decode_token(request.page_token),
+        rows = await definitions.list_segments(self._segments.pool, current_app_id(), _decode_token(request.page_token),
                                          size + 1)
         more = len(rows) > size
         rows = rows[:size]
@@ -191,7 +192,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
     async def _existing(self, app_id: str, segment_id: str) -> SegmentDef:
         if not segment_id:
             raise InvalidArgument.field("segment_id", "is required")
-        row = await store.get_segment(self._segments.pool, app_id, segment_id)
+        row = await definitions.get_segment(self._segments.pool, app_id, segment_id)
         if row is None:
             raise NotFound(f"segment {segment_id!r} not found")
         return row

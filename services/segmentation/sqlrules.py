@@ -1,7 +1,7 @@
 """The segment language compiled to SQL over the whole population of an app.
 
 `predicate` turns a rule into a boolean SQL expression over a `profiles` row (alias `p`),
-meaning exactly what `rules` means for one user; a property-based test holds them together.
+meaning exactly what `rule_evaluation` means for one user; a property-based test holds them together.
 Every value travels as a `$n` parameter. Each leaf is made two-valued (`coalesce(.., false)`)
 so NOT behaves as in Python.
 
@@ -24,7 +24,9 @@ from typing import Any
 
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudgelib.protoconv import to_timedelta
-from services.segmentation import properties, rules
+from nudgelib.versions import parse_version
+from services.segmentation import properties
+from services.segmentation.rule_tree import DAY, attribute_value, counter_key, midnight, window_days
 
 A = pb.AttributeOperator
 E = pb.EventOperator
@@ -111,9 +113,9 @@ class Compiler:
             return f"starts_with({a} ->> 's', {self.params.add(c.value.string_value, 'text')})"
         t = f"(({a} ->> 't')::timestamptz)"
         if op == A.ATTRIBUTE_OPERATOR_BEFORE:
-            return f"({t} < {self.params.add(rules.attribute_value(c.value), 'timestamptz')})"
+            return f"({t} < {self.params.add(attribute_value(c.value), 'timestamptz')})"
         if op == A.ATTRIBUTE_OPERATOR_AFTER:
-            return f"({t} > {self.params.add(rules.attribute_value(c.value), 'timestamptz')})"
+            return f"({t} > {self.params.add(attribute_value(c.value), 'timestamptz')})"
         cut = self.params.add(self.now - to_timedelta(c.duration), "timestamptz")
         if op == A.ATTRIBUTE_OPERATOR_WITHIN_LAST:
             return f"({t} >= {cut})"
@@ -123,7 +125,7 @@ class Compiler:
 
     def _attribute_equal(self, a: str, value) -> str:
         kind = value.WhichOneof("kind")
-        v = rules.attribute_value(value)
+        v = attribute_value(value)
         if kind == "string_value":
             return f"({a} ->> 's' = {self.params.add(v, 'text')})"
         if kind == "bool_value":
@@ -136,7 +138,7 @@ class Compiler:
 
     def _attribute_order(self, a: str, sql_op: str, value) -> str:
         kind = value.WhichOneof("kind")
-        v = rules.attribute_value(value)
+        v = attribute_value(value)
         if kind == "string_value":
             return f"(({a} ->> 's') COLLATE \"C\" {sql_op} {self.params.add(v, 'text')})"
         if kind == "time_value":
@@ -164,11 +166,11 @@ class Compiler:
 
     def _app_version(self, c: pb.AppVersionCondition) -> str:
         op = {A.ATTRIBUTE_OPERATOR_EQUALS: "=", A.ATTRIBUTE_OPERATOR_NOT_EQUALS: "<>", **_SQL_ORDER}[c.operator]
-        version = list(rules.parse_version(c.version) or ())
+        version = list(parse_version(c.version) or ())
         return f"({self.alias}.app_version_parts {op} {self.params.add(version, 'int[]')})"
 
     def _random_bucket(self, c: pb.RandomBucketCondition) -> str:
-        # rules.bucket: the first 8 bytes of sha256(salt:user) as an unsigned number, mod 100.
+        # nudgelib.buckets: the first 8 bytes of sha256(salt:user) as an unsigned number, mod 100.
         # bigint is signed; 2^64 mod 100 = 16 puts negative ones right.
         salt = self.params.add(c.salt + ":", "text")
         signed = (f"(('x' || encode(substr(sha256(convert_to({salt} || {self.alias}.user_id, 'UTF8')), 1, 8),"
@@ -181,7 +183,7 @@ class Compiler:
     def _sources(self, c: pb.EventCondition) -> tuple[str, str]:
         """FROM items for (totals, days) of the condition's counter; each yields user_id and
         count (totals also first_at, last_at; days also day)."""
-        key = rules.counter_key(c)
+        key = counter_key(c)
         if key in self.tracked or not c.property_filters:
             k = self.params.add(key, "text")
             return (f"(SELECT user_id, count, first_at, last_at FROM event_totals"
@@ -211,9 +213,9 @@ class Compiler:
         if op == E.EVENT_OPERATOR_LAST_PERFORMED_MORE_THAN_AGO:
             cut = self.params.add(self.now - to_timedelta(c.window), "timestamptz")
             return self._in(f"SELECT user_id FROM {totals} WHERE last_at < {cut}")
-        window = rules.window_days(c)
+        window = window_days(c)
         if op == E.EVENT_OPERATOR_EACH_DAY:
-            first = self.params.add(self.today - (window - 1) * rules.DAY, "date")
+            first = self.params.add(self.today - (window - 1) * DAY, "date")
             today = self.params.add(self.today, "date")
             return self._in(f"SELECT user_id FROM {days} WHERE day BETWEEN {first} AND {today}"
                             f" AND count > 0 GROUP BY user_id HAVING count(*) = {window}")
@@ -222,7 +224,7 @@ class Compiler:
         else:
             count = c.count
         if window:
-            first = self.params.add(self.today - (window - 1) * rules.DAY, "date")
+            first = self.params.add(self.today - (window - 1) * DAY, "date")
             today = self.params.add(self.today, "date")
             rows = f"SELECT user_id FROM {days} WHERE day BETWEEN {first} AND {today}"
             having = " GROUP BY user_id HAVING sum(count) "
@@ -243,7 +245,7 @@ class Compiler:
 
     def bound(self, rule: pb.Rule) -> str | None:
         """A SQL expression for the first instant after now at which the rule's answer may
-        change by time alone, per user; never later than the true one (rules.*.change), may
+        change by time alone, per user; never later than the true one (rule_evaluation's Node.change), may
         be earlier. NULL: it cannot. Membership conditions add nothing: the referenced
         segment's own conditions are accounted where that segment is."""
         parts = [b for b in self._bounds(rule) if b]
@@ -266,10 +268,10 @@ class Compiler:
         if node != "event":
             return []
         c = rule.event
-        window = rules.window_days(c)
+        window = window_days(c)
         if c.operator != E.EVENT_OPERATOR_LAST_PERFORMED_MORE_THAN_AGO and not window:
             return []  # counts over all time do not change by themselves
-        k = self.params.add(rules.counter_key(c), "text")
+        k = self.params.add(counter_key(c), "text")
         if c.operator == E.EVENT_OPERATOR_LAST_PERFORMED_MORE_THAN_AGO:
             # Exact for the users it concerns; the correlated read runs only for them.
             d = self.params.add(to_timedelta(c.window), "interval")
@@ -281,13 +283,13 @@ class Compiler:
             return [f"(CASE WHEN {self._in(recent)} THEN {exact} END)"]
         # Any day of the counter still inside the window (or ahead): the answer may change at
         # the next midnight; the sweeper then computes the exact instant.
-        first = self.params.add(self.today - (window - 1) * rules.DAY, "date")
-        midnight = self.params.add(rules.midnight(self.today + rules.DAY), "timestamptz")
+        first = self.params.add(self.today - (window - 1) * DAY, "date")
+        tomorrow = self.params.add(midnight(self.today + DAY), "timestamptz")
         rows = f"SELECT user_id FROM event_days WHERE app_id = {self.app} AND key = {k} AND day >= {first}"
-        return [f"(CASE WHEN {self._in(rows)} THEN {midnight} END)"]
+        return [f"(CASE WHEN {self._in(rows)} THEN {tomorrow} END)"]
 
     def _after(self, instant: str, limit: timedelta) -> str:
-        """rules._after in SQL: when `now - instant > limit` flips, if it still can."""
+        """rule_evaluation._after in SQL: when `now - instant > limit` flips, if it still can."""
         d = self.params.add(limit, "interval")
         now = self.params.add(self.now, "timestamptz")
         return f"(CASE WHEN {instant} + {d} >= {now} THEN {instant} + {d} + {TICK} END)"

@@ -50,10 +50,10 @@ from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 from nudgelib import db, runtime
 from nudgelib.clock import FixedClock, SystemClock
-from services.segmentation import rules, store
-from services.segmentation.catalog import Catalogs
-from services.segmentation.contexts import ContextCache
+from nudgelib.versions import parse_version
+from services.segmentation.caches import Catalogs, ContextCache
 from services.segmentation.membership import Memberships
+from services.segmentation.rule_tree import counter_key
 from services.segmentation.segments import Segments
 from services.segmentation.settings import SegmentationSettings
 from nudgetools import embedded
@@ -262,7 +262,7 @@ def generate(app_id: str, now: datetime, first: int, last: int, big_cart_key: st
         version = rnd.choice(VERSIONS)
         platforms = sorted(rnd.sample([1, 2, 3], rnd.choice([1, 1, 1, 2])))
         profiles.append((app_id, uid, json.dumps(attributes), rnd.choice(ZONES), rnd.choice(LOCALES), signup,
-                         last_seen, platforms, version, list(rules.parse_version(version)), last_seen))
+                         last_seen, platforms, version, list(parse_version(version)), last_seen))
         for key in sorted(counters):
             by_day = counters[key]
             totals.append((app_id, uid, key, sum(by_day.values()), at(min(by_day)), at(max(by_day))))
@@ -359,7 +359,7 @@ async def in_process(url: str, app_id: str, now: datetime) -> dict[str, tuple[fl
             ("evaluate: 50 segments, 40 days later", 0, FixedClock(now + timedelta(days=40)),
              [user_id(rnd.randrange(USERS)) for _ in range(5_000)]),
         ):
-            catalogs = Catalogs(lambda a: store.load_catalog(pool, a))
+            catalogs = Catalogs(pool)
             m = Memberships(pool, catalogs, ContextCache(cache_size), clock, SegmentationSettings())
             await lookups(m, app_id, ids[:500])  # warm-up
             results[label] = await lookups(m, app_id, ids)
@@ -485,13 +485,13 @@ async def main() -> None:
             for i, rule in enumerate(extra[:-1]):
                 ids.append((await api.CreateSegment(pb.CreateSegmentRequest(name=f"m{i}", rule=rule),
                                                     metadata=admin, timeout=30)).segment.id)
-            big_cart_key = next(rules.counter_key(r.event) for r in segment_rules()
+            big_cart_key = next(counter_key(r.event) for r in segment_rules()
                                 if r.WhichOneof("node") == "event" and r.event.property_filters)
 
             setup[f"load {USERS:,} users with COPY"], counts = await timed(load_users(url, app.id, now, big_cart_key))
             pool = await db.create_pool(url, "segmentation", 1, 2)
             try:
-                segments = Segments(pool, Catalogs(lambda a: store.load_catalog(pool, a)), SystemClock(),
+                segments = Segments(pool, Catalogs(pool), SystemClock(),
                                     SegmentationSettings())
                 setup[f"rebuild stored memberships, {len(ids)} segments"], _ = await timed(segments.rebuild(app.id))
                 async with pool.acquire() as c:

@@ -24,11 +24,16 @@ from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_
 from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as internal_grpc
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
-from nudgetools import embedded
+from nudgelib import db
 from nudgelib.clock import FixedClock
-from nudgetools.database import migrate_all
 from nudgelib.protoconv import to_datetime, to_timestamp
+from nudgetools import embedded
+from nudgetools.database import migrate_all
+from services.segmentation.caches import Catalogs, ContextCache
+from services.segmentation.membership import Memberships
+from services.segmentation.segments import Segments
 from services.segmentation.server import SPEC as SEGMENTATION
+from services.segmentation.settings import SegmentationSettings
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
 from tests.helpers import App, create_app, expect_error, violated_fields
 
@@ -419,3 +424,26 @@ async def test_erasure_leaves_nothing_of_the_user(seg, app, seg_url):
     finally:
         await conn.close()
     assert await seg.estimate(app, big) == 1
+
+
+async def test_a_context_evaluated_after_another_replica_changed_the_rules_uses_the_new_ones(seg_url):
+    """This replica holds the app's rules at version 1 (the NOTIFY of a change has not come
+    in); another replica adds a segment. A user whose stored memberships have expired is
+    evaluated with the rules the database holds, counters of the new segment included."""
+    pool = await db.create_pool(seg_url, "segmentation", 1, 2)
+    clock = FixedClock(START)
+    settings = SegmentationSettings()
+    here = Memberships(pool, Catalogs(pool), ContextCache(0), clock, settings)
+    elsewhere = Segments(pool, Catalogs(pool), clock, settings)
+    app_id = f"app_{secrets.token_hex(4)}"
+    try:
+        inactive = await elsewhere.create(app_id, "inactive", "", pb.Rule(inactive=pb.InactiveCondition(
+            duration=days(7))))
+        await here.apply_events(app_id, [event("o1", "u1", "open", START)])  # caches version 1
+        opened = await elsewhere.create(app_id, "opened", "", ev("open", pb.EVENT_OPERATOR_AT_LEAST, 1))
+        clock.set(START + timedelta(days=8))  # past the stored valid_until: evaluated on read
+        context = (await here.user_context(app_id, "u1")).context
+        assert sorted(context.segment_ids) == sorted([inactive.id, opened.id])
+    finally:
+        await here.close()
+        await pool.close()

@@ -1,5 +1,5 @@
 """The two evaluators agree: random rules over random users, each user's memberships as the
-per-user evaluator (rules.py) sees them, against the whole-population SQL (sqlrules.py) run
+per-user evaluator (rule_evaluation.py) sees them, against the whole-population SQL (sqlrules.py) run
 by PostgreSQL, now and later (time passing), with property-filtered counters filled as events
 arrive or backfilled when the segment is saved after them, plus the stored memberships and
 each user's valid_until. On a database of its own, where no other replica sweeps its users."""
@@ -23,12 +23,12 @@ from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudgelib import db
 from nudgelib.clock import FixedClock
 from nudgelib.protoconv import to_timestamp
-from services.segmentation import rules, store
-from services.segmentation.catalog import Catalogs
-from services.segmentation.contexts import ContextCache
+from services.segmentation.caches import Catalogs, ContextCache, read_catalog
 from services.segmentation.membership import Memberships
 from services.segmentation.segments import Segments
+from services.segmentation.rule_validation import validate
 from services.segmentation.settings import SegmentationSettings
+from services.segmentation.store import profiles
 from tests.service.test_segmentation import drop_database, own_database
 
 NOW = datetime(2026, 6, 15, 9, 30, tzinfo=timezone.utc)
@@ -216,7 +216,7 @@ def world(database_url):
     pool = loop.run_until_complete(db.create_pool(url, "segmentation", 1, 3))
     clock = FixedClock(NOW)
     config = SegmentationSettings()
-    catalogs = Catalogs(lambda app_id: store.load_catalog(pool, app_id))
+    catalogs = Catalogs(pool)
     w = World(loop, pool, clock, Memberships(pool, catalogs, ContextCache(0), clock, config),
               Segments(pool, catalogs, clock, config))
     yield w
@@ -228,16 +228,16 @@ def world(database_url):
 
 async def python_view(w: World, app_id: str, at: datetime) -> dict[str, tuple[list[str], datetime | None]]:
     """Each known user's memberships and valid_until, by the per-user evaluator."""
-    catalog = await store.load_catalog(w.pool, app_id)
+    catalog = await read_catalog(w.pool, app_id)
     user_ids = [r["user_id"] for r in await w.pool.fetch("SELECT user_id FROM profiles WHERE app_id = $1", app_id)]
     async with w.pool.acquire() as conn:
         rows = {r["user_id"]: r for r in await conn.fetch(
             """SELECT p.*, m.segments, m.valid_until, m.version FROM profiles p LEFT JOIN memberships m
                ON m.app_id = p.app_id AND m.user_id = p.user_id WHERE p.app_id = $1""", app_id)}
-        counters = await store.load_counters(conn, app_id, user_ids, catalog.keys, catalog.day_floor(at.date()))
+        counters = await profiles.load_counters(conn, app_id, user_ids, catalog.keys, catalog.day_floor(at.date()))
     out = {}
     for u in user_ids:
-        result = catalog.evaluate(store.profile_of(rows[u], u, counters.get(u)), at)
+        result = catalog.evaluate(profiles.profile_of(rows[u], u, counters.get(u)), at)
         out[u] = (result.segment_ids, result.valid_until)
     return out
 
@@ -256,7 +256,7 @@ def test_per_user_and_sql_evaluators_agree(world, data, people, early, later):
     helper_rule = data.draw(rule_trees(None), label="helper")
     helper = w.run(w.segments.create(app_id, "helper", "", helper_rule))
     rule = data.draw(rule_trees(helper.id), label="rule")
-    assert rules.validate(rule) == [], rules.validate(rule)
+    assert validate(rule) == [], validate(rule)
     note(f"early={early}")
 
     target = w.run(w.segments.create(app_id, "target", "", rule)) if early else None

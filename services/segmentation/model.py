@@ -1,4 +1,6 @@
-"""What segmentation knows of one user, as plain data for the rule evaluator."""
+"""Segmentation's plain types: what it knows of a user (for the rule evaluator), a segment
+definition, and the changes a batch of events or profile updates makes. Pure data: the
+store fills and reads them, the rules only read them."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+
+from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 
 
 @dataclass(frozen=True)
@@ -42,3 +46,38 @@ class Profile:
     stored_segments: frozenset[int] = frozenset()
     stored_valid_until: datetime | None = None
     version: int = 0
+
+
+@dataclass(frozen=True)
+class SegmentDef:
+    id: str
+    seq: int
+    name: str
+    description: str
+    rule: pb.Rule
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class Activity:
+    """What a batch of events says about one user's profile."""
+
+    first_seen: datetime
+    last_seen: datetime
+    platforms: set[int]
+    app_version: str = ""
+    app_version_parts: list[int] | None = None
+    app_version_at: datetime | None = None
+
+
+@dataclass
+class AttributeChange:
+    """A user's profile updates merged: attributes set and unset (never both for one name),
+    and the time zone and locale when given."""
+
+    set: dict[str, dict[str, Any]]
+    unset: set[str]
+    time_zone: str = ""
+    locale: str = ""

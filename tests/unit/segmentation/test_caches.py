@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from nudgelib.ordered_outbox import shard_of
-from services.segmentation.contexts import ContextCache
+from services.segmentation.caches import ContextCache
 
 NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
 
@@ -58,8 +57,3 @@ def test_disabled_cache_keeps_nothing():
     cache = ContextCache(0)
     cache.put("a", "u", "ctx", None, 1, cache.ticket())
     assert cache.get("a", "u", NOW, 1) is None
-
-
-def test_a_users_changes_always_share_a_shard():
-    assert shard_of("app/u1", 4) == shard_of("app/u1", 4)
-    assert {shard_of(f"app/u{i}", 4) for i in range(100)} == {0, 1, 2, 3}

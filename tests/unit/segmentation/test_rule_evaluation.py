@@ -1,26 +1,24 @@
-"""The segment language, evaluated for one user at a fixed instant."""
+"""The segment language evaluated for one user at a fixed instant, and when its answers
+change by the passage of time alone."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from google.protobuf import duration_pb2, struct_pb2
-from hypothesis import given
-from hypothesis import strategies as st
 
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudgelib.protoconv import to_timestamp
-from services.segmentation import rules
-from services.segmentation.profile import Counter, Profile
+from services.segmentation.model import Counter, Profile
+from services.segmentation.rule_evaluation import compile_rule, evaluate, memberships, next_change, resolver
+from services.segmentation.rule_tree import counter_key
+from services.segmentation.rule_validation import validate
+from tests.unit.segmentation.builders import attr, days, ev
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 A = pb.AttributeOperator
-
-
-def days(n: int) -> duration_pb2.Duration:
-    return duration_pb2.Duration(seconds=n * 86400)
 
 
 def performed(name: str, *day_counts: tuple[int, int]) -> dict[str, Counter]:
@@ -34,22 +32,10 @@ def user(**kw) -> Profile:
     return Profile(user_id=kw.pop("user_id", "u1"), known=True, **kw)
 
 
-def ev(name, op, count=0, window=None, d=0) -> pb.Rule:
-    c = pb.EventCondition(name=name, operator=op, count=count, days=d)
-    if window is not None:
-        c.window.CopyFrom(days(window))
-    return pb.Rule(event=c)
-
-
-def attr(name, op, **value) -> pb.Rule:
-    return pb.Rule(attribute=pb.AttributeCondition(name=name, operator=op,
-                                                   value=common_pb2.AttributeValue(**value)))
-
-
 def check(rule: pb.Rule, profile: Profile, segments=None) -> bool:
-    assert rules.validate(rule) == [], rules.validate(rule)
-    nodes = {sid: rules.compile_rule(r) for sid, r in (segments or {}).items()}
-    return rules.evaluate(rule, profile, NOW, rules.resolver(nodes, profile, NOW))
+    assert validate(rule) == [], validate(rule)
+    nodes = {sid: compile_rule(r) for sid, r in (segments or {}).items()}
+    return evaluate(rule, profile, NOW, resolver(nodes, profile, NOW))
 
 
 class TestEventConditions:
@@ -128,11 +114,6 @@ class TestBuiltIns:
         assert check(pb.Rule(app_version=pb.AppVersionCondition(
             operator=A.ATTRIBUTE_OPERATOR_GREATER, version="4.9")), p)
 
-    @given(st.text(min_size=1, max_size=20))
-    def test_random_bucket_is_stable_and_in_range(self, user_id):
-        b = rules.bucket("salt", user_id)
-        assert 0 <= b < 100 and b == rules.bucket("salt", user_id)
-
     def test_random_bucket_splits_evenly(self):
         rule = pb.Rule(random_bucket=pb.RandomBucketCondition(from_percent=0, to_percent=30, salt="s"))
         share = sum(check(rule, user(user_id=f"user-{i}")) for i in range(5000)) / 5000
@@ -149,27 +130,8 @@ class TestBuiltIns:
         ]))
         assert check(both, p, segments)
         assert not check(not_member, p, segments)
-        nodes = {"seg_s": rules.compile_rule(signed_up), "seg_both": rules.compile_rule(both)}
-        assert rules.memberships(nodes, p, NOW)[0] == ["seg_both", "seg_s"]
-
-
-class TestValidation:
-    def test_fields_are_named(self):
-        rule = pb.Rule(group=pb.Group(operator=pb.GROUP_OPERATOR_OR, rules=[
-            pb.Rule(attribute=pb.AttributeCondition(name="", operator=A.ATTRIBUTE_OPERATOR_GREATER)),
-            pb.Rule(),
-            pb.Rule(random_bucket=pb.RandomBucketCondition(from_percent=50, to_percent=20)),
-        ]))
-        assert {v.field for v in rules.validate(rule)} == {
-            "rule.group.rules[0].attribute.name",
-            "rule.group.rules[0].attribute.value",
-            "rule.group.rules[1]",
-            "rule.group.rules[2].random_bucket",
-        }
-
-    def test_cycles_are_found(self):
-        assert rules.find_cycle("a", {"a": {"b"}, "b": {"c"}, "c": {"a"}})
-        assert not rules.find_cycle("a", {"a": {"b"}, "b": {"c"}, "c": set()})
+        nodes = {"seg_s": compile_rule(signed_up), "seg_both": compile_rule(both)}
+        assert memberships(nodes, p, NOW)[0] == ["seg_both", "seg_s"]
 
 
 class TestMoreAttributeConditions:
@@ -240,9 +202,9 @@ class TestMoreEventConditions:
         p = user(counters={"open": Counter(1, first_second, first_second, {first_second.date(): 1})})
         assert check(seven, p)
         assert not check(ev("open", pb.EVENT_OPERATOR_AT_LEAST, 1, window=6), p)
-        assert rules.evaluate(seven, p, datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=timezone.utc),
+        assert evaluate(seven, p, datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=timezone.utc),
                               lambda _s: False)
-        assert not rules.evaluate(seven, p, datetime(2026, 11, 26, tzinfo=timezone.utc), lambda _s: False)
+        assert not evaluate(seven, p, datetime(2026, 11, 26, tzinfo=timezone.utc), lambda _s: False)
 
     def test_never_within_a_window_and_at_most_zero(self):
         p = user(counters=performed("open", (10, 2)))
@@ -259,12 +221,12 @@ class TestMoreEventConditions:
         rule = pb.Rule(event=pb.EventCondition(name="open", operator=pb.EVENT_OPERATOR_LAST_PERFORMED_MORE_THAN_AGO,
                                                window=days(2)))
         assert not check(rule, p)
-        assert rules.evaluate(rule, p, NOW + timedelta(microseconds=1), lambda _s: False)
+        assert evaluate(rule, p, NOW + timedelta(microseconds=1), lambda _s: False)
 
     def test_property_filtered_conditions_read_their_own_counter(self):
         filtered = pb.EventCondition(name="buy", operator=pb.EVENT_OPERATOR_AT_LEAST, count=1, property_filters=[
             pb.PropertyFilter(name="v", operator=A.ATTRIBUTE_OPERATOR_GREATER, value=struct_pb2.Value(number_value=9))])
-        key = rules.counter_key(filtered)
+        key = counter_key(filtered)
         assert key.startswith("buy#") and key != "buy"
         at = NOW
         p = user(counters={"buy": Counter(3, at, at, {at.date(): 3})})
@@ -279,39 +241,112 @@ class TestMoreEventConditions:
         assert check(pb.Rule(inactive=pb.InactiveCondition(duration=days(1))), user())  # known, never seen
 
 
-class TestMoreValidation:
-    @pytest.mark.parametrize("rule, field", [
-        (ev("open", pb.EVENT_OPERATOR_AT_LEAST, 1, window=400), "rule.event.window"),
-        (pb.Rule(event=pb.EventCondition(name="open", operator=pb.EVENT_OPERATOR_EACH_DAY, days=3,
-                                         window=days(3))), "rule.event.window"),
-        (pb.Rule(event=pb.EventCondition(name="open", operator=pb.EVENT_OPERATOR_AT_LEAST, count=1, days=3)),
-         "rule.event.days"),
-        (pb.Rule(event=pb.EventCondition(name="open", operator=pb.EVENT_OPERATOR_LAST_PERFORMED_MORE_THAN_AGO)),
-         "rule.event.window"),
-        (attr("x", A.ATTRIBUTE_OPERATOR_GREATER, bool_value=True), "rule.attribute.value"),
-        (attr("x", A.ATTRIBUTE_OPERATOR_EQUALS, double_value=float("nan")), "rule.attribute.value"),
-        (attr("x", A.ATTRIBUTE_OPERATOR_STARTS_WITH, int_value=1), "rule.attribute.value"),
-        (pb.Rule(attribute=pb.AttributeCondition(name="x", operator=A.ATTRIBUTE_OPERATOR_IN)), "rule.attribute.values"),
-        (pb.Rule(inactive=pb.InactiveCondition()), "rule.inactive.duration"),
-        (pb.Rule(platform=pb.PlatformCondition()), "rule.platform.platforms"),
-        (pb.Rule(app_version=pb.AppVersionCondition(operator=A.ATTRIBUTE_OPERATOR_CONTAINS, version="1")),
-         "rule.app_version.operator"),
-        (pb.Rule(segment=pb.SegmentMembershipCondition()), "rule.segment.segment_id"),
-        (pb.Rule(group=pb.Group(rules=[ev("a", pb.EVENT_OPERATOR_NEVER)])), "rule.group.operator"),
-        (pb.Rule(event=pb.EventCondition(name="buy", operator=pb.EVENT_OPERATOR_NEVER, property_filters=[
-            pb.PropertyFilter(name="v", operator=A.ATTRIBUTE_OPERATOR_IN,
-                              value=struct_pb2.Value(string_value="x"))])), "rule.event.property_filters[0].value"),
-        (pb.Rule(event=pb.EventCondition(name="buy", operator=pb.EVENT_OPERATOR_NEVER, property_filters=[
-            pb.PropertyFilter(operator=A.ATTRIBUTE_OPERATOR_EXISTS)])), "rule.event.property_filters[0].name"),
-    ])
-    def test_each_problem_names_its_field(self, rule, field):
-        assert {v.field for v in rules.validate(rule)} == {field}
+# ---------------------------------------------------------------- when an answer changes by time
+# When memberships change by the passage of time alone: each condition's next change, and a
+# user's valid_until over all of an app's segments.
 
-    def test_deep_or_huge_rules_are_refused(self):
-        rule = ev("a", pb.EVENT_OPERATOR_NEVER)
-        for _ in range(12):
-            rule = pb.Rule(group=pb.Group(operator=pb.GROUP_OPERATOR_NOT, rules=[rule]))
-        assert any("deeper" in v.description for v in rules.validate(rule))
-        wide = pb.Rule(group=pb.Group(operator=pb.GROUP_OPERATOR_OR,
-                                      rules=[ev("a", pb.EVENT_OPERATOR_NEVER)] * 250))
-        assert [v.field for v in rules.validate(wide)] == ["rule"]
+TODAY = NOW.date()
+TICK = timedelta(microseconds=1)
+
+
+def d(n: float) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=int(n * 86400))
+
+
+def midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def counter(*day_counts: tuple[int, int]) -> Counter:
+    """(days ago, count); negative days ago are days ahead (clock skew)."""
+    days = {TODAY - timedelta(days=ago): n for ago, n in day_counts}
+    times = [midnight(day) + timedelta(hours=1) for day in days]
+    return Counter(sum(days.values()), min(times), max(times), days)
+
+
+def window(op, count=0, w=None, **kw) -> pb.Rule:
+    c = pb.EventCondition(name="open", operator=op, count=count, **kw)
+    if w is not None:
+        c.window.CopyFrom(d(w))
+    return pb.Rule(event=c)
+
+
+def change(rule: pb.Rule, profile: Profile, now: datetime = NOW):
+    return next_change(rule, profile, now)
+
+
+def holds(rule: pb.Rule, profile: Profile, at: datetime) -> bool:
+    return evaluate(rule, profile, at, lambda _s: False)
+
+
+def test_inactivity_flips_one_tick_after_the_duration():
+    seen = NOW - timedelta(days=3)
+    p = Profile(user_id="u", known=True, last_seen=seen)
+    rule = pb.Rule(inactive=pb.InactiveCondition(duration=d(7)))
+    flip = seen + timedelta(days=7) + TICK
+    assert change(rule, p) == flip
+    assert not holds(rule, p, flip - TICK) and holds(rule, p, flip)
+    assert change(rule, p, flip) is None  # inactive for good, until the user comes back
+
+
+def test_attribute_ago_conditions_flip_at_their_boundary():
+    joined = NOW - timedelta(hours=5)
+    p = Profile(user_id="u", known=True, attributes={"joined": joined})
+    within = pb.Rule(attribute=pb.AttributeCondition(name="joined", operator=A.ATTRIBUTE_OPERATOR_WITHIN_LAST,
+                                                     duration=d(1)))
+    flip = joined + timedelta(days=1) + TICK
+    assert change(within, p) == flip
+    assert holds(within, p, flip - TICK) and not holds(within, p, flip)
+    before = pb.Rule(attribute=pb.AttributeCondition(name="joined", operator=A.ATTRIBUTE_OPERATOR_BEFORE,
+                                                     value=common_pb2.AttributeValue(string_value="x")))
+    assert change(before, p) is None  # a fixed instant does not move
+
+
+def test_a_window_changes_when_its_last_day_with_events_leaves_it():
+    p = Profile(user_id="u", known=True, counters={"open": counter((2, 1), (5, 2))})
+    at_least_3 = window(pb.EVENT_OPERATOR_AT_LEAST, 3, 7)
+    # 7-day window: day -5 leaves at the midnight 2 days from now; the sum drops to 1 then.
+    assert change(at_least_3, p) == midnight(TODAY + timedelta(days=2))
+    at_least_1 = window(pb.EVENT_OPERATOR_AT_LEAST, 1, 7)
+    assert change(at_least_1, p) == midnight(TODAY + timedelta(days=5))
+    at_most_0 = window(pb.EVENT_OPERATOR_AT_MOST, 0, 3)  # day -2 is in a 3-day window until tomorrow's end
+    assert change(at_most_0, p) == midnight(TODAY + timedelta(days=1))
+    assert change(window(pb.EVENT_OPERATOR_AT_LEAST, 1), p) is None  # all time: never by itself
+    # Verified against evaluation at every midnight of the next ten days.
+    for rule in (at_least_3, at_least_1, at_most_0):
+        flip = change(rule, p)
+        for k in range(1, 11):
+            instant = midnight(TODAY + timedelta(days=k))
+            assert holds(rule, p, instant) == (holds(rule, p, NOW) if instant < flip else holds(rule, p, flip))
+
+
+def test_each_day_breaks_at_the_next_midnight_and_events_ahead_are_counted():
+    streak = Profile(user_id="u", known=True, counters={"open": counter((0, 1), (1, 1), (2, 1))})
+    rule = window(pb.EVENT_OPERATOR_EACH_DAY, days=3)
+    assert holds(rule, streak, NOW)
+    assert change(rule, streak) == midnight(TODAY + timedelta(days=1))
+    ahead = Profile(user_id="u", known=True, counters={"open": counter((0, 1), (1, 1), (2, 1), (-1, 1))})
+    assert change(rule, ahead) == midnight(TODAY + timedelta(days=2))
+    broken = Profile(user_id="u", known=True, counters={"open": counter((0, 1), (2, 1))})
+    assert not holds(rule, broken, NOW) and change(rule, broken) is None
+
+
+def test_last_performed_flips_one_tick_after():
+    p = Profile(user_id="u", known=True, counters={"open": counter((1, 1))})
+    rule = pb.Rule(event=pb.EventCondition(name="open", operator=pb.EVENT_OPERATOR_LAST_PERFORMED_MORE_THAN_AGO,
+                                           window=d(3)))
+    flip = p.counters["open"].last_at + timedelta(days=3) + TICK
+    assert change(rule, p) == flip and holds(rule, p, flip) and not holds(rule, p, flip - TICK)
+
+
+def test_valid_until_is_the_earliest_change_over_all_segments():
+    p = Profile(user_id="u", known=True, last_seen=NOW - timedelta(days=1), counters={"open": counter((3, 1))})
+    segments = {
+        "inactive": compile_rule(pb.Rule(inactive=pb.InactiveCondition(duration=d(30)))),
+        "weekly": compile_rule(window(pb.EVENT_OPERATOR_AT_LEAST, 1, 7)),
+        "static": compile_rule(pb.Rule(platform=pb.PlatformCondition(platforms=[common_pb2.PLATFORM_IOS]))),
+    }
+    inside, valid_until = memberships(segments, p, NOW)
+    assert inside == ["weekly"]
+    assert valid_until == midnight(TODAY + timedelta(days=4))
+    assert memberships({"static": segments["static"]}, p, NOW)[1] is None

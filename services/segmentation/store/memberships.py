@@ -1,0 +1,72 @@
+"""Stored memberships (memberships) and the outbox that announces their changes to
+decision, with the notifications that wake the outbox and other replicas' caches."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from services.segmentation.store import OUTBOX_CHANNEL, USERS_CHANNEL, int_array
+
+_NOTIFY_BYTES = 7000  # NOTIFY payloads stop at 8000 bytes
+
+
+async def due_users(pool: asyncpg.Pool, now: datetime, limit: int) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT app_id, user_id FROM memberships WHERE valid_until <= $1 ORDER BY valid_until LIMIT $2",
+        now, limit)
+
+
+async def save_memberships(conn: asyncpg.Connection, app_id: str,
+                           rows: list[tuple[str, frozenset[int], datetime | None]]) -> None:
+    """Stores each user's memberships and valid_until."""
+    if not rows:
+        return
+    await conn.execute(
+        """INSERT INTO memberships AS m (app_id, user_id, segments, valid_until)
+           SELECT $1, u, s::integer[], v FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS t(u, s, v)
+           ORDER BY u
+           ON CONFLICT (app_id, user_id) DO UPDATE SET segments = excluded.segments,
+               valid_until = excluded.valid_until, version = m.version + 1""",
+        app_id, [r[0] for r in rows], [int_array(sorted(r[1])) for r in rows], [r[2] for r in rows])
+
+
+# ---------------------------------------------------------------- outbox and notifications
+
+
+def new_change_id() -> str:
+    return f"chg_{uuid.uuid4().hex}"
+
+
+async def queue(conn: asyncpg.Connection, rows: list[tuple[int, str, str, str, bytes]]) -> None:
+    """Outbox rows (shard, app_id, user_id, kind, payload), sent in this order per shard."""
+    if not rows:
+        return
+    await conn.execute(
+        """INSERT INTO outbox (shard, app_id, user_id, kind, payload)
+           SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::bytea[])""",
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+        [r[4] for r in rows])
+    await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+
+
+async def notify_users(conn: asyncpg.Connection, app_id: str, users: Sequence[str], origin: str) -> None:
+    """Tells other replicas (at commit) to drop these users' cached contexts; `origin` is
+    the sender's, which has refreshed its own cache already and skips its notification."""
+    chunk: list[str] = []
+    size = 0
+    payloads: list[str] = []
+    for u in users:
+        if size + len(u) + 4 > _NOTIFY_BYTES and chunk:
+            payloads.append(json.dumps({"a": app_id, "u": chunk, "o": origin}))
+            chunk, size = [], 0
+        chunk.append(u)
+        size += len(u.encode()) + 4
+    if chunk:
+        payloads.append(json.dumps({"a": app_id, "u": chunk, "o": origin}))
+    if payloads:
+        await conn.execute("SELECT pg_notify($1, x) FROM unnest($2::text[]) x", USERS_CHANNEL, payloads)
