@@ -1,6 +1,6 @@
 """What validation, evaluation and the SQL compiler (sqlrules) share of the segment language:
-the operator families, walking a rule tree, and what a condition reads (its counter and how
-many UTC days back it looks). Pure."""
+the operator families, walking a rule tree and the references between segments, and what a
+condition reads (its counter and how many UTC days back it looks). Pure."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@
 - audiences: whole-population statements (audience counts, member pages, recomputing and
   backfilling after a rules change).
 
-Every batch is one statement (unnest), never a query per item. The modules return plain
-values and rows; building domain objects from them is for the pure modules (catalog, model).
+Every batch is one statement (unnest), never a query per item. The modules return rows and
+the plain types of `model`; compiling rules (the Catalog) is for the pure `catalog`.
 
 Locking, so that memberships diff against exactly what was announced before:
 - a change to users takes the app's advisory lock shared, then the users' profile rows in
