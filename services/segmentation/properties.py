@@ -18,8 +18,8 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
+from nudgelib import compare
 from nudgelib.errors import FieldViolation
-from services.segmentation import compare
 
 A = pb.AttributeOperator
 MAX_FILTERS = 10

@@ -9,7 +9,7 @@ Semantics worth knowing:
 - Event windows count whole UTC calendar days, today included: "at least 3 within 7 days"
   counts the events of the last 7 days, today being one of them. Windows are whole days.
 - A missing attribute fails every condition except NOT_EQUALS, NOT_IN and IS_EMPTY.
-- Comparisons follow `compare`: kinds never mix, ints compare exactly, other numbers as
+- Comparisons follow `nudgelib.compare`: kinds never mix, ints compare exactly, other numbers as
   floats, strings by code point.
 - A user nobody has told us about has no attributes, no events and no platforms, and is
   not inactive. A known user never seen through an event is inactive.
@@ -29,10 +29,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
+from nudgelib import compare
 from nudgelib.buckets import bucket
 from nudgelib.protoconv import to_timedelta
 from nudgelib.versions import parse_version
-from services.segmentation import compare
 from services.segmentation.model import Counter, Profile
 from services.segmentation.rule_tree import (
     AGO_OPS,

@@ -148,7 +148,7 @@ class Compiler:
         return "false"
 
     def _number(self, a: str, sql_op: str, kind: str, v) -> str:
-        # Two ints compare exactly (numeric); anything else as float8, as compare.py does.
+        # Two ints compare exactly (numeric); anything else as float8, as nudgelib.compare does.
         as_float = self.params.add(float(v), "float8")
         if kind == "int_value":
             exact = self.params.add(str(v), "numeric")
