@@ -10,9 +10,9 @@ from typing import Any
 
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_pb
+from nudgelib.filters import plain_struct
 from nudgelib.protoconv import attribute_to_json, to_datetime
 from nudgelib.versions import parse_version
-from services.segmentation import properties
 from services.segmentation.model import Activity, AttributeChange
 
 
@@ -46,7 +46,7 @@ def fold_events(events: list[common_pb2.Event], counters_for: Callable[[str, dic
     out = Folded()
     for e in events:
         at = to_datetime(e.occurred_time) if e.HasField("occurred_time") else now
-        props = properties.plain_struct(e.properties)
+        props = plain_struct(e.properties)
         for key in counters_for(e.name, props):
             day_key = (e.user_id, key, at.date())
             out.days[day_key] = out.days.get(day_key, 0) + 1

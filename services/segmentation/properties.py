@@ -15,11 +15,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import struct_pb2
-
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudgelib import compare
 from nudgelib.errors import FieldViolation
+from nudgelib.filters import plain
 
 A = pb.AttributeOperator
 MAX_FILTERS = 10
@@ -35,28 +34,6 @@ _LIST_OPS = {pb.ATTRIBUTE_OPERATOR_IN, pb.ATTRIBUTE_OPERATOR_NOT_IN}
 _STRING_OPS = {pb.ATTRIBUTE_OPERATOR_CONTAINS, pb.ATTRIBUTE_OPERATOR_STARTS_WITH}
 _PRESENCE_OPS = {pb.ATTRIBUTE_OPERATOR_EXISTS, pb.ATTRIBUTE_OPERATOR_IS_EMPTY}
 SUPPORTED = set(ORDERING) | _SCALAR_OPS | _LIST_OPS | _STRING_OPS | _PRESENCE_OPS
-
-
-def plain(value: struct_pb2.Value) -> Any:
-    """A property value as plain Python: None, float, str, bool, list or dict. A number that
-    is not finite reads as null (JSON has no NaN; ingestion refuses them anyway)."""
-    kind = value.WhichOneof("kind")
-    if kind == "number_value":
-        number = value.number_value
-        return number if math.isfinite(number) else None
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "struct_value":
-        return plain_struct(value.struct_value)
-    if kind == "list_value":
-        return [plain(v) for v in value.list_value.values]
-    return None
-
-
-def plain_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return {k: plain(v) for k, v in struct.fields.items()}
 
 
 def _is_scalar(value: Any) -> bool:

@@ -101,3 +101,9 @@ def test_validation_names_each_field():
     ]
     assert filters.validate([f("a.b", P.PROPERTY_OPERATOR_EXISTS)], "x") == []
     assert [v.field for v in filters.validate([f("v", P.PROPERTY_OPERATOR_EXISTS)] * 11, "x")] == ["x"]
+
+
+def test_struct_values_become_plain_python():
+    s = struct_pb2.Struct()
+    s.update({"n": 1, "s": "x", "l": [1, "a"], "o": {"k": True}})
+    assert filters.plain_struct(s) == {"n": 1.0, "s": "x", "l": [1.0, "a"], "o": {"k": True}}

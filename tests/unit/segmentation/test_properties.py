@@ -68,9 +68,3 @@ def test_counter_key_ignores_filter_order_and_tells_filters_apart():
     assert key != properties.counter_key("buy", properties.compile_filters([a]))
     assert properties.counter_key("buy", ()) == "buy"
     assert properties.event_name(key) == "buy"
-
-
-def test_struct_values_become_plain_python():
-    s = struct_pb2.Struct()
-    s.update({"n": 1, "s": "x", "l": [1, "a"], "o": {"k": True}})
-    assert properties.plain_struct(s) == {"n": 1.0, "s": "x", "l": [1.0, "a"], "o": {"k": True}}
