@@ -17,7 +17,7 @@ from typing import Any
 
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudgelib import compare
-from nudgelib.errors import FieldViolation
+from nudgelib.violations import FieldViolation
 from nudgelib.filters import plain
 
 A = pb.AttributeOperator

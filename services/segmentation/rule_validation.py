@@ -11,7 +11,7 @@ from typing import Any
 
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
-from nudgelib.errors import FieldViolation
+from nudgelib.violations import FieldViolation
 from nudgelib.protoconv import to_timedelta
 from nudgelib.versions import parse_version
 from services.segmentation import properties
