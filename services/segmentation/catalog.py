@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
+from nudgelib.filters import Filter, compile_filters, match_all
 from services.segmentation import properties
 from services.segmentation.model import Profile, SegmentDef
 from services.segmentation.rule_evaluation import Node, compile_rule, memberships
@@ -29,7 +30,7 @@ class Catalog:
     nodes: dict[str, Node] = field(init=False)
     by_seq: dict[int, str] = field(init=False)
     # Event name -> its property-filtered counters: (key, filters).
-    filters: dict[str, list[tuple[str, tuple[properties.Filter, ...]]]] = field(init=False)
+    filters: dict[str, list[tuple[str, tuple[Filter, ...]]]] = field(init=False)
     # Every counter some segment reads, and how many days back the widest window looks.
     keys: list[str] = field(init=False)
     widest_window: int = field(init=False)
@@ -42,11 +43,11 @@ class Catalog:
         self.nodes = {sid: compile_rule(s.rule) for sid, s in self.segments.items()}
         self.by_seq = {s.seq: sid for sid, s in self.segments.items()}
         keys: set[str] = set()
-        filters: dict[str, dict[str, tuple[properties.Filter, ...]]] = {}
+        filters: dict[str, dict[str, tuple[Filter, ...]]] = {}
         widest = 0
         for s in self.segments.values():
             for c in event_conditions(s.rule):
-                compiled = properties.compile_filters(c.property_filters)
+                compiled = compile_filters(c.property_filters)
                 key = properties.counter_key(c.name, compiled)
                 keys.add(key)
                 if compiled:
@@ -73,7 +74,7 @@ class Catalog:
         """The counters one event adds to: its name, and each matching filtered counter."""
         found = [name]
         for key, compiled in self.filters.get(name, ()):
-            if properties.match_all(compiled, props):
+            if match_all(compiled, props):
                 found.append(key)
         return found
 

@@ -10,12 +10,15 @@ from typing import Any
 
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
+from nudgelib import filters
 from nudgelib.protoconv import attribute_python, attribute_to_json, to_timedelta
 from services.segmentation import properties
 
 DAY = timedelta(days=1)
 
-ORDERING = properties.ORDERING
+# Attribute and property operators share their numbers (common.proto says so, a unit test
+# holds it), so attribute comparisons are the filters' own.
+ORDERING = filters.ORDERING
 VALUE_OPS = {pb.ATTRIBUTE_OPERATOR_EQUALS, pb.ATTRIBUTE_OPERATOR_NOT_EQUALS}
 STRING_OPS = {pb.ATTRIBUTE_OPERATOR_CONTAINS, pb.ATTRIBUTE_OPERATOR_STARTS_WITH}
 TIME_OPS = {pb.ATTRIBUTE_OPERATOR_BEFORE, pb.ATTRIBUTE_OPERATOR_AFTER}
@@ -68,7 +71,7 @@ def window_days(c: pb.EventCondition) -> int:
 
 
 def counter_key(c: pb.EventCondition) -> str:
-    return properties.counter_key(c.name, properties.compile_filters(c.property_filters))
+    return properties.counter_key(c.name, filters.compile_filters(c.property_filters))
 
 
 def attribute_value(v: common_pb2.AttributeValue) -> Any:

@@ -14,7 +14,7 @@ from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudgelib.violations import FieldViolation
 from nudgelib.protoconv import to_timedelta
 from nudgelib.versions import parse_version
-from services.segmentation import properties
+from nudgelib import filters
 from services.segmentation.rule_tree import (
     AGO_OPS,
     COUNTING,
@@ -201,7 +201,7 @@ def _validate_event(c: pb.EventCondition, here: str, bad, problems: list[FieldVi
             bad("window", "must be whole days: event windows count UTC calendar days")
         elif window > MAX_WINDOW_DAYS * DAY:
             bad("window", f"must be at most {MAX_WINDOW_DAYS} days")
-    problems += properties.validate(c.property_filters, f"{here}.property_filters")
+    problems += filters.validate(c.property_filters, f"{here}.property_filters")
 
 
 def find_cycle(start: str, edges: dict[str, set[str]]) -> bool:

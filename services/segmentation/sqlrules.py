@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
+from nudgelib import filters
 from nudgelib.protoconv import to_timedelta
 from nudgelib.versions import parse_version
-from services.segmentation import properties
 from services.segmentation.rule_tree import DAY, attribute_value, counter_key, midnight, window_days
 
 A = pb.AttributeOperator
+P = common_pb2.PropertyOperator
 E = pb.EventOperator
 _SQL_ORDER = {A.ATTRIBUTE_OPERATOR_GREATER: ">", A.ATTRIBUTE_OPERATOR_GREATER_OR_EQUAL: ">=",
               A.ATTRIBUTE_OPERATOR_LESS: "<", A.ATTRIBUTE_OPERATOR_LESS_OR_EQUAL: "<="}
@@ -189,16 +191,16 @@ class Compiler:
             return (f"(SELECT user_id, count, first_at, last_at FROM event_totals"
                     f" WHERE app_id = {self.app} AND key = {k}) t",
                     f"(SELECT user_id, day, count FROM event_days WHERE app_id = {self.app} AND key = {k}) d")
-        raw = self.raw_events(c.name, properties.compile_filters(c.property_filters))
+        raw = self.raw_events(c.name, filters.compile_filters(c.property_filters))
         return (f"(SELECT user_id, count(*) AS count, min(occurred_at) AS first_at,"
                 f" max(occurred_at) AS last_at FROM {raw} GROUP BY user_id) t",
                 f"(SELECT user_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, count(*) AS count"
                 f" FROM {raw} GROUP BY 1, 2) d")
 
-    def raw_events(self, name: str, filters: tuple[properties.Filter, ...]) -> str:
+    def raw_events(self, name: str, matching: tuple[filters.Filter, ...]) -> str:
         """The recent events of one name matching filters, as a FROM item `r`."""
         conditions = " AND ".join(f"coalesce({property_predicate(self.params, f, 'r.properties')}, false)"
-                                  for f in filters) or "true"
+                                  for f in matching) or "true"
         return (f"(SELECT r.user_id, r.occurred_at FROM recent_events r WHERE r.app_id = {self.app}"
                 f" AND r.name = {self.params.add(name, 'text')} AND {conditions}) r")
 
@@ -295,32 +297,58 @@ class Compiler:
         return f"(CASE WHEN {instant} + {d} >= {now} THEN {instant} + {d} + {TICK} END)"
 
 
-def property_predicate(params: Params, f: properties.Filter, column: str) -> str:
-    """One property filter over a jsonb column of properties, as properties.matches."""
-    x = f"({column} -> {params.add(f.name, 'text')})"
+def _property_at(params: Params, f: filters.Filter, column: str) -> str:
+    """The jsonb at the filter's dotted path, SQL NULL when absent: as filters.lookup, a path
+    only steps into objects (jsonb's #> would also step into an array by index)."""
+    path = f.path
+    at = f"({column} #> {params.add(list(path), 'text[]')})"
+    if len(path) == 1:
+        return at
+    guards = " AND ".join(f"jsonb_typeof({column} #> {params.add(list(path[:i]), 'text[]')}) = 'object'"
+                          for i in range(1, len(path)))
+    return f"(CASE WHEN {guards} THEN {at} END)"
+
+
+def _within_distance(params: Params, x: str, circle: tuple[float, float, float]) -> str:
+    """filters.location and filters.distance_meters in SQL: haversine on the mean Earth radius."""
+    lat, lon, radius = (params.add(v, "float8") for v in circle)
+    plat, plon = f"(({x} ->> 'latitude')::float8)", f"(({x} ->> 'longitude')::float8)"
+    h = (f"(sin(radians({plat} - {lat}) / 2) ^ 2 + cos(radians({lat})) * cos(radians({plat}))"
+         f" * sin(radians({plon} - {lon}) / 2) ^ 2)")
+    return (f"(CASE WHEN jsonb_typeof({x}) = 'object' AND jsonb_typeof({x} -> 'latitude') = 'number'"
+            f" AND jsonb_typeof({x} -> 'longitude') = 'number' THEN"
+            f" {plat} BETWEEN -90 AND 90 AND {plon} BETWEEN -180 AND 180"
+            f" AND 2 * {filters.EARTH_RADIUS_METERS} * asin(least(1.0, sqrt({h}))) <= {radius} ELSE false END)")
+
+
+def property_predicate(params: Params, f: filters.Filter, column: str) -> str:
+    """One property filter over a jsonb column of properties, as filters.matches."""
+    x = _property_at(params, f, column)
     op = f.operator
-    if op == A.ATTRIBUTE_OPERATOR_EXISTS:
+    if op == P.PROPERTY_OPERATOR_EXISTS:
         return f"({x} IS NOT NULL AND jsonb_typeof({x}) <> 'null')"
-    if op == A.ATTRIBUTE_OPERATOR_IS_EMPTY:
+    if op == P.PROPERTY_OPERATOR_IS_EMPTY:
         return f"({x} IS NULL OR {x} IN ('null'::jsonb, '\"\"'::jsonb, '[]'::jsonb))"
-    if op in (A.ATTRIBUTE_OPERATOR_EQUALS, A.ATTRIBUTE_OPERATOR_NOT_EQUALS):
+    if op in (P.PROPERTY_OPERATOR_EQUALS, P.PROPERTY_OPERATOR_NOT_EQUALS):
         equal = _property_equal(params, x, f.value)
-        return equal if op == A.ATTRIBUTE_OPERATOR_EQUALS else f"(NOT coalesce({equal}, false))"
-    if op in (A.ATTRIBUTE_OPERATOR_IN, A.ATTRIBUTE_OPERATOR_NOT_IN):
+        return equal if op == P.PROPERTY_OPERATOR_EQUALS else f"(NOT coalesce({equal}, false))"
+    if op in (P.PROPERTY_OPERATOR_IN, P.PROPERTY_OPERATOR_NOT_IN):
         any_equal = "(" + " OR ".join(f"coalesce({_property_equal(params, x, v)}, false)" for v in f.value) + ")"
-        return any_equal if op == A.ATTRIBUTE_OPERATOR_IN else f"(NOT {any_equal})"
+        return any_equal if op == P.PROPERTY_OPERATOR_IN else f"(NOT {any_equal})"
     if op in _SQL_ORDER:
         sql_op = _SQL_ORDER[op]
         if isinstance(f.value, str):
             return (f"(jsonb_typeof({x}) = 'string' AND ({x} #>> '{{}}') COLLATE \"C\" {sql_op}"
                     f" {params.add(f.value, 'text')})")
         return f"(jsonb_typeof({x}) = 'number' AND ({x})::float8 {sql_op} {params.add(f.value, 'float8')})"
-    if op == A.ATTRIBUTE_OPERATOR_CONTAINS:
+    if op == P.PROPERTY_OPERATOR_CONTAINS:
         v = params.add(f.value, "text")
         return (f"(CASE jsonb_typeof({x}) WHEN 'string' THEN strpos({x} #>> '{{}}', {v}) > 0"
                 f" WHEN 'array' THEN {x} ? {v} ELSE false END)")
-    if op == A.ATTRIBUTE_OPERATOR_STARTS_WITH:
+    if op == P.PROPERTY_OPERATOR_STARTS_WITH:
         return f"(jsonb_typeof({x}) = 'string' AND starts_with({x} #>> '{{}}', {params.add(f.value, 'text')}))"
+    if op == P.PROPERTY_OPERATOR_WITHIN_DISTANCE:
+        return _within_distance(params, x, f.value)
     return "false"
 
 

@@ -112,7 +112,7 @@ def one_of(name, *values) -> pb.Rule:
         common_pb2.AttributeValue(string_value=v) for v in values]))
 
 
-BIG_CART = pb.PropertyFilter(name="cart_value", operator=A.ATTRIBUTE_OPERATOR_GREATER,
+BIG_CART = common_pb2.PropertyFilter(name="cart_value", operator=A.ATTRIBUTE_OPERATOR_GREATER,
                              value=struct_pb2.Value(number_value=100))
 AND, OR, NOT = pb.GROUP_OPERATOR_AND, pb.GROUP_OPERATOR_OR, pb.GROUP_OPERATOR_NOT
 

@@ -290,7 +290,7 @@ async def test_windows_count_whole_utc_days_today_included(seg, app):
 
 async def test_property_filters_count_matching_events_including_before_the_segment(seg, app):
     big = ev("purchase", pb.EVENT_OPERATOR_AT_LEAST, 1, window=30, property_filters=[
-        pb.PropertyFilter(name="cart_value", operator=A.ATTRIBUTE_OPERATOR_GREATER, value=value(number_value=100))])
+        common_pb2.PropertyFilter(name="cart_value", operator=A.ATTRIBUTE_OPERATOR_GREATER, value=value(number_value=100))])
     await seg.events(app.id, event("b1", "u1", "purchase", START - timedelta(days=2), cart_value=150),
                      event("b2", "u2", "purchase", START, cart_value=50),
                      event("b3", "u3", "purchase", START, cart_value="lots"))
@@ -307,16 +307,40 @@ async def test_property_filters_count_matching_events_including_before_the_segme
     assert list(members.user_ids) == ["u1", "u2"]
 
 
+async def test_a_distance_and_a_dotted_filter_count_the_same_before_and_after_saving(seg, app):
+    """"Came within 500 m of our store on a paid plan": from raw events in SQL while a draft,
+    from the counter fed by the shared evaluator once saved."""
+    near = common_pb2.PropertyFilter(name="where", operator=common_pb2.PROPERTY_OPERATOR_WITHIN_DISTANCE,
+                                     circle=common_pb2.GeoCircle(latitude=48.852968, longitude=2.349902,
+                                                                 radius_meters=500))
+    paid = common_pb2.PropertyFilter(name="plan.tier", operator=common_pb2.PROPERTY_OPERATOR_EQUALS,
+                                     value=value(string_value="paid"))
+    visit = ev("location", pb.EVENT_OPERATOR_AT_LEAST, 1, window=30, property_filters=[near, paid])
+    here, louvre = {"latitude": 48.8535, "longitude": 2.344}, {"latitude": 48.860611, "longitude": 2.337644}
+    await seg.events(app.id, event("g1", "near-paid", "location", START, where=here, plan={"tier": "paid"}),
+                     event("g2", "far-paid", "location", START, where=louvre, plan={"tier": "paid"}),
+                     event("g3", "near-free", "location", START, where=here, plan={"tier": "free"}),
+                     event("g4", "flat-name", "location", START, where=here, **{"plan.tier": "paid"}),
+                     event("g5", "no-place", "location", START, where="Paris", plan={"tier": "paid"}))
+    assert await seg.estimate(app, visit) == 1
+    segment = await seg.segment(app, visit)
+    assert list((await seg.context(app.id, "near-paid")).segment_ids) == [segment.id]
+    for other in ("far-paid", "near-free", "flat-name", "no-place"):
+        assert list((await seg.context(app.id, other)).segment_ids) == [], other
+    await seg.events(app.id, event("g6", "far-paid", "location", START, where=here, plan={"tier": "paid"}))
+    assert await seg.estimate(app, visit) == 2
+
+
 async def test_invalid_rules_are_refused_naming_the_field(seg, app):
     cases = [
         (ev("open", pb.EVENT_OPERATOR_AT_LEAST, 1, window=1.5), "rule.event.window"),
         (ev("9open", pb.EVENT_OPERATOR_NEVER), "rule.event.name"),
         (ev("open", pb.EVENT_OPERATOR_EACH_DAY, days=0), "rule.event.days"),
         (ev("open", pb.EVENT_OPERATOR_NEVER, count=3), "rule.event.count"),
-        (ev("buy", pb.EVENT_OPERATOR_AT_LEAST, 1, property_filters=[pb.PropertyFilter(
+        (ev("buy", pb.EVENT_OPERATOR_AT_LEAST, 1, property_filters=[common_pb2.PropertyFilter(
             name="v", operator=A.ATTRIBUTE_OPERATOR_GREATER, value=value(bool_value=True))]),
          "rule.event.property_filters[0].value"),
-        (ev("buy", pb.EVENT_OPERATOR_AT_LEAST, 1, property_filters=[pb.PropertyFilter(
+        (ev("buy", pb.EVENT_OPERATOR_AT_LEAST, 1, property_filters=[common_pb2.PropertyFilter(
             name="v", operator=A.ATTRIBUTE_OPERATOR_WITHIN_LAST)]), "rule.event.property_filters[0].operator"),
         (pb.Rule(attribute=pb.AttributeCondition(name="joined", operator=A.ATTRIBUTE_OPERATOR_BEFORE,
                                                  value=common_pb2.AttributeValue(int_value=3))),
@@ -405,7 +429,7 @@ async def test_announcements_wait_while_decision_refuses_and_arrive_in_order(seg
 async def test_erasure_leaves_nothing_of_the_user(seg, app, seg_url):
     seg.decision.failing = grpc.StatusCode.UNAVAILABLE  # keep an announcement pending
     big = ev("buy", pb.EVENT_OPERATOR_AT_LEAST, 1, property_filters=[
-        pb.PropertyFilter(name="x", operator=A.ATTRIBUTE_OPERATOR_EXISTS)])
+        common_pb2.PropertyFilter(name="x", operator=A.ATTRIBUTE_OPERATOR_EXISTS)])
     await seg.segment(app, big)
     await seg.events(app.id, event("e1", "gone", "buy", START, x=1), event("e2", "kept", "buy", START, x=1))
     await seg.identify(app.id, "e3", "gone", plan=common_pb2.AttributeValue(string_value="pro"))

@@ -95,9 +95,15 @@ def property_filters(draw):
                                A.ATTRIBUTE_OPERATOR_GREATER, A.ATTRIBUTE_OPERATOR_LESS_OR_EQUAL,
                                A.ATTRIBUTE_OPERATOR_IN, A.ATTRIBUTE_OPERATOR_NOT_IN,
                                A.ATTRIBUTE_OPERATOR_CONTAINS, A.ATTRIBUTE_OPERATOR_STARTS_WITH,
-                               A.ATTRIBUTE_OPERATOR_EXISTS, A.ATTRIBUTE_OPERATOR_IS_EMPTY]))
-    f = pb.PropertyFilter(name=draw(st.sampled_from(PROPS)), operator=op)
-    if op in (A.ATTRIBUTE_OPERATOR_IN, A.ATTRIBUTE_OPERATOR_NOT_IN):
+                               A.ATTRIBUTE_OPERATOR_EXISTS, A.ATTRIBUTE_OPERATOR_IS_EMPTY,
+                               common_pb2.PROPERTY_OPERATOR_WITHIN_DISTANCE]))
+    # Dotted names reach into the object property `o`; a distance looks at `o` as a location.
+    f = common_pb2.PropertyFilter(name=draw(st.sampled_from(PROPS + ("o.p", "o"))), operator=op)
+    if op == common_pb2.PROPERTY_OPERATOR_WITHIN_DISTANCE:
+        f.name = "o"
+        f.circle.CopyFrom(common_pb2.GeoCircle(latitude=0, longitude=0,
+                                               radius_meters=draw(st.sampled_from([1_000.0, 200_000.0]))))
+    elif op in (A.ATTRIBUTE_OPERATOR_IN, A.ATTRIBUTE_OPERATOR_NOT_IN):
         values = draw(st.lists(st.sampled_from([1.0, 100.0, "x", True]), min_size=1, max_size=3))
         f.value.list_value.values.extend(scalar(v) for v in values)
     elif op in (A.ATTRIBUTE_OPERATOR_CONTAINS, A.ATTRIBUTE_OPERATOR_STARTS_WITH):
@@ -181,6 +187,14 @@ def users(draw):
                                  occurred_time=to_timestamp(NOW + draw(offsets)),
                                  platform=draw(st.sampled_from([0, 1, 2, 3])),
                                  app_version=draw(st.sampled_from(["", "1.2", "1.10", "2", "1.2.0", "x"])))
+            nested = draw(st.sampled_from(["none", "object", "location", "scalar"]))
+            if nested == "object":
+                e.properties.update({"o": {"p": draw(st.sampled_from([1.0, 100.0, "x", True]))}})
+            elif nested == "location":
+                e.properties.update({"o": {"latitude": draw(st.sampled_from([0.0, 0.005, 1.0, 95.0])),
+                                           "longitude": draw(st.sampled_from([0.0, 0.005, 1.0, "east"]))}})
+            elif nested == "scalar":
+                e.properties["o"] = "x"
             for p in draw(st.lists(st.sampled_from(PROPS), unique=True)):
                 value = draw(property_values)
                 if isinstance(value, list):

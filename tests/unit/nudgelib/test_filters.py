@@ -107,3 +107,13 @@ def test_struct_values_become_plain_python():
     s = struct_pb2.Struct()
     s.update({"n": 1, "s": "x", "l": [1, "a"], "o": {"k": True}})
     assert filters.plain_struct(s) == {"n": 1.0, "s": "x", "l": [1.0, "a"], "o": {"k": True}}
+
+
+def test_property_operators_keep_the_numbers_of_segment_attribute_operators():
+    """Segments store filters as protos: a stored number must mean the same operator in both."""
+    from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
+
+    for name, number in common_pb2.PropertyOperator.items():
+        if name == "PROPERTY_OPERATOR_WITHIN_DISTANCE":
+            continue
+        assert seg_pb.AttributeOperator.Value(name.replace("PROPERTY_", "ATTRIBUTE_")) == number

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from google.protobuf import struct_pb2
 
-from nudge.segmentation.v1 import segmentation_service_pb2 as pb
+from nudge.common.v1 import common_pb2
+from nudgelib import filters
 from services.segmentation import properties
 
-A = pb.AttributeOperator
+P = common_pb2.PropertyOperator
 
 
 def value(v) -> struct_pb2.Value:
@@ -24,8 +25,8 @@ def value(v) -> struct_pb2.Value:
     return out
 
 
-def f(name, op, v=None) -> pb.PropertyFilter:
-    out = pb.PropertyFilter(name=name, operator=op)
+def f(name, op, v=None) -> common_pb2.PropertyFilter:
+    out = common_pb2.PropertyFilter(name=name, operator=op)
     if v is not None:
         out.value.CopyFrom(value(v))
     return out
@@ -35,36 +36,36 @@ EVENT = {"cart": 150.0, "screen": "checkout", "tags": ["sale", 3.0], "coupon": N
 
 
 @pytest.mark.parametrize("flt, expected", [
-    (f("cart", A.ATTRIBUTE_OPERATOR_GREATER, 100), True),
-    (f("cart", A.ATTRIBUTE_OPERATOR_LESS_OR_EQUAL, 150), True),
-    (f("cart", A.ATTRIBUTE_OPERATOR_EQUALS, "150"), False),  # kinds never mix
-    (f("screen", A.ATTRIBUTE_OPERATOR_EQUALS, "checkout"), True),
-    (f("screen", A.ATTRIBUTE_OPERATOR_GREATER, "b"), True),
-    (f("screen", A.ATTRIBUTE_OPERATOR_STARTS_WITH, "check"), True),
-    (f("screen", A.ATTRIBUTE_OPERATOR_CONTAINS, "out"), True),
-    (f("tags", A.ATTRIBUTE_OPERATOR_CONTAINS, "sale"), True),
-    (f("tags", A.ATTRIBUTE_OPERATOR_CONTAINS, "3"), False),
-    (f("screen", A.ATTRIBUTE_OPERATOR_IN, ["home", "checkout"]), True),
-    (f("missing", A.ATTRIBUTE_OPERATOR_NOT_IN, ["home"]), True),
-    (f("missing", A.ATTRIBUTE_OPERATOR_NOT_EQUALS, "home"), True),
-    (f("flag", A.ATTRIBUTE_OPERATOR_EQUALS, 1), False),
-    (f("flag", A.ATTRIBUTE_OPERATOR_EQUALS, True), True),
-    (f("coupon", A.ATTRIBUTE_OPERATOR_EXISTS), False),  # null is not there
-    (f("coupon", A.ATTRIBUTE_OPERATOR_IS_EMPTY), True),
-    (f("empty", A.ATTRIBUTE_OPERATOR_IS_EMPTY), True),
-    (f("cart", A.ATTRIBUTE_OPERATOR_IS_EMPTY), False),
-    (f("missing", A.ATTRIBUTE_OPERATOR_GREATER, 1), False),
+    (f("cart", P.PROPERTY_OPERATOR_GREATER, 100), True),
+    (f("cart", P.PROPERTY_OPERATOR_LESS_OR_EQUAL, 150), True),
+    (f("cart", P.PROPERTY_OPERATOR_EQUALS, "150"), False),  # kinds never mix
+    (f("screen", P.PROPERTY_OPERATOR_EQUALS, "checkout"), True),
+    (f("screen", P.PROPERTY_OPERATOR_GREATER, "b"), True),
+    (f("screen", P.PROPERTY_OPERATOR_STARTS_WITH, "check"), True),
+    (f("screen", P.PROPERTY_OPERATOR_CONTAINS, "out"), True),
+    (f("tags", P.PROPERTY_OPERATOR_CONTAINS, "sale"), True),
+    (f("tags", P.PROPERTY_OPERATOR_CONTAINS, "3"), False),
+    (f("screen", P.PROPERTY_OPERATOR_IN, ["home", "checkout"]), True),
+    (f("missing", P.PROPERTY_OPERATOR_NOT_IN, ["home"]), True),
+    (f("missing", P.PROPERTY_OPERATOR_NOT_EQUALS, "home"), True),
+    (f("flag", P.PROPERTY_OPERATOR_EQUALS, 1), False),
+    (f("flag", P.PROPERTY_OPERATOR_EQUALS, True), True),
+    (f("coupon", P.PROPERTY_OPERATOR_EXISTS), False),  # null is not there
+    (f("coupon", P.PROPERTY_OPERATOR_IS_EMPTY), True),
+    (f("empty", P.PROPERTY_OPERATOR_IS_EMPTY), True),
+    (f("cart", P.PROPERTY_OPERATOR_IS_EMPTY), False),
+    (f("missing", P.PROPERTY_OPERATOR_GREATER, 1), False),
 ])
 def test_one_filter_on_one_event(flt, expected):
-    (compiled,) = properties.compile_filters([flt])
-    assert properties.matches(compiled, EVENT) is expected
+    (compiled,) = filters.compile_filters([flt])
+    assert filters.matches(compiled, EVENT) is expected
 
 
 def test_counter_key_ignores_filter_order_and_tells_filters_apart():
-    a = f("cart", A.ATTRIBUTE_OPERATOR_GREATER, 100)
-    b = f("screen", A.ATTRIBUTE_OPERATOR_EQUALS, "checkout")
-    key = properties.counter_key("buy", properties.compile_filters([a, b]))
-    assert key == properties.counter_key("buy", properties.compile_filters([b, a]))
-    assert key != properties.counter_key("buy", properties.compile_filters([a]))
+    a = f("cart", P.PROPERTY_OPERATOR_GREATER, 100)
+    b = f("screen", P.PROPERTY_OPERATOR_EQUALS, "checkout")
+    key = properties.counter_key("buy", filters.compile_filters([a, b]))
+    assert key == properties.counter_key("buy", filters.compile_filters([b, a]))
+    assert key != properties.counter_key("buy", filters.compile_filters([a]))
     assert properties.counter_key("buy", ()) == "buy"
     assert properties.event_name(key) == "buy"

@@ -225,7 +225,7 @@ class TestMoreEventConditions:
 
     def test_property_filtered_conditions_read_their_own_counter(self):
         filtered = pb.EventCondition(name="buy", operator=pb.EVENT_OPERATOR_AT_LEAST, count=1, property_filters=[
-            pb.PropertyFilter(name="v", operator=A.ATTRIBUTE_OPERATOR_GREATER, value=struct_pb2.Value(number_value=9))])
+            common_pb2.PropertyFilter(name="v", operator=A.ATTRIBUTE_OPERATOR_GREATER, value=struct_pb2.Value(number_value=9))])
         key = counter_key(filtered)
         assert key.startswith("buy#") and key != "buy"
         at = NOW

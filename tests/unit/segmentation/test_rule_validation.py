@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from google.protobuf import struct_pb2
 
+from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from services.segmentation.rule_validation import MAX_INLINED, find_cycle, reference_problems, validate
 from tests.unit.segmentation.builders import attr, days, ev, member
@@ -51,10 +52,10 @@ class TestMoreValidation:
         (pb.Rule(segment=pb.SegmentMembershipCondition()), "rule.segment.segment_id"),
         (pb.Rule(group=pb.Group(rules=[ev("a", pb.EVENT_OPERATOR_NEVER)])), "rule.group.operator"),
         (pb.Rule(event=pb.EventCondition(name="buy", operator=pb.EVENT_OPERATOR_NEVER, property_filters=[
-            pb.PropertyFilter(name="v", operator=A.ATTRIBUTE_OPERATOR_IN,
+            common_pb2.PropertyFilter(name="v", operator=A.ATTRIBUTE_OPERATOR_IN,
                               value=struct_pb2.Value(string_value="x"))])), "rule.event.property_filters[0].value"),
         (pb.Rule(event=pb.EventCondition(name="buy", operator=pb.EVENT_OPERATOR_NEVER, property_filters=[
-            pb.PropertyFilter(operator=A.ATTRIBUTE_OPERATOR_EXISTS)])), "rule.event.property_filters[0].name"),
+            common_pb2.PropertyFilter(operator=A.ATTRIBUTE_OPERATOR_EXISTS)])), "rule.event.property_filters[0].name"),
     ])
     def test_each_problem_names_its_field(self, rule, field):
         assert {v.field for v in validate(rule)} == {field}

@@ -1,7 +1,6 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
-from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from nudge.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
@@ -138,16 +137,6 @@ class AttributeCondition(_message.Message):
     duration: _duration_pb2.Duration
     def __init__(self, name: _Optional[str] = ..., operator: _Optional[_Union[AttributeOperator, str]] = ..., value: _Optional[_Union[_common_pb2.AttributeValue, _Mapping]] = ..., values: _Optional[_Iterable[_Union[_common_pb2.AttributeValue, _Mapping]]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
-class PropertyFilter(_message.Message):
-    __slots__ = ("name", "operator", "value")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    OPERATOR_FIELD_NUMBER: _ClassVar[int]
-    VALUE_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    operator: AttributeOperator
-    value: _struct_pb2.Value
-    def __init__(self, name: _Optional[str] = ..., operator: _Optional[_Union[AttributeOperator, str]] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
-
 class EventCondition(_message.Message):
     __slots__ = ("name", "operator", "count", "window", "days", "property_filters")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -161,8 +150,8 @@ class EventCondition(_message.Message):
     count: int
     window: _duration_pb2.Duration
     days: int
-    property_filters: _containers.RepeatedCompositeFieldContainer[PropertyFilter]
-    def __init__(self, name: _Optional[str] = ..., operator: _Optional[_Union[EventOperator, str]] = ..., count: _Optional[int] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., days: _Optional[int] = ..., property_filters: _Optional[_Iterable[_Union[PropertyFilter, _Mapping]]] = ...) -> None: ...
+    property_filters: _containers.RepeatedCompositeFieldContainer[_common_pb2.PropertyFilter]
+    def __init__(self, name: _Optional[str] = ..., operator: _Optional[_Union[EventOperator, str]] = ..., count: _Optional[int] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., days: _Optional[int] = ..., property_filters: _Optional[_Iterable[_Union[_common_pb2.PropertyFilter, _Mapping]]] = ...) -> None: ...
 
 class InactiveCondition(_message.Message):
     __slots__ = ("duration",)
