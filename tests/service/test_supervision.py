@@ -15,10 +15,11 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from structlog.testing import capture_logs
 
-from nudgelib import db, embedded
+from nudgelib import db
 from nudgelib.clock import FixedClock
 from nudgelib.loops import Loop
 from nudgelib.retention import Retention, prune_loop
+from nudgetools import embedded
 from services.segmentation.server import SPEC as SEGMENTATION
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
 
