@@ -1,141 +1,213 @@
 """Configuration from environment variables, parsed once into frozen dataclasses.
 
-A missing or malformed value stops start-up with one clear line naming the variable.
+Each field of a settings dataclass says where it comes from: `setting(...)` gives its
+variable's name, its default and its bounds, and `read` fills any such class from an
+environment. A missing or malformed value raises ConfigError with one line naming the
+variable; a service prints it and stops before it touches the database (`load_or_exit`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
-from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, TypeVar, get_type_hints
 
 SERVICES = ("ingestion", "segmentation", "decision", "delivery")
 DEFAULT_PORTS = {"ingestion": 50051, "segmentation": 50052, "decision": 50053, "delivery": 50054}
 DEFAULT_METRICS_PORTS = {"ingestion": 9461, "segmentation": 9462, "decision": 9463, "delivery": 9464}
+_POSTGRES = ("postgres://", "postgresql://")
+
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
     """A configuration value is missing or invalid; the message names the variable."""
 
 
-def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> str:
-    value = env.get(name, "").strip()
-    if value:
-        return value
-    if default is None:
-        raise ConfigError(f"{name} is required but not set")
+@dataclass(frozen=True)
+class Variable:
+    """Where one field's value comes from, and what it may be."""
+
+    # The variables read, the first one set wins; `{SERVICE}` stands for the service's name.
+    names: tuple[str, ...]
+    # MISSING: required. A mapping: the default of each service, by name.
+    default: Any = MISSING
+    # Inclusive bounds of a number.
+    low: float | None = None
+    high: float | None = None
+    # The values a string may take (compared lower-cased).
+    choices: tuple[str, ...] = ()
+    min_length: int = 0
+    # The prefixes a URL must start with.
+    schemes: tuple[str, ...] = ()
+
+
+_VARIABLE = "nudge.variable"
+_GROUP = "nudge.group"
+
+
+def setting(name: str, default: Any = MISSING, *, fallback: tuple[str, ...] = (), low: float | None = None,
+            high: float | None = None, choices: tuple[str, ...] = (), min_length: int = 0,
+            schemes: tuple[str, ...] = ()) -> Any:
+    """A dataclass field read from the variable `name` (else from those in `fallback`)."""
+    variable = Variable((name, *fallback), default, low, high, choices, min_length, schemes)
+    if default is MISSING or isinstance(default, Mapping):
+        return field(metadata={_VARIABLE: variable})
+    return field(default=default, metadata={_VARIABLE: variable})
+
+
+def group(cls: type) -> Any:
+    """A dataclass field holding another settings class, read from the same environment."""
+    return field(default_factory=cls, metadata={_GROUP: cls})
+
+
+def read(cls: type[T], env: Mapping[str, str] | None = None, service: str | None = None,
+         given: Mapping[str, Any] | None = None) -> T:
+    """An instance of the settings dataclass `cls` from `env` (by default the process's):
+    each `setting` field from its variable, `group` fields likewise, `given` as they are."""
+    env = os.environ if env is None else env
+    values = dict(given or {})
+    types = get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in values:
+            continue
+        if _GROUP in f.metadata:
+            values[f.name] = read(f.metadata[_GROUP], env, service)
+        elif _VARIABLE in f.metadata:
+            values[f.name] = _value(f.metadata[_VARIABLE], types[f.name], env, service)
+    return cls(**values)
+
+
+class Settings:
+    """A settings dataclass readable with `from_env` (a service's own settings)."""
+
+    @classmethod
+    def from_env(cls: type[T], env: Mapping[str, str] | None = None) -> T:
+        return read(cls, env)
+
+
+def _value(variable: Variable, kind: type, env: Mapping[str, str], service: str | None) -> Any:
+    names = [n.format(SERVICE=service.upper()) if "{" in n else n for n in variable.names]
+    for name in names:
+        raw = env.get(name, "").strip()
+        if raw:
+            return _checked(variable, name, _parse(kind, name, raw))
+    default = variable.default
+    if isinstance(default, Mapping):
+        default = default[service]
+    if default is MISSING:
+        others = f" (or {', '.join(names[:-1])})" if len(names) > 1 else ""
+        raise ConfigError(f"{names[-1]}{others} is required but not set")
     return default
 
 
-def env_int(env: Mapping[str, str], name: str, default: int, low: int = 0, high: int = 65535) -> int:
-    raw = env_str(env, name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+def _parse(kind: type, name: str, raw: str) -> Any:
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if kind is float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a number, got {raw!r}")
+        return value
+    return raw
+
+
+def _show(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def _checked(v: Variable, name: str, value: Any) -> Any:
+    if isinstance(value, (int, float)):
+        low, high = v.low, v.high
+        if (low is not None and value < low) or (high is not None and value > high):
+            if low is not None and high is not None:
+                raise ConfigError(f"{name} must be between {_show(low)} and {_show(high)}, got {_show(value)}")
+            if low is not None:
+                raise ConfigError(f"{name} must be at least {_show(low)}, got {_show(value)}")
+            raise ConfigError(f"{name} must be at most {_show(high)}, got {_show(value)}")
+        return value
+    if v.choices:
+        value = value.lower()
+        if value not in v.choices:
+            raise ConfigError(f"{name} must be one of {', '.join(v.choices)}, got {value!r}")
+    if len(value) < v.min_length:
+        raise ConfigError(f"{name} must be at least {v.min_length} characters")
+    if v.schemes and not value.startswith(v.schemes):
+        raise ConfigError(f"{name} must be a {v.schemes[-1]} URL")
     return value
 
 
-def env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env_str(env, name, str(default))
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative, got {value}")
-    return value
-
-
-def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env_str(env, name, default).lower()
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _database_url(env: Mapping[str, str], name: str) -> str:
-    url = env.get(name, "").strip() or env.get("DATABASE_URL", "").strip()
-    if not url:
-        raise ConfigError(f"DATABASE_URL (or {name}) is required but not set")
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise ConfigError(f"{name} must be a postgresql:// URL")
-    return url
-
-
-def event_loop_from_env(env: Mapping[str, str]) -> str:
-    """NUDGE_EVENT_LOOP: uvloop (the default) or asyncio; see nudgelib.runtime."""
-    return env_choice(env, "NUDGE_EVENT_LOOP", "uvloop", ("uvloop", "asyncio"))
+def variables(cls: type) -> dict[str, Variable]:
+    """The variable of each `setting` field of `cls`, by field name (for docs and tests)."""
+    return {f.name: f.metadata[_VARIABLE] for f in fields(cls) if _VARIABLE in f.metadata}
 
 
 def peer_address(env: Mapping[str, str], service: str) -> str:
-    return env_str(env, f"NUDGE_{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")
+    """How this process reaches `service`: NUDGE_<SERVICE>_ADDR, by default its local port."""
+    return _value(Variable(("NUDGE_{SERVICE}_ADDR",), f"127.0.0.1:{DEFAULT_PORTS[service]}"), str, env, service)
 
 
 @dataclass(frozen=True)
-class LogSettings:
-    format: str  # auto | console | json
-    level: str
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "LogSettings":
-        return cls(
-            format=env_choice(env, "NUDGE_LOG_FORMAT", "auto", ("auto", "console", "json")),
-            level=env_choice(env, "NUDGE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
-        )
+class LogSettings(Settings):
+    format: str = setting("NUDGE_LOG_FORMAT", "auto", choices=("auto", "console", "json"))
+    level: str = setting("NUDGE_LOG_LEVEL", "info", choices=("debug", "info", "warning", "error"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServiceSettings:
     """Everything one service process needs to start."""
 
     service: str
-    database_url: str
+    database_url: str = setting("NUDGE_{SERVICE}_DATABASE_URL", fallback=("DATABASE_URL",), schemes=_POSTGRES)
     # Where API keys live; the same database as the service's unless split on purpose.
-    accounts_database_url: str
-    bind_host: str
-    port: int
-    metrics_port: int  # 0 disables the metrics endpoint
-    internal_token: str
+    accounts_database_url: str = setting("NUDGE_ACCOUNTS_DATABASE_URL",
+                                         fallback=("NUDGE_{SERVICE}_DATABASE_URL", "DATABASE_URL"),
+                                         schemes=_POSTGRES)
+    bind_host: str = setting("NUDGE_BIND_HOST", "127.0.0.1")
+    port: int = setting("NUDGE_{SERVICE}_PORT", DEFAULT_PORTS, low=0, high=65535)
+    # 0 disables the metrics endpoint.
+    metrics_port: int = setting("NUDGE_{SERVICE}_METRICS_PORT", DEFAULT_METRICS_PORTS, low=0, high=65535)
+    internal_token: str = setting("NUDGE_INTERNAL_TOKEN", min_length=16)
     peers: Mapping[str, str]
-    log: LogSettings
-    shutdown_grace: float
-    db_pool_min: int
-    db_pool_max: int
-    event_loop: str  # uvloop | asyncio (nudgelib.runtime)
+    log: LogSettings = group(LogSettings)
+    # Seconds in-flight calls get after SIGTERM.
+    shutdown_grace: float = setting("NUDGE_SHUTDOWN_GRACE_SECONDS", 5.0, low=0, high=300)
+    db_pool_min: int = setting("NUDGE_{SERVICE}_DB_POOL_MIN", 2, low=1, high=1000)
+    db_pool_max: int = setting("NUDGE_{SERVICE}_DB_POOL_MAX", 10, low=1, high=1000)
+    # uvloop | asyncio (nudgelib.runtime)
+    event_loop: str = setting("NUDGE_EVENT_LOOP", "uvloop", choices=("uvloop", "asyncio"))
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> "ServiceSettings":
         env = os.environ if env is None else env
-        prefix = f"NUDGE_{service.upper()}"
-        database_url = _database_url(env, f"{prefix}_DATABASE_URL")
-        token = env_str(env, "NUDGE_INTERNAL_TOKEN")
-        if len(token) < 16:
-            raise ConfigError("NUDGE_INTERNAL_TOKEN must be at least 16 characters")
-        return cls(
-            service=service,
-            database_url=database_url,
-            accounts_database_url=env_str(env, "NUDGE_ACCOUNTS_DATABASE_URL", database_url),
-            bind_host=env_str(env, "NUDGE_BIND_HOST", "127.0.0.1"),
-            port=env_int(env, f"{prefix}_PORT", DEFAULT_PORTS[service]),
-            metrics_port=env_int(env, f"{prefix}_METRICS_PORT", DEFAULT_METRICS_PORTS[service]),
-            internal_token=token,
-            peers={name: peer_address(env, name) for name in SERVICES if name != service},
-            log=LogSettings.from_env(env),
-            shutdown_grace=env_float(env, "NUDGE_SHUTDOWN_GRACE_SECONDS", 5.0),
-            db_pool_min=env_int(env, f"{prefix}_DB_POOL_MIN", 2, 1, 1000),
-            db_pool_max=env_int(env, f"{prefix}_DB_POOL_MAX", 10, 1, 1000),
-            event_loop=event_loop_from_env(env),
-        )
+        peers = {name: peer_address(env, name) for name in SERVICES if name != service}
+        settings = read(cls, env, service, given={"service": service, "peers": peers})
+        if settings.db_pool_min > settings.db_pool_max:
+            prefix = f"NUDGE_{service.upper()}_DB_POOL"
+            raise ConfigError(f"{prefix}_MIN must not exceed {prefix}_MAX, got {settings.db_pool_min} > "
+                              f"{settings.db_pool_max}")
+        return settings
 
 
-def load_or_exit(service: str) -> ServiceSettings:
-    """Parses settings, or prints one line and exits with status 2."""
+def event_loop_from_env(env: Mapping[str, str]) -> str:
+    """NUDGE_EVENT_LOOP: uvloop (the default) or asyncio; see nudgelib.runtime."""
+    return _value(variables(ServiceSettings)["event_loop"], str, env, None)
+
+
+def load_or_exit(service: str, load: Callable[[], T] | None = None) -> T:
+    """Runs `load` (by default: the shared settings from the environment), or prints one line
+    naming the bad variable and exits with status 2."""
     try:
-        return ServiceSettings.from_env(service)
+        return load() if load is not None else ServiceSettings.from_env(service)
     except ConfigError as exc:
         print(f"nudge-{service}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

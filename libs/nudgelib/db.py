@@ -11,6 +11,8 @@ from pathlib import Path
 import asyncpg
 import structlog
 
+from nudgelib.loops import Backoff, Loop
+
 log = structlog.get_logger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -133,50 +135,53 @@ async def migrate(url: str, schema: str, directory: Path) -> list[str]:
 class Listener:
     """Calls `on_notify(payload)` for each NOTIFY on `channel`, reconnecting when the
     connection drops. After a reconnect `on_notify(None)` is called, since notifications
-    may have been missed and caches should be dropped."""
+    may have been missed and caches should be dropped. `run()` is its loop (see
+    nudgelib.loops), for the service to supervise; `start()` / `stop()` run it on its own."""
 
     def __init__(self, url: str, channel: str, on_notify: Callable[[str | None], Awaitable[None] | None]):
         self._url = url
         self._channel = channel
         self._on_notify = on_notify
         self._task: asyncio.Task[None] | None = None
+        self._first = True
+        self.name = f"listen-{channel}"
         self.ready = asyncio.Event()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"listen-{self._channel}")
+        self._task = asyncio.create_task(self.run(), name=self.name)
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def _dispatch(self, payload: str | None) -> None:
-        result = self._on_notify(payload)
-        if asyncio.iscoroutine(result):
-            await result
+    async def run(self) -> None:
+        # A second after the connection is lost (or could not be made), connect again.
+        await Loop(self.name, self._listen, poll=1.0, backoff=Backoff.steady(1.0)).run()
 
-    async def _run(self) -> None:
-        first = True
-        while True:
-            conn = None
-            try:
-                conn = await asyncpg.connect(self._url)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
-                await conn.add_listener(
-                    self._channel,
-                    lambda _c, _pid, _ch, payload: asyncio.ensure_future(self._dispatch(payload)),
-                )
-                if not first:
-                    await self._dispatch(None)
-                first = False
-                self.ready.set()
-                await lost.wait()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - keep listening whatever went wrong
-                log.warning("listener_reconnect", channel=self._channel, error=str(exc))
-            finally:
-                if conn is not None and not conn.is_closed():
-                    await conn.close()
-            await asyncio.sleep(1.0)
+    async def _dispatch(self, payload: str | None) -> None:
+        try:
+            result = self._on_notify(payload)
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:  # noqa: BLE001 - one notification's handler failing ends nothing
+            log.exception("notify_handler_failed", channel=self._channel)
+
+    async def _listen(self) -> None:
+        """One connection: listens until it is lost."""
+        conn = await asyncpg.connect(self._url)
+        try:
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _c: lost.set())
+            await conn.add_listener(
+                self._channel,
+                lambda _c, _pid, _ch, payload: asyncio.ensure_future(self._dispatch(payload)),
+            )
+            if not self._first:
+                await self._dispatch(None)
+            self._first = False
+            self.ready.set()
+            await lost.wait()
+        finally:
+            if not conn.is_closed():
+                await conn.close()

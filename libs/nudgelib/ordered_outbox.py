@@ -5,7 +5,7 @@ A service writes outbox rows in the transaction of the change they announce, eac
 in id order within a shard: a shard is drained by one replica at a time (a transaction-level
 advisory lock taken with try-lock, so replicas share the shards without waiting on each
 other), and its rows are deleted only once the consumer has taken them, in the same
-transaction. Any failure keeps the rows and backs off; the next attempt starts again from
+transaction. A failure keeps the rows and backs off (nudgelib.loops); the next attempt starts again from
 the oldest row of the shard, so a key's rows are never reordered.
 
 The table needs: id (bigserial), shard (integer), app_id (text), kind (text), payload (bytea).
@@ -13,14 +13,12 @@ The table needs: id (bigserial), shard (integer), app_id (text), kind (text), pa
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from collections.abc import Awaitable, Callable
 
 import asyncpg
-import structlog
 
-log = structlog.get_logger(__name__)
+from nudgelib.loops import AT_ONCE, Backoff, Loop
 
 # Sends the payloads of one run of rows of one app and kind; raises if not taken.
 Sender = Callable[[str, str, list[bytes]], Awaitable[None]]
@@ -41,43 +39,18 @@ class ShardedOutbox:
         self._shards = shards
         self._batch_size = batch_size
         self._max_request_bytes = max_request_bytes
-        self._poll_interval = poll_interval
-        self._max_backoff = max_backoff
-        self._wake = asyncio.Event()
+        self._loop = Loop(f"outbox-{table}", self._step, poll=poll_interval, backoff=Backoff(maximum=max_backoff))
         # Advisory locks are per database: the table name keeps two outboxes apart.
         self._lock_space = zlib.crc32(f"outbox:{table}".encode()) - 2**31
 
     def wake(self, _payload: str | None = None) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     async def run(self) -> None:
-        backoff = 0.1
-        failing: str | None = None
-        while True:
-            self._wake.clear()
-            try:
-                full = await self.drain()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - consumer or database down: keep rows, retry
-                error = f"{type(exc).__name__}: {exc}"
-                # Say it once per kind of failure, not on every retry.
-                (log.warning if error != failing else log.debug)(
-                    "outbox_send_failed", table=self._table, error=error, retry_in=backoff)
-                failing = error
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
-                continue
-            if failing is not None:
-                log.info("outbox_send_recovered", table=self._table)
-                failing = None
-            backoff = 0.1
-            if full:
-                continue  # more is waiting
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-            except asyncio.TimeoutError:
-                pass
+        await self._loop.run()
+
+    async def _step(self) -> float | None:
+        return AT_ONCE if await self.drain() else None  # a full batch: more is waiting
 
     async def drain(self) -> bool:
         """One pass over the shards; true if some shard had more rows than one batch."""

@@ -3,7 +3,6 @@ transaction), on a loop in the background of the service that owns them."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,6 +10,7 @@ import asyncpg
 import structlog
 
 from nudgelib.clock import Clock
+from nudgelib.loops import Backoff, Loop
 
 log = structlog.get_logger(__name__)
 
@@ -43,13 +43,11 @@ async def prune(pool: asyncpg.Pool, now: datetime, retentions: list[Retention]) 
 
 
 async def prune_loop(pool: asyncpg.Pool, clock: Clock, retentions: list[Retention], interval: float) -> None:
-    while True:
-        try:
-            deleted = await prune(pool, clock.now(), retentions)
-            if any(deleted.values()):
-                log.info("rows_pruned", **{t: n for t, n in deleted.items() if n})
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - database away: next round
-            log.warning("prune_failed", error=str(exc))
-        await asyncio.sleep(interval)
+    """Prunes every `interval` seconds; a failed pass is tried again at the next one."""
+
+    async def step() -> None:
+        deleted = await prune(pool, clock.now(), retentions)
+        if any(deleted.values()):
+            log.info("rows_pruned", **{t: n for t, n in deleted.items() if n})
+
+    await Loop("prune", step, poll=interval, backoff=Backoff.steady(interval)).run()

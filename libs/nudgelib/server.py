@@ -1,17 +1,24 @@
 """Bootstrap shared by the four services.
 
-Start-up: wait for the database, apply the service's migrations, load API keys, wire the
+Start-up: read and check the settings (a bad value stops here, before the database is
+touched), wait for the database, apply the service's migrations, load API keys, wire the
 servicers, listen, then report SERVING. Shutdown (SIGTERM / SIGINT): report NOT_SERVING,
 give load balancers a moment to notice, drain in-flight calls, close peers and pool.
+
+Background tasks are supervised: one that fails (a loop that met a bug, see nudgelib.loops)
+or ends is logged with its name, the service reports NOT_SERVING and shuts down, and its
+process exits with status 1, for its supervisor to restart it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
@@ -25,7 +32,8 @@ from nudgelib import accounts, db, runtime
 from nudgelib.accounts import KeyCache
 from nudgelib.clients import Peer
 from nudgelib.clock import Clock, SystemClock
-from nudgelib.config import ServiceSettings
+from nudgelib.loops import Loop
+from nudgelib.config import ServiceSettings, load_or_exit
 from nudgelib.interceptor import AccessPolicy, Authenticator, ServerInterceptor
 from nudgelib.metrics import RpcMetrics, serve_metrics
 
@@ -48,7 +56,11 @@ class ServiceSpec:
     policy: AccessPolicy
     # Fully qualified gRPC service names, for health and reflection.
     service_names: tuple[str, ...]
-    wire: Callable[["ServiceHost"], Awaitable[None]]
+    # Reads and checks the service's own settings from an environment (its settings
+    # class's from_env); they are read before the database is touched.
+    settings: Callable[[Mapping[str, str]], Any]
+    # Wires the servicers and background loops, given the host and the service's settings.
+    wire: Callable[["ServiceHost", Any], Awaitable[None]]
     # The peers it calls, by service name.
     peers: tuple[str, ...] = ()
 
@@ -63,6 +75,8 @@ class ServiceHost:
 
     settings: ServiceSettings
     spec: ServiceSpec
+    # The service's own settings (spec.settings); read from the environment at start if not given.
+    own_settings: Any = None
     clock: Clock = field(default_factory=SystemClock)
     # Seconds between reporting NOT_SERVING and refusing new calls, so load balancers move on.
     drain_delay: float = 0.5
@@ -78,23 +92,48 @@ class ServiceHost:
     _background: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _metrics_server: object = field(init=False, default=None)
     _stopped: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    # Set when a background task failed: the service is NOT_SERVING for good and stops.
+    failure: BaseException | None = field(init=False, default=None)
+    _failed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _health_updates: set[asyncio.Task[None]] = field(init=False, default_factory=set)
 
     def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Registers cleanup run at shutdown, after the server has drained, in reverse order."""
         self._closers.append(closer)
 
     def run_in_background(self, coro: Awaitable[None], name: str) -> None:
-        """A task that lives as long as the service; cancelled at shutdown."""
-        self._background.append(asyncio.ensure_future(coro))
+        """A task that lives as long as the service; cancelled at shutdown. If it fails or
+        ends before, the service turns NOT_SERVING and stops (see the module's docstring)."""
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        task.add_done_callback(self._background_done)
+        self._background.append(task)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stopped.is_set():
+            return
+        error = task.exception() or RuntimeError(f"background task {task.get_name()} ended")
+        log.error("background_task_failed", task=task.get_name(), error=f"{type(error).__name__}: {error}")
+        if self.failure is None:
+            self.failure = error
+            self._failed.set()
+            if hasattr(self, "health"):  # else start() reports NOT_SERVING when it gets there
+                update = asyncio.ensure_future(self._set_health(False))
+                self._health_updates.add(update)
+                update.add_done_callback(self._health_updates.discard)
 
     def listener(self, channel: str, on_notify) -> db.Listener:
-        listener = db.Listener(self.settings.database_url, channel, on_notify)
-        listener.start()
-        self.on_close(listener.stop)
+        return self._listen(self.settings.database_url, channel, on_notify)
+
+    def _listen(self, url: str, channel: str, on_notify) -> db.Listener:
+        listener = db.Listener(url, channel, on_notify)
+        self.run_in_background(listener.run(), listener.name)
         return listener
 
     async def start(self) -> int:
         s = self.settings
+        if self.own_settings is None:
+            self.own_settings = self.spec.settings(os.environ)
         await db.wait_for_database(s.database_url)
         await db.migrate(s.accounts_database_url, accounts.SCHEMA, accounts.MIGRATIONS)
         await db.migrate(s.database_url, self.spec.schema, self.spec.migrations)
@@ -106,9 +145,7 @@ class ServiceHost:
             self.on_close(keys_pool.close)
         keys = KeyCache(keys_pool)
         await keys.reload()
-        keys_listener = db.Listener(s.accounts_database_url, accounts.NOTIFY_CHANNEL, keys.reload)
-        keys_listener.start()
-        self.on_close(keys_listener.stop)
+        self._listen(s.accounts_database_url, accounts.NOTIFY_CHANNEL, keys.reload)
 
         for name in self.spec.peers:
             self.peers[name] = Peer(name, s.peers[name], s.internal_token)
@@ -127,28 +164,31 @@ class ServiceHost:
              reflection.SERVICE_NAME),
             self.server,
         )
-        await self.spec.wire(self)
+        await self.spec.wire(self, self.own_settings)
         self.port = self.server.add_insecure_port(f"{s.bind_host}:{s.port}")
         if self.port == 0:
             raise RuntimeError(f"could not bind {s.bind_host}:{s.port}")
         await self.server.start()
         if s.metrics_port:
             self._metrics_server, _, self.metrics_port = serve_metrics(self.registry, s.bind_host, s.metrics_port)
-        self.run_in_background(self._watch_database(), "db-health")
+        self.run_in_background(self._database_watch().run(), "db-health")
         await self._set_health(True)
         log.info("service_started", port=self.port, metrics_port=self.metrics_port)
         return self.port
 
     async def _set_health(self, serving: bool) -> None:
+        # A service whose background task failed stays NOT_SERVING until it is restarted.
+        serving = serving and self.failure is None
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", *self.spec.service_names):
             await self.health.set(name, status)
 
-    async def _watch_database(self, interval: float = 5.0) -> None:
+    def _database_watch(self, interval: float = 5.0) -> Loop:
         """Reports NOT_SERVING while the database does not answer, SERVING when it is back."""
         serving = True
-        while True:
-            await asyncio.sleep(interval)
+
+        async def check() -> None:
+            nonlocal serving
             try:
                 await self.pool.fetchval("SELECT 1", timeout=2)
                 ok = True
@@ -158,6 +198,8 @@ class ServiceHost:
                 serving = ok
                 log.warning("database_health_changed", serving=ok)
                 await self._set_health(ok)
+
+        return Loop("db-health", check, poll=interval)
 
     async def stop(self) -> None:
         if self._stopped.is_set():
@@ -179,25 +221,33 @@ class ServiceHost:
             self._metrics_server.shutdown()
         log.info("service_stopped")
 
-    async def run_until_signalled(self) -> None:
-        """Starts, then serves until SIGTERM or SIGINT, then shuts down gracefully."""
+    async def run_until_signalled(self) -> int:
+        """Starts, then serves until SIGTERM or SIGINT, or until a background task fails, then
+        shuts down gracefully; returns the process's exit status (1 after a failure)."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
-        await stop.wait()
+        signalled = asyncio.ensure_future(stop.wait())
+        failed = asyncio.ensure_future(self._failed.wait())
+        await asyncio.wait((signalled, failed), return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        failed.cancel()
         await self.stop()
+        return 1 if self.failure is not None else 0
 
 
 def main(spec: ServiceSpec) -> None:
-    """Entry point of `python -m services.<name>`."""
-    from nudgelib.config import load_or_exit
+    """Entry point of `python -m services.<name>`: settings first (a bad one exits with status
+    2 and one line), then serve; exits with status 1 if a background task failed."""
     from nudgelib.logs import configure_logging
 
-    settings = load_or_exit(spec.name)
+    settings = load_or_exit(spec.name, lambda: ServiceSettings.from_env(spec.name))
+    own = load_or_exit(spec.name, lambda: spec.settings(os.environ))
     configure_logging(spec.name, settings.log)
     try:
-        runtime.run(ServiceHost(settings, spec).run_until_signalled(), settings.event_loop)
+        code = runtime.run(ServiceHost(settings, spec, own).run_until_signalled(), settings.event_loop)
     except KeyboardInterrupt:
-        pass
+        code = 0
+    raise SystemExit(code)

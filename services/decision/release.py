@@ -27,6 +27,7 @@ from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
 from nudgelib.clients import Peer
+from nudgelib.loops import AT_ONCE, Backoff, Loop
 from nudgelib.protoconv import to_timestamp
 from services.decision import store
 from services.decision.decider import Decider
@@ -65,28 +66,15 @@ class Releaser:
         self._wake.set()
 
     async def run(self) -> None:
-        backoff = 0.1
-        while True:
-            self._wake.clear()
-            try:
-                released = await self.release_due()
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - delivery or the database is down: retry
-                log.warning("release_failed", error=str(exc), retry_in=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if released >= self._batch:
-                continue
-            timeout = self._poll
-            if self._recheck_at is not None:
-                timeout = min(timeout, max(0.0, (self._recheck_at - self._d.clock.now()).total_seconds()))
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+        async def step() -> float | None:
+            if await self.release_due() >= self._batch:
+                return AT_ONCE
+            if self._recheck_at is None:
+                return None
+            return max(0.0, (self._recheck_at - self._d.clock.now()).total_seconds())
+
+        # Delivery or the database down: back off, retry.
+        await Loop("release", step, poll=self._poll, backoff=Backoff(maximum=5.0), wake=self._wake).run()
 
     async def _judge(self, row: asyncpg.Record, now: datetime) -> tuple[Judgement, common_pb2.UserContext]:
         app_id, user_id = row["app_id"], row["user_id"]

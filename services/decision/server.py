@@ -29,8 +29,7 @@ POLICY = AccessPolicy({
 })
 
 
-async def wire(host: ServiceHost) -> None:
-    settings = DecisionSettings.from_env()
+async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
     catalog = CampaignCatalog(host.pool)
     host.listener(CAMPAIGNS_CHANNEL, catalog.invalidate)
     contexts = UserContexts(host.peers["segmentation"], host.clock, settings.context_cache_size,
@@ -56,6 +55,7 @@ SPEC = ServiceSpec(
         decision_service_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name,
         decision_internal_service_pb2.DESCRIPTOR.services_by_name["DecisionInternalService"].full_name,
     ),
+    settings=DecisionSettings.from_env,
     wire=wire,
     peers=("segmentation", "delivery"),
 )

@@ -3,7 +3,6 @@ rendering, and one write that makes each message delivered exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from nudgelib.clients import Peer
 from nudgelib.clock import Clock
 from nudgelib.coalesce import Coalescer
 from nudgelib.errors import error_of_code
+from nudgelib.loops import Backoff, Loop
 from nudgelib.lru import LruCache
 from services.delivery import store, streams
 from services.delivery.streams import StreamHub
@@ -174,12 +174,15 @@ class Handout:
         missed = await store.delivered_after(self._pool, app_id, user_id, last_message_id, self._clock.now())
         return [in_app(d) for d in missed or []]
 
+    async def reoffer(self) -> None:
+        """Offers their pending messages again to the users with open streams."""
+        users = {(s.app_id, s.user_id) for s in self.hub.all_sessions()}
+        for app_id, user_id in users:
+            if not self._empty_inbox.get((app_id, user_id)):
+                await self.offer_to_streams(app_id, user_id)
+
     async def reoffer_loop(self, interval: float) -> None:
         """Pending messages that could not go when offered (a closed window, a full cap) are
-        offered again to open streams from time to time."""
-        while True:
-            await asyncio.sleep(interval)
-            users = {(s.app_id, s.user_id) for s in self.hub.all_sessions()}
-            for app_id, user_id in users:
-                if not self._empty_inbox.get((app_id, user_id)):
-                    await self.offer_to_streams(app_id, user_id)
+        offered again to open streams from time to time; a round that fails (the database
+        away) is tried again at the next."""
+        await Loop("reoffer", self.reoffer, poll=interval, backoff=Backoff.steady(interval)).run()

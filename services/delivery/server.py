@@ -42,8 +42,7 @@ def _to_ingestion(host: ServiceHost):
     return send
 
 
-async def wire(host: ServiceHost) -> None:
-    settings = DeliverySettings.from_env()
+async def wire(host: ServiceHost, settings: DeliverySettings) -> None:
     handout = Handout(host.pool, host.clock, host.peers["decision"], StreamHub(), host.registry,
                       settings.decide_in_flight)
     host.listener(INBOX_CHANNEL, handout.on_inbox_notify)
@@ -66,6 +65,7 @@ SPEC = ServiceSpec(
         delivery_service_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
         delivery_internal_service_pb2.DESCRIPTOR.services_by_name["DeliveryInternalService"].full_name,
     ),
+    settings=DeliverySettings.from_env,
     wire=wire,
     peers=("decision", "ingestion"),
 )

@@ -1,28 +1,17 @@
-"""Delivery's own settings, from NUDGE_DELIVERY_* environment variables."""
+"""Delivery's own settings, from NUDGE_DELIVERY_* environment variables (nudgelib.config)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from nudgelib.config import env_float, env_int
+from nudgelib.config import Settings, setting
 
 
 @dataclass(frozen=True)
-class DeliverySettings:
+class DeliverySettings(Settings):
     # An idle stream gets a keep-alive this often, so proxies keep it open.
-    keepalive_seconds: float = 15.0
+    keepalive_seconds: float = setting("NUDGE_DELIVERY_KEEPALIVE_SECONDS", 15.0, low=0.1)
     # Pending messages that could not go yet are offered to open streams again this often.
-    reoffer_seconds: float = 30.0
+    reoffer_seconds: float = setting("NUDGE_DELIVERY_REOFFER_SECONDS", 30.0, low=0.1)
     # Calls to decision out at once; pulls arriving meanwhile wait and go in one DecideBatch.
-    decide_in_flight: int = 4
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "DeliverySettings":
-        env = os.environ if env is None else env
-        return cls(
-            keepalive_seconds=env_float(env, "NUDGE_DELIVERY_KEEPALIVE_SECONDS", 15.0),
-            reoffer_seconds=env_float(env, "NUDGE_DELIVERY_REOFFER_SECONDS", 30.0),
-            decide_in_flight=env_int(env, "NUDGE_DELIVERY_DECIDE_IN_FLIGHT", 4, low=1, high=64),
-        )
+    decide_in_flight: int = setting("NUDGE_DELIVERY_DECIDE_IN_FLIGHT", 4, low=1, high=64)

@@ -3,12 +3,11 @@ forgets expired dedupe keys, at start-up and then every `interval` seconds."""
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 import structlog
 
 from nudgelib.clock import Clock
+from nudgelib.loops import Backoff, Loop
 from services.ingestion import partitions, store
 from services.ingestion.settings import IngestionSettings
 
@@ -35,11 +34,9 @@ class Maintenance:
         return done
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - partitions are made days ahead: retry later
-                log.warning("maintenance_failed", error=str(exc))
-            await asyncio.sleep(self._settings.maintenance_interval)
+        async def step() -> None:
+            await self.run_once()
+
+        # Partitions are made days ahead: a failed pass waits for the next one.
+        interval = self._settings.maintenance_interval
+        await Loop("maintenance", step, poll=interval, backoff=Backoff.steady(interval)).run()

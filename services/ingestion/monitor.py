@@ -3,12 +3,11 @@ process's memory, every `interval` seconds, and publishes them as gauges."""
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 import structlog
 
 from nudgelib.errors import ResourceExhausted
+from nudgelib.loops import Backoff, Loop
 from services.ingestion import store
 from services.ingestion.metrics import IngestionMetrics
 from services.ingestion.pressure import EMPTY, Limits, Refusal, Snapshot, assess, resident_bytes
@@ -46,11 +45,5 @@ class PressureMonitor:
             raise ResourceExhausted(refusal.message, refusal.retry_after)
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - keep the last snapshot, try again
-                log.warning("backpressure_refresh_failed", error=str(exc))
+        # A failed refresh keeps the last snapshot until the next one.
+        await Loop("backpressure", self.refresh, poll=self._interval, backoff=Backoff.steady(self._interval)).run()

@@ -10,13 +10,12 @@ goes first; two concurrent writes of one user have no order between them). A cra
 releases the locks and the rows are forwarded again, which idempotent consumers (event ids,
 update ids) absorb.
 
-Each consumer has its own loops, so one being down does not hold up the other: its rows
-wait (and count toward backpressure) until it is back.
+Each consumer has its own loops (nudgelib.loops), so one being down does not hold up the
+other: its rows wait (and count toward backpressure) until it is back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 import time
@@ -25,6 +24,7 @@ import asyncpg
 import grpc
 import structlog
 
+from nudgelib.loops import AT_ONCE, Backoff, Loop, run_together
 from services.ingestion import store
 from services.ingestion.consumers import Consumer
 from services.ingestion.grouping import group
@@ -41,60 +41,38 @@ class OutboxDispatcher:
         self._pool = pool
         self._consumers = consumers
         self._metrics = metrics
-        self._workers = workers
         self._batch_events = batch_events
         self._poll_interval = poll_interval
         self._max_backoff = max_backoff
         # Each loop claims at most its share of the lanes, so the loops of a process (and of
         # several replicas) split the lanes rather than one taking them all.
         self.lanes_per_claim = math.ceil(LANES / workers)
-        self._wakes: list[asyncio.Event] = []
+        self._loops = [self._loop(c, i) for c in consumers for i in range(workers)]
         # Items this dispatcher has had acknowledged (also in metrics; read by tests).
         self.forwarded = 0
 
     def wake(self, _payload: str | None = None) -> None:
-        for event in self._wakes:
-            event.set()
+        for loop in self._loops:
+            loop.wake()
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._loop(c) for c in self._consumers for _ in range(self._workers)))
+        await run_together(self._loops)
 
-    async def _loop(self, consumer: str) -> None:
-        backoff = 0.1
-        failing: str | None = None
-        wake = asyncio.Event()
-        self._wakes.append(wake)
-        while True:
-            wake.clear()
-            try:
-                if not await self._consumers[consumer].ready(self._poll_interval):
-                    raise ConnectionError(f"{consumer} is not reachable")
-                forwarded, more = await self.drain_once(consumer)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the consumer or database is down: wait, retry
-                if self._metrics:
-                    self._metrics.forward_failures.labels(consumer).inc()
-                error = f"{type(exc).__name__}: {exc}"
-                # Said once per kind of failure, not on every retry.
-                (log.warning if error != failing else log.debug)(
-                    "outbox_send_failed", consumer=consumer, error=error, retry_in=backoff)
-                failing = error
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
-                continue
-            if failing is not None:
-                log.info("outbox_send_recovered", consumer=consumer)
-                failing = None
-            backoff = 0.1
-            if more or forwarded:
-                # Lanes another loop held during this cycle may have rows too: look again
-                # at once rather than after the poll interval; an empty cycle is cheap.
-                continue
-            try:
-                await asyncio.wait_for(wake.wait(), self._poll_interval)
-            except asyncio.TimeoutError:
-                pass
+    def _loop(self, consumer: str, worker: int) -> Loop:
+        async def step() -> float | None:
+            if not await self._consumers[consumer].ready(self._poll_interval):
+                raise ConnectionError(f"{consumer} is not reachable")
+            forwarded, more = await self.drain_once(consumer)
+            # Lanes another loop held during this cycle may have rows too: look again at
+            # once rather than after the poll interval; an empty cycle is cheap.
+            return AT_ONCE if more or forwarded else None
+
+        def failed(_error: BaseException) -> None:
+            if self._metrics:
+                self._metrics.forward_failures.labels(consumer).inc()
+
+        return Loop(f"outbox-{consumer}-{worker}", step, poll=self._poll_interval,
+                    backoff=Backoff(maximum=self._max_backoff), on_failure=failed)
 
     async def drain_once(self, consumer: str) -> tuple[int, bool]:
         """One claim-forward-delete cycle: (items forwarded, whether more may be waiting).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from nudge.ingestion.v1 import (
@@ -31,46 +32,46 @@ POLICY = AccessPolicy({
 })
 
 
-def spec(settings: IngestionSettings | None = None) -> ServiceSpec:
-    """The service; its own settings are read from the environment at start unless given."""
+async def wire(host: ServiceHost, s: IngestionSettings) -> None:
+    metrics = IngestionMetrics(host.registry)
+    # Today's partition and the next ones exist before the first event is accepted.
+    maintenance = Maintenance(host.pool, host.clock, s)
+    await maintenance.run_once(starting=True)
+    host.run_in_background(maintenance.run(), "maintenance")
 
-    async def wire(host: ServiceHost) -> None:
-        s = settings or IngestionSettings.from_env()
-        metrics = IngestionMetrics(host.registry)
-        # Today's partition and the next ones exist before the first event is accepted.
-        maintenance = Maintenance(host.pool, host.clock, s)
-        await maintenance.run_once(starting=True)
-        host.run_in_background(maintenance.run(), "maintenance")
+    pressure = PressureMonitor(host.pool, Limits(s.max_backlog_events, s.max_backlog_age,
+                                                 s.max_memory_mb << 20, s.retry_after),
+                               metrics, s.pressure_refresh_interval)
+    await pressure.refresh()
+    host.run_in_background(pressure.run(), "backpressure")
 
-        pressure = PressureMonitor(host.pool, Limits(s.max_backlog_events, s.max_backlog_age,
-                                                     s.max_memory_mb << 20, s.retry_after),
-                                   metrics, s.pressure_refresh_interval)
-        await pressure.refresh()
-        host.run_in_background(pressure.run(), "backpressure")
+    targets = {c: consumers.Consumer(c, host.peers[c], s.outbox_send_timeout) for c in store.CONSUMERS}
+    dispatcher = OutboxDispatcher(host.pool, targets, metrics, workers=s.outbox_workers,
+                                  batch_events=s.outbox_batch_events, poll_interval=s.outbox_poll_interval,
+                                  max_backoff=s.outbox_max_backoff)
+    host.run_in_background(dispatcher.run(), "outbox")
 
-        targets = {c: consumers.Consumer(c, host.peers[c], s.outbox_send_timeout) for c in store.CONSUMERS}
-        dispatcher = OutboxDispatcher(host.pool, targets, metrics, workers=s.outbox_workers,
-                                      batch_events=s.outbox_batch_events, poll_interval=s.outbox_poll_interval,
-                                      max_backoff=s.outbox_max_backoff)
-        host.run_in_background(dispatcher.run(), "outbox")
-
-        intake = Intake(host.pool, host.clock, metrics, pressure, on_queued=dispatcher.wake)
-        ingestion_service_pb2_grpc.add_IngestionServiceServicer_to_server(
-            IngestionServicer(host.pool, host.clock, host.peers, intake), host.server)
-        ingestion_internal_service_pb2_grpc.add_IngestionInternalServiceServicer_to_server(
-            IngestionInternalServicer(intake), host.server)
-
-    return ServiceSpec(
-        name="ingestion",
-        migrations=Path(__file__).parent / "migrations",
-        policy=POLICY,
-        service_names=(
-            ingestion_service_pb2.DESCRIPTOR.services_by_name["IngestionService"].full_name,
-            ingestion_internal_service_pb2.DESCRIPTOR.services_by_name["IngestionInternalService"].full_name,
-        ),
-        wire=wire,
-        peers=("segmentation", "decision", "delivery"),
-    )
+    intake = Intake(host.pool, host.clock, metrics, pressure, on_queued=dispatcher.wake)
+    ingestion_service_pb2_grpc.add_IngestionServiceServicer_to_server(
+        IngestionServicer(host.pool, host.clock, host.peers, intake), host.server)
+    ingestion_internal_service_pb2_grpc.add_IngestionInternalServiceServicer_to_server(
+        IngestionInternalServicer(intake), host.server)
 
 
-SPEC = spec()
+SPEC = ServiceSpec(
+    name="ingestion",
+    migrations=Path(__file__).parent / "migrations",
+    policy=POLICY,
+    service_names=(
+        ingestion_service_pb2.DESCRIPTOR.services_by_name["IngestionService"].full_name,
+        ingestion_internal_service_pb2.DESCRIPTOR.services_by_name["IngestionInternalService"].full_name,
+    ),
+    settings=IngestionSettings.from_env,
+    wire=wire,
+    peers=("segmentation", "decision", "delivery"),
+)
+
+
+def spec(settings: IngestionSettings) -> ServiceSpec:
+    """The service with the settings given rather than read from the environment (tests)."""
+    return replace(SPEC, settings=lambda _env: settings)

@@ -22,6 +22,7 @@ from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_
 from nudgelib import db
 from nudgelib.clock import Clock
 from nudgelib.coalesce import Coalescer
+from nudgelib.loops import AT_ONCE, Backoff, Loop
 from services.segmentation import aggregates, announcements
 from services.segmentation.caches import Catalogs, ContextCache, read_catalog
 from services.segmentation.catalog import Catalog
@@ -216,16 +217,13 @@ class Memberships:
         return len(due)
 
     async def run_sweeper(self) -> None:
-        while True:
-            try:
-                swept = await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - database away: try again next round
-                log.warning("sweep_failed", error=str(exc))
-                swept = 0
-            if swept < self.settings.sweep_batch:
-                await asyncio.sleep(self.settings.sweep_interval_seconds)
+        async def step() -> float | None:
+            # A full batch: more users are due.
+            return AT_ONCE if await self.sweep_once() >= self.settings.sweep_batch else None
+
+        # The database away: try again next round.
+        interval = self.settings.sweep_interval_seconds
+        await Loop("sweeper", step, poll=interval, backoff=Backoff.steady(interval)).run()
 
     async def erase_user(self, app_id: str, user_id: str) -> None:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -30,8 +30,7 @@ POLICY = AccessPolicy({
 })
 
 
-async def wire(host: ServiceHost) -> None:
-    settings = SegmentationSettings.from_env()
+async def wire(host: ServiceHost, settings: SegmentationSettings) -> None:
     catalogs = Catalogs(host.pool)
     host.listener(store.SEGMENTS_CHANNEL, catalogs.invalidate)
     cache = ContextCache(settings.context_cache_size)
@@ -64,6 +63,7 @@ SPEC = ServiceSpec(
         segmentation_service_pb2.DESCRIPTOR.services_by_name["SegmentationService"].full_name,
         segmentation_internal_service_pb2.DESCRIPTOR.services_by_name["SegmentationInternalService"].full_name,
     ),
+    settings=SegmentationSettings.from_env,
     wire=wire,
     peers=("decision",),
 )

@@ -20,6 +20,9 @@ def test_defaults_and_overrides():
     ("NUDGE_SEGMENTATION_OUTBOX_SHARDS", "0"),
     ("NUDGE_SEGMENTATION_SWEEP_INTERVAL_SECONDS", "0"),
     ("NUDGE_SEGMENTATION_AUDIENCE_WORK_MEM_MB", "lots"),
+    ("NUDGE_SEGMENTATION_OUTBOX_MAX_BACKOFF_SECONDS", "0"),
+    ("NUDGE_SEGMENTATION_AUDIENCE_TIMEOUT_SECONDS", "0"),
+    ("NUDGE_SEGMENTATION_MAINTENANCE_INTERVAL_SECONDS", "0.5"),
 ])
 def test_bad_values_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
