@@ -11,14 +11,8 @@ from datetime import datetime
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.protoconv import to_datetime
+from nudgelib.versions import parse_version
 from services.decision.model import Exclusion
-
-
-def _version(text: str) -> tuple[int, ...] | None:
-    try:
-        return tuple(int(p) for p in text.split(".")) if text else None
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -53,8 +47,8 @@ def compile_campaign(c: pb.Campaign) -> Compiled:
         end=to_datetime(c.end_time) if c.HasField("end_time") else None,
         on_request=c.delivery_mode == pb.DELIVERY_MODE_ON_REQUEST,
         include=frozenset(a.include_segment_ids), exclude=frozenset(a.exclude_segment_ids),
-        platforms=frozenset(a.platforms), min_version=_version(a.min_app_version),
-        max_version=_version(a.max_app_version), screens=frozenset(a.screens),
+        platforms=frozenset(a.platforms), min_version=parse_version(a.min_app_version),
+        max_version=parse_version(a.max_app_version), screens=frozenset(a.screens),
         window=c.send_window if c.HasField("send_window") else None, tags=frozenset(c.tags),
     )
 
@@ -90,7 +84,7 @@ def exclusion(
     if c.platforms and request.platform not in c.platforms:
         return Exclusion("PLATFORM", f"not shown on {common_pb2.Platform.Name(request.platform)}")
     if c.min_version is not None or c.max_version is not None:
-        version = _version(request.app_version or user.app_version)
+        version = parse_version(request.app_version or user.app_version)
         if version is None or (c.min_version and version < c.min_version) or (
                 c.max_version and version > c.max_version):
             return Exclusion("APP_VERSION", "app version outside the campaign's range")

@@ -9,6 +9,7 @@ from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib import filters, templates
 from nudgelib.violations import FieldViolation
 from nudgelib.names import EVENT_NAME_RULE, is_event_name
+from nudgelib.versions import parse_version
 from nudgelib.protoconv import to_timedelta
 
 MAX_NAME = 200
@@ -120,6 +121,10 @@ def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldVio
             out.append(FieldViolation(f"{vp}.default_locale", "is required when there are several locales"))
         for j, lc in enumerate(v.contents):
             out += _content(lc.content, f"{vp}.contents[{j}].content")
+    for bound in ("min_app_version", "max_app_version"):
+        text = getattr(c.audience, bound)
+        if text and parse_version(text) is None:
+            out.append(FieldViolation(f"{path}.audience.{bound}", "must be dotted numbers, e.g. 4.10.2"))
     if c.HasField("send_window"):
         out += window_violations(c.send_window, f"{path}.send_window")
     if to_timedelta(c.message_ttl).total_seconds() < 0:

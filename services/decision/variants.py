@@ -7,10 +7,9 @@ first exposure, so later weight edits move no one who has seen the campaign.
 
 from __future__ import annotations
 
-import hashlib
-
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib.buckets import bucket
 from services.decision.model import UserState
 
 CONTROL = ""
@@ -28,8 +27,7 @@ def assign_variant(campaign: pb.Campaign, user_id: str) -> str:
     total = sum(w for _, w in weights)
     if total == 0:
         return campaign.variants[0].id
-    digest = hashlib.sha256(f"{campaign.id}:{user_id}".encode()).digest()
-    point = int.from_bytes(digest[:8], "big") % total
+    point = bucket(campaign.id, user_id, total)
     for arm, weight in weights:
         if point < weight:
             return arm

@@ -62,3 +62,9 @@ def test_trigger_filters_and_exception_events_are_checked_at_the_door():
         "campaign.triggers[0].exception_events[1].property_filters[0].operator",
         "campaign.triggers[1].property_filters",
     }
+
+
+def test_an_app_version_bound_must_be_dotted_numbers():
+    c = campaign()
+    c.audience.min_app_version, c.audience.max_app_version = "4.x", "5.10.2"
+    assert [v.field for v in campaign_violations(c)] == ["campaign.audience.min_app_version"]
