@@ -187,6 +187,28 @@ def location(value: Any) -> tuple[float, float] | None:
     return float(lat), float(lon)
 
 
+def value_test(op: int, actual: Any, expected: Any) -> bool | None:
+    """The operators on a present value that property filters share with segmentation's
+    attribute conditions (their numbers are the same): whether `actual` passes; None for any
+    other operator. `expected` is a list for IN / NOT_IN."""
+    if op == P.PROPERTY_OPERATOR_EQUALS:
+        return compare.equal(actual, expected)
+    if op == P.PROPERTY_OPERATOR_NOT_EQUALS:
+        return not compare.equal(actual, expected)
+    if op == P.PROPERTY_OPERATOR_IN:
+        return any(compare.equal(actual, v) for v in expected)
+    if op == P.PROPERTY_OPERATOR_NOT_IN:
+        return not any(compare.equal(actual, v) for v in expected)
+    if op in ORDERING:
+        result = compare.order(actual, expected)
+        return result is not None and ORDERING[op](result)
+    if op == P.PROPERTY_OPERATOR_CONTAINS:
+        return compare.contains(actual, expected)
+    if op == P.PROPERTY_OPERATOR_STARTS_WITH:
+        return compare.starts_with(actual, expected)
+    return None
+
+
 def matches(f: Filter, properties: dict[str, Any]) -> bool:
     actual = lookup(properties, f.name)
     op = f.operator
@@ -196,21 +218,9 @@ def matches(f: Filter, properties: dict[str, Any]) -> bool:
         return actual is not None
     if op == P.PROPERTY_OPERATOR_IS_EMPTY:
         return compare.is_empty(True, actual)
-    if op == P.PROPERTY_OPERATOR_EQUALS:
-        return compare.equal(actual, f.value)
-    if op == P.PROPERTY_OPERATOR_NOT_EQUALS:
-        return not compare.equal(actual, f.value)
-    if op == P.PROPERTY_OPERATOR_IN:
-        return any(compare.equal(actual, v) for v in f.value)
-    if op == P.PROPERTY_OPERATOR_NOT_IN:
-        return not any(compare.equal(actual, v) for v in f.value)
-    if op in ORDERING:
-        result = compare.order(actual, f.value)
-        return result is not None and ORDERING[op](result)
-    if op == P.PROPERTY_OPERATOR_CONTAINS:
-        return compare.contains(actual, f.value)
-    if op == P.PROPERTY_OPERATOR_STARTS_WITH:
-        return compare.starts_with(actual, f.value)
+    shared = value_test(op, actual, f.value)
+    if shared is not None:
+        return shared
     if op == P.PROPERTY_OPERATOR_WITHIN_DISTANCE:
         point = location(actual)
         lat, lon, radius = f.value

@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
-from nudgelib import compare
+from nudgelib import compare, filters
 from nudgelib.buckets import bucket
 from nudgelib.protoconv import to_timedelta
 from nudgelib.versions import parse_version
@@ -114,23 +114,12 @@ class Attribute(Node):
             return present
         if op == pb.ATTRIBUTE_OPERATOR_IS_EMPTY:
             return compare.is_empty(present, actual)
-        if op == pb.ATTRIBUTE_OPERATOR_NOT_EQUALS:
-            return not (present and compare.equal(actual, self.value))
-        if op == pb.ATTRIBUTE_OPERATOR_NOT_IN:
-            return not (present and any(compare.equal(actual, v) for v in self.values))
         if not present:
-            return False
-        if op == pb.ATTRIBUTE_OPERATOR_EQUALS:
-            return compare.equal(actual, self.value)
-        if op == pb.ATTRIBUTE_OPERATOR_IN:
-            return any(compare.equal(actual, v) for v in self.values)
-        if op in ORDERING:
-            result = compare.order(actual, self.value)
-            return result is not None and ORDERING[op](result)
-        if op == pb.ATTRIBUTE_OPERATOR_CONTAINS:
-            return compare.contains(actual, self.value)
-        if op == pb.ATTRIBUTE_OPERATOR_STARTS_WITH:
-            return compare.starts_with(actual, self.value)
+            return op in (pb.ATTRIBUTE_OPERATOR_NOT_EQUALS, pb.ATTRIBUTE_OPERATOR_NOT_IN)
+        listed = op in (pb.ATTRIBUTE_OPERATOR_IN, pb.ATTRIBUTE_OPERATOR_NOT_IN)
+        shared = filters.value_test(op, actual, self.values if listed else self.value)
+        if shared is not None:
+            return shared
         if not isinstance(actual, datetime):
             return False
         if op == pb.ATTRIBUTE_OPERATOR_BEFORE:

@@ -6,20 +6,12 @@ from datetime import datetime, timezone
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
-from nudgetools import demo
 from nudgelib.protoconv import to_timestamp
 from nudgelib.timezones import is_valid_time_zone
 from services.decision.validation import campaign_violations, settings_violations
+from tests.unit.decision.builders import campaign
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-
-
-def campaign(**kw) -> pb.Campaign:
-    c = demo.welcome_campaign("seg_signup")
-    c.id = kw.pop("id", "cmp_1")
-    for k, v in kw.items():
-        setattr(c, k, v)
-    return c
 
 
 def test_campaign_validation_names_fields():

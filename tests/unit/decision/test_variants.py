@@ -6,17 +6,9 @@ from collections import Counter
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
-from nudgetools import demo
 from services.decision.model import UserState
 from services.decision.variants import CONTROL, arm_for, assign_variant, pick_content
-
-
-def campaign(**kw) -> pb.Campaign:
-    c = demo.welcome_campaign("seg_signup")
-    c.id = kw.pop("id", "cmp_1")
-    for k, v in kw.items():
-        setattr(c, k, v)
-    return c
+from tests.unit.decision.builders import campaign
 
 
 def test_variant_assignment_is_sticky_and_split_by_weight():
