@@ -48,6 +48,16 @@ def _content(c: common_pb2.MessageContent, path: str) -> list[FieldViolation]:
     return out
 
 
+def _unique_id(value: str, seen: set[str], path: str, kind: str) -> list[FieldViolation]:
+    """An id an operator chooses: letters, digits, _ or -, and not one already in `seen`."""
+    if not ID_RE.match(value):
+        return [FieldViolation(path, "is required: letters, digits, _ or -")]
+    if value in seen:
+        return [FieldViolation(path, f"{kind} id {value!r} is used twice")]
+    seen.add(value)
+    return []
+
+
 def _trigger(t: pb.Trigger, path: str) -> list[FieldViolation]:
     out: list[FieldViolation] = []
     source = t.WhichOneof("source")
@@ -103,11 +113,7 @@ def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldVio
     variant_ids: set[str] = set()
     for i, v in enumerate(c.variants):
         vp = f"{path}.variants[{i}]"
-        if not ID_RE.match(v.id):
-            out.append(FieldViolation(f"{vp}.id", "is required: letters, digits, _ or -"))
-        elif v.id in variant_ids:
-            out.append(FieldViolation(f"{vp}.id", f"variant id {v.id!r} is used twice"))
-        variant_ids.add(v.id)
+        out += _unique_id(v.id, variant_ids, f"{vp}.id", "variant")
         if len(c.variants) > 1 and v.weight == 0:
             out.append(FieldViolation(f"{vp}.weight", "must be positive when there are several variants"))
         if not v.contents:
@@ -141,11 +147,7 @@ def settings_violations(s: pb.AppSettings, valid_zone, path: str = "settings") -
     ids: set[str] = set()
     for i, rule in enumerate(s.cap_rules):
         rp = f"{path}.cap_rules[{i}]"
-        if not ID_RE.match(rule.id):
-            out.append(FieldViolation(f"{rp}.id", "is required: letters, digits, _ or -"))
-        elif rule.id in ids:
-            out.append(FieldViolation(f"{rp}.id", f"rule id {rule.id!r} is used twice"))
-        ids.add(rule.id)
+        out += _unique_id(rule.id, ids, f"{rp}.id", "rule")
         if rule.max_messages == 0:
             out.append(FieldViolation(f"{rp}.max_messages", "must be positive"))
         period = rule.WhichOneof("period")
