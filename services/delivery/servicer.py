@@ -77,6 +77,9 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         problems = _user_violations(request.user_id)
         if problems:
             raise InvalidArgument(problems)
+        # Headers at once: the client knows the stream is live before any message or
+        # keep-alive, which may be up to a keep-alive interval away.
+        await context.send_initial_metadata(())
         hub = self._handout.hub
         session = hub.open(app_id, request.user_id, _context(request.platform, request.app_version, request.locale))
         try:
