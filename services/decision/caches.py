@@ -13,6 +13,8 @@ contexts segmentation computes, and decision's own per-user state.
   by deliveries other replicas made: it may call a user uncapped who is capped, never the
   reverse. That is safe, because a pull that hands something out plans again from fresh
   state under the user's lock; so a pull that ends in no message reads and writes nothing.
+  Deliveries given back (a message never handed out) would make it err the other way, so
+  giving them back NOTIFYs `nudge_user_states` and every replica forgets that user's state.
 """
 
 from __future__ import annotations
@@ -112,3 +114,6 @@ class UserStates:
 
     def forget(self, app_id: str, user_id: str) -> None:
         self._cache.pop((app_id, user_id))
+
+    def clear(self) -> None:
+        self._cache.clear()

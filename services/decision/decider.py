@@ -52,7 +52,19 @@ class Decider:
                                                pending_only)).reservation, p))
             self.states.put(app_id, user_id, fresh)
         return internal_pb.DecideResponse(decisions=plan.decisions, user=user, control_exposures=plan.controls,
-                                          dropped_message_ids=plan.dropped)
+                                          dropped=plan.dropped)
+
+    async def release_reservations(self, app_id: str, user_id: str, message_ids: list[str]) -> int:
+        released = await store.release_reservations(self.pool, app_id, user_id, message_ids)
+        # This replica at once; the others through the notification.
+        self.states.forget(app_id, user_id)
+        return released
+
+    def on_states_notify(self, payload: str | None) -> None:
+        if payload is None:  # a notification may have been missed
+            self.states.clear()
+            return
+        self.states.forget(*store.parse_state_key(payload))
 
     async def explain(self, app_id: str, user_id: str, request: pb.RequestContext) -> pb.ExplainDecisionResponse:
         user = await self.contexts.get(app_id, user_id, fresh=True)

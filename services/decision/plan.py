@@ -1,5 +1,5 @@
 """The plan of one pull: which pending triggered messages and on-request campaigns are handed
-out, which control exposures are new, which pending messages can never go. Pure.
+out, which control exposures are new, which pending messages can never go (and why). Pure.
 
 Pending messages come first (in campaign rank order), then on-request campaigns fill the rest
 of the limit. The plan is made once from cached state, and — if it hands anything out or
@@ -18,6 +18,7 @@ from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.protoconv import to_datetime, to_timedelta, to_timestamp
 from services.decision.catalog import AppCatalog
+from services.decision.drops import EXPIRED, drop_reason
 from services.decision.eligibility import rank_key
 from services.decision.judge import judge
 from services.decision.model import Action, PendingSend, Reservation, UserState
@@ -31,7 +32,7 @@ DEFAULT_TTL = timedelta(hours=24)
 class PullPlan:
     decisions: list[internal_pb.Decision] = field(default_factory=list)
     controls: list[internal_pb.Decision] = field(default_factory=list)
-    dropped: list[str] = field(default_factory=list)
+    dropped: list[internal_pb.DroppedMessage] = field(default_factory=list)
     reservation: Reservation = field(default_factory=lambda: Reservation([], []))
 
     @property
@@ -70,7 +71,10 @@ def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.Req
                            arm=p.variant_id)
         verdict = judge(send, rules, catalog.settings, user, UserState(history, state.arms), now, request)
         if verdict.action is Action.DROP:
-            plan.dropped.append(p.message_id)
+            # An expired one is left as it is: delivery counts it as expired, not dropped.
+            if verdict.reason != EXPIRED:
+                plan.dropped.append(internal_pb.DroppedMessage(message_id=p.message_id,
+                                                               reason=drop_reason(verdict.reason)))
             continue
         if verdict.action is not Action.RELEASE or len(plan.decisions) >= limit:
             continue

@@ -2,7 +2,9 @@
 again (`judge.py` says what each rule does), then handed to delivery, deferred, or dropped.
 
 A control-group user gets nothing and the exposure is recorded. What passes goes to
-delivery's inbox. Caps are counted later, when delivery hands the message to a client
+delivery's inbox. A send that ends here (expired, or dropped with a reason) is reported to
+delivery too, in the same call, under the arm the user has or would get, without content:
+delivery's statistics then count every send that came due exactly once. Caps are counted later, when delivery hands the message to a client
 (Decide with `pending`), which judges it again. A send that waits for segmentation to apply
 its trigger event is judged once more on a context asked of segmentation itself.
 
@@ -24,6 +26,7 @@ from google.protobuf import struct_pb2
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
+from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
 from nudgelib.clients import Peer
@@ -31,9 +34,10 @@ from nudgelib.loops import AT_ONCE, Backoff, Loop
 from nudgelib.protoconv import to_timestamp
 from services.decision import store
 from services.decision.decider import Decider
+from services.decision.drops import EXPIRED, drop_reason
 from services.decision.judge import WAITING_FOR_SEGMENTATION, judge
 from services.decision.model import Action, Judgement, PendingSend, Reservation, UserState
-from services.decision.variants import CONTROL, pick_content
+from services.decision.variants import CONTROL, arm_for, pick_content
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +100,7 @@ class Releaser:
     async def _outcome(self, row: asyncpg.Record, now: datetime) -> Outcome:
         verdict, user = await self._judge(row, now)
         if verdict.action is Action.DROP:
-            return Outcome("expired" if verdict.reason == "EXPIRED" else "dropped", verdict.reason)
+            return Outcome("expired" if verdict.reason == EXPIRED else "dropped", verdict.reason)
         if verdict.action is Action.DEFER:
             if verdict.until is None:  # not reached: without a client, every wait has an end
                 return Outcome("dropped", verdict.reason)
@@ -121,6 +125,37 @@ class Releaser:
             expire_time=to_timestamp(row["expire_at"]), event_properties=properties,
             conversion_events=campaign.conversion.event_names, conversion_deadline=campaign.conversion.deadline))
 
+    async def _unsent(self, rows: list[asyncpg.Record],
+                      outcomes: list[Outcome]) -> dict[tuple[str, str], delivery_pb.UnsentMessage]:
+        """The sends that end here, as delivery records them: each under the arm its user has
+        or would get (a stopped campaign is not in the catalog: its definition is read, one
+        query per app)."""
+        ended = [(r, o) for r, o in zip(rows, outcomes) if o.status in ("dropped", "expired")]
+        if not ended:
+            return {}
+        definitions: dict[tuple[str, str], pb.Campaign] = {}
+        missing: dict[str, set[str]] = {}
+        for r, _ in ended:
+            rules = (await self._d.catalog.get(r["app_id"])).by_id.get(r["campaign_id"])
+            if rules is not None:
+                definitions[(r["app_id"], r["campaign_id"])] = rules.campaign
+            else:
+                missing.setdefault(r["app_id"], set()).add(r["campaign_id"])
+        for app_id, ids in missing.items():
+            for campaign_id, campaign in (await store.campaign_definitions(self._d.pool, app_id, list(ids))).items():
+                definitions[(app_id, campaign_id)] = campaign
+        out = {}
+        for r, o in ended:
+            campaign = definitions.get((r["app_id"], r["campaign_id"]))
+            if campaign is None or not campaign.variants:
+                continue  # no longer stored: nothing to count it under
+            arm, _ = arm_for(campaign, r["user_id"], await self._d.states.get(r["app_id"], r["user_id"]))
+            expired = o.status == "expired"
+            out[(r["app_id"], r["id"])] = delivery_pb.UnsentMessage(
+                message_id=r["id"], campaign_id=campaign.id, campaign_version=campaign.version, variant_id=arm,
+                expired=expired, reason=internal_pb.DROP_REASON_UNSPECIFIED if expired else drop_reason(o.reason))
+        return out
+
     async def release_due(self) -> int:
         """Handles one batch of due sends; returns how many rows it settled."""
         now = self._d.clock.now()
@@ -140,15 +175,19 @@ class Releaser:
             outcomes = await asyncio.gather(*(self._outcome(r, now) for r in rows))
             waiting = [o.due_at for o in outcomes if o.reason == WAITING_FOR_SEGMENTATION]
             self._recheck_at = min(waiting, default=None)
+            unsent = await self._unsent(rows, outcomes)
             by_user: dict[tuple[str, str], delivery_pb.EnqueueMessagesRequest] = {}
             for r, o in zip(rows, outcomes):
                 key = (r["app_id"], r["user_id"])
-                if o.decision is not None or o.control is not None:
+                gone = unsent.get((r["app_id"], r["id"]))
+                if o.decision is not None or o.control is not None or gone is not None:
                     request = by_user.setdefault(key, delivery_pb.EnqueueMessagesRequest(app_id=key[0], user_id=key[1]))
                     if o.decision is not None:
                         request.decisions.append(o.decision)
-                    else:
+                    elif o.control is not None:
                         request.control_exposures.append(o.control)
+                    else:
+                        request.unsent.append(gone)
             # One call per user, all at once: delivery offers each to the user's open streams
             # before it answers, and one user's offer need not wait for another's.
             await asyncio.gather(*(self._delivery.call(self._stub.EnqueueMessages, request)

@@ -20,7 +20,7 @@ from services.decision.decider import Decider
 from services.decision.release import Releaser
 from services.decision.servicer import DecisionInternalServicer, DecisionServicer
 from services.decision.settings import DecisionSettings
-from services.decision.store import CAMPAIGNS_CHANNEL
+from services.decision.store import CAMPAIGNS_CHANNEL, STATES_CHANNEL
 
 POLICY = AccessPolicy({
     name: Scope.ADMIN
@@ -35,6 +35,7 @@ async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
     contexts = UserContexts(host.peers["segmentation"], host.clock, settings.context_cache_size,
                             timedelta(seconds=settings.context_ttl_seconds))
     decider = Decider(host.pool, catalog, contexts, UserStates(host.pool, settings.state_cache_size), host.clock)
+    host.listener(STATES_CHANNEL, decider.on_states_notify)
     releaser = Releaser(decider, host.peers["delivery"], settings.release_batch, settings.release_poll_seconds)
     decider.on_due = releaser.wake
     host.run_in_background(releaser.run(), "release")

@@ -151,6 +151,20 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
         await self._d.erase_user(request.app_id, request.user_id)
         return internal_pb.EraseUserResponse()
 
+    async def GetCampaignDefinition(self, request: internal_pb.GetCampaignDefinitionRequest,
+                                    context) -> internal_pb.GetCampaignDefinitionResponse:
+        campaign = await _existing(self._d.pool, request.app_id, request.campaign_id, "campaign_id")
+        return internal_pb.GetCampaignDefinitionResponse(campaign=campaign)
+
+    async def ReleaseReservations(self, request: internal_pb.ReleaseReservationsRequest,
+                                  context) -> internal_pb.ReleaseReservationsResponse:
+        if not request.user_id:
+            raise InvalidArgument.field("user_id", "is required")
+        if len(request.message_ids) > MAX_BATCH:
+            raise InvalidArgument.field("message_ids", f"at most {MAX_BATCH}")
+        released = await self._d.release_reservations(request.app_id, request.user_id, list(request.message_ids))
+        return internal_pb.ReleaseReservationsResponse(released_count=released)
+
 
 def _check(campaign: pb.Campaign) -> None:
     problems = campaign_violations(campaign)

@@ -17,6 +17,8 @@ from services.decision.model import Cancel, Delivered, NewPending, Reaction, Res
 T = TypeVar("T")
 
 CAMPAIGNS_CHANNEL = "nudge_campaigns"
+# A user's deliveries shrank (reservations given back): every replica forgets its cached state.
+STATES_CHANNEL = "nudge_user_states"
 
 
 def _campaign(row: asyncpg.Record) -> pb.Campaign:
@@ -199,6 +201,36 @@ async def reserve(pool: asyncpg.Pool, app_id: str, user_id: str, at: datetime,
             for campaign_id, variant_id in a:
                 state.arms.setdefault(campaign_id, variant_id)
     return result, state
+
+
+async def release_reservations(pool: asyncpg.Pool, app_id: str, user_id: str, message_ids: list[str]) -> int:
+    """Gives back the deliveries reserved for messages never handed out, in one statement, and
+    tells every replica to forget the user's cached state: a cached state that still had them
+    would call the user capped, which the locked re-plan never gets the chance to correct."""
+    async with pool.acquire() as conn, conn.transaction():
+        result = await conn.execute(
+            "DELETE FROM deliveries WHERE app_id = $1 AND user_id = $2 AND message_id = any($3::text[])",
+            app_id, user_id, message_ids)
+        released = int(result.split()[-1])
+        if released:
+            await conn.execute("SELECT pg_notify($1, $2)", STATES_CHANNEL, state_key(app_id, user_id))
+    return released
+
+
+def state_key(app_id: str, user_id: str) -> str:
+    return f"{app_id}\x1f{user_id}"
+
+
+def parse_state_key(payload: str) -> tuple[str, str]:
+    app_id, _, user_id = payload.partition("\x1f")
+    return app_id, user_id
+
+
+async def campaign_definitions(pool: asyncpg.Pool, app_id: str, campaign_ids: list[str]) -> dict[str, pb.Campaign]:
+    """The latest definitions of several campaigns, any status, in one query."""
+    rows = await pool.fetch("SELECT * FROM campaigns WHERE app_id = $1 AND id = any($2::text[])",
+                            app_id, campaign_ids)
+    return {r["id"]: _campaign(r) for r in rows}
 
 
 # ---------------------------------------------------------------- pending triggered sends

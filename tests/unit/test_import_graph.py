@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 PURE: dict[str, set[str]] = {
     "nudgelib": {"buckets", "compare", "filters", "names", "pagination", "protoconv", "templates", "timezones",
                  "versions", "violations"},
-    "services.decision": {"caps", "catalog", "eligibility", "judge", "model", "plan", "reactions", "selection",
+    "services.decision": {"caps", "catalog", "drops", "eligibility", "judge", "model", "plan", "reactions", "selection",
                           "triggers", "validation", "variants", "windows"},
     "services.ingestion": {"framing", "grouping", "keys", "partitions", "validation"},
     "services.delivery": {"model", "stats"},

@@ -92,7 +92,9 @@ class TestPlan:
         plan = pull(cat, limit=2, pending=[gone, waiting, stale])
         assert [d.message_id for d in plan.decisions][0] == "msg_p"
         assert [d.campaign_id for d in plan.decisions] == [cart.id, "cmp_promo"]
-        assert sorted(plan.dropped) == ["msg_gone", "msg_old"]
+        # The expired one is not a drop: delivery counts it as expired.
+        assert [(d.message_id, d.reason) for d in plan.dropped] == [
+            ("msg_gone", internal_pb.DROP_REASON_CAMPAIGN_NOT_RUNNING)]
 
     def test_pending_message_outside_its_window_waits(self):
         cart = abandoned_cart()
@@ -110,4 +112,5 @@ def test_a_released_message_outside_a_dropping_window_is_dropped_at_the_pull_too
     waiting = internal_pb.Decision(message_id="msg_p", campaign_id=cart.id, variant_id="A",
                                    expire_time=to_timestamp(NOW + timedelta(hours=5)))
     plan = pull(catalog(cart), pending=[waiting])
-    assert plan.decisions == [] and plan.dropped == ["msg_p"]
+    assert plan.decisions == [] and [(d.message_id, d.reason) for d in plan.dropped] == [
+        ("msg_p", internal_pb.DROP_REASON_OUTSIDE_WINDOW)]

@@ -6,12 +6,32 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from nudge.common.v1 import common_pb2 as _common_pb2
 from nudge.decision.v1 import decision_service_pb2 as _decision_service_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class DropReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DROP_REASON_UNSPECIFIED: _ClassVar[DropReason]
+    DROP_REASON_CAMPAIGN_NOT_RUNNING: _ClassVar[DropReason]
+    DROP_REASON_NOT_IN_AUDIENCE: _ClassVar[DropReason]
+    DROP_REASON_OUTSIDE_WINDOW: _ClassVar[DropReason]
+    DROP_REASON_QUIET_HOURS: _ClassVar[DropReason]
+    DROP_REASON_CAPPED: _ClassVar[DropReason]
+    DROP_REASON_RENDER_FAILED: _ClassVar[DropReason]
+    DROP_REASON_OTHER: _ClassVar[DropReason]
+DROP_REASON_UNSPECIFIED: DropReason
+DROP_REASON_CAMPAIGN_NOT_RUNNING: DropReason
+DROP_REASON_NOT_IN_AUDIENCE: DropReason
+DROP_REASON_OUTSIDE_WINDOW: DropReason
+DROP_REASON_QUIET_HOURS: DropReason
+DROP_REASON_CAPPED: DropReason
+DROP_REASON_RENDER_FAILED: DropReason
+DROP_REASON_OTHER: DropReason
 
 class ApplyEventsRequest(_message.Message):
     __slots__ = ("app_id", "events")
@@ -96,16 +116,24 @@ class Decision(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., locale: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., conversion_events: _Optional[_Iterable[str]] = ..., conversion_deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
-    __slots__ = ("decisions", "user", "control_exposures", "dropped_message_ids")
+    __slots__ = ("decisions", "user", "control_exposures", "dropped")
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     CONTROL_EXPOSURES_FIELD_NUMBER: _ClassVar[int]
-    DROPPED_MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
     decisions: _containers.RepeatedCompositeFieldContainer[Decision]
     user: _common_pb2.UserContext
     control_exposures: _containers.RepeatedCompositeFieldContainer[Decision]
-    dropped_message_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., user: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ..., control_exposures: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., dropped_message_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    dropped: _containers.RepeatedCompositeFieldContainer[DroppedMessage]
+    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., user: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ..., control_exposures: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., dropped: _Optional[_Iterable[_Union[DroppedMessage, _Mapping]]] = ...) -> None: ...
+
+class DroppedMessage(_message.Message):
+    __slots__ = ("message_id", "reason")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    reason: DropReason
+    def __init__(self, message_id: _Optional[str] = ..., reason: _Optional[_Union[DropReason, str]] = ...) -> None: ...
 
 class DecideBatchRequest(_message.Message):
     __slots__ = ("requests",)
@@ -146,3 +174,33 @@ class EraseUserRequest(_message.Message):
 class EraseUserResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetCampaignDefinitionRequest(_message.Message):
+    __slots__ = ("app_id", "campaign_id")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    campaign_id: str
+    def __init__(self, app_id: _Optional[str] = ..., campaign_id: _Optional[str] = ...) -> None: ...
+
+class GetCampaignDefinitionResponse(_message.Message):
+    __slots__ = ("campaign",)
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    campaign: _decision_service_pb2.Campaign
+    def __init__(self, campaign: _Optional[_Union[_decision_service_pb2.Campaign, _Mapping]] = ...) -> None: ...
+
+class ReleaseReservationsRequest(_message.Message):
+    __slots__ = ("app_id", "user_id", "message_ids")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    user_id: str
+    message_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., message_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReleaseReservationsResponse(_message.Message):
+    __slots__ = ("released_count",)
+    RELEASED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    released_count: int
+    def __init__(self, released_count: _Optional[int] = ...) -> None: ...

@@ -60,6 +60,16 @@ class DecisionInternalServiceStub:
                 request_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.EraseUserRequest.SerializeToString,
                 response_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.EraseUserResponse.FromString,
                 _registered_method=True)
+        self.GetCampaignDefinition = channel.unary_unary(
+                '/nudge.decision.v1.DecisionInternalService/GetCampaignDefinition',
+                request_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.GetCampaignDefinitionRequest.SerializeToString,
+                response_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.GetCampaignDefinitionResponse.FromString,
+                _registered_method=True)
+        self.ReleaseReservations = channel.unary_unary(
+                '/nudge.decision.v1.DecisionInternalService/ReleaseReservations',
+                request_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsRequest.SerializeToString,
+                response_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionInternalServiceServicer:
@@ -103,6 +113,26 @@ class DecisionInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCampaignDefinition(self, request, context):
+        """Delivery's questions about a campaign and its reservations, kept together:
+
+        The latest definition of one of the app's campaigns, whatever its status, so delivery
+        can answer statistics and survey reads for every variant. NOT_FOUND for an unknown id or
+        another app's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseReservations(self, request, context):
+        """Gives back what Decide reserved for messages that were never handed to the client (their
+        template failed to render, or delivery could not record the hand-out): they no longer
+        count toward any cap. Idempotent; ids that reserved nothing are ignored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +160,16 @@ def add_DecisionInternalServiceServicer_to_server(servicer, server):
                     servicer.EraseUser,
                     request_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.EraseUserRequest.FromString,
                     response_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.EraseUserResponse.SerializeToString,
+            ),
+            'GetCampaignDefinition': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCampaignDefinition,
+                    request_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.GetCampaignDefinitionRequest.FromString,
+                    response_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.GetCampaignDefinitionResponse.SerializeToString,
+            ),
+            'ReleaseReservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseReservations,
+                    request_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsRequest.FromString,
+                    response_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +308,60 @@ class DecisionInternalService:
             '/nudge.decision.v1.DecisionInternalService/EraseUser',
             nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.EraseUserRequest.SerializeToString,
             nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.EraseUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCampaignDefinition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.decision.v1.DecisionInternalService/GetCampaignDefinition',
+            nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.GetCampaignDefinitionRequest.SerializeToString,
+            nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.GetCampaignDefinitionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.decision.v1.DecisionInternalService/ReleaseReservations',
+            nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsRequest.SerializeToString,
+            nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,16 +9,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EnqueueMessagesRequest(_message.Message):
-    __slots__ = ("app_id", "user_id", "decisions", "control_exposures")
+    __slots__ = ("app_id", "user_id", "decisions", "control_exposures", "unsent")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     CONTROL_EXPOSURES_FIELD_NUMBER: _ClassVar[int]
+    UNSENT_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     user_id: str
     decisions: _containers.RepeatedCompositeFieldContainer[_decision_internal_service_pb2.Decision]
     control_exposures: _containers.RepeatedCompositeFieldContainer[_decision_internal_service_pb2.Decision]
-    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[_decision_internal_service_pb2.Decision, _Mapping]]] = ..., control_exposures: _Optional[_Iterable[_Union[_decision_internal_service_pb2.Decision, _Mapping]]] = ...) -> None: ...
+    unsent: _containers.RepeatedCompositeFieldContainer[UnsentMessage]
+    def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[_decision_internal_service_pb2.Decision, _Mapping]]] = ..., control_exposures: _Optional[_Iterable[_Union[_decision_internal_service_pb2.Decision, _Mapping]]] = ..., unsent: _Optional[_Iterable[_Union[UnsentMessage, _Mapping]]] = ...) -> None: ...
+
+class UnsentMessage(_message.Message):
+    __slots__ = ("message_id", "campaign_id", "campaign_version", "variant_id", "expired", "reason")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    campaign_id: str
+    campaign_version: int
+    variant_id: str
+    expired: bool
+    reason: _decision_internal_service_pb2.DropReason
+    def __init__(self, message_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., expired: _Optional[bool] = ..., reason: _Optional[_Union[_decision_internal_service_pb2.DropReason, str]] = ...) -> None: ...
 
 class EnqueueMessagesResponse(_message.Message):
     __slots__ = ()

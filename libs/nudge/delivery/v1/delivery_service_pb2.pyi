@@ -131,7 +131,7 @@ class GetCampaignStatsRequest(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class VariantStats(_message.Message):
-    __slots__ = ("variant_id", "control", "sent", "delivered", "impressions", "clicks_by_button", "dismissals", "conversions", "survey_answers", "impression_rate", "click_rate", "conversion_rate", "uplift", "uplift_ci_low", "uplift_ci_high")
+    __slots__ = ("variant_id", "control", "sent", "delivered", "impressions", "clicks_by_button", "dismissals", "conversions", "survey_answers", "impression_rate", "click_rate", "conversion_rate", "uplift", "uplift_ci_low", "uplift_ci_high", "expired", "dropped", "dropped_by_reason", "waiting", "delivery_rate")
     class ClicksByButtonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +140,13 @@ class VariantStats(_message.Message):
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     class SurveyAnswersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class DroppedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +168,11 @@ class VariantStats(_message.Message):
     UPLIFT_FIELD_NUMBER: _ClassVar[int]
     UPLIFT_CI_LOW_FIELD_NUMBER: _ClassVar[int]
     UPLIFT_CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_RATE_FIELD_NUMBER: _ClassVar[int]
     variant_id: str
     control: bool
     sent: int
@@ -176,10 +188,59 @@ class VariantStats(_message.Message):
     uplift: float
     uplift_ci_low: float
     uplift_ci_high: float
-    def __init__(self, variant_id: _Optional[str] = ..., control: _Optional[bool] = ..., sent: _Optional[int] = ..., delivered: _Optional[int] = ..., impressions: _Optional[int] = ..., clicks_by_button: _Optional[_Mapping[str, int]] = ..., dismissals: _Optional[int] = ..., conversions: _Optional[int] = ..., survey_answers: _Optional[_Mapping[str, int]] = ..., impression_rate: _Optional[float] = ..., click_rate: _Optional[float] = ..., conversion_rate: _Optional[float] = ..., uplift: _Optional[float] = ..., uplift_ci_low: _Optional[float] = ..., uplift_ci_high: _Optional[float] = ...) -> None: ...
+    expired: int
+    dropped: int
+    dropped_by_reason: _containers.ScalarMap[str, int]
+    waiting: int
+    delivery_rate: float
+    def __init__(self, variant_id: _Optional[str] = ..., control: _Optional[bool] = ..., sent: _Optional[int] = ..., delivered: _Optional[int] = ..., impressions: _Optional[int] = ..., clicks_by_button: _Optional[_Mapping[str, int]] = ..., dismissals: _Optional[int] = ..., conversions: _Optional[int] = ..., survey_answers: _Optional[_Mapping[str, int]] = ..., impression_rate: _Optional[float] = ..., click_rate: _Optional[float] = ..., conversion_rate: _Optional[float] = ..., uplift: _Optional[float] = ..., uplift_ci_low: _Optional[float] = ..., uplift_ci_high: _Optional[float] = ..., expired: _Optional[int] = ..., dropped: _Optional[int] = ..., dropped_by_reason: _Optional[_Mapping[str, int]] = ..., waiting: _Optional[int] = ..., delivery_rate: _Optional[float] = ...) -> None: ...
 
 class GetCampaignStatsResponse(_message.Message):
     __slots__ = ("variants",)
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
     variants: _containers.RepeatedCompositeFieldContainer[VariantStats]
     def __init__(self, variants: _Optional[_Iterable[_Union[VariantStats, _Mapping]]] = ...) -> None: ...
+
+class ListSurveyAnswersRequest(_message.Message):
+    __slots__ = ("campaign_id", "variant_id", "start_time", "end_time", "page_size", "page_token")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    variant_id: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, campaign_id: _Optional[str] = ..., variant_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class SurveyAnswerRecord(_message.Message):
+    __slots__ = ("message_id", "user_id", "variant_id", "question_id", "choices", "rating", "text", "answer_time")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_TIME_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    user_id: str
+    variant_id: str
+    question_id: str
+    choices: _containers.RepeatedScalarFieldContainer[str]
+    rating: int
+    text: str
+    answer_time: _timestamp_pb2.Timestamp
+    def __init__(self, message_id: _Optional[str] = ..., user_id: _Optional[str] = ..., variant_id: _Optional[str] = ..., question_id: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., rating: _Optional[int] = ..., text: _Optional[str] = ..., answer_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListSurveyAnswersResponse(_message.Message):
+    __slots__ = ("answers", "next_page_token")
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[SurveyAnswerRecord]
+    next_page_token: str
+    def __init__(self, answers: _Optional[_Iterable[_Union[SurveyAnswerRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

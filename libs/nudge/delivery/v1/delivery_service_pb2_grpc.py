@@ -55,6 +55,11 @@ class DeliveryServiceStub:
                 request_serializer=nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.GetCampaignStatsRequest.SerializeToString,
                 response_deserializer=nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.GetCampaignStatsResponse.FromString,
                 _registered_method=True)
+        self.ListSurveyAnswers = channel.unary_unary(
+                '/nudge.delivery.v1.DeliveryService/ListSurveyAnswers',
+                request_serializer=nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.ListSurveyAnswersRequest.SerializeToString,
+                response_deserializer=nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.ListSurveyAnswersResponse.FromString,
+                _registered_method=True)
 
 
 class DeliveryServiceServicer:
@@ -85,6 +90,17 @@ class DeliveryServiceServicer:
 
     def GetCampaignStats(self, request, context):
         """Per-variant (and control) results of a campaign.
+        One row per variant of the campaign's latest version (zeros without traffic), per
+        variant seen in its messages, and for control when the campaign has a control group.
+        NOT_FOUND for an unknown campaign or another app's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSurveyAnswers(self, request, context):
+        """A campaign's survey answers, one per question answered, free text included, oldest first.
+        NOT_FOUND for an unknown campaign or another app's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,6 +128,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.GetCampaignStats,
                     request_deserializer=nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.GetCampaignStatsRequest.FromString,
                     response_serializer=nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.GetCampaignStatsResponse.SerializeToString,
+            ),
+            'ListSurveyAnswers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSurveyAnswers,
+                    request_deserializer=nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.ListSurveyAnswersRequest.FromString,
+                    response_serializer=nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.ListSurveyAnswersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +244,33 @@ class DeliveryService:
             '/nudge.delivery.v1.DeliveryService/GetCampaignStats',
             nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.GetCampaignStatsRequest.SerializeToString,
             nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.GetCampaignStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSurveyAnswers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.delivery.v1.DeliveryService/ListSurveyAnswers',
+            nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.ListSurveyAnswersRequest.SerializeToString,
+            nudge_dot_delivery_dot_v1_dot_delivery__service__pb2.ListSurveyAnswersResponse.FromString,
             options,
             channel_credentials,
             insecure,
