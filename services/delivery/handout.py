@@ -23,6 +23,7 @@ from nudgelib.errors import error_of_code
 from nudgelib.loops import Backoff, Loop
 from nudgelib.lru import LruCache
 from services.delivery import store, streams
+from services.delivery.stats import reason_name
 from services.delivery.streams import StreamHub
 
 log = structlog.get_logger(__name__)
@@ -49,6 +50,10 @@ class Handout:
         self._render_failures = prom.Counter(
             "nudge_delivery_render_failures", "Messages not shown because their template failed",
             ["campaign_id"], registry=registry)
+        self._unreleased = prom.Counter(
+            "nudge_delivery_reservations_not_released",
+            "Messages never handed out whose cap reservations decision could not be asked to release",
+            registry=registry)
         self._handed = prom.Counter("nudge_delivery_messages_handed_out", "Messages handed to clients",
                                     ["via"], registry=registry)
         # Users whose inbox was empty when last read; any inbox notification forgets them.
@@ -88,7 +93,8 @@ class Handout:
             raise error_of_code(result.error.code, f"decision: {result.error.message}")
         return result.response
 
-    def _render(self, decisions, user: common_pb2.UserContext) -> tuple[list[decision_pb.Decision], list[str]]:
+    def _render(self, decisions, user: common_pb2.UserContext) -> tuple[list[decision_pb.Decision],
+                                                                        list[decision_pb.Decision]]:
         rendered, failed = [], []
         for d in decisions:
             try:
@@ -97,7 +103,7 @@ class Handout:
             except templates.RenderError as exc:
                 self._render_failures.labels(d.campaign_id).inc()
                 log.warning("template_failed", campaign_id=d.campaign_id, message_id=d.message_id, error=str(exc))
-                failed.append(d.message_id)
+                failed.append(d)
                 continue
             out = decision_pb.Decision()
             out.CopyFrom(d)
@@ -118,17 +124,42 @@ class Handout:
             app_id=app_id, user_id=user_id, context=context, limit=limit, pending=pending,
             pending_only=via == "stream"))
         rendered, failed = self._render(decided.decisions, decided.user)
-        dropped = list(decided.dropped_message_ids) + failed
-        if not (rendered or decided.control_exposures or dropped):
+        dropped = [(d.message_id, reason_name(d.reason)) for d in decided.dropped]
+        if not (rendered or failed or decided.control_exposures or dropped):
             return []
-        won = await store.hand_out(self._pool, app_id, user_id, now, via, rendered,
-                                   list(decided.control_exposures), dropped)
-        if dropped or any(d.message_id in won for d in pending):
+        try:
+            won = await store.hand_out(self._pool, app_id, user_id, now, via, rendered,
+                                       list(decided.control_exposures), dropped, failed)
+        except Exception:
+            # Nothing was handed out, so nothing decision reserved may count toward caps.
+            # (A pending message another hand-out took at the same moment shares its
+            # reservation with that one, which this then gives back too: a race within a
+            # failure, and the cost is one message more than a cap allows, not one fewer.)
+            await self._give_back(app_id, user_id, [d.message_id for d in rendered + failed])
+            raise
+        # A template that failed: the message is dropped, and counts toward no cap.
+        await self._give_back(app_id, user_id, [d.message_id for d in failed])
+        if dropped or failed or any(d.message_id in won for d in pending):
             self._empty_inbox.pop((app_id, user_id))
         messages = [in_app(d) for d in rendered if d.message_id in won]
         if messages:
             self._handed.labels(via).inc(len(messages))
         return messages
+
+    async def _give_back(self, app_id: str, user_id: str, message_ids: list[str]) -> None:
+        """Asks decision to release the caps it reserved for messages never handed out. Best
+        effort: if decision cannot be reached either, the reservations stay and those
+        messages keep counting toward the user's caps until they leave the caps' periods —
+        the user may see fewer messages than the caps allow, never more. Logged and counted,
+        and never raised: it must not hide why the hand-out failed."""
+        if not message_ids:
+            return
+        try:
+            await self._decision.call(self._stub.ReleaseReservations, decision_pb.ReleaseReservationsRequest(
+                app_id=app_id, user_id=user_id, message_ids=message_ids))
+        except Exception as exc:  # noqa: BLE001 - see above
+            self._unreleased.inc(len(message_ids))
+            log.warning("reservations_not_released", user_id=user_id, messages=len(message_ids), error=str(exc))
 
     # ------------------------------------------------------------ streams
 

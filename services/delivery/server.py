@@ -17,6 +17,7 @@ from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.ordered_outbox import ShardedOutbox
 from nudgelib.server import ServiceHost, ServiceSpec
+from services.delivery.campaigns import Campaigns
 from services.delivery.handout import Handout
 from services.delivery.servicer import DeliveryInternalServicer, DeliveryServicer
 from services.delivery.settings import DeliverySettings
@@ -28,6 +29,7 @@ POLICY = AccessPolicy({
     "Subscribe": Scope.MESSAGES_READ,
     "ReportInteraction": Scope.MESSAGES_READ,
     "GetCampaignStats": Scope.ADMIN,
+    "ListSurveyAnswers": Scope.ADMIN,
 })
 
 
@@ -52,7 +54,8 @@ async def wire(host: ServiceHost, settings: DeliverySettings) -> None:
     host.listener(OUTBOX_CHANNEL, events.wake)
     host.run_in_background(events.run(), "interaction-events")
     delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(
-        DeliveryServicer(host.pool, host.clock, handout, settings.keepalive_seconds), host.server)
+        DeliveryServicer(host.pool, host.clock, handout, settings.keepalive_seconds,
+                         Campaigns(host.peers["decision"])), host.server)
     delivery_internal_service_pb2_grpc.add_DeliveryInternalServiceServicer_to_server(
         DeliveryInternalServicer(host.pool, host.clock, handout), host.server)
 

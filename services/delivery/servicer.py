@@ -17,9 +17,11 @@ from nudgelib.calls import current_app_id
 from nudgelib.clock import Clock
 from nudgelib.errors import FieldViolation, InvalidArgument, NotFound
 from nudgelib.protoconv import optional_datetime, to_timestamp
-from services.delivery import store
+from nudgelib.pagination import page_size
+from services.delivery import store, surveys
+from services.delivery.campaigns import Campaigns
 from services.delivery.handout import MAX_PER_CALL, Handout
-from services.delivery.stats import campaign_stats, variant_counts
+from services.delivery.stats import campaign_stats, reason_name, variant_counts
 
 MAX_USER_ID = 256
 
@@ -53,11 +55,13 @@ def _context(platform, app_version: str, locale: str, screen: str = "") -> decis
 
 
 class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, clock: Clock, handout: Handout, keepalive_seconds: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, handout: Handout, keepalive_seconds: float,
+                 campaigns: Campaigns) -> None:
         self._pool = pool
         self._clock = clock
         self._handout = handout
         self._keepalive = keepalive_seconds
+        self._campaigns = campaigns
 
     async def FetchMessages(self, request: pb.FetchMessagesRequest, context) -> pb.FetchMessagesResponse:
         app_id = current_app_id()
@@ -153,10 +157,32 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         app_id = current_app_id()
         if not request.campaign_id:
             raise InvalidArgument.field("campaign_id", "is required")
-        variants, interactions = await store.campaign_rows(
+        campaign = await self._campaigns.get(app_id, request.campaign_id)
+        messages, interactions = await store.campaign_rows(
             self._pool, app_id, request.campaign_id,
-            optional_datetime(request, "start_time"), optional_datetime(request, "end_time"))
-        return pb.GetCampaignStatsResponse(variants=campaign_stats(variant_counts(variants, interactions)))
+            optional_datetime(request, "start_time"), optional_datetime(request, "end_time"), self._clock.now())
+        counts = variant_counts(messages, interactions, [v.id for v in campaign.variants], campaign.control_weight > 0)
+        return pb.GetCampaignStatsResponse(variants=campaign_stats(counts))
+
+    async def ListSurveyAnswers(self, request: pb.ListSurveyAnswersRequest, context) -> pb.ListSurveyAnswersResponse:
+        app_id = current_app_id()
+        if not request.campaign_id:
+            raise InvalidArgument.field("campaign_id", "is required")
+        after = None
+        if request.page_token:
+            try:
+                after = surveys.decode(request.page_token)
+            except ValueError as exc:
+                raise InvalidArgument.field("page_token", str(exc)) from exc
+        await self._campaigns.get(app_id, request.campaign_id)
+        size = page_size(request.page_size)
+        # Each report holds at least one answer: size + 1 reports find the next page's first.
+        rows = await store.survey_rows(
+            self._pool, app_id, request.campaign_id, request.variant_id,
+            optional_datetime(request, "start_time"), optional_datetime(request, "end_time"),
+            (after.answered_at, after.message_id) if after else None, size + 1)
+        answers, token = surveys.page(rows, after, size)
+        return pb.ListSurveyAnswersResponse(answers=answers, next_page_token=token)
 
 
 class DeliveryInternalServicer(internal_grpc.DeliveryInternalServiceServicer):
@@ -166,9 +192,12 @@ class DeliveryInternalServicer(internal_grpc.DeliveryInternalServiceServicer):
         self._handout = handout
 
     async def EnqueueMessages(self, request: internal_pb.EnqueueMessagesRequest, context):
+        unsent = [store.Ended(u.message_id, u.campaign_id, u.campaign_version, u.variant_id,
+                              "expired" if u.expired else "dropped", "" if u.expired else reason_name(u.reason))
+                  for u in request.unsent]
         added = await store.enqueue(self._pool, request.app_id, request.user_id, self._clock.now(),
                                     list(request.decisions), list(request.control_exposures),
-                                    self._handout.inbox_payload(request.app_id, request.user_id))
+                                    self._handout.inbox_payload(request.app_id, request.user_id), unsent)
         if added:
             # This replica's streams first, without waiting for the notification's round trip.
             self._handout.inbox_changed(request.app_id, request.user_id)

@@ -10,9 +10,10 @@ import asyncpg
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
+from nudge.delivery.v1 import delivery_service_pb2 as pb
 from nudgelib.ordered_outbox import shard_of
 from nudgelib.protoconv import set_timestamp, to_datetime, to_timedelta
-from services.delivery.model import InteractionRow, VariantRow
+from services.delivery.model import InteractionRow, MessageRow, SurveyRow
 
 INBOX_CHANNEL = "nudge_inbox"
 OUTBOX_SHARDS = 4
@@ -48,11 +49,45 @@ _INSERT = """
 """
 
 
+# Sends that ended without reaching the user, with no content: each counted once, under its reason.
+_INSERT_ENDED = """
+    INSERT INTO messages (app_id, user_id, status, triggered, created_at, expire_at, content,
+                          message_id, campaign_id, campaign_version, variant_id, drop_reason)
+    SELECT $1, $2, s, $3, $4, $4, ''::bytea, m, c, v, var, r
+    FROM unnest($5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::text[])
+        AS t(s, m, c, v, var, r)
+    ON CONFLICT (app_id, message_id) DO NOTHING
+"""
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A send that ended without reaching the user: status 'expired', or 'dropped' with a
+    reason (a DropReason name)."""
+
+    message_id: str
+    campaign_id: str
+    campaign_version: int
+    variant_id: str
+    status: str
+    reason: str = ""
+
+
+async def _insert_ended(conn: asyncpg.Connection, app_id: str, user_id: str, now: datetime, triggered: bool,
+                        ended: list[Ended]) -> None:
+    if ended:
+        await conn.execute(_INSERT_ENDED, app_id, user_id, triggered, now, [e.status for e in ended],
+                           [e.message_id for e in ended], [e.campaign_id for e in ended],
+                           [e.campaign_version for e in ended], [e.variant_id for e in ended],
+                           [e.reason for e in ended])
+
+
 async def enqueue(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime,
                   decisions: list[decision_pb.Decision], controls: list[decision_pb.Decision],
-                  notify_payload: str) -> list[str]:
-    """Puts triggered messages in the inbox and records control exposures; idempotent per
-    message id. Returns the ids new to the inbox, and notifies every replica."""
+                  notify_payload: str, unsent: list[Ended] = ()) -> list[str]:
+    """Puts triggered messages in the inbox, records control exposures and the sends that
+    ended at release; idempotent per message id. Returns the ids new to the inbox, and
+    notifies every replica."""
     async with pool.acquire() as conn, conn.transaction():
         added = []
         if decisions:
@@ -60,6 +95,7 @@ async def enqueue(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime,
                 _INSERT, app_id, user_id, "pending", True, None, "", now, *_arrays(decisions))]
         if controls:
             await conn.execute(_INSERT, app_id, user_id, "control", True, now, "", now, *_arrays(controls))
+        await _insert_ended(conn, app_id, user_id, now, True, list(unsent))
         if added:
             await conn.execute("SELECT pg_notify($1, $2)", INBOX_CHANNEL, notify_payload)
     return added
@@ -94,11 +130,13 @@ async def inbox(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime) ->
 
 async def hand_out(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime, via: str,
                    handed: list[decision_pb.Decision], controls: list[decision_pb.Decision],
-                   dropped: list[str]) -> set[str]:
+                   dropped: list[tuple[str, str]], failed: list[decision_pb.Decision] = ()) -> set[str]:
     """Records one hand-out in one transaction: pending messages become delivered (only if
     still pending: a concurrent stream or pull may have taken them), on-request messages and
-    control exposures are inserted, dead pending ones are dropped. Returns the ids this call
-    handed out."""
+    control exposures are inserted, dead pending ones are dropped with their reason
+    (`dropped`: id, reason name), and those whose template failed (`failed`) are dropped as
+    RENDER_FAILED — a pending one flips, an on-request one is recorded. Returns the ids this
+    call handed out."""
     # Pending ones flip from the inbox; on-request ones match no row there and are inserted.
     pending_ids = [d.message_id for d in handed]
     async with pool.acquire() as conn, conn.transaction():
@@ -115,10 +153,20 @@ async def hand_out(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime,
                 _INSERT, app_id, user_id, "delivered", False, now, via, now, *_arrays(fresh))}
         if controls:
             await conn.execute(_INSERT, app_id, user_id, "control", False, now, via, now, *_arrays(controls))
+        failed = list(failed)
+        dropped = list(dropped) + [(d.message_id, "RENDER_FAILED") for d in failed]
         if dropped:
-            await conn.execute(
-                "UPDATE messages SET status = 'dropped' WHERE app_id = $1 AND message_id = any($2::text[])"
-                " AND status = 'pending'", app_id, dropped)
+            flipped = {r["message_id"] for r in await conn.fetch(
+                """UPDATE messages m SET status = 'dropped', drop_reason = x.r
+                   FROM unnest($2::text[], $3::text[]) AS x(id, r)
+                   WHERE m.app_id = $1 AND m.message_id = x.id AND m.status = 'pending'
+                   RETURNING m.message_id""",
+                app_id, [d[0] for d in dropped], [d[1] for d in dropped])}
+            # An on-request message has no row yet; a row already there (a pending one another
+            # hand-out took) is left as it is.
+            await _insert_ended(conn, app_id, user_id, now, False, [
+                Ended(d.message_id, d.campaign_id, d.campaign_version, d.variant_id, "dropped", "RENDER_FAILED")
+                for d in failed if d.message_id not in flipped])
     return won
 
 
@@ -214,22 +262,23 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
 
 
 async def campaign_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, start: datetime | None,
-                        end: datetime | None) -> tuple[list[VariantRow], list[InteractionRow]]:
-    """Per-variant message counts and per-variant interaction counts for messages created in
+                        end: datetime | None, now: datetime) -> tuple[list[MessageRow], list[InteractionRow]]:
+    """Message counts per variant, status and drop reason (a pending message past its expiry
+    counts as expired), and interaction counts per variant, for messages created in
     [start, end): grouped queries, no loop."""
     window = """m.app_id = $1 AND m.campaign_id = $2
                 AND ($3::timestamptz IS NULL OR m.created_at >= $3)
                 AND ($4::timestamptz IS NULL OR m.created_at < $4)"""
     async with pool.acquire() as conn:
         sent = await conn.fetch(
-            f"""SELECT m.variant_id, m.status = 'control' AS control,
-                       count(*) FILTER (WHERE m.status <> 'control') AS sent,
-                       count(*) FILTER (WHERE m.status IN ('delivered', 'control')) AS delivered,
-                       count(c.message_id) AS conversions
+            f"""SELECT m.variant_id,
+                       CASE WHEN m.status = 'pending' AND m.expire_at <= $5 THEN 'expired' ELSE m.status END
+                           AS status,
+                       m.drop_reason, count(*) AS n, count(c.message_id) AS conversions
                 FROM messages m LEFT JOIN conversions c USING (app_id, message_id)
                 WHERE {window}
-                GROUP BY 1, 2 ORDER BY 2, 1""",
-            app_id, campaign_id, start, end)
+                GROUP BY 1, 2, 3""",
+            app_id, campaign_id, start, end, now)
         acts = await conn.fetch(
             f"""SELECT m.variant_id, i.type, i.button_id, count(*) AS n,
                        array_agg(i.answers) FILTER (WHERE i.answers IS NOT NULL) AS answers
@@ -237,6 +286,25 @@ async def campaign_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, start
                 WHERE {window}
                 GROUP BY m.variant_id, i.type, i.button_id""",
             app_id, campaign_id, start, end)
-    return ([VariantRow(r["variant_id"], r["control"], r["sent"], r["delivered"], r["conversions"]) for r in sent],
+    return ([MessageRow(r["variant_id"], r["status"], r["n"], r["conversions"], r["drop_reason"]) for r in sent],
             [InteractionRow(r["variant_id"], r["type"], r["button_id"], r["n"], tuple(r["answers"] or ()))
              for r in acts])
+
+
+async def survey_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, variant_id: str,
+                      start: datetime | None, end: datetime | None,
+                      after: tuple[datetime, str] | None, limit: int) -> list[SurveyRow]:
+    """Survey reports of a campaign's messages answered in [start, end), in (answered time,
+    message id) order from `after` (inclusive: its report may be partly read), at most `limit`."""
+    rows = await pool.fetch(
+        """SELECT i.message_id, m.user_id, m.variant_id, i.answers, i.occurred_at
+           FROM interactions i JOIN messages m USING (app_id, message_id)
+           WHERE i.app_id = $1 AND i.type = $2 AND m.campaign_id = $3 AND ($4 = '' OR m.variant_id = $4)
+             AND ($5::timestamptz IS NULL OR i.occurred_at >= $5)
+             AND ($6::timestamptz IS NULL OR i.occurred_at < $6)
+             AND ($7::timestamptz IS NULL OR (i.occurred_at, i.message_id) >= ($7, $8))
+           ORDER BY i.occurred_at, i.message_id
+           LIMIT $9""",
+        app_id, pb.INTERACTION_TYPE_SURVEY_ANSWER, campaign_id, variant_id, start, end,
+        after[0] if after else None, after[1] if after else "", limit)
+    return [SurveyRow(r["message_id"], r["user_id"], r["variant_id"], r["answers"], r["occurred_at"]) for r in rows]

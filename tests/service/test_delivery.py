@@ -243,7 +243,8 @@ async def test_statistics_from_a_known_script(stack, database_url):
     assert (a.sent, a.delivered, a.impressions, a.dismissals, a.conversions) == (count["A"], count["A"], 4, 1, 2)
     assert dict(a.clicks_by_button) == {"tour": 1}
     assert by_arm["B"].delivered == count["B"] and by_arm["B"].conversions == 0
-    assert (ctl.sent, ctl.delivered, ctl.conversions) == (0, count[CONTROL], 1)
+    # Control's sends are its exposures (nothing shown), so its counts add up like a variant's.
+    assert (ctl.sent, ctl.delivered, ctl.conversions) == (count[CONTROL], count[CONTROL], 1)
     assert a.conversion_rate == pytest.approx(2 / count["A"])
     assert a.uplift == pytest.approx(2 / count["A"] - 1 / count[CONTROL])
     assert a.uplift_ci_low < a.uplift < a.uplift_ci_high

@@ -32,7 +32,7 @@ PURE: dict[str, set[str]] = {
     "services.decision": {"caps", "catalog", "drops", "eligibility", "judge", "model", "plan", "reactions", "selection",
                           "triggers", "validation", "variants", "windows"},
     "services.ingestion": {"framing", "grouping", "keys", "partitions", "validation"},
-    "services.delivery": {"model", "stats"},
+    "services.delivery": {"model", "stats", "surveys"},
     "services.segmentation": {"aggregates", "catalog", "contexts", "model", "properties", "rule_evaluation",
                               "rule_tree", "rule_validation", "sqlrules"},
 }
