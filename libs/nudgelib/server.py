@@ -33,7 +33,7 @@ from nudgelib.accounts import KeyCache
 from nudgelib.clients import Peer
 from nudgelib.clock import Clock, SystemClock
 from nudgelib.loops import Loop
-from nudgelib.config import ServiceSettings, load_or_exit
+from nudgelib.config import ConfigError, ServiceSettings, load_or_exit
 from nudgelib.interceptor import AccessPolicy, Authenticator, ServerInterceptor
 from nudgelib.metrics import RpcMetrics, serve_metrics
 
@@ -44,6 +44,9 @@ SERVER_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # grpc sets SO_REUSEPORT by default on Linux: a second process would bind a taken port
+    # silently and share its calls. Off, it fails to start and says which port.
+    ("grpc.so_reuseport", 0),
 ]
 
 
@@ -165,12 +168,21 @@ class ServiceHost:
             self.server,
         )
         await self.spec.wire(self, self.own_settings)
-        self.port = self.server.add_insecure_port(f"{s.bind_host}:{s.port}")
+        try:
+            self.port = self.server.add_insecure_port(f"{s.bind_host}:{s.port}")
+        except RuntimeError:  # grpc's way of saying the port is taken (or the address not ours)
+            self.port = 0
         if self.port == 0:
-            raise RuntimeError(f"could not bind {s.bind_host}:{s.port}")
+            raise ConfigError(f"NUDGE_{s.service.upper()}_PORT: cannot listen on {s.bind_host}:{s.port} "
+                              "(in use by another process?)")
         await self.server.start()
         if s.metrics_port:
-            self._metrics_server, _, self.metrics_port = serve_metrics(self.registry, s.bind_host, s.metrics_port)
+            try:
+                self._metrics_server, _, self.metrics_port = serve_metrics(self.registry, s.bind_host, s.metrics_port)
+            except OSError as exc:
+                await self.server.stop(0)
+                raise ConfigError(f"NUDGE_{s.service.upper()}_METRICS_PORT: cannot listen on "
+                                  f"{s.bind_host}:{s.metrics_port}: {exc.strerror}") from None
         self.run_in_background(self._database_watch().run(), "db-health")
         await self._set_health(True)
         log.info("service_started", port=self.port, metrics_port=self.metrics_port)
@@ -247,7 +259,9 @@ def main(spec: ServiceSpec) -> None:
     own = load_or_exit(spec.name, lambda: spec.settings(os.environ))
     configure_logging(spec.name, settings.log)
     try:
-        code = runtime.run(ServiceHost(settings, spec, own).run_until_signalled(), settings.event_loop)
+        # A port another process holds stops start-up like a bad setting (ConfigError).
+        code = load_or_exit(spec.name, lambda: runtime.run(ServiceHost(settings, spec, own).run_until_signalled(),
+                                                           settings.event_loop))
     except KeyboardInterrupt:
         code = 0
     raise SystemExit(code)

@@ -2,15 +2,18 @@
 
     nudge run                       start PostgreSQL (embedded unless DATABASE_URL is set),
                                     migrate, start the four services, create the demo app
-    nudge migrate                   apply every schema's migrations to DATABASE_URL
+    nudge migrate                   apply every schema's migrations (DATABASE_URL, or the
+                                    embedded PostgreSQL, created if there is none yet)
     nudge apps create NAME          create an app and its admin, events and client keys
     nudge apps list
     nudge keys list APP
     nudge keys create APP --scope admin|events:write|messages:read [--label L]
     nudge keys revoke KEY_ID
 
-Without DATABASE_URL, commands use the embedded PostgreSQL in NUDGE_DATA_DIR (default
-`.nudge`), starting it if it is not running.
+Each command says on stderr which database it uses. Without DATABASE_URL it is the embedded
+PostgreSQL in the data folder: NUDGE_DATA_DIR, by default `.nudge` in the Nudge checkout
+whichever directory `nudge` runs from (nudgetools.database). Only `run` and `migrate` create
+a missing one; the other commands refuse with one line.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ async def keys_revoke(args: argparse.Namespace) -> int:
 
 
 async def migrate(args: argparse.Namespace) -> int:
-    url = await database_url()
+    url = await database_url(create=True)
     await migrate_all(url)
     print("migrations applied")
     return 0

@@ -4,6 +4,7 @@ benchmark start. Each process is `python -m services.<name>` with its environmen
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -28,6 +29,21 @@ def free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why a server could not listen on host:port now (another process holds the port, the
+    address is not this machine's…), or None if it could. SO_REUSEADDR as the servers set it,
+    so a port with only connections in TIME_WAIT left counts as free."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "is in use by another process"
+            return f"cannot be listened on: {exc.strerror}"
+    return None
 
 
 @dataclass

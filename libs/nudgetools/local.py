@@ -1,18 +1,28 @@
 """`nudge run`: the whole system on one machine, for trying Nudge and developing it: the
-database, its schemas, the four services as processes and the demo app."""
+database, its schemas, the four services as processes and the demo app.
+
+Before anything starts, it checks what would stop it half-way, each reported on one line
+with exit status 2: a bad setting, a data folder another `nudge run` holds, a gRPC or metrics
+port another process listens on. Once the services are up (the banner), they are supervised
+(nudgetools.supervisor): one that exits is restarted with a backoff while the others go on.
+Ctrl-C or SIGTERM stops everything.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import secrets
 import signal
 from pathlib import Path
+from typing import IO
 
-from nudgelib.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, SERVICES, ConfigError, ServiceSettings
+from nudgelib.config import SERVICES, ConfigError, ServiceSettings
 from nudgetools import demo
-from nudgetools.cluster import Cluster
+from nudgetools.cluster import Cluster, cannot_listen
 from nudgetools.database import database_url, migrate_all
+from nudgetools.supervisor import Supervisor
 
 
 def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
@@ -41,45 +51,103 @@ def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+class FolderInUse(Exception):
+    """Another `nudge run` holds the data folder; the message names it."""
+
+
+def claim(folder: Path) -> IO[str]:
+    """Takes the data folder for this `nudge run` for as long as the returned file stays open
+    (an exclusive lock on its `run.lock`, released by the system if the process dies, so a
+    crash leaves nothing stale). Two runs on one folder would share its PostgreSQL and demo
+    keys while their services fought over the ports."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = open(folder / "run.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise FolderInUse(f"data folder {folder} is in use by another `nudge run` (pid {holder})") from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def busy_port(settings: dict[str, ServiceSettings]) -> str | None:
+    """The first gRPC or metrics port the services could not listen on, as one line."""
+    for name, s in settings.items():
+        upper = name.upper()
+        for variable, port in ((f"NUDGE_{upper}_PORT", s.port), (f"NUDGE_{upper}_METRICS_PORT", s.metrics_port)):
+            if port and (why := cannot_listen(s.bind_host, port)):
+                return f"port {port} ({variable}, {name}) on {s.bind_host} {why}"
+    return None
+
+
 async def run_local(data_dir: Path) -> int:
     env = os.environ
     try:
-        for name in SERVICES:  # the same checks the services make, before anything starts
-            ServiceSettings.from_env(name, {**env, "DATABASE_URL": "postgresql://check",
-                                             "NUDGE_INTERNAL_TOKEN": "x" * 16})
+        # The same checks the services make, before anything starts.
+        settings = {name: ServiceSettings.from_env(name, {**env, "DATABASE_URL": "postgresql://check",
+                                                          "NUDGE_INTERNAL_TOKEN": "x" * 16})
+                    for name in SERVICES}
     except ConfigError as exc:
         print(f"nudge run: configuration error: {exc}")
         return 2
-    url = await database_url()
-    print(f"database: {'DATABASE_URL' if env.get('DATABASE_URL') else f'embedded PostgreSQL in {data_dir}/pgdata'}")
+    # A folder that does not exist yet is nobody's; it is claimed once created.
+    lock = None
+    try:
+        if data_dir.exists():
+            lock = claim(data_dir)
+        if problem := busy_port(settings):
+            print(f"nudge run: {problem}")
+            return 2
+        url = await database_url(create=True)
+        lock = lock or claim(data_dir)
+    except FolderInUse as exc:
+        print(f"nudge run: {exc}")
+        return 2
+    try:
+        return await _serve(url, data_dir, settings)
+    finally:
+        lock.close()
+
+
+async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings]) -> int:
+    env = os.environ
     await migrate_all(url)
     cluster = Cluster(
         database_url=url,
         internal_token=env.get("NUDGE_INTERNAL_TOKEN") or secrets.token_urlsafe(24),
-        ports={n: int(env.get(f"NUDGE_{n.upper()}_PORT", DEFAULT_PORTS[n])) for n in SERVICES},
-        metrics_ports={n: int(env.get(f"NUDGE_{n.upper()}_METRICS_PORT", DEFAULT_METRICS_PORTS[n]))
-                       for n in SERVICES},
+        ports={n: s.port for n, s in settings.items()},
+        metrics_ports={n: s.metrics_port for n, s in settings.items()},
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    supervisor = Supervisor(cluster)
     cluster.start()
     try:
-        await cluster.wait_ready()
+        # A service that exits before it is first ready is a start-up error, not a crash:
+        # it would only fail again, so everything stops with its reason.
+        ready = asyncio.ensure_future(cluster.wait_ready())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((ready, stopped), return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not ready.done():
+            ready.cancel()
+            return 130
+        ready.result()
         app_id, keys, created = await demo.app_keys(url, data_dir / "demo-keys.json")
         if created:
             await demo.seed(cluster.target("segmentation"), cluster.target("decision"), keys["admin"])
         print(banner(cluster, app_id, keys), flush=True)
-        while not stop.is_set() and not cluster.exited():
-            try:
-                await asyncio.wait_for(stop.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
-        if cluster.exited():
-            print(f"nudge run: {', '.join(cluster.exited())} exited; stopping the rest")
-            return 1
+        supervisor.start()
+        await stop.wait()
         return 0
     finally:
+        await supervisor.stop()
         print("stopping services…", flush=True)
         cluster.stop()

@@ -8,6 +8,7 @@ import pytest
 
 from nudgelib.config import SERVICES
 from nudgetools import database
+from nudgetools.cluster import REPO
 
 
 def test_database_url_wins_over_the_embedded_server(monkeypatch):
@@ -19,11 +20,12 @@ def test_database_url_wins_over_the_embedded_server(monkeypatch):
     assert asyncio.run(database.database_url()) == "postgresql://db.example/nudge"
 
 
-def test_the_data_folder_is_nudge_data_dir(monkeypatch, tmp_path):
+def test_the_data_folder_is_the_checkouts_wherever_nudge_runs(monkeypatch, tmp_path):
     monkeypatch.delenv("NUDGE_DATA_DIR", raising=False)
-    assert str(database.data_dir()) == ".nudge"
-    monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path))
-    assert database.data_dir() == tmp_path
+    monkeypatch.chdir(tmp_path)
+    assert database.data_dir() == REPO / ".nudge"
+    monkeypatch.setenv("NUDGE_DATA_DIR", "here")  # an explicit one is taken relative to where it is given
+    assert database.data_dir() == tmp_path / "here"
 
 
 @pytest.mark.parametrize("service", SERVICES)
