@@ -1,0 +1,135 @@
+"""`nudge run` as a user starts it: a service killed is restarted while the others keep
+serving; a second run on the same data folder or ports stops before its banner, naming
+which; SIGTERM stops everything."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from grpc_health.v1 import health_pb2
+
+from nudgelib.config import SERVICES
+from nudgetools import health
+from nudgetools.cluster import REPO, free_ports
+from tests.conftest import INTERNAL_TOKEN, eventually, prepare_database
+
+pytestmark = pytest.mark.e2e
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+def children(pid: int) -> dict[str, int]:
+    """The services a process started, by name (from /proc: their command lines)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == pid and b"-m" in cmdline:
+            module = cmdline[cmdline.index(b"-m") + 1].decode()
+            if module.startswith("services."):
+                found[module.removeprefix("services.")] = int(entry.name)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def run_env(database_url: str, data_dir: Path, ports: list[int]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUDGE_")}
+    env.update({"DATABASE_URL": database_url, "NUDGE_DATA_DIR": str(data_dir), "NUDGE_INTERNAL_TOKEN": INTERNAL_TOKEN,
+                "NUDGE_LOG_FORMAT": "json", "NUDGE_LOG_LEVEL": "warning", "NUDGE_SHUTDOWN_GRACE_SECONDS": "1"})
+    for i, name in enumerate(SERVICES):
+        env[f"NUDGE_{name.upper()}_PORT"] = str(ports[i])
+        env[f"NUDGE_{name.upper()}_METRICS_PORT"] = str(ports[4 + i])
+    return env
+
+
+def nudge_run(env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "nudgetools.cli", "run"], cwd=REPO, env=env,
+                            stdout=open(log.with_suffix(".out"), "w"), stderr=open(log.with_suffix(".err"), "w"))
+
+
+@pytest.fixture(scope="module")
+def local_database(database_url) -> str:
+    """A database of its own: its demo app and its services stay apart from the other clusters."""
+    base, _, query = database_url.partition("?")
+    url = f"{base.rsplit('/', 1)[0]}/nudge_local_run" + (f"?{query}" if query else "")
+    asyncio.run(prepare_database(url))
+    return url
+
+
+async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stops_on_sigterm(
+        local_database, tmp_path):
+    data_dir, ports = tmp_path / "data", free_ports(8)
+    env = run_env(local_database, data_dir, ports)
+    targets = {name: f"127.0.0.1:{ports[i]}" for i, name in enumerate(SERVICES)}
+    log = tmp_path / "run"
+    run = nudge_run(env, log)
+    try:
+        out, err = log.with_suffix(".out"), log.with_suffix(".err")
+
+        async def banner() -> bool:
+            assert run.poll() is None, err.read_text()
+            return "Nudge is running." in out.read_text()
+
+        await eventually(banner, timeout=90, interval=0.2)
+        started = children(run.pid)
+        assert set(started) == set(SERVICES)
+
+        # A second `nudge run` on the same folder, or on the same ports, stops before its banner.
+        second = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "nudgetools.cli", "run"], cwd=REPO,
+                                         env=run_env(local_database, data_dir, free_ports(8)),
+                                         capture_output=True, text=True, timeout=30)
+        assert (second.returncode, second.stdout) == (
+            2, f"nudge run: data folder {data_dir} is in use by another `nudge run` (pid {run.pid})\n")
+        other_folder = tmp_path / "other"
+        third = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "nudgetools.cli", "run"], cwd=REPO,
+                                        env=run_env(local_database, other_folder, ports),
+                                        capture_output=True, text=True, timeout=30)
+        assert (third.returncode, third.stdout) == (
+            2, f"nudge run: port {ports[0]} (NUDGE_INGESTION_PORT, ingestion) on 127.0.0.1 "
+               "is in use by another process\n")
+        assert not other_folder.exists()
+
+        os.kill(started["decision"], signal.SIGKILL)
+        for _ in range(3):  # the others keep serving while decision is away
+            for name in ("ingestion", "segmentation", "delivery"):
+                assert await health.status(targets[name]) == SERVING, name
+            await asyncio.sleep(0.1)
+
+        async def decision_back() -> bool:
+            return "nudge run: decision is serving again" in err.read_text()
+
+        await eventually(decision_back, timeout=60, interval=0.2)
+        assert "nudge run: decision was killed by signal 9; restarting it in" in err.read_text()
+        assert await health.status(targets["decision"]) == SERVING
+        now = children(run.pid)
+        assert now["decision"] != started["decision"]
+        assert {n: now[n] for n in now if n != "decision"} == {n: started[n] for n in started if n != "decision"}
+        assert run.poll() is None
+
+        run.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(run.wait, 60) == 0, err.read_text()
+        assert not [n for n, pid in now.items() if alive(pid)]
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in children(run.pid).values():
+            os.kill(pid, signal.SIGKILL)
