@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 
 from nudgelib import accounts, runtime
+from nudgelib.config import ConfigError, LogSettings
+from nudgelib.logs import configure_logging
 from nudgetools.database import data_dir, database_url, migrate_all
 from nudgetools.local import run_local
 
@@ -144,6 +146,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    try:
+        # Logs (migrations applied…) go to stderr: stdout is the command's answer, for scripts.
+        configure_logging("nudge", LogSettings.from_env())
+    except ConfigError as exc:
+        print(f"nudge: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
         code = runtime.run(args.func(args))
     except KeyboardInterrupt:

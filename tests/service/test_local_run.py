@@ -8,9 +8,13 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import grpc
+import pytest
 
+from nudgetools import embedded
 from nudgetools.cluster import REPO, free_ports
 from nudgetools.database import redacted
 from tests.conftest import INTERNAL_TOKEN
@@ -79,8 +83,17 @@ def test_the_cli_says_which_database_it_uses_without_its_password(database_url, 
     assert "database:" not in listed.stdout  # stdout is the apps, for scripts
 
 
-def test_only_migrate_creates_a_missing_data_folder(tmp_path):
-    elsewhere, folder = tmp_path / "elsewhere", tmp_path / "data"
+@pytest.fixture
+def outside_pytest_tmp():
+    """A folder for a PostgreSQL of its own. Not under pytest's tmp_path: run as root, the
+    server's user needs its parents readable, and every pytest started meanwhile (another
+    worktree's) makes pytest's root folder private again."""
+    with tempfile.TemporaryDirectory(prefix="nudge-test-") as folder:
+        yield Path(folder)
+
+
+def test_only_migrate_creates_a_missing_data_folder(outside_pytest_tmp):
+    elsewhere, folder = outside_pytest_tmp / "elsewhere", outside_pytest_tmp / "data"
     elsewhere.mkdir()
     refused = nudge("apps", "list", cwd=elsewhere, NUDGE_DATA_DIR=str(folder))
     assert refused.returncode == 1
@@ -96,3 +109,14 @@ def test_only_migrate_creates_a_missing_data_folder(tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert listed.stderr.splitlines()[0] == f"database: embedded PostgreSQL in {folder}"
     assert list(elsewhere.iterdir()) == []
+
+
+def test_the_cli_keeps_its_logs_off_stdout(tmp_path, database_url):
+    # A database no migration has reached yet: the CLI applies them, and logs each.
+    fresh = f"{database_url.partition('?')[0].rsplit('/', 1)[0]}/nudge_cli_fresh_{os.getpid()}"
+    fresh += "?" + database_url.partition("?")[2] if "?" in database_url else ""
+    asyncio.run(embedded.ensure_database(fresh))
+    listed = nudge("apps", "list", cwd=tmp_path, DATABASE_URL=fresh)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == ""  # no apps yet, and nothing else
+    assert "migration_applied" in listed.stderr
