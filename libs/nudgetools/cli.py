@@ -4,6 +4,7 @@
                                     migrate, start the four services, create the demo app
     nudge migrate                   apply every schema's migrations (DATABASE_URL, or the
                                     embedded PostgreSQL, created if there is none yet)
+    nudge reset --yes               delete the embedded data folder (stop `nudge run` first)
     nudge apps create NAME          create an app and its admin, events and client keys
     nudge apps list
     nudge keys list APP
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import shutil
 import sys
 from collections.abc import AsyncIterator
 
@@ -28,8 +31,9 @@ import asyncpg
 from nudgelib import accounts, runtime
 from nudgelib.config import ConfigError, LogSettings
 from nudgelib.logs import configure_logging
+from nudgetools import embedded
 from nudgetools.database import data_dir, database_url, migrate_all
-from nudgetools.local import run_local
+from nudgetools.local import FolderInUse, claim, run_local
 
 
 @contextlib.asynccontextmanager
@@ -113,6 +117,37 @@ async def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def reset(args: argparse.Namespace) -> int:
+    """Deletes the embedded data folder, once nothing uses it and the operator confirmed."""
+    if os.environ.get("DATABASE_URL", "").strip():
+        print("nudge reset: DATABASE_URL is set; reset deletes only the embedded data folder "
+              "(drop that database's schemas yourself)", file=sys.stderr)
+        return 2
+    folder = data_dir()
+    if not folder.exists():
+        print(f"no data folder {folder}: nothing to reset")
+        return 0
+    try:
+        lock = claim(folder)
+    except FolderInUse as exc:
+        print(f"nudge reset: {exc}; stop it first", file=sys.stderr)
+        return 2
+    try:
+        if (pid := embedded.server_pid(folder)) is not None:
+            print(f"nudge reset: PostgreSQL on {folder} is still running (pid {pid}); "
+                  "stop the `nudge` command using it first", file=sys.stderr)
+            return 2
+        if not args.yes:
+            print(f"nudge reset: this deletes {folder} (the embedded database and the demo keys); "
+                  "`nudge reset --yes` to do it", file=sys.stderr)
+            return 1
+        shutil.rmtree(folder)
+    finally:
+        lock.close()
+    print(f"deleted {folder}; the next `nudge run` or `nudge migrate` starts an empty database")
+    return 0
+
+
 async def run(args: argparse.Namespace) -> int:
     return await run_local(data_dir())
 
@@ -122,6 +157,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start everything locally").set_defaults(func=run)
     sub.add_parser("migrate", help="apply migrations").set_defaults(func=migrate)
+    rs = sub.add_parser("reset", help="delete the embedded data folder")
+    rs.add_argument("--yes", action="store_true", help="confirm: without it, reset only says what it would delete")
+    rs.set_defaults(func=reset)
 
     apps = sub.add_parser("apps", help="apps (tenants)").add_subparsers(dest="apps_command", required=True)
     create = apps.add_parser("create", help="create an app and its keys")

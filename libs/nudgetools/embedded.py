@@ -30,6 +30,16 @@ def start(data_dir: Path, database: str = DATABASE, delete_on_exit: bool = False
     return server.get_uri(database=database)
 
 
+def server_pid(data_dir: Path) -> int | None:
+    """The pid of a PostgreSQL running on the folder's data (its postmaster.pid), if any."""
+    try:
+        pid = int((data_dir / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
 async def ensure_database(url: str) -> None:
     """Creates the URL's database if it does not exist yet."""
     base, _, query = url.partition("?")

@@ -100,3 +100,44 @@ async def test_a_service_that_keeps_exiting_is_restarted_with_a_capped_backoff_w
     assert took >= 0.05 + 0.1 + 0.2 + 0.2 + 0.2  # the pauses it announced were kept
     assert supervisor.restarts == {"crashy": 5}
     assert steady_alive and cluster.processes["steady"] is steady  # it kept running, never restarted
+
+
+def nudge(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NUDGE_DATA_DIR")}
+    return subprocess.run([sys.executable, "-m", "nudgetools.cli", *args], capture_output=True, text=True,
+                          env={**clean, **env}, timeout=30)
+
+
+def test_reset_deletes_the_data_folder_only_when_confirmed_and_unused(tmp_path):
+    folder = tmp_path / "data"
+    (folder / "pgdata").mkdir(parents=True)
+    (folder / "pgdata" / "PG_VERSION").write_text("18\n")
+    (folder / "demo-keys.json").write_text("{}")
+
+    unconfirmed = nudge("reset", NUDGE_DATA_DIR=str(folder))
+    assert unconfirmed.returncode == 1 and folder.is_dir()
+    assert unconfirmed.stderr.strip() == (f"nudge reset: this deletes {folder} (the embedded database and the "
+                                          "demo keys); `nudge reset --yes` to do it")
+
+    lock = local.claim(folder)  # as a running `nudge run` holds it
+    try:
+        held = nudge("reset", "--yes", NUDGE_DATA_DIR=str(folder))
+    finally:
+        lock.close()
+    assert held.returncode == 2 and folder.is_dir()
+    assert held.stderr.strip() == (f"nudge reset: data folder {folder} is in use by another `nudge run` "
+                                   f"(pid {os.getpid()}); stop it first")
+
+    (folder / "pgdata" / "postmaster.pid").write_text(f"{os.getpid()}\n{folder}/pgdata\n")  # a live server
+    running = nudge("reset", "--yes", NUDGE_DATA_DIR=str(folder))
+    assert running.returncode == 2 and folder.is_dir()
+    assert f"PostgreSQL on {folder} is still running (pid {os.getpid()})" in running.stderr
+
+    (folder / "pgdata" / "postmaster.pid").unlink()
+    external = nudge("reset", "--yes", NUDGE_DATA_DIR=str(folder), DATABASE_URL="postgresql://db.example/nudge")
+    assert external.returncode == 2 and folder.is_dir()
+
+    done = nudge("reset", "--yes", NUDGE_DATA_DIR=str(folder))
+    assert done.returncode == 0, done.stderr
+    assert not folder.exists()
+    assert done.stdout.strip() == f"deleted {folder}; the next `nudge run` or `nudge migrate` starts an empty database"
