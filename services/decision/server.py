@@ -25,7 +25,7 @@ from services.decision.store import CAMPAIGNS_CHANNEL, STATES_CHANNEL
 POLICY = AccessPolicy({
     name: Scope.ADMIN
     for name in ("CreateCampaign", "UpdateCampaign", "GetCampaign", "ListCampaigns", "SetCampaignStatus",
-                 "ExplainDecision", "GetAppSettings", "UpdateAppSettings")
+                 "ExplainDecision", "ListPendingSends", "GetAppSettings", "UpdateAppSettings")
 })
 
 
