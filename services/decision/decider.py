@@ -161,5 +161,18 @@ class Decider:
 
     async def erase_user(self, app_id: str, user_id: str) -> None:
         await store.erase_user(self.pool, app_id, user_id)
+        self.forget_user(app_id, user_id)
+
+    def forget_user(self, app_id: str, user_id: str) -> None:
         self.states.forget(app_id, user_id)
         self.contexts.forget(app_id, user_id)
+
+    def on_user_erased(self, payload: str | None) -> None:
+        """Another replica erased a user (store.ERASED_USERS_CHANNEL): this one forgets them
+        too, or it would go on deciding from the erased user's context and history. After the
+        listener reconnects (payload None) an erasure may have been missed: forget everyone."""
+        if payload is None:
+            self.states.clear()
+            self.contexts.clear()
+            return
+        self.forget_user(*store.parse_state_key(payload))

@@ -19,6 +19,8 @@ T = TypeVar("T")
 CAMPAIGNS_CHANNEL = "nudge_campaigns"
 # A user's deliveries shrank (reservations given back): every replica forgets its cached state.
 STATES_CHANNEL = "nudge_user_states"
+# An erased user, as state_key(app_id, user_id): every replica drops what it caches of them.
+ERASED_USERS_CHANNEL = "nudge_erased_users"
 
 
 def _campaign(row: asyncpg.Record) -> pb.Campaign:
@@ -140,6 +142,7 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
         await conn.execute("DELETE FROM applied_events WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM variant_assignments WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM pending_sends WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        await conn.execute("SELECT pg_notify($1, $2)", ERASED_USERS_CHANNEL, state_key(app_id, user_id))
 
 
 # ---------------------------------------------------------------- user state and reservation

@@ -144,3 +144,76 @@ async def test_list_pending_sends_is_admin_only_and_checks_its_fields(stack, dat
     bad = await expect_error(admin.ListPendingSends(pb.ListPendingSendsRequest(user_id="u", page_token="nope"),
                                                     metadata=app.auth("admin")), grpc.StatusCode.INVALID_ARGUMENT)
     assert violated_fields(bad) == {"page_token"}
+
+
+async def test_after_delete_user_every_read_answers_as_for_a_user_never_seen(stack, database_url):
+    """DeleteUser (ingestion) erases the user everywhere; then Explain, ListPendingSends, a
+    pull, segmentation's profile and a second decision replica's caches know nothing of them."""
+    from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
+    from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
+    from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
+    from nudgetools import demo
+    from services.decision.server import SPEC as DECISION
+    from tests.conftest import start_host
+    from tests.helpers import Clients, track
+
+    app = await create_app(database_url)
+    api = Clients(stack.channel)
+    admin = app.auth("admin")
+    signed_up = (await api.segmentation.CreateSegment(seg_pb.CreateSegmentRequest(name="Signed up", rule=seg_pb.Rule(
+        event=seg_pb.EventCondition(name="signup", operator=seg_pb.EVENT_OPERATOR_AT_LEAST, count=1))),
+        metadata=admin)).segment
+    await api.decision.CreateCampaign(pb.CreateCampaignRequest(campaign=demo.welcome_campaign(signed_up.id)),
+                                      metadata=admin)
+    await api.decision.CreateCampaign(pb.CreateCampaignRequest(campaign=triggered("Cart", "cart_abandoned", 1800)),
+                                      metadata=admin)
+    await api.ingestion.Identify(ingestion_pb.IdentifyRequest(user_id="gone", time_zone="Europe/Paris"),
+                                 metadata=app.auth("events"))
+    await api.ingestion.TrackEvents(track([event("s1", "gone", "signup"), event("c1", "gone", "cart_abandoned")]),
+                                    metadata=app.auth("events"))
+
+    async def fetch(user: str):
+        return (await api.delivery.FetchMessages(delivery_pb.FetchMessagesRequest(user_id=user),
+                                                 metadata=app.auth("client"))).messages
+
+    async def pending(user: str):
+        return list((await api.decision.ListPendingSends(pb.ListPendingSendsRequest(user_id=user),
+                                                         metadata=admin)).pending_sends)
+
+    async def explain(user: str):
+        explained = await api.decision.ExplainDecision(pb.ExplainDecisionRequest(user_id=user), metadata=admin)
+        explained.user.user_id = ""
+        return explained
+
+    assert len(await eventually(lambda: fetch("gone"))) == 1
+    assert len(await eventually(lambda: pending("gone"))) == 1
+    # A second decision replica has decided for the user: their context and history are cached there.
+    replica = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation")})
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{replica.port}") as ch:
+            other = internal_grpc.DecisionInternalServiceStub(ch)
+
+            async def decide(user: str):
+                reply = await other.Decide(internal_pb.DecideRequest(app_id=app.id, user_id=user), metadata=INTERNAL)
+                return reply.user.known, [d.campaign_id for d in reply.decisions]
+
+            known, _ = await decide("gone")
+            assert known
+
+            assert (await api.ingestion.DeleteUser(ingestion_pb.DeleteUserRequest(user_id="gone"),
+                                                   metadata=admin)).completed
+
+            assert await pending("gone") == [] == await pending("never-seen-1")
+            assert await explain("gone") == await explain("never-seen-2")
+            # The other replica hears of the erasure through PostgreSQL (NOTIFY), a moment later.
+            assert await decide("never-seen-3") == (False, [])
+            async def forgotten():
+                return await decide("gone") == (False, [])
+
+            await eventually(forgotten, timeout=5)
+            assert [m.campaign_id for m in await fetch("gone")] == [m.campaign_id for m in await fetch("never-seen-4")]
+            for user in ("gone", "never-seen-5"):
+                await expect_error(api.segmentation.GetUserProfile(seg_pb.GetUserProfileRequest(user_id=user),
+                                                                   metadata=admin), grpc.StatusCode.NOT_FOUND)
+    finally:
+        await replica.stop()
