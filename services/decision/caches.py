@@ -70,6 +70,9 @@ class UserContexts:
     def forget(self, app_id: str, user_id: str) -> None:
         self._cache.pop((app_id, user_id))
 
+    def clear(self) -> None:
+        self._cache.clear()
+
     def segments_changed(self, app_id: str) -> None:
         self._generation[app_id] = self._generation.get(app_id, 0) + 1
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.protoconv import to_timedelta
 from services.decision.model import Delivered
+from services.decision.windows import local_text
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,10 @@ class Capped:
     rule: str  # cap rule id, or `lifetime` / `reeligibility`
     until: datetime | None  # None: never frees up
 
-    def detail(self) -> str:
+    def detail(self, tz: ZoneInfo) -> str:
         if self.until is None:
             return f"capped by {self.rule}"
-        return f"capped by {self.rule} until {self.until.isoformat()}"
+        return f"capped by {self.rule} until {local_text(self.until, tz)}"
 
 
 def _local_midnight(day: date, tz: ZoneInfo) -> datetime:

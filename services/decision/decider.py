@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 
 import asyncpg
 import structlog
@@ -14,7 +15,7 @@ from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.clock import Clock
 from nudgelib.protoconv import set_timestamp
-from services.decision import store, triggers
+from services.decision import explain, store, triggers
 from services.decision.caches import CampaignCatalog, UserContexts, UserStates
 from services.decision.eligibility import compile_campaign, rank_key
 from services.decision.plan import plan_pull
@@ -69,16 +70,37 @@ class Decider:
     async def explain(self, app_id: str, user_id: str, request: pb.RequestContext) -> pb.ExplainDecisionResponse:
         user = await self.contexts.get(app_id, user_id, fresh=True)
         catalog = await self.catalog.get(app_id)
+        now = self.clock.now()
         state = await store.load_state(self.pool, app_id, user_id)
         everything = [compile_campaign(c) for c in
                       sorted(await store.list_campaigns(self.pool, app_id, "", 100_000, 0), key=rank_key)]
+        # Every campaign's sends in one query.
+        rows = await store.sends_for_explain(self.pool, app_id, user_id, now - explain.RECENT, explain.PER_CAMPAIGN)
+        sends: dict[str, list[pb.PendingSend]] = {}
+        for send in explain.explain_sends(rows, catalog.by_id, {c.id: c.campaign.name for c in everything},
+                                          catalog.settings, user, state, now):
+            sends.setdefault(send.campaign_id, []).append(send)
         out = pb.ExplainDecisionResponse(user=user)
-        for v in select(everything, catalog.settings, user, request, state, self.clock.now(), 1):
-            item = out.campaigns.add(campaign_id=v.campaign.id, campaign_name=v.campaign.name, verdict=v.verdict)
+        for v in select(everything, catalog.settings, user, request, state, now, 1):
+            item = out.campaigns.add(campaign_id=v.campaign.id, campaign_name=v.campaign.name, verdict=v.verdict,
+                                     pending_sends=sends.get(v.campaign.id, ()))
             if v.exclusion is not None:
-                item.reason, item.detail = v.exclusion.reason, v.exclusion.detail
+                item.reason, item.detail, item.rule = v.exclusion.reason, v.exclusion.detail, v.exclusion.rule
                 set_timestamp(item.until_time, v.exclusion.until)
         return out
+
+    async def list_pending_sends(self, app_id: str, user_id: str, after: tuple[datetime, str] | None,
+                                 limit: int) -> list[pb.PendingSend]:
+        """One page of the user's pending and recently settled sends, judged as Explain does."""
+        now = self.clock.now()
+        rows = await store.sends_page(self.pool, app_id, user_id, now - explain.RECENT, after, limit)
+        if not rows:
+            return []
+        catalog = await self.catalog.get(app_id)
+        user, state = await asyncio.gather(self.contexts.get(app_id, user_id, fresh=True),
+                                           store.load_state(self.pool, app_id, user_id))
+        names = await store.campaign_names(self.pool, app_id, list({r.campaign_id for r in rows}))
+        return explain.explain_sends(rows, catalog.by_id, names, catalog.settings, user, state, now)
 
     # ------------------------------------------------------------ triggers
 
@@ -139,5 +161,18 @@ class Decider:
 
     async def erase_user(self, app_id: str, user_id: str) -> None:
         await store.erase_user(self.pool, app_id, user_id)
+        self.forget_user(app_id, user_id)
+
+    def forget_user(self, app_id: str, user_id: str) -> None:
         self.states.forget(app_id, user_id)
         self.contexts.forget(app_id, user_id)
+
+    def on_user_erased(self, payload: str | None) -> None:
+        """Another replica erased a user (store.ERASED_USERS_CHANNEL): this one forgets them
+        too, or it would go on deciding from the erased user's context and history. After the
+        listener reconnects (payload None) an erasure may have been missed: forget everyone."""
+        if payload is None:
+            self.states.clear()
+            self.contexts.clear()
+            return
+        self.forget_user(*store.parse_state_key(payload))

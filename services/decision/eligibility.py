@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.protoconv import to_datetime
 from nudgelib.versions import parse_version
 from services.decision.model import Exclusion
+from services.decision.windows import local_text
+
+UTC = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -60,18 +64,20 @@ def exclusion(
     now: datetime,
     on_request: bool = True,
     members: frozenset[str] | None = None,
+    tz: ZoneInfo | None = None,
 ) -> Exclusion | None:
     """The first rule excluding the campaign, or None when it is eligible.
 
     Without a request (a triggered send coming due, before any client asked) the rules about
-    the client — platform, app version, screen — are left for when a client asks."""
+    the client — platform, app version, screen — are left for when a client asks. `tz` is the
+    user's zone, in which the text gives the start and end (UTC without it)."""
     c = campaign if isinstance(campaign, Compiled) else compile_campaign(campaign)
     if not c.active:
         return Exclusion("NOT_ACTIVE", f"status is {c.status}")
     if c.start is not None and now < c.start:
-        return Exclusion("BEFORE_START", f"starts at {c.start.isoformat()}", c.start)
+        return Exclusion("BEFORE_START", f"starts at {local_text(c.start, tz or UTC)}", c.start)
     if c.end is not None and now >= c.end:
-        return Exclusion("AFTER_END", f"ended at {c.end.isoformat()}")
+        return Exclusion("AFTER_END", f"ended at {local_text(c.end, tz or UTC)}")
     if on_request and not c.on_request:
         return Exclusion("TRIGGERED_ONLY", "sent when its trigger fires, not on request")
     member = members if members is not None else frozenset(user.segment_ids)

@@ -29,6 +29,7 @@ from services.decision.eligibility import PERMANENT, Compiled, exclusion
 from services.decision.model import Action, Judgement, PendingSend, UserState
 from services.decision.selection import timing_exclusion
 from services.decision.variants import CONTROL, arm_for
+from services.decision.windows import zone
 
 # How soon a send waiting for segmentation to apply its trigger event is looked at again.
 SEGMENTATION_RECHECK = timedelta(milliseconds=20)
@@ -58,17 +59,18 @@ def judge(send: PendingSend, rules: Compiled | None, settings: pb.AppSettings, u
     if awaits_segmentation(rules, send, user):
         return Judgement(Action.DEFER, WAITING_FOR_SEGMENTATION, now + SEGMENTATION_RECHECK,
                          detail="waiting for segmentation to apply the trigger event")
-    why = exclusion(rules, user, request, now, on_request=False) or timing_exclusion(
+    tz = zone(user.time_zone, settings.default_time_zone)
+    why = exclusion(rules, user, request, now, on_request=False, tz=tz) or timing_exclusion(
         rules, settings, user, state.history, now)
     if why is not None:
         if why.reason in PERMANENT:
-            return Judgement(Action.DROP, why.reason, detail=why.detail)
+            return Judgement(Action.DROP, why.reason, detail=why.detail, rule=why.rule)
         if why.reason in CLIENT_RULES:
             return Judgement(Action.DEFER, why.reason, None, detail=why.detail)
         dropped_outside = why.reason == "OUTSIDE_WINDOW" and rules.window is not None and rules.window.drop_outside_window
         if dropped_outside or why.until is None or (expires is not None and why.until >= expires):
-            return Judgement(Action.DROP, why.reason, detail=why.detail)
-        return Judgement(Action.DEFER, why.reason, why.until, detail=why.detail)
+            return Judgement(Action.DROP, why.reason, detail=why.detail, rule=why.rule)
+        return Judgement(Action.DEFER, why.reason, why.until, detail=why.detail, rule=why.rule)
     if send.arm is not None:
         arm, new = send.arm, False
     else:

@@ -35,6 +35,7 @@ class Exclusion:
     reason: str  # NOT_ACTIVE, BEFORE_START, AFTER_END, NOT_IN_AUDIENCE, PLATFORM, OUTSIDE_WINDOW, ...
     detail: str
     until: datetime | None = None
+    rule: str = ""  # for CAPPED: the full cap (a cap rule's id, `lifetime` or `reeligibility`)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ class Cancel:
     campaign_id: str
     trigger_index: int
     at: datetime
+    # The exception event, recorded on the sends it cancels (Explain names it).
+    event_id: str = ""
+    event_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class Judgement:
     arm: str = ""  # for RELEASE / CONTROL: the variant id ('' control)
     new_arm: bool = False  # the arm was assigned now and is to be persisted
     detail: str = ""
+    rule: str = ""  # for CAPPED: the full cap
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,25 @@ class PendingSend:
     cause: str = ""  # event:<id> / segment:...; "" once released
     triggered_at: datetime | None = None
     arm: str | None = None
+
+@dataclass(frozen=True)
+class StoredSend:
+    """A row of `pending_sends` as Explain reads it: pending, or settled (`status`)."""
+
+    id: str
+    user_id: str
+    campaign_id: str
+    trigger_index: int
+    cause: str
+    triggered_at: datetime
+    due_at: datetime  # the end of its delay, or of the hold it was last deferred for
+    expire_at: datetime
+    status: str  # pending | released | control | cancelled | dropped | expired
+    outcome: str  # why it was last deferred, dropped or cancelled; '' before it was first judged
+    updated_at: datetime
+    cancelled_by_event_id: str = ""
+    cancelled_by_event_name: str = ""
+
 
 # A message's time-to-live when its campaign sets none.
 DEFAULT_TTL = timedelta(hours=24)

@@ -31,5 +31,5 @@ def react(catalog: AppCatalog, events: list[common_pb2.Event], now: datetime) ->
                                   for f in fired)
         for t in catalog.exceptions.get(e.name, ()):
             if triggers.cancels(t, e.name, properties):
-                reaction.cancels.append(Cancel(e.user_id, t.campaign.id, t.index, occurred))
+                reaction.cancels.append(Cancel(e.user_id, t.campaign.id, t.index, occurred, e.event_id, e.name))
     return reaction

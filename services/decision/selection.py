@@ -24,14 +24,13 @@ def timing_exclusion(campaign: pb.Campaign | Compiled, settings: pb.AppSettings,
     tz = windows.zone(user.time_zone, settings.default_time_zone)
     if c.window is not None and not windows.is_open(c.window, tz, now):
         opens = windows.next_opening(c.window, tz, now)
-        return Exclusion("OUTSIDE_WINDOW", f"outside the send window until {opens.isoformat() if opens else 'never'}",
-                         opens)
+        return Exclusion("OUTSIDE_WINDOW", f"outside the send window until {windows.local_text(opens, tz)}", opens)
     if settings.HasField("quiet_hours") and windows.is_open(settings.quiet_hours, tz, now):
         ends = windows.next_closing(settings.quiet_hours, tz, now)
-        return Exclusion("QUIET_HOURS", f"quiet hours until {ends.isoformat() if ends else 'never'}", ends)
+        return Exclusion("QUIET_HOURS", f"quiet hours until {windows.local_text(ends, tz)}", ends)
     capped = caps.check(c.campaign, settings.cap_rules, history, tz, now, memo)
     if capped is not None:
-        return Exclusion("CAPPED", capped.detail(), capped.until)
+        return Exclusion("CAPPED", capped.detail(tz), capped.until, capped.rule)
     return None
 
 
@@ -51,9 +50,10 @@ def select(campaigns: list[Compiled], settings: pb.AppSettings, user: common_pb2
     chosen = 0
     members = frozenset(user.segment_ids)
     memo: dict[int, caps.Capped | None] = {}
+    tz = windows.zone(user.time_zone, settings.default_time_zone)
     for rules in campaigns:
         campaign = rules.campaign
-        why = exclusion(rules, user, request, now, on_request=on_request, members=members) or timing_exclusion(
+        why = exclusion(rules, user, request, now, on_request=on_request, members=members, tz=tz) or timing_exclusion(
             rules, settings, user, history, now, memo)
         if why is not None:
             out.append(Verdict(campaign, pb.VERDICT_EXCLUDED, exclusion=why))

@@ -20,12 +20,12 @@ from services.decision.decider import Decider
 from services.decision.release import Releaser
 from services.decision.servicer import DecisionInternalServicer, DecisionServicer
 from services.decision.settings import DecisionSettings
-from services.decision.store import CAMPAIGNS_CHANNEL, STATES_CHANNEL
+from services.decision.store import CAMPAIGNS_CHANNEL, ERASED_USERS_CHANNEL, STATES_CHANNEL
 
 POLICY = AccessPolicy({
     name: Scope.ADMIN
     for name in ("CreateCampaign", "UpdateCampaign", "GetCampaign", "ListCampaigns", "SetCampaignStatus",
-                 "ExplainDecision", "GetAppSettings", "UpdateAppSettings")
+                 "ExplainDecision", "ListPendingSends", "GetAppSettings", "UpdateAppSettings")
 })
 
 
@@ -38,6 +38,7 @@ async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
     host.listener(STATES_CHANNEL, decider.on_states_notify)
     releaser = Releaser(decider, host.peers["delivery"], settings.release_batch, settings.release_poll_seconds)
     decider.on_due = releaser.wake
+    host.listener(ERASED_USERS_CHANNEL, decider.on_user_erased)
     host.run_in_background(releaser.run(), "release")
     if settings.dedupe_retention_days:
         kept = [Retention("applied_events", "applied_at", timedelta(days=settings.dedupe_retention_days))]

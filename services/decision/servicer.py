@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import asyncpg
 import grpc
 import structlog
+from google.protobuf import timestamp_pb2
 
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grpc
@@ -15,6 +17,7 @@ from nudge.decision.v1 import decision_service_pb2_grpc as pb_grpc
 from nudgelib.calls import current_app_id
 from nudgelib.errors import Aborted, InvalidArgument, NotFound, NudgeError
 from nudgelib.pagination import page_size
+from nudgelib.protoconv import to_datetime
 from nudgelib.timezones import is_valid_time_zone
 from services.decision import store
 from services.decision.decider import Decider
@@ -90,6 +93,19 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             raise InvalidArgument.field("user_id", "is required")
         return await self._d.explain(current_app_id(), request.user_id, request.context)
 
+    async def ListPendingSends(self, request: pb.ListPendingSendsRequest, context) -> pb.ListPendingSendsResponse:
+        if not request.user_id:
+            raise InvalidArgument.field("user_id", "is required")
+        if request.page_size < 0:
+            raise InvalidArgument.field("page_size", "must not be negative")
+        size = page_size(request.page_size)
+        sends = await self._d.list_pending_sends(current_app_id(), request.user_id,
+                                                 _send_cursor(request.page_token), size + 1)
+        more = len(sends) > size
+        sends = sends[:size]
+        token = f"{sends[-1].trigger_time.ToJsonString()}|{sends[-1].id}" if more else ""
+        return pb.ListPendingSendsResponse(pending_sends=sends, next_page_token=token)
+
     async def GetAppSettings(self, request: pb.GetAppSettingsRequest, context) -> pb.GetAppSettingsResponse:
         return pb.GetAppSettingsResponse(settings=await store.get_settings(self._d.pool, current_app_id()))
 
@@ -164,6 +180,21 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
             raise InvalidArgument.field("message_ids", f"at most {MAX_BATCH}")
         released = await self._d.release_reservations(request.app_id, request.user_id, list(request.message_ids))
         return internal_pb.ReleaseReservationsResponse(released_count=released)
+
+
+def _send_cursor(token: str) -> tuple[datetime, str] | None:
+    """A ListPendingSends page token: the last send's trigger time and id."""
+    if not token:
+        return None
+    at, sep, send_id = token.partition("|")
+    try:
+        if not sep or not send_id:
+            raise ValueError
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromJsonString(at)
+    except ValueError:
+        raise InvalidArgument.field("page_token", "is not a token this RPC returned") from None
+    return to_datetime(stamp), send_id
 
 
 def _check(campaign: pb.Campaign) -> None:

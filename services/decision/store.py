@@ -12,13 +12,15 @@ import asyncpg
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.protoconv import set_timestamp
-from services.decision.model import Cancel, Delivered, NewPending, Reaction, Reservation, UserState
+from services.decision.model import Cancel, Delivered, NewPending, Reaction, Reservation, StoredSend, UserState
 
 T = TypeVar("T")
 
 CAMPAIGNS_CHANNEL = "nudge_campaigns"
 # A user's deliveries shrank (reservations given back): every replica forgets its cached state.
 STATES_CHANNEL = "nudge_user_states"
+# An erased user, as state_key(app_id, user_id): every replica drops what it caches of them.
+ERASED_USERS_CHANNEL = "nudge_erased_users"
 
 
 def _campaign(row: asyncpg.Record) -> pb.Campaign:
@@ -90,6 +92,11 @@ async def list_campaigns(pool: asyncpg.Pool, app_id: str, after: str, limit: int
     return [_campaign(r) for r in rows]
 
 
+async def campaign_names(pool: asyncpg.Pool, app_id: str, ids: list[str]) -> dict[str, str]:
+    rows = await pool.fetch("SELECT id, name FROM campaigns WHERE app_id = $1 AND id = any($2::text[])", app_id, ids)
+    return {r["id"]: r["name"] for r in rows}
+
+
 async def active_campaigns(pool: asyncpg.Pool, app_id: str) -> list[pb.Campaign]:
     rows = await pool.fetch(
         "SELECT * FROM campaigns WHERE app_id = $1 AND status = $2", app_id, pb.CAMPAIGN_STATUS_ACTIVE)
@@ -135,6 +142,7 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
         await conn.execute("DELETE FROM applied_events WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM variant_assignments WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM pending_sends WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        await conn.execute("SELECT pg_notify($1, $2)", ERASED_USERS_CHANNEL, state_key(app_id, user_id))
 
 
 # ---------------------------------------------------------------- user state and reservation
@@ -265,18 +273,60 @@ async def _cancel_pending(conn: asyncpg.Connection, app_id: str, cancels: list[C
     if not cancels:
         return 0
     result = await conn.execute(
-        """UPDATE pending_sends p SET status = 'cancelled', outcome = 'EXCEPTION_EVENT', updated_at = now()
-           FROM unnest($2::text[], $3::text[], $4::int[], $5::timestamptz[]) AS x(u, c, t, at)
+        """UPDATE pending_sends p SET status = 'cancelled', outcome = 'EXCEPTION_EVENT', updated_at = now(),
+               cancelled_by_event_id = x.e, cancelled_by_event_name = x.n
+           FROM unnest($2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::text[], $7::text[])
+               AS x(u, c, t, at, e, n)
            WHERE p.app_id = $1 AND p.status = 'pending' AND p.user_id = x.u AND p.campaign_id = x.c
              AND p.trigger_index = x.t AND p.triggered_at <= x.at""",
         app_id, [c.user_id for c in cancels], [c.campaign_id for c in cancels],
-        [c.trigger_index for c in cancels], [c.at for c in cancels])
+        [c.trigger_index for c in cancels], [c.at for c in cancels],
+        [c.event_id for c in cancels], [c.event_name for c in cancels])
     return int(result.split()[-1])
 
 
 async def pending_for_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> list[asyncpg.Record]:
     return await pool.fetch(
         "SELECT * FROM pending_sends WHERE app_id = $1 AND user_id = $2 ORDER BY triggered_at", app_id, user_id)
+
+
+def _stored(r: asyncpg.Record) -> StoredSend:
+    return StoredSend(r["id"], r["user_id"], r["campaign_id"], r["trigger_index"], r["cause"], r["triggered_at"],
+                      r["due_at"], r["expire_at"], r["status"], r["outcome"], r["updated_at"],
+                      r["cancelled_by_event_id"], r["cancelled_by_event_name"])
+
+
+_SEND_COLUMNS = ("id, user_id, campaign_id, trigger_index, cause, triggered_at, due_at, expire_at, status, outcome,"
+                 " updated_at, cancelled_by_event_id, cancelled_by_event_name")
+
+
+async def sends_for_explain(pool: asyncpg.Pool, app_id: str, user_id: str, settled_since: datetime,
+                            per_campaign: int) -> list[StoredSend]:
+    """The user's pending sends and those settled since `settled_since`, at most
+    `per_campaign` of each kind per campaign (newest trigger first): one query for every
+    campaign of the Explain."""
+    rows = await pool.fetch(
+        f"""SELECT {_SEND_COLUMNS} FROM (
+                SELECT *, row_number() OVER (PARTITION BY campaign_id, status = 'pending'
+                                             ORDER BY triggered_at DESC, id DESC) AS n
+                FROM pending_sends
+                WHERE app_id = $1 AND user_id = $2 AND (status = 'pending' OR updated_at >= $3)) x
+            WHERE n <= $4 ORDER BY triggered_at DESC, id DESC""",
+        app_id, user_id, settled_since, per_campaign)
+    return [_stored(r) for r in rows]
+
+
+async def sends_page(pool: asyncpg.Pool, app_id: str, user_id: str, settled_since: datetime,
+                     after: tuple[datetime, str] | None, limit: int) -> list[StoredSend]:
+    """One page of the user's pending and recently settled sends, newest trigger first,
+    after the (triggered_at, id) of the previous page's last."""
+    rows = await pool.fetch(
+        f"""SELECT {_SEND_COLUMNS} FROM pending_sends
+            WHERE app_id = $1 AND user_id = $2 AND (status = 'pending' OR updated_at >= $3)
+              AND ($4::timestamptz IS NULL OR (triggered_at, id) < ($4, $5))
+            ORDER BY triggered_at DESC, id DESC LIMIT $6""",
+        app_id, user_id, settled_since, after[0] if after else None, after[1] if after else "", limit)
+    return [_stored(r) for r in rows]
 
 
 async def next_due(pool: asyncpg.Pool) -> datetime | None:

@@ -26,6 +26,16 @@ def zone(name: str, default: str = "UTC") -> ZoneInfo:
         return ZoneInfo(default or "UTC")
 
 
+def local_text(at: datetime | None, tz: ZoneInfo) -> str:
+    """An instant as Explain writes it in text: the user's wall time with its offset, to the
+    second (`2026-11-26T09:00:00+01:00`); `never` for None. Windows, quiet hours, caps,
+    schedule and pending sends all say their instants this way; the exact instant is the
+    UTC Timestamp beside the text."""
+    if at is None:
+        return "never"
+    return at.astimezone(tz).isoformat(timespec="seconds")
+
+
 def _days(w: pb.SendWindow) -> frozenset[int]:
     return frozenset(w.weekdays) or ALL_DAYS
 

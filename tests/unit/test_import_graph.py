@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 PURE: dict[str, set[str]] = {
     "nudgelib": {"buckets", "compare", "filters", "names", "pagination", "protoconv", "templates", "timezones",
                  "versions", "violations"},
-    "services.decision": {"caps", "catalog", "drops", "eligibility", "judge", "model", "plan", "reactions", "selection",
-                          "triggers", "validation", "variants", "windows"},
+    "services.decision": {"caps", "catalog", "drops", "eligibility", "explain", "judge", "model", "plan", "reactions",
+                          "selection", "triggers", "validation", "variants", "windows"},
     "services.ingestion": {"framing", "grouping", "keys", "partitions", "validation"},
     "services.delivery": {"model", "stats", "surveys"},
     "services.segmentation": {"aggregates", "catalog", "contexts", "model", "properties", "rule_evaluation",

@@ -58,14 +58,14 @@ def test_each_trigger_starts_its_own_send_once_per_event():
 
 def test_an_exception_cancels_only_its_own_trigger():
     r = react(CATALOG, [at(event("p1", "u", "purchase"), 5)], NOW)
-    assert r.cancels == [Cancel("u", "cmp_follow", 1, NOW + timedelta(minutes=5))]
+    assert r.cancels == [Cancel("u", "cmp_follow", 1, NOW + timedelta(minutes=5), "p1", "purchase")]
 
 
 def test_an_exception_with_filters_cancels_only_when_they_pass():
     other = react(CATALOG, [at(event("k1", "u", "message_clicked", campaign_id="cmp_b"), 5)], NOW)
     assert other.cancels == []
     same = react(CATALOG, [at(event("k2", "u", "message_clicked", campaign_id="cmp_a"), 5)], NOW)
-    assert same.cancels == [Cancel("u", "cmp_follow", 0, NOW + timedelta(minutes=5))]
+    assert same.cancels == [Cancel("u", "cmp_follow", 0, NOW + timedelta(minutes=5), "k2", "message_clicked")]
 
 
 def test_events_are_taken_in_the_order_they_happened():

@@ -33,6 +33,20 @@ class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERDICT_EXCLUDED: _ClassVar[Verdict]
     VERDICT_CONTROL: _ClassVar[Verdict]
     VERDICT_LOWER_PRIORITY: _ClassVar[Verdict]
+
+class PendingSendState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PENDING_SEND_STATE_UNSPECIFIED: _ClassVar[PendingSendState]
+    PENDING_SEND_STATE_WAITING_FOR_DELAY: _ClassVar[PendingSendState]
+    PENDING_SEND_STATE_HELD: _ClassVar[PendingSendState]
+    PENDING_SEND_STATE_WAITING_FOR_SEGMENTATION: _ClassVar[PendingSendState]
+    PENDING_SEND_STATE_DUE: _ClassVar[PendingSendState]
+    PENDING_SEND_STATE_WILL_DROP: _ClassVar[PendingSendState]
+    PENDING_SEND_STATE_RELEASED: _ClassVar[PendingSendState]
+    PENDING_SEND_STATE_CONTROL: _ClassVar[PendingSendState]
+    PENDING_SEND_STATE_CANCELLED: _ClassVar[PendingSendState]
+    PENDING_SEND_STATE_DROPPED: _ClassVar[PendingSendState]
+    PENDING_SEND_STATE_EXPIRED: _ClassVar[PendingSendState]
 CAMPAIGN_STATUS_UNSPECIFIED: CampaignStatus
 CAMPAIGN_STATUS_DRAFT: CampaignStatus
 CAMPAIGN_STATUS_ACTIVE: CampaignStatus
@@ -46,6 +60,17 @@ VERDICT_CHOSEN: Verdict
 VERDICT_EXCLUDED: Verdict
 VERDICT_CONTROL: Verdict
 VERDICT_LOWER_PRIORITY: Verdict
+PENDING_SEND_STATE_UNSPECIFIED: PendingSendState
+PENDING_SEND_STATE_WAITING_FOR_DELAY: PendingSendState
+PENDING_SEND_STATE_HELD: PendingSendState
+PENDING_SEND_STATE_WAITING_FOR_SEGMENTATION: PendingSendState
+PENDING_SEND_STATE_DUE: PendingSendState
+PENDING_SEND_STATE_WILL_DROP: PendingSendState
+PENDING_SEND_STATE_RELEASED: PendingSendState
+PENDING_SEND_STATE_CONTROL: PendingSendState
+PENDING_SEND_STATE_CANCELLED: PendingSendState
+PENDING_SEND_STATE_DROPPED: PendingSendState
+PENDING_SEND_STATE_EXPIRED: PendingSendState
 
 class Audience(_message.Message):
     __slots__ = ("include_segment_ids", "exclude_segment_ids", "platforms", "min_app_version", "max_app_version", "screens")
@@ -294,20 +319,24 @@ class ExplainDecisionRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., context: _Optional[_Union[RequestContext, _Mapping]] = ...) -> None: ...
 
 class CampaignExplanation(_message.Message):
-    __slots__ = ("campaign_id", "campaign_name", "verdict", "reason", "detail", "until_time")
+    __slots__ = ("campaign_id", "campaign_name", "verdict", "reason", "detail", "until_time", "pending_sends", "rule")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_NAME_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     UNTIL_TIME_FIELD_NUMBER: _ClassVar[int]
+    PENDING_SENDS_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     campaign_name: str
     verdict: Verdict
     reason: str
     detail: str
     until_time: _timestamp_pb2.Timestamp
-    def __init__(self, campaign_id: _Optional[str] = ..., campaign_name: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., until_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    pending_sends: _containers.RepeatedCompositeFieldContainer[PendingSend]
+    rule: str
+    def __init__(self, campaign_id: _Optional[str] = ..., campaign_name: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., until_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pending_sends: _Optional[_Iterable[_Union[PendingSend, _Mapping]]] = ..., rule: _Optional[str] = ...) -> None: ...
 
 class ExplainDecisionResponse(_message.Message):
     __slots__ = ("campaigns", "user")
@@ -316,6 +345,42 @@ class ExplainDecisionResponse(_message.Message):
     campaigns: _containers.RepeatedCompositeFieldContainer[CampaignExplanation]
     user: _common_pb2.UserContext
     def __init__(self, campaigns: _Optional[_Iterable[_Union[CampaignExplanation, _Mapping]]] = ..., user: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ...) -> None: ...
+
+class PendingSend(_message.Message):
+    __slots__ = ("id", "campaign_id", "campaign_name", "trigger_index", "cause", "state", "reason", "rule", "detail", "trigger_time", "due_time", "expire_time", "until_time", "finish_time", "cancelled_by_event_name", "cancelled_by_event_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_NAME_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_TIME_FIELD_NUMBER: _ClassVar[int]
+    DUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_TIME_FIELD_NUMBER: _ClassVar[int]
+    FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_BY_EVENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_BY_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    campaign_id: str
+    campaign_name: str
+    trigger_index: int
+    cause: str
+    state: PendingSendState
+    reason: str
+    rule: str
+    detail: str
+    trigger_time: _timestamp_pb2.Timestamp
+    due_time: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
+    until_time: _timestamp_pb2.Timestamp
+    finish_time: _timestamp_pb2.Timestamp
+    cancelled_by_event_name: str
+    cancelled_by_event_id: str
+    def __init__(self, id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_name: _Optional[str] = ..., trigger_index: _Optional[int] = ..., cause: _Optional[str] = ..., state: _Optional[_Union[PendingSendState, str]] = ..., reason: _Optional[str] = ..., rule: _Optional[str] = ..., detail: _Optional[str] = ..., trigger_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancelled_by_event_name: _Optional[str] = ..., cancelled_by_event_id: _Optional[str] = ...) -> None: ...
 
 class AppSettings(_message.Message):
     __slots__ = ("default_time_zone", "cap_rules", "quiet_hours", "default_locale")
@@ -352,3 +417,21 @@ class UpdateAppSettingsResponse(_message.Message):
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     settings: AppSettings
     def __init__(self, settings: _Optional[_Union[AppSettings, _Mapping]] = ...) -> None: ...
+
+class ListPendingSendsRequest(_message.Message):
+    __slots__ = ("user_id", "page_size", "page_token")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, user_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPendingSendsResponse(_message.Message):
+    __slots__ = ("pending_sends", "next_page_token")
+    PENDING_SENDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    pending_sends: _containers.RepeatedCompositeFieldContainer[PendingSend]
+    next_page_token: str
+    def __init__(self, pending_sends: _Optional[_Iterable[_Union[PendingSend, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

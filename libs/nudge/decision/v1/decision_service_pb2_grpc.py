@@ -75,6 +75,11 @@ class DecisionServiceStub:
                 request_serializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.UpdateAppSettingsRequest.SerializeToString,
                 response_deserializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.UpdateAppSettingsResponse.FromString,
                 _registered_method=True)
+        self.ListPendingSends = channel.unary_unary(
+                '/nudge.decision.v1.DecisionService/ListPendingSends',
+                request_serializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsRequest.SerializeToString,
+                response_deserializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
@@ -131,6 +136,16 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPendingSends(self, request, context):
+        """One user's triggered sends: those still pending (waiting for their delay, held by the send
+        window, quiet hours or a cap, waiting for segmentation) and those settled in the last
+        seven days (released, control, cancelled by an exception event, dropped, expired), newest
+        trigger first. The same detail as ExplainDecision's `pending_sends`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +188,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.UpdateAppSettings,
                     request_deserializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.UpdateAppSettingsRequest.FromString,
                     response_serializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.UpdateAppSettingsResponse.SerializeToString,
+            ),
+            'ListPendingSends': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPendingSends,
+                    request_deserializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsRequest.FromString,
+                    response_serializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -392,6 +412,33 @@ class DecisionService:
             '/nudge.decision.v1.DecisionService/UpdateAppSettings',
             nudge_dot_decision_dot_v1_dot_decision__service__pb2.UpdateAppSettingsRequest.SerializeToString,
             nudge_dot_decision_dot_v1_dot_decision__service__pb2.UpdateAppSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPendingSends(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.decision.v1.DecisionService/ListPendingSends',
+            nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsRequest.SerializeToString,
+            nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsResponse.FromString,
             options,
             channel_credentials,
             insecure,
