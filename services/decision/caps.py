@@ -1,7 +1,10 @@
 """Frequency caps: pure functions over a user's delivery history.
 
 All rules apply together; the first one that is full (in the order: campaign lifetime,
-re-eligibility, app rules as listed) is reported with the instant it frees up. "Calendar"
+re-eligibility, app rules as listed) is reported with the instant it frees up. An on-request
+campaign that sets neither a lifetime maximum nor a re-eligibility interval is shown once per
+user (Braze's default): a banner that came back on every pull would be noise, so repeats are
+asked for, not assumed. A triggered campaign sends once per firing, as its triggers say. "Calendar"
 periods are days or ISO weeks (Monday first) in the user's time zone: "3 per calendar day"
 allows 3 messages between local midnights, whereas "3 per rolling 24 h" allows 3 in any 24
 hours. A campaign that bypasses app caps is limited only by its own caps, and its messages
@@ -73,6 +76,15 @@ def _app_rule(rule: pb.CapRule, history: Sequence[Delivered], tz: ZoneInfo, now:
     return Capped(rule.id, None)
 
 
+def lifetime_limit(campaign: pb.Campaign) -> int:
+    """How many messages of the campaign one user may get in all; 0: no limit."""
+    caps = campaign.caps
+    if caps.lifetime_max:
+        return caps.lifetime_max
+    once = campaign.delivery_mode == pb.DELIVERY_MODE_ON_REQUEST and not to_timedelta(caps.reeligibility_interval)
+    return 1 if once else 0
+
+
 def check(campaign: pb.Campaign, rules: Iterable[pb.CapRule], history: Sequence[Delivered],
           tz: ZoneInfo, now: datetime, memo: dict[int, Capped | None] | None = None) -> Capped | None:
     """The first full cap for sending `campaign` to this user now, or None.
@@ -81,7 +93,8 @@ def check(campaign: pb.Campaign, rules: Iterable[pb.CapRule], history: Sequence[
     the campaign); the caller empties it when the history changes."""
     own = [d for d in history if d.campaign_id == campaign.id]
     caps = campaign.caps
-    if caps.lifetime_max and len(own) >= caps.lifetime_max:
+    limit = lifetime_limit(campaign)
+    if limit and len(own) >= limit:
         return Capped("lifetime", None)
     interval = to_timedelta(caps.reeligibility_interval)
     if interval and own:

@@ -288,7 +288,10 @@ async def test_explain_names_the_cap_and_the_window(stack, database_url):
     closed = pb.SendWindow(start_minute=(now.hour * 60 + 120) % 1440, end_minute=(now.hour * 60 + 180) % 1440)
     night = (await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=banner("Later", 9, send_window=closed)),
                                         metadata=app.auth("admin"))).campaign
-    first = (await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=banner("First", 5)),
+    # Shown again after a pull (lifetime max 5, not the on-request default of once), so what
+    # holds it back is the app's cap.
+    first = (await admin.CreateCampaign(pb.CreateCampaignRequest(
+        campaign=banner("First", 5, caps=pb.CampaignCaps(lifetime_max=5))),
                                         metadata=app.auth("admin"))).campaign
     second = (await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=banner("Second", 1)),
                                          metadata=app.auth("admin"))).campaign
