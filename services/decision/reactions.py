@@ -1,7 +1,8 @@
 """What a batch of events does to triggered campaigns: the sends it starts and the pending
 sends it cancels. Pure; the decider and the store carry it out in one transaction.
 
-Events are taken in the order they happened. An exception event cancels the sends of its own
+Events are taken in the order they happened. An event fires only the campaigns whose schedule
+covers the instant it happened (see triggers.py). An exception event cancels the sends of its own
 trigger that were triggered at or before it, so in one batch a purchase cancels the cart
 reminder of an earlier abandonment, not that of a later one.
 """
@@ -24,7 +25,7 @@ def react(catalog: AppCatalog, events: list[common_pb2.Event], now: datetime) ->
     for e in sorted(events, key=lambda e: (e.occurred_time.seconds, e.occurred_time.nanos)):
         occurred = to_datetime(e.occurred_time)
         properties = plain_struct(e.properties)
-        fired = triggers.fired_by_event(catalog.triggers, e.name, properties, occurred)
+        fired = triggers.fired_by_event(catalog.triggers, e.name, properties, occurred, now)
         if fired:
             stored = json.dumps(properties)
             reaction.sends.extend(triggers.new_pending(f, e.user_id, f"event:{e.event_id}", occurred, stored, now)

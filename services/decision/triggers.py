@@ -5,6 +5,14 @@ Filters are the shared property-filter language (`nudgelib.filters`): dotted nam
 nested objects, and a missing property fails every operator except NOT_EQUALS, NOT_IN and
 IS_EMPTY. Exception events belong to a trigger: an exception cancels the sends its own trigger
 started, not those of the campaign's other triggers.
+
+A trigger fires only while its campaign runs: an event that happened before the campaign's
+`start_time`, or at or after its `end_time`, starts no send (it is not held until the start).
+The schedule is judged at the instant the event happened (`occurred_time`, or now if it claims
+to be later), so an event sent in late that happened within the schedule still counts, and one
+from before the launch never does. The status is the one the event is applied under: only
+`ACTIVE` campaigns are in the catalog (decision keeps no history of status changes). A segment
+entry is judged at the moment decision applies it.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Any
 
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib import filters
-from nudgelib.protoconv import to_timedelta
+from nudgelib.protoconv import to_datetime, to_timedelta
 from services.decision.model import DEFAULT_TTL, Firing, NewPending
 
 
@@ -38,6 +46,12 @@ class CompiledTrigger:
     filters: tuple[filters.Filter, ...]
     delay: timedelta
     exceptions: tuple[ExceptionEvent, ...]
+    start: datetime | None = None  # the campaign's schedule; None: unbounded
+    end: datetime | None = None
+
+    def runs_at(self, at: datetime) -> bool:
+        """Whether the campaign's schedule covers `at`: start inclusive, end exclusive."""
+        return (self.start is None or at >= self.start) and (self.end is None or at < self.end)
 
 
 def compile_triggers(campaigns: Iterable[pb.Campaign]) -> tuple[CompiledTrigger, ...]:
@@ -47,18 +61,24 @@ def compile_triggers(campaigns: Iterable[pb.Campaign]) -> tuple[CompiledTrigger,
             campaign=c, index=i, event_name=t.event_name, segment_entered_id=t.segment_entered_id,
             filters=filters.compile_filters(t.property_filters), delay=to_timedelta(t.delay),
             exceptions=tuple(ExceptionEvent(x.event_name, filters.compile_filters(x.property_filters))
-                             for x in t.exception_events))
+                             for x in t.exception_events),
+            start=to_datetime(c.start_time) if c.HasField("start_time") else None,
+            end=to_datetime(c.end_time) if c.HasField("end_time") else None)
         for c in campaigns if c.delivery_mode == pb.DELIVERY_MODE_TRIGGERED
         for i, t in enumerate(c.triggers))
 
 
 def fired_by_event(triggers: Iterable[CompiledTrigger], name: str, properties: dict[str, Any],
-                   occurred: datetime) -> list[Firing]:
-    """Each triggered campaign fires at most once per event, by its first matching trigger."""
+                   occurred: datetime, now: datetime) -> list[Firing]:
+    """Each triggered campaign fires at most once per event, by its first matching trigger,
+    if its schedule covers the instant the event happened (an event dated later than `now`
+    is taken as happening now)."""
     found: list[Firing] = []
     fired: set[str] = set()
+    happened = min(occurred, now)
     for t in triggers:
-        if t.event_name == name and t.campaign.id not in fired and filters.match_all(t.filters, properties):
+        if (t.event_name == name and t.campaign.id not in fired and t.runs_at(happened)
+                and filters.match_all(t.filters, properties)):
             found.append(Firing(t.campaign, t.index, occurred + t.delay))
             fired.add(t.campaign.id)
     return found
@@ -66,11 +86,13 @@ def fired_by_event(triggers: Iterable[CompiledTrigger], name: str, properties: d
 
 def fired_by_segment_entry(triggers: Iterable[CompiledTrigger], segment_ids: Iterable[str],
                            at: datetime) -> list[Firing]:
+    """Each triggered campaign fires at most once per change, if its schedule covers `at`."""
     entered = set(segment_ids)
     found: list[Firing] = []
     fired: set[str] = set()
     for t in triggers:
-        if t.segment_entered_id and t.segment_entered_id in entered and t.campaign.id not in fired:
+        if (t.segment_entered_id and t.segment_entered_id in entered and t.campaign.id not in fired
+                and t.runs_at(at)):
             found.append(Firing(t.campaign, t.index, at + t.delay))
             fired.add(t.campaign.id)
     return found

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import asyncio
+
 import grpc
 import pytest
 from google.protobuf import duration_pb2
@@ -13,11 +15,13 @@ from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grpc
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.decision.v1 import decision_service_pb2_grpc as pb_grpc
+from nudge.common.v1 import common_pb2
 from nudgelib.clock import FixedClock
+from nudgelib.protoconv import to_timestamp
 from services.decision.server import SPEC as DECISION
-from tests.conftest import INTERNAL_TOKEN, start_host
-from tests.helpers import create_app
-from tests.service.test_decision import banner
+from tests.conftest import INTERNAL_TOKEN, eventually, start_host
+from tests.helpers import create_app, event
+from tests.service.test_decision import banner, fake_delivery  # noqa: F401 - a fixture
 
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
@@ -75,3 +79,76 @@ async def test_a_reeligibility_interval_shows_it_again_once_the_interval_passed(
     assert await pulls(internal, app.id, "u", 2) == [1, 0]
     clock.advance(timedelta(days=1, seconds=1))
     assert await pulls(internal, app.id, "u", 2) == [1, 0]
+
+
+async def test_a_trigger_fires_only_for_events_that_happen_within_the_schedule(stack, database_url, fake_delivery):
+    recorder, delivery_target = fake_delivery
+    # Hours ahead of the real clock: the stack's own decision (same database) never sees these due.
+    t0 = datetime.now(timezone.utc) + timedelta(hours=10)
+    clock = FixedClock(t0)
+    host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
+                                                     "delivery": delivery_target}, clock=clock)
+    app = await create_app(database_url)
+    launch = banner("Launch", delivery_mode=pb.DELIVERY_MODE_TRIGGERED, status=pb.CAMPAIGN_STATUS_ACTIVE,
+                    start_time=to_timestamp(t0 + timedelta(hours=1)), end_time=to_timestamp(t0 + timedelta(hours=3)))
+    launch.triggers.add(event_name="app_open")
+
+    def opened(user: str, happened: datetime):
+        e = event(f"open-{user}", user, "app_open")
+        e.occurred_time.CopyFrom(to_timestamp(happened))
+        return e
+
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
+            admin, internal = pb_grpc.DecisionServiceStub(ch), internal_grpc.DecisionInternalServiceStub(ch)
+            await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=launch), metadata=app.auth("admin"))
+
+            async def apply(*events):
+                await internal.ApplyEvents(internal_pb.ApplyEventsRequest(app_id=app.id, events=events),
+                                           metadata=INTERNAL)
+
+            # Before the launch: nothing is started, so nothing arrives at the launch.
+            await apply(opened("before-launch", t0))
+            clock.set(t0 + timedelta(hours=2))
+            await apply(opened("during", clock.now()),
+                        # Sent in late, but it happened during the campaign: it counts.
+                        opened("late-but-during", t0 + timedelta(hours=1, minutes=30)),
+                        # Sent in after the launch, but it happened before: it does not.
+                        opened("late-from-before", t0 + timedelta(minutes=50)))
+            clock.set(t0 + timedelta(hours=3, minutes=1))
+            await apply(opened("after-end", clock.now()))
+            await eventually(lambda: asyncio.sleep(0, len(recorder.received) >= 2), timeout=10)
+            await asyncio.sleep(1.2)  # more than two release polls: nothing else comes
+    finally:
+        await host.stop()
+    assert sorted(user for user, _ in recorder.received) == ["during", "late-but-during"]
+
+
+async def test_a_segment_entry_fires_only_within_the_schedule(stack, database_url, fake_delivery):
+    recorder, delivery_target = fake_delivery
+    t0 = datetime.now(timezone.utc) + timedelta(hours=10)
+    clock = FixedClock(t0)
+    host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
+                                                     "delivery": delivery_target}, clock=clock)
+    app = await create_app(database_url)
+    welcome = banner("VIP", delivery_mode=pb.DELIVERY_MODE_TRIGGERED, status=pb.CAMPAIGN_STATUS_ACTIVE,
+                     start_time=to_timestamp(t0 + timedelta(hours=1)))
+    welcome.triggers.add(segment_entered_id="seg_vip")
+
+    def entered(user: str) -> internal_pb.ApplyUserChangesRequest:
+        return internal_pb.ApplyUserChangesRequest(app_id=app.id, changes=[internal_pb.UserChange(
+            user_id=user, change_id=f"chg-{user}", entered_segment_ids=["seg_vip"],
+            context=common_pb2.UserContext(user_id=user, segment_ids=["seg_vip"]))])
+
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
+            admin, internal = pb_grpc.DecisionServiceStub(ch), internal_grpc.DecisionInternalServiceStub(ch)
+            await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=welcome), metadata=app.auth("admin"))
+            await internal.ApplyUserChanges(entered("early"), metadata=INTERNAL)
+            clock.set(t0 + timedelta(hours=2))
+            await internal.ApplyUserChanges(entered("on-time"), metadata=INTERNAL)
+            await eventually(lambda: asyncio.sleep(0, recorder.received), timeout=10)
+            await asyncio.sleep(1.2)
+    finally:
+        await host.stop()
+    assert [user for user, _ in recorder.received] == ["on-time"]

@@ -35,7 +35,7 @@ def abandoned_cart() -> pb.Campaign:
 
 
 def fired(campaigns, name, properties):
-    return triggers.fired_by_event(triggers.compile_triggers(campaigns), name, properties, NOW)
+    return triggers.fired_by_event(triggers.compile_triggers(campaigns), name, properties, NOW, NOW)
 
 
 class TestTriggers:
