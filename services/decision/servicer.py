@@ -9,6 +9,7 @@ import asyncpg
 import grpc
 import structlog
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
 
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grpc
@@ -18,6 +19,7 @@ from nudgelib.calls import current_app_id
 from nudgelib.errors import Aborted, InvalidArgument, NotFound, NudgeError
 from nudgelib.pagination import page_size
 from nudgelib.protoconv import to_datetime
+from nudgelib.replay import Remember, Replays
 from nudgelib.timezones import is_valid_time_zone
 from services.decision import store
 from services.decision.decider import Decider
@@ -29,32 +31,44 @@ MAX_BATCH = 256
 
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
-    def __init__(self, decider: Decider) -> None:
+    def __init__(self, decider: Decider, replays: Replays) -> None:
         self._d = decider
+        self._replays = replays
 
     async def CreateCampaign(self, request: pb.CreateCampaignRequest, context) -> pb.CreateCampaignResponse:
+        app_id = current_app_id()
         campaign = pb.Campaign()
         campaign.CopyFrom(request.campaign)
         if campaign.status == pb.CAMPAIGN_STATUS_UNSPECIFIED:
             campaign.status = pb.CAMPAIGN_STATUS_DRAFT
         _check(campaign)
-        saved = await store.create_campaign(self._d.pool, current_app_id(), campaign)
-        self._d.catalog.invalidate(current_app_id())
-        return pb.CreateCampaignResponse(campaign=saved)
+
+        async def call(remember: Remember | None) -> pb.CreateCampaignResponse:
+            saved = await store.create_campaign(self._d.pool, app_id, campaign,
+                                                _keep(remember, pb.CreateCampaignResponse))
+            self._d.catalog.invalidate(app_id)
+            return pb.CreateCampaignResponse(campaign=saved)
+
+        return await self._replays.once(app_id, "CreateCampaign", request, pb.CreateCampaignResponse, call)
 
     async def UpdateCampaign(self, request: pb.UpdateCampaignRequest, context) -> pb.UpdateCampaignResponse:
         app_id = current_app_id()
-        existing = await _existing(self._d.pool, app_id, request.campaign.id, "campaign.id")
-        campaign = pb.Campaign()
-        campaign.CopyFrom(request.campaign)
-        if campaign.status == pb.CAMPAIGN_STATUS_UNSPECIFIED:
-            campaign.status = existing.status
-        _check(campaign)
-        saved = await store.save_version(self._d.pool, app_id, campaign, request.expected_version)
-        if saved is None:
-            raise Aborted(f"campaign is no longer at version {request.expected_version}")
-        self._d.catalog.invalidate(app_id)
-        return pb.UpdateCampaignResponse(campaign=saved)
+
+        async def call(remember: Remember | None) -> pb.UpdateCampaignResponse:
+            existing = await _existing(self._d.pool, app_id, request.campaign.id, "campaign.id")
+            campaign = pb.Campaign()
+            campaign.CopyFrom(request.campaign)
+            if campaign.status == pb.CAMPAIGN_STATUS_UNSPECIFIED:
+                campaign.status = existing.status
+            _check(campaign)
+            saved = await store.save_version(self._d.pool, app_id, campaign, request.expected_version,
+                                             _keep(remember, pb.UpdateCampaignResponse))
+            if saved is None:
+                raise Aborted(f"campaign is no longer at version {request.expected_version}")
+            self._d.catalog.invalidate(app_id)
+            return pb.UpdateCampaignResponse(campaign=saved)
+
+        return await self._replays.once(app_id, "UpdateCampaign", request, pb.UpdateCampaignResponse, call)
 
     async def GetCampaign(self, request: pb.GetCampaignRequest, context) -> pb.GetCampaignResponse:
         app_id = current_app_id()
@@ -76,17 +90,22 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         app_id = current_app_id()
         if request.status == pb.CAMPAIGN_STATUS_UNSPECIFIED:
             raise InvalidArgument.field("status", "is required")
-        campaign = await _existing(self._d.pool, app_id, request.campaign_id, "campaign_id")
-        if campaign.status == request.status:
-            return pb.SetCampaignStatusResponse(campaign=campaign)
-        if campaign.status == pb.CAMPAIGN_STATUS_ARCHIVED:
-            raise InvalidArgument.field("status", "an archived campaign cannot change status")
-        campaign.status = request.status
-        saved = await store.save_version(self._d.pool, app_id, campaign, campaign.version)
-        if saved is None:
-            raise Aborted("campaign changed meanwhile; retry")
-        self._d.catalog.invalidate(app_id)
-        return pb.SetCampaignStatusResponse(campaign=saved)
+
+        async def call(remember: Remember | None) -> pb.SetCampaignStatusResponse:
+            campaign = await _existing(self._d.pool, app_id, request.campaign_id, "campaign_id")
+            if campaign.status == request.status:
+                return pb.SetCampaignStatusResponse(campaign=campaign)
+            if campaign.status == pb.CAMPAIGN_STATUS_ARCHIVED:
+                raise InvalidArgument.field("status", "an archived campaign cannot change status")
+            campaign.status = request.status
+            saved = await store.save_version(self._d.pool, app_id, campaign, campaign.version,
+                                             _keep(remember, pb.SetCampaignStatusResponse))
+            if saved is None:
+                raise Aborted("campaign changed meanwhile; retry")
+            self._d.catalog.invalidate(app_id)
+            return pb.SetCampaignStatusResponse(campaign=saved)
+
+        return await self._replays.once(app_id, "SetCampaignStatus", request, pb.SetCampaignStatusResponse, call)
 
     async def ExplainDecision(self, request: pb.ExplainDecisionRequest, context) -> pb.ExplainDecisionResponse:
         if not request.user_id:
@@ -118,9 +137,15 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         problems = settings_violations(settings, is_valid_time_zone)
         if problems:
             raise InvalidArgument(problems)
-        await store.put_settings(self._d.pool, app_id, settings)
-        self._d.catalog.invalidate(app_id)
-        return pb.UpdateAppSettingsResponse(settings=settings)
+        response = pb.UpdateAppSettingsResponse(settings=settings)
+
+        async def call(remember: Remember | None) -> pb.UpdateAppSettingsResponse:
+            keep = None if remember is None else (lambda conn: remember(conn, response))
+            await store.put_settings(self._d.pool, app_id, settings, keep)
+            self._d.catalog.invalidate(app_id)
+            return response
+
+        return await self._replays.once(app_id, "UpdateAppSettings", request, pb.UpdateAppSettingsResponse, call)
 
 
 class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
@@ -195,6 +220,17 @@ def _send_cursor(token: str) -> tuple[datetime, str] | None:
     except ValueError:
         raise InvalidArgument.field("page_token", "is not a token this RPC returned") from None
     return to_datetime(stamp), send_id
+
+
+def _keep(remember: Remember | None, response: type[Message]) -> store.KeepCampaign | None:
+    """What the store calls in its transaction to keep the response under the request_id."""
+    if remember is None:
+        return None
+
+    async def keep(conn: asyncpg.Connection, campaign: pb.Campaign) -> None:
+        await remember(conn, response(campaign=campaign))
+
+    return keep
 
 
 def _check(campaign: pb.Campaign) -> None:

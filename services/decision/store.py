@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
@@ -21,6 +21,8 @@ CAMPAIGNS_CHANNEL = "nudge_campaigns"
 STATES_CHANNEL = "nudge_user_states"
 # An erased user, as state_key(app_id, user_id): every replica drops what it caches of them.
 ERASED_USERS_CHANNEL = "nudge_erased_users"
+# Keeps an RPC's response in the transaction of its change (nudgelib.replay, request ids).
+KeepCampaign = Callable[[asyncpg.Connection, pb.Campaign], Awaitable[None]]
 
 
 def _campaign(row: asyncpg.Record) -> pb.Campaign:
@@ -30,7 +32,8 @@ def _campaign(row: asyncpg.Record) -> pb.Campaign:
     return campaign
 
 
-async def create_campaign(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign) -> pb.Campaign:
+async def create_campaign(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign,
+                          keep: KeepCampaign | None = None) -> pb.Campaign:
     campaign.id = f"cmp_{uuid.uuid4().hex}"
     campaign.version = 1
     campaign.ClearField("create_time")
@@ -45,11 +48,14 @@ async def create_campaign(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign
             "INSERT INTO campaign_versions (app_id, id, version, definition) VALUES ($1, $2, 1, $3)",
             app_id, campaign.id, blob)
         await conn.execute("SELECT pg_notify($1, $2)", CAMPAIGNS_CHANNEL, app_id)
-    return _campaign(row)
+        saved = _campaign(row)
+        if keep is not None:
+            await keep(conn, saved)
+    return saved
 
 
 async def save_version(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign,
-                       expected_version: int) -> pb.Campaign | None:
+                       expected_version: int, keep: KeepCampaign | None = None) -> pb.Campaign | None:
     """Stores `campaign` as the next version. None when it does not exist or (with
     expected_version) was changed meanwhile."""
     async with pool.acquire() as conn, conn.transaction():
@@ -69,7 +75,10 @@ async def save_version(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign,
             "INSERT INTO campaign_versions (app_id, id, version, definition) VALUES ($1, $2, $3, $4)",
             app_id, campaign.id, campaign.version, blob)
         await conn.execute("SELECT pg_notify($1, $2)", CAMPAIGNS_CHANNEL, app_id)
-    return _campaign(row)
+        saved = _campaign(row)
+        if keep is not None:
+            await keep(conn, saved)
+    return saved
 
 
 async def get_campaign(pool: asyncpg.Pool, app_id: str, campaign_id: str, version: int = 0) -> pb.Campaign | None:
@@ -108,12 +117,16 @@ async def get_settings(pool: asyncpg.Pool, app_id: str) -> pb.AppSettings:
     return pb.AppSettings.FromString(blob) if blob else pb.AppSettings(default_time_zone="UTC")
 
 
-async def put_settings(pool: asyncpg.Pool, app_id: str, settings: pb.AppSettings) -> None:
-    await pool.execute(
-        """INSERT INTO app_settings (app_id, settings) VALUES ($1, $2)
-           ON CONFLICT (app_id) DO UPDATE SET settings = excluded.settings, updated_at = now()""",
-        app_id, settings.SerializeToString())
-    await pool.execute("SELECT pg_notify($1, $2)", CAMPAIGNS_CHANNEL, app_id)
+async def put_settings(pool: asyncpg.Pool, app_id: str, settings: pb.AppSettings,
+                       keep: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """INSERT INTO app_settings (app_id, settings) VALUES ($1, $2)
+               ON CONFLICT (app_id) DO UPDATE SET settings = excluded.settings, updated_at = now()""",
+            app_id, settings.SerializeToString())
+        await conn.execute("SELECT pg_notify($1, $2)", CAMPAIGNS_CHANNEL, app_id)
+        if keep is not None:
+            await keep(conn)
 
 
 async def apply_events(pool: asyncpg.Pool, app_id: str, events: list[common_pb2.Event],

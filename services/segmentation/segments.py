@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import asyncpg
@@ -38,14 +37,9 @@ from services.segmentation.sqlrules import Compiler, Params
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class Remember:
-    """Keep the response of a mutating call under its request_id, in the same transaction,
-    so a retry gets it back instead of changing anything again."""
-
-    request_id: str
-    method: str
-    encode: Callable[[SegmentDef], bytes]
+# Keeps the response of a mutating call under its request_id, in the transaction of the
+# change, so a retry gets it back instead of changing anything again (nudgelib.replay).
+Remember = Callable[[asyncpg.Connection, SegmentDef], Awaitable[None]]
 
 
 class Segments:
@@ -113,9 +107,8 @@ class Segments:
             await self._follow(conn, app_id, old, new, recompute, self.clock.now())
             await memberships.queue(conn, [announcements.segments_changed_row(app_id, self.settings.outbox_shards)])
             await definitions.notify_segments(conn, app_id)
-            if remember is not None and remember.request_id:
-                await definitions.store_response(conn, app_id, remember.request_id, remember.method,
-                                           remember.encode(segment))
+            if remember is not None:
+                await remember(conn, segment)
         self.catalogs.invalidate(app_id)
         self._on_queued()
         return segment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from nudge.segmentation.v1 import (
@@ -13,6 +14,7 @@ from nudge.segmentation.v1 import (
 from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.ordered_outbox import ShardedOutbox
+from nudgelib.replay import Replays
 from nudgelib.retention import prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.segmentation import store
@@ -45,12 +47,12 @@ async def wire(host: ServiceHost, settings: SegmentationSettings) -> None:
     host.on_close(memberships.close)
     segments = Segments(host.pool, catalogs, host.clock, settings, outbox.wake)
     host.run_in_background(memberships.run_sweeper(), "sweeper")
-    if settings.retentions():
-        host.run_in_background(prune_loop(host.pool, host.clock, settings.retentions(),
-                                          settings.maintenance_interval_seconds), "prune")
+    replays = Replays(host.pool, "segment_requests", timedelta(hours=settings.request_id_window_hours), host.clock)
+    host.run_in_background(prune_loop(host.pool, host.clock, [*settings.retentions(), replays.retention()],
+                                      settings.maintenance_interval_seconds), "prune")
 
     segmentation_service_pb2_grpc.add_SegmentationServiceServicer_to_server(
-        SegmentationServicer(segments, memberships), host.server)
+        SegmentationServicer(segments, memberships, replays), host.server)
     segmentation_internal_service_pb2_grpc.add_SegmentationInternalServiceServicer_to_server(
         SegmentationInternalServicer(memberships), host.server)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
 import asyncpg
 from google.protobuf.message import Message
@@ -17,15 +18,15 @@ from nudgelib.calls import current_app_id
 from nudgelib.errors import FieldViolation, InvalidArgument, NotFound
 from nudgelib.pagination import page_size
 from nudgelib.protoconv import set_timestamp
+from nudgelib.replay import Remember, Replays, request_id_problems
 from services.segmentation.model import SegmentDef
 from services.segmentation.rule_validation import validate
 from services.segmentation.store import definitions
 from services.segmentation.membership import Memberships
-from services.segmentation.segments import Remember, Segments
+from services.segmentation.segments import Segments
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
-MAX_REQUEST_ID = 128
 
 
 def segment_proto(s: SegmentDef) -> pb.Segment:
@@ -47,15 +48,20 @@ def _check_definition(name: str, description: str, rule_set: bool, rule: pb.Rule
         problems.append(FieldViolation("rule", "is required"))
     else:
         problems += validate(rule, "rule")
-    problems += _request_id_problems(request_id)
+    problems += request_id_problems(request_id)
     if problems:
         raise InvalidArgument(problems)
 
 
-def _request_id_problems(request_id: str) -> list[FieldViolation]:
-    if len(request_id) > MAX_REQUEST_ID or "\x00" in request_id:
-        return [FieldViolation("request_id", f"must be at most {MAX_REQUEST_ID} characters without NUL")]
-    return []
+def _keep(remember: Remember | None, response: Callable[[SegmentDef], Message]):
+    """What the store calls in its transaction to keep the response under the request_id."""
+    if remember is None:
+        return None
+
+    async def keep(conn: asyncpg.Connection, segment: SegmentDef) -> None:
+        await remember(conn, response(segment))
+
+    return keep
 
 
 def _encode_token(user_id: str) -> str:
@@ -72,46 +78,22 @@ def _decode_token(token: str) -> str:
 
 
 class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
-    def __init__(self, segments: Segments, memberships: Memberships) -> None:
+    def __init__(self, segments: Segments, memberships: Memberships, replays: Replays) -> None:
         self._segments = segments
         self._memberships = memberships
-
-    async def _replay(self, app_id: str, request_id: str, method: str, response_type: type[Message]):
-        if not request_id:
-            return None
-        try:
-            stored = await definitions.stored_response(self._segments.pool, app_id, request_id, method)
-        except ValueError as exc:
-            raise InvalidArgument.field("request_id", str(exc)) from None
-        return None if stored is None else response_type.FromString(stored)
-
-    async def _once(self, app_id: str, request_id: str, method: str, response_type, call):
-        """Runs a mutating call once per request_id: a retry gets the first response."""
-        replay = await self._replay(app_id, request_id, method, response_type)
-        if replay is not None:
-            return replay
-        try:
-            return await call()
-        except asyncpg.UniqueViolationError:
-            # The same request_id won a race with this call: answer as it did.
-            replay = await self._replay(app_id, request_id, method, response_type)
-            if replay is None:
-                raise
-            return replay
+        self._replays = replays
 
     async def CreateSegment(self, request: pb.CreateSegmentRequest, context) -> pb.CreateSegmentResponse:
         app_id = current_app_id()
         _check_definition(request.name, request.description, request.HasField("rule"), request.rule,
                           request.request_id)
 
-        async def call():
-            row = await self._segments.create(
-                app_id, request.name, request.description, request.rule,
-                Remember(request.request_id, "CreateSegment",
-                         lambda s: pb.CreateSegmentResponse(segment=segment_proto(s)).SerializeToString()))
+        async def call(remember: Remember | None) -> pb.CreateSegmentResponse:
+            row = await self._segments.create(app_id, request.name, request.description, request.rule,
+                                              _keep(remember, lambda s: pb.CreateSegmentResponse(segment=segment_proto(s))))
             return pb.CreateSegmentResponse(segment=segment_proto(row))
 
-        return await self._once(app_id, request.request_id, "CreateSegment", pb.CreateSegmentResponse, call)
+        return await self._replays.once(app_id, "CreateSegment", request, pb.CreateSegmentResponse, call)
 
     async def UpdateSegment(self, request: pb.UpdateSegmentRequest, context) -> pb.UpdateSegmentResponse:
         app_id = current_app_id()
@@ -120,15 +102,14 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         _check_definition(request.name, request.description, request.HasField("rule"), request.rule,
                           request.request_id)
 
-        async def call():
+        async def call(remember: Remember | None) -> pb.UpdateSegmentResponse:
             row = await self._segments.update(
                 app_id, request.segment_id, request.name, request.description, request.rule,
                 request.expected_version,
-                Remember(request.request_id, "UpdateSegment",
-                         lambda s: pb.UpdateSegmentResponse(segment=segment_proto(s)).SerializeToString()))
+                _keep(remember, lambda s: pb.UpdateSegmentResponse(segment=segment_proto(s))))
             return pb.UpdateSegmentResponse(segment=segment_proto(row))
 
-        return await self._once(app_id, request.request_id, "UpdateSegment", pb.UpdateSegmentResponse, call)
+        return await self._replays.once(app_id, "UpdateSegment", request, pb.UpdateSegmentResponse, call)
 
     async def GetSegment(self, request: pb.GetSegmentRequest, context) -> pb.GetSegmentResponse:
         return pb.GetSegmentResponse(segment=segment_proto(await self._existing(current_app_id(), request.segment_id)))
@@ -146,15 +127,13 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         app_id = current_app_id()
         if not request.segment_id:
             raise InvalidArgument.field("segment_id", "is required")
-        if problems := _request_id_problems(request.request_id):
-            raise InvalidArgument(problems)
 
-        async def call():
-            await self._segments.delete(app_id, request.segment_id, Remember(
-                request.request_id, "DeleteSegment", lambda _s: pb.DeleteSegmentResponse().SerializeToString()))
+        async def call(remember: Remember | None) -> pb.DeleteSegmentResponse:
+            await self._segments.delete(app_id, request.segment_id,
+                                        _keep(remember, lambda _s: pb.DeleteSegmentResponse()))
             return pb.DeleteSegmentResponse()
 
-        return await self._once(app_id, request.request_id, "DeleteSegment", pb.DeleteSegmentResponse, call)
+        return await self._replays.once(app_id, "DeleteSegment", request, pb.DeleteSegmentResponse, call)
 
     async def EstimateAudience(self, request: pb.EstimateAudienceRequest, context) -> pb.EstimateAudienceResponse:
         app_id = current_app_id()

@@ -1,6 +1,6 @@
 """Segment definitions (segments, segment_versions), each app's rules version and segment
-numbers (catalogs), the app's lock, and the responses kept under request ids
-(segment_requests)."""
+numbers (catalogs), and the app's lock. (The responses kept under request ids, segment_requests, are
+nudgelib.replay's.)"""
 
 from __future__ import annotations
 
@@ -94,21 +94,3 @@ async def delete_segment(conn: asyncpg.Connection, app_id: str, segment: Segment
 
 async def notify_segments(conn: asyncpg.Connection, app_id: str) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", SEGMENTS_CHANNEL, app_id)
-
-
-async def stored_response(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, request_id: str,
-                          method: str) -> bytes | None:
-    row = await conn.fetchrow(
-        "SELECT method, response FROM segment_requests WHERE app_id = $1 AND request_id = $2", app_id, request_id)
-    if row is None:
-        return None
-    if row["method"] != method:
-        raise ValueError(f"request_id was used by {row['method']}")
-    return bytes(row["response"])
-
-
-async def store_response(conn: asyncpg.Connection, app_id: str, request_id: str, method: str,
-                         response: bytes) -> None:
-    await conn.execute(
-        "INSERT INTO segment_requests (app_id, request_id, method, response) VALUES ($1, $2, $3, $4)",
-        app_id, request_id, method, response)

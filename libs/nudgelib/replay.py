@@ -1,0 +1,130 @@
+"""Idempotent retries of mutating RPCs (AIP-155): the response of a call that succeeded is kept
+under the caller's `request_id` for a window, written in the transaction of the call's own
+effect, so a retry within the window gets that response back and changes nothing again.
+
+- A retry with the same id and the same request (other than `request_id`) gets the first
+  response, as it was then, even if the data has changed since.
+- The same id with a different request, or with another RPC, is `INVALID_ARGUMENT` on
+  `request_id`: a client bug, not a retry, so nothing is run and nothing replayed.
+- A call that failed is not kept: its retry runs again.
+- Past the window the id is forgotten; a call with it runs as a new one. The rows are pruned
+  by the service's retention loop (`retention()`).
+- Two calls with one id at the same moment: one commits, the other's effect is rolled back
+  and it answers with the winner's response.
+
+Each service keeps its own table (`app_id, request_id, method, fingerprint, response,
+created_at`) in its own schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TypeVar
+
+import asyncpg
+from google.protobuf.message import Message
+
+from nudgelib.clock import Clock
+from nudgelib.errors import InvalidArgument
+from nudgelib.retention import Retention
+from nudgelib.violations import FieldViolation
+
+MAX_REQUEST_ID = 128
+
+R = TypeVar("R", bound=Message)
+# Stores the call's response in the transaction of its effect (the call's connection).
+Remember = Callable[[asyncpg.Connection, Message], Awaitable[None]]
+
+
+class _Taken(Exception):
+    """Another call with the same request_id committed first."""
+
+
+def request_id_problems(request_id: str, field: str = "request_id") -> list[FieldViolation]:
+    if len(request_id) > MAX_REQUEST_ID or "\x00" in request_id:
+        return [FieldViolation(field, f"must be at most {MAX_REQUEST_ID} characters without NUL")]
+    return []
+
+
+def fingerprint(request: Message) -> bytes:
+    """The request without its request_id, so a retry is recognised as the same request."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.ClearField("request_id")
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).digest()
+
+
+class Replays:
+    def __init__(self, pool: asyncpg.Pool, table: str, window: timedelta, clock: Clock) -> None:
+        self._pool = pool
+        self._table = table  # in the pool's search path
+        self._window = window
+        self._clock = clock
+
+    def retention(self) -> Retention:
+        return Retention(self._table, "created_at", self._window)
+
+    async def once(self, app_id: str, method: str, request: Message, response_type: type[R],
+                   call: Callable[[Remember | None], Awaitable[R]]) -> R:
+        """Runs `call` once per request_id within the window. `call` gets a `Remember` to
+        store its response in its own transaction (None without a request_id); a call that
+        does not use it (it wrote nothing) has its response stored after it."""
+        request_id: str = request.request_id  # type: ignore[attr-defined]
+        if not request_id:
+            return await call(None)
+        if problems := request_id_problems(request_id):
+            raise InvalidArgument(problems)
+        digest = fingerprint(request)
+        replay = await self._stored(app_id, request_id, method, digest, response_type)
+        if replay is not None:
+            return replay
+        remembered = False
+
+        async def remember(conn: asyncpg.Connection, response: Message) -> None:
+            nonlocal remembered
+            await self._insert(conn, app_id, request_id, method, digest, response.SerializeToString())
+            remembered = True
+
+        try:
+            response = await call(remember)
+            if not remembered:
+                await self._insert(self._pool, app_id, request_id, method, digest, response.SerializeToString())
+            return response
+        except (_Taken, asyncpg.UniqueViolationError):
+            # The same request_id won a race with this call: answer as it did.
+            replay = await self._stored(app_id, request_id, method, digest, response_type)
+            if replay is None:
+                raise
+            return replay
+
+    async def _stored(self, app_id: str, request_id: str, method: str, digest: bytes,
+                      response_type: type[R]) -> R | None:
+        row = await self._pool.fetchrow(
+            f"SELECT method, fingerprint, response FROM {self._table}"
+            " WHERE app_id = $1 AND request_id = $2 AND created_at > $3",
+            app_id, request_id, self._clock.now() - self._window)
+        if row is None:
+            return None
+        if row["method"] != method:
+            raise InvalidArgument.field("request_id", f"was used by {row['method']}")
+        # Rows written before fingerprints were kept have none: taken as the same request.
+        if row["fingerprint"] and bytes(row["fingerprint"]) != digest:
+            raise InvalidArgument.field("request_id", f"was used by another {method} request")
+        return response_type.FromString(bytes(row["response"]))
+
+    async def _insert(self, conn: asyncpg.Connection | asyncpg.Pool, app_id: str, request_id: str, method: str,
+                      digest: bytes, response: bytes) -> None:
+        """Keeps the response; a row of the same id past the window is replaced. Raises
+        `_Taken` when a live row exists (a concurrent call committed first)."""
+        now = self._clock.now()
+        status = await conn.execute(
+            f"""INSERT INTO {self._table} AS r (app_id, request_id, method, fingerprint, response, created_at)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (app_id, request_id) DO UPDATE
+                   SET method = $3, fingerprint = $4, response = $5, created_at = $6
+                   WHERE r.created_at <= $7""",
+            app_id, request_id, method, digest, response, now, now - self._window)
+        if status.split()[-1] == "0":
+            raise _Taken()
