@@ -46,7 +46,7 @@ async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
     if settings.dedupe_retention_days:
         kept.append(Retention("applied_events", "applied_at", timedelta(days=settings.dedupe_retention_days)))
     host.run_in_background(prune_loop(host.pool, host.clock, kept, settings.maintenance_interval_seconds), "prune")
-    decision_service_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(decider, replays), host.server)
+    decision_service_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(decider, replays, host.peers["segmentation"]), host.server)
     decision_internal_service_pb2_grpc.add_DecisionInternalServiceServicer_to_server(
         DecisionInternalServicer(decider), host.server)
 

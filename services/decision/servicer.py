@@ -15,14 +15,18 @@ from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grpc
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.decision.v1 import decision_service_pb2_grpc as pb_grpc
+from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_pb
+from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_grpc
 from nudgelib.calls import current_app_id
-from nudgelib.errors import Aborted, InvalidArgument, NotFound, NudgeError
+from nudgelib.clients import Peer
+from nudgelib.errors import Aborted, FieldViolation, InvalidArgument, NotFound, NudgeError, Unavailable
 from nudgelib.pagination import page_size
 from nudgelib.protoconv import to_datetime
 from nudgelib.replay import Remember, Replays
 from nudgelib.timezones import is_valid_time_zone
 from services.decision import store
 from services.decision.decider import Decider
+from services.decision.references import segment_references, uses_segment
 from services.decision.validation import campaign_violations, settings_violations
 
 log = structlog.get_logger(__name__)
@@ -31,9 +35,29 @@ MAX_BATCH = 256
 
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
-    def __init__(self, decider: Decider, replays: Replays) -> None:
+    def __init__(self, decider: Decider, replays: Replays, segmentation: Peer) -> None:
         self._d = decider
         self._replays = replays
+        self._segmentation = segmentation
+        self._segments = seg_grpc.SegmentationInternalServiceStub(segmentation.channel)
+
+    async def _check_segments(self, app_id: str, campaign: pb.Campaign) -> None:
+        """Every segment the campaign names is one of the app's: segmentation answers for
+        all of them in one call. Unknown ids, and other apps' ids, are named field by field."""
+        refs = segment_references(campaign)
+        if not refs:
+            return
+        ids = list(dict.fromkeys(s for _, s in refs))
+        try:
+            found = await self._segmentation.call(self._segments.CheckSegments,
+                                                  seg_pb.CheckSegmentsRequest(app_id=app_id, segment_ids=ids))
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable(f"segmentation could not check the campaign's segments ({exc.code().name}); "
+                              "retry shortly") from None
+        known = set(found.existing_segment_ids)
+        problems = [FieldViolation(path, f"no segment {s!r} in this app") for path, s in refs if s not in known]
+        if problems:
+            raise InvalidArgument(problems)
 
     async def CreateCampaign(self, request: pb.CreateCampaignRequest, context) -> pb.CreateCampaignResponse:
         app_id = current_app_id()
@@ -44,6 +68,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         _check(campaign)
 
         async def call(remember: Remember | None) -> pb.CreateCampaignResponse:
+            await self._check_segments(app_id, campaign)
             saved = await store.create_campaign(self._d.pool, app_id, campaign,
                                                 _keep(remember, pb.CreateCampaignResponse))
             self._d.catalog.invalidate(app_id)
@@ -61,6 +86,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             if campaign.status == pb.CAMPAIGN_STATUS_UNSPECIFIED:
                 campaign.status = existing.status
             _check(campaign)
+            await self._check_segments(app_id, campaign)
             saved = await store.save_version(self._d.pool, app_id, campaign, request.expected_version,
                                              _keep(remember, pb.UpdateCampaignResponse))
             if saved is None:
@@ -205,6 +231,15 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
             raise InvalidArgument.field("message_ids", f"at most {MAX_BATCH}")
         released = await self._d.release_reservations(request.app_id, request.user_id, list(request.message_ids))
         return internal_pb.ReleaseReservationsResponse(released_count=released)
+
+    async def CampaignsUsingSegment(self, request: internal_pb.CampaignsUsingSegmentRequest,
+                                    context) -> internal_pb.CampaignsUsingSegmentResponse:
+        if not request.app_id or not request.segment_id:
+            raise InvalidArgument.field("segment_id" if request.app_id else "app_id", "is required")
+        campaigns = await store.unarchived_campaigns(self._d.pool, request.app_id)
+        return internal_pb.CampaignsUsingSegmentResponse(campaigns=[
+            internal_pb.CampaignUsingSegment(campaign_id=c.id, name=c.name, status=c.status)
+            for c in campaigns if uses_segment(c, request.segment_id)])
 
 
 def _send_cursor(token: str) -> tuple[datetime, str] | None:

@@ -112,6 +112,12 @@ async def active_campaigns(pool: asyncpg.Pool, app_id: str) -> list[pb.Campaign]
     return [_campaign(r) for r in rows]
 
 
+async def unarchived_campaigns(pool: asyncpg.Pool, app_id: str) -> list[pb.Campaign]:
+    rows = await pool.fetch("SELECT * FROM campaigns WHERE app_id = $1 AND status <> $2 ORDER BY id",
+                            app_id, pb.CAMPAIGN_STATUS_ARCHIVED)
+    return [_campaign(r) for r in rows]
+
+
 async def get_settings(pool: asyncpg.Pool, app_id: str) -> pb.AppSettings:
     blob = await pool.fetchval("SELECT settings FROM app_settings WHERE app_id = $1", app_id)
     return pb.AppSettings.FromString(blob) if blob else pb.AppSettings(default_time_zone="UTC")

@@ -52,7 +52,7 @@ async def wire(host: ServiceHost, settings: SegmentationSettings) -> None:
                                       settings.maintenance_interval_seconds), "prune")
 
     segmentation_service_pb2_grpc.add_SegmentationServiceServicer_to_server(
-        SegmentationServicer(segments, memberships, replays), host.server)
+        SegmentationServicer(segments, memberships, replays, host.peers["decision"]), host.server)
     segmentation_internal_service_pb2_grpc.add_SegmentationInternalServiceServicer_to_server(
         SegmentationInternalServicer(memberships), host.server)
 

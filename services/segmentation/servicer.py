@@ -8,14 +8,18 @@ import binascii
 from collections.abc import Callable
 
 import asyncpg
+import grpc
 from google.protobuf.message import Message
 
+from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
+from nudge.decision.v1 import decision_internal_service_pb2_grpc as decision_grpc
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_pb
 from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as internal_grpc
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 from nudgelib.calls import current_app_id
-from nudgelib.errors import FieldViolation, InvalidArgument, NotFound
+from nudgelib.clients import Peer
+from nudgelib.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
 from nudgelib.pagination import page_size
 from nudgelib.protoconv import set_timestamp
 from nudgelib.replay import Remember, Replays, request_id_problems
@@ -27,6 +31,8 @@ from services.segmentation.segments import Segments
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
+# Segment ids one CheckSegments may ask about.
+MAX_CHECKED = 1000
 
 
 def segment_proto(s: SegmentDef) -> pb.Segment:
@@ -78,10 +84,27 @@ def _decode_token(token: str) -> str:
 
 
 class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
-    def __init__(self, segments: Segments, memberships: Memberships, replays: Replays) -> None:
+    def __init__(self, segments: Segments, memberships: Memberships, replays: Replays, decision: Peer) -> None:
         self._segments = segments
         self._memberships = memberships
         self._replays = replays
+        self._decision = decision
+        self._campaigns = decision_grpc.DecisionInternalServiceStub(decision.channel)
+
+    async def _unused_by_campaigns(self, app_id: str, segment_id: str) -> None:
+        """Decision answers which campaigns name the segment (audience or segment-entry
+        trigger) and are not archived; while any does, the segment stays."""
+        try:
+            found = await self._decision.call(self._campaigns.CampaignsUsingSegment,
+                                              decision_pb.CampaignsUsingSegmentRequest(app_id=app_id,
+                                                                                       segment_id=segment_id))
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable(f"decision could not say which campaigns use the segment ({exc.code().name}); "
+                              "retry shortly") from None
+        if found.campaigns:
+            named = ", ".join(f"{c.campaign_id} ({c.name!r})" for c in found.campaigns)
+            raise FailedPrecondition(f"segment is used by campaigns {named}; archive them or remove the segment "
+                                     "from them first")
 
     async def CreateSegment(self, request: pb.CreateSegmentRequest, context) -> pb.CreateSegmentResponse:
         app_id = current_app_id()
@@ -129,6 +152,8 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
             raise InvalidArgument.field("segment_id", "is required")
 
         async def call(remember: Remember | None) -> pb.DeleteSegmentResponse:
+            await self._existing(app_id, request.segment_id)
+            await self._unused_by_campaigns(app_id, request.segment_id)
             await self._segments.delete(app_id, request.segment_id,
                                         _keep(remember, lambda _s: pb.DeleteSegmentResponse()))
             return pb.DeleteSegmentResponse()
@@ -215,3 +240,12 @@ class SegmentationInternalServicer(internal_grpc.SegmentationInternalServiceServ
             raise InvalidArgument.field("user_id" if request.app_id else "app_id", "is required")
         await self._m.erase_user(request.app_id, request.user_id)
         return internal_pb.EraseUserResponse()
+
+    async def CheckSegments(self, request: internal_pb.CheckSegmentsRequest,
+                            context) -> internal_pb.CheckSegmentsResponse:
+        _internal_app(request.app_id)
+        if len(request.segment_ids) > MAX_CHECKED:
+            raise InvalidArgument.field("segment_ids", f"at most {MAX_CHECKED}")
+        ids = list(dict.fromkeys(request.segment_ids))
+        found = await definitions.existing_segment_ids(self._m.pool, request.app_id, ids) if ids else set()
+        return internal_pb.CheckSegmentsResponse(existing_segment_ids=[i for i in ids if i in found])

@@ -16,6 +16,8 @@ from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grp
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.decision.v1 import decision_service_pb2_grpc as pb_grpc
 from nudge.common.v1 import common_pb2
+from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
+from nudge.segmentation.v1 import segmentation_service_pb2_grpc as seg_grpc
 from nudgelib.clock import FixedClock
 from nudgelib.protoconv import to_timestamp
 from services.decision.server import SPEC as DECISION
@@ -131,14 +133,17 @@ async def test_a_segment_entry_fires_only_within_the_schedule(stack, database_ur
     host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
                                                      "delivery": delivery_target}, clock=clock)
     app = await create_app(database_url)
+    vip = (await seg_grpc.SegmentationServiceStub(stack.channel("segmentation")).CreateSegment(
+        seg_pb.CreateSegmentRequest(name="vip", rule=seg_pb.Rule(platform=seg_pb.PlatformCondition(platforms=[1]))),
+        metadata=app.auth("admin"))).segment.id
     welcome = banner("VIP", delivery_mode=pb.DELIVERY_MODE_TRIGGERED, status=pb.CAMPAIGN_STATUS_ACTIVE,
                      start_time=to_timestamp(t0 + timedelta(hours=1)))
-    welcome.triggers.add(segment_entered_id="seg_vip")
+    welcome.triggers.add(segment_entered_id=vip)
 
     def entered(user: str) -> internal_pb.ApplyUserChangesRequest:
         return internal_pb.ApplyUserChangesRequest(app_id=app.id, changes=[internal_pb.UserChange(
-            user_id=user, change_id=f"chg-{user}", entered_segment_ids=["seg_vip"],
-            context=common_pb2.UserContext(user_id=user, segment_ids=["seg_vip"]))])
+            user_id=user, change_id=f"chg-{user}", entered_segment_ids=[vip],
+            context=common_pb2.UserContext(user_id=user, segment_ids=[vip]))])
 
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:

@@ -258,16 +258,20 @@ async def test_entering_a_segment_triggers_once(stack, database_url, fake_delive
     recorder, delivery_target = fake_delivery
     app = await create_app(database_url)
     admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
+    # The segment must be one of the app's: a campaign naming an unknown one is refused.
+    vip = (await seg_grpc.SegmentationServiceStub(stack.channel("segmentation")).CreateSegment(
+        seg_pb.CreateSegmentRequest(name="vip", rule=seg_pb.Rule(platform=seg_pb.PlatformCondition(platforms=[1]))),
+        metadata=app.auth("admin"))).segment.id
     welcome = banner("VIP welcome", delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
-    welcome.triggers.add(segment_entered_id="seg_vip")
+    welcome.triggers.add(segment_entered_id=vip)
     await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=welcome), metadata=app.auth("admin"))
     host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
                                                      "delivery": delivery_target})
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
             stub = internal_grpc.DecisionInternalServiceStub(ch)
-            change = internal_pb.UserChange(user_id="vip-1", change_id="chg-1", entered_segment_ids=["seg_vip"],
-                                            context=common_pb2.UserContext(user_id="vip-1", segment_ids=["seg_vip"]))
+            change = internal_pb.UserChange(user_id="vip-1", change_id="chg-1", entered_segment_ids=[vip],
+                                            context=common_pb2.UserContext(user_id="vip-1", segment_ids=[vip]))
             for _ in range(2):  # announced twice (at least once), triggers once
                 await stub.ApplyUserChanges(internal_pb.ApplyUserChangesRequest(app_id=app.id, changes=[change]),
                                             metadata=INTERNAL)

@@ -55,6 +55,10 @@ class RecordingDecision(decision_grpc.DecisionInternalServiceServicer):
         self.requests.append(request)
         return decision_pb.ApplyUserChangesResponse()
 
+    async def CampaignsUsingSegment(self, request, context):
+        # No campaigns here: DeleteSegment asks decision before it deletes.
+        return decision_pb.CampaignsUsingSegmentResponse()
+
     def changes(self, app_id: str, user_id: str | None = None) -> list[decision_pb.UserChange]:
         return [c for r in self.requests if r.app_id == app_id for c in r.changes
                 if user_id is None or c.user_id == user_id]

@@ -30,7 +30,7 @@ PURE: dict[str, set[str]] = {
     "nudgelib": {"buckets", "compare", "filters", "names", "pagination", "protoconv", "templates", "timezones",
                  "versions", "violations"},
     "services.decision": {"caps", "catalog", "drops", "eligibility", "explain", "judge", "model", "plan", "reactions",
-                          "selection", "triggers", "validation", "variants", "windows"},
+                          "references", "selection", "triggers", "validation", "variants", "windows"},
     "services.ingestion": {"framing", "grouping", "keys", "partitions", "validation"},
     "services.delivery": {"model", "stats", "surveys"},
     "services.segmentation": {"aggregates", "catalog", "contexts", "model", "properties", "rule_evaluation",

@@ -94,3 +94,9 @@ async def delete_segment(conn: asyncpg.Connection, app_id: str, segment: Segment
 
 async def notify_segments(conn: asyncpg.Connection, app_id: str) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", SEGMENTS_CHANNEL, app_id)
+
+
+async def existing_segment_ids(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, ids: list[str]) -> set[str]:
+    """Which of `ids` are segments of the app: one query for the batch."""
+    rows = await conn.fetch("SELECT id FROM segments WHERE app_id = $1 AND id = any($2::text[])", app_id, ids)
+    return {r["id"] for r in rows}

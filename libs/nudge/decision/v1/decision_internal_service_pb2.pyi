@@ -204,3 +204,27 @@ class ReleaseReservationsResponse(_message.Message):
     RELEASED_COUNT_FIELD_NUMBER: _ClassVar[int]
     released_count: int
     def __init__(self, released_count: _Optional[int] = ...) -> None: ...
+
+class CampaignsUsingSegmentRequest(_message.Message):
+    __slots__ = ("app_id", "segment_id")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    segment_id: str
+    def __init__(self, app_id: _Optional[str] = ..., segment_id: _Optional[str] = ...) -> None: ...
+
+class CampaignUsingSegment(_message.Message):
+    __slots__ = ("campaign_id", "name", "status")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    name: str
+    status: _decision_service_pb2.CampaignStatus
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_decision_service_pb2.CampaignStatus, str]] = ...) -> None: ...
+
+class CampaignsUsingSegmentResponse(_message.Message):
+    __slots__ = ("campaigns",)
+    CAMPAIGNS_FIELD_NUMBER: _ClassVar[int]
+    campaigns: _containers.RepeatedCompositeFieldContainer[CampaignUsingSegment]
+    def __init__(self, campaigns: _Optional[_Iterable[_Union[CampaignUsingSegment, _Mapping]]] = ...) -> None: ...

@@ -70,6 +70,11 @@ class DecisionInternalServiceStub:
                 request_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsRequest.SerializeToString,
                 response_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsResponse.FromString,
                 _registered_method=True)
+        self.CampaignsUsingSegment = channel.unary_unary(
+                '/nudge.decision.v1.DecisionInternalService/CampaignsUsingSegment',
+                request_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.CampaignsUsingSegmentRequest.SerializeToString,
+                response_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.CampaignsUsingSegmentResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionInternalServiceServicer:
@@ -133,6 +138,16 @@ class DecisionInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CampaignsUsingSegment(self, request, context):
+        """The app's campaigns that use a segment, for segmentation's DeleteSegment: "uses" means
+        names it in `audience.include_segment_ids`, `audience.exclude_segment_ids` or a trigger's
+        `segment_entered_id`, and is not ARCHIVED (a draft or paused campaign may run again;
+        an archived one never does). One query.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +185,11 @@ def add_DecisionInternalServiceServicer_to_server(servicer, server):
                     servicer.ReleaseReservations,
                     request_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsRequest.FromString,
                     response_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsResponse.SerializeToString,
+            ),
+            'CampaignsUsingSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CampaignsUsingSegment,
+                    request_deserializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.CampaignsUsingSegmentRequest.FromString,
+                    response_serializer=nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.CampaignsUsingSegmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -362,6 +382,33 @@ class DecisionInternalService:
             '/nudge.decision.v1.DecisionInternalService/ReleaseReservations',
             nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsRequest.SerializeToString,
             nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.ReleaseReservationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CampaignsUsingSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.decision.v1.DecisionInternalService/CampaignsUsingSegment',
+            nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.CampaignsUsingSegmentRequest.SerializeToString,
+            nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2.CampaignsUsingSegmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -88,3 +88,17 @@ class EraseUserRequest(_message.Message):
 class EraseUserResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class CheckSegmentsRequest(_message.Message):
+    __slots__ = ("app_id", "segment_ids")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    segment_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, app_id: _Optional[str] = ..., segment_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CheckSegmentsResponse(_message.Message):
+    __slots__ = ("existing_segment_ids",)
+    EXISTING_SEGMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    existing_segment_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, existing_segment_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -55,6 +55,11 @@ class SegmentationInternalServiceStub:
                 request_serializer=nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.EraseUserRequest.SerializeToString,
                 response_deserializer=nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.EraseUserResponse.FromString,
                 _registered_method=True)
+        self.CheckSegments = channel.unary_unary(
+                '/nudge.segmentation.v1.SegmentationInternalService/CheckSegments',
+                request_serializer=nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.CheckSegmentsRequest.SerializeToString,
+                response_deserializer=nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.CheckSegmentsResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentationInternalServiceServicer:
@@ -89,6 +94,14 @@ class SegmentationInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckSegments(self, request, context):
+        """Which of the given segment ids are segments of the app, for decision's campaign
+        validation (an unknown id, or another app's, is not). One query for the whole batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentationInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +124,11 @@ def add_SegmentationInternalServiceServicer_to_server(servicer, server):
                     servicer.EraseUser,
                     request_deserializer=nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.EraseUserRequest.FromString,
                     response_serializer=nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.EraseUserResponse.SerializeToString,
+            ),
+            'CheckSegments': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckSegments,
+                    request_deserializer=nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.CheckSegmentsRequest.FromString,
+                    response_serializer=nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.CheckSegmentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +240,33 @@ class SegmentationInternalService:
             '/nudge.segmentation.v1.SegmentationInternalService/EraseUser',
             nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.EraseUserRequest.SerializeToString,
             nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.EraseUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckSegments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.segmentation.v1.SegmentationInternalService/CheckSegments',
+            nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.CheckSegmentsRequest.SerializeToString,
+            nudge_dot_segmentation_dot_v1_dot_segmentation__internal__service__pb2.CheckSegmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,
