@@ -39,7 +39,8 @@ from services.decision.model import UserState
 class CampaignCatalog(AppCache[AppCatalog]):
     def __init__(self, pool: asyncpg.Pool) -> None:
         async def load(app_id: str) -> AppCatalog:
-            return AppCatalog.of(await store.active_campaigns(pool, app_id), await store.get_settings(pool, app_id))
+            campaigns, active_since = await store.active_campaigns(pool, app_id)
+            return AppCatalog.of(campaigns, await store.get_settings(pool, app_id), active_since)
 
         super().__init__(load)
 

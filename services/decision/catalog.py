@@ -4,6 +4,7 @@ reads plain values, not proto fields. Pure; `caches.CampaignCatalog` keeps one p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from nudge.decision.v1 import decision_service_pb2 as pb
 from services.decision.eligibility import Compiled, compile_campaign, rank_key
@@ -27,10 +28,13 @@ class AppCatalog:
     immediate_events: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, campaigns: list[pb.Campaign], settings: pb.AppSettings) -> "AppCatalog":
+    def of(cls, campaigns: list[pb.Campaign], settings: pb.AppSettings,
+           active_since: dict[str, datetime] | None = None) -> "AppCatalog":
+        """`active_since`: campaign id -> when it last became ACTIVE; its triggers fire for
+        events from then on only."""
         ranked = tuple(sorted(campaigns, key=rank_key))
         compiled = tuple(compile_campaign(c) for c in ranked)
-        triggers = compile_triggers(ranked)
+        triggers = compile_triggers(ranked, active_since or {})
         exceptions: dict[str, list[CompiledTrigger]] = {}
         for t in triggers:
             for name in dict.fromkeys(x.event_name for x in t.exceptions):

@@ -70,7 +70,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         async def call(remember: Remember | None) -> pb.CreateCampaignResponse:
             await self._check_segments(app_id, campaign)
             saved = await store.create_campaign(self._d.pool, app_id, campaign,
-                                                _keep(remember, pb.CreateCampaignResponse))
+                                                _keep(remember, pb.CreateCampaignResponse), self._d.clock.now())
             self._d.catalog.invalidate(app_id)
             return pb.CreateCampaignResponse(campaign=saved)
 
@@ -88,7 +88,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             _check(campaign)
             await self._check_segments(app_id, campaign)
             saved = await store.save_version(self._d.pool, app_id, campaign, request.expected_version,
-                                             _keep(remember, pb.UpdateCampaignResponse))
+                                             _keep(remember, pb.UpdateCampaignResponse), self._d.clock.now())
             if saved is None:
                 raise Aborted(f"campaign is no longer at version {request.expected_version}")
             self._d.catalog.invalidate(app_id)
@@ -125,7 +125,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
                 raise InvalidArgument.field("status", "an archived campaign cannot change status")
             campaign.status = request.status
             saved = await store.save_version(self._d.pool, app_id, campaign, campaign.version,
-                                             _keep(remember, pb.SetCampaignStatusResponse))
+                                             _keep(remember, pb.SetCampaignStatusResponse), self._d.clock.now())
             if saved is None:
                 raise Aborted("campaign changed meanwhile; retry")
             self._d.catalog.invalidate(app_id)

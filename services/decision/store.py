@@ -33,7 +33,8 @@ def _campaign(row: asyncpg.Record) -> pb.Campaign:
 
 
 async def create_campaign(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign,
-                          keep: KeepCampaign | None = None) -> pb.Campaign:
+                          keep: KeepCampaign | None = None, at: datetime | None = None) -> pb.Campaign:
+    """Stores a new campaign; `at` (now) is when it became active, if it is created ACTIVE."""
     campaign.id = f"cmp_{uuid.uuid4().hex}"
     campaign.version = 1
     campaign.ClearField("create_time")
@@ -41,9 +42,9 @@ async def create_campaign(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign
     blob = campaign.SerializeToString()
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            "INSERT INTO campaigns (app_id, id, version, name, status, definition)"
-            " VALUES ($1, $2, 1, $3, $4, $5) RETURNING *",
-            app_id, campaign.id, campaign.name, campaign.status, blob)
+            "INSERT INTO campaigns (app_id, id, version, name, status, definition, active_since)"
+            " VALUES ($1, $2, 1, $3, $4, $5, CASE WHEN $4::smallint = $7::smallint THEN $6::timestamptz END) RETURNING *",
+            app_id, campaign.id, campaign.name, campaign.status, blob, at, pb.CAMPAIGN_STATUS_ACTIVE)
         await conn.execute(
             "INSERT INTO campaign_versions (app_id, id, version, definition) VALUES ($1, $2, 1, $3)",
             app_id, campaign.id, blob)
@@ -55,9 +56,10 @@ async def create_campaign(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign
 
 
 async def save_version(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign,
-                       expected_version: int, keep: KeepCampaign | None = None) -> pb.Campaign | None:
+                       expected_version: int, keep: KeepCampaign | None = None,
+                       at: datetime | None = None) -> pb.Campaign | None:
     """Stores `campaign` as the next version. None when it does not exist or (with
-    expected_version) was changed meanwhile."""
+    expected_version) was changed meanwhile. A campaign that becomes ACTIVE now records `at`."""
     async with pool.acquire() as conn, conn.transaction():
         current = await conn.fetchval(
             "SELECT version FROM campaigns WHERE app_id = $1 AND id = $2 FOR UPDATE", app_id, campaign.id)
@@ -68,9 +70,12 @@ async def save_version(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign,
         campaign.ClearField("update_time")
         blob = campaign.SerializeToString()
         row = await conn.fetchrow(
-            "UPDATE campaigns SET version = $3, name = $4, status = $5, definition = $6, updated_at = now()"
+            "UPDATE campaigns SET version = $3, name = $4, status = $5, definition = $6, updated_at = now(),"
+            " active_since = CASE WHEN $5::smallint <> $8::smallint THEN NULL WHEN status = $8::smallint THEN active_since"
+            " ELSE $7::timestamptz END"
             " WHERE app_id = $1 AND id = $2 RETURNING *",
-            app_id, campaign.id, campaign.version, campaign.name, campaign.status, blob)
+            app_id, campaign.id, campaign.version, campaign.name, campaign.status, blob, at,
+            pb.CAMPAIGN_STATUS_ACTIVE)
         await conn.execute(
             "INSERT INTO campaign_versions (app_id, id, version, definition) VALUES ($1, $2, $3, $4)",
             app_id, campaign.id, campaign.version, blob)
@@ -106,10 +111,11 @@ async def campaign_names(pool: asyncpg.Pool, app_id: str, ids: list[str]) -> dic
     return {r["id"]: r["name"] for r in rows}
 
 
-async def active_campaigns(pool: asyncpg.Pool, app_id: str) -> list[pb.Campaign]:
+async def active_campaigns(pool: asyncpg.Pool, app_id: str) -> tuple[list[pb.Campaign], dict[str, datetime]]:
+    """The app's ACTIVE campaigns, and since when each has been active (where known)."""
     rows = await pool.fetch(
         "SELECT * FROM campaigns WHERE app_id = $1 AND status = $2", app_id, pb.CAMPAIGN_STATUS_ACTIVE)
-    return [_campaign(r) for r in rows]
+    return [_campaign(r) for r in rows], {r["id"]: r["active_since"] for r in rows if r["active_since"]}
 
 
 async def unarchived_campaigns(pool: asyncpg.Pool, app_id: str) -> list[pb.Campaign]:

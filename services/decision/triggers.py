@@ -10,15 +10,17 @@ A trigger fires only while its campaign runs: an event that happened before the 
 `start_time`, or at or after its `end_time`, starts no send (it is not held until the start).
 The schedule is judged at the instant the event happened (`occurred_time`, or now if it claims
 to be later), so an event sent in late that happened within the schedule still counts, and one
-from before the launch never does. The status is the one the event is applied under: only
-`ACTIVE` campaigns are in the catalog (decision keeps no history of status changes). A segment
-entry is judged at the moment decision applies it.
+from before the launch never does. Likewise for the status: only `ACTIVE` campaigns are in
+the catalog, and an event that happened before the campaign last became active (while it was
+a draft or paused) fires nothing, even if it arrives later. (Only the latest activation is
+kept: a late event from an earlier active period, before a pause, counts as from the pause.)
+A segment entry is judged at the moment decision applies it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,15 +56,27 @@ class CompiledTrigger:
         return (self.start is None or at >= self.start) and (self.end is None or at < self.end)
 
 
-def compile_triggers(campaigns: Iterable[pb.Campaign]) -> tuple[CompiledTrigger, ...]:
-    """The triggers of the triggered campaigns among `campaigns`, in campaign order."""
+def _start(campaign: pb.Campaign, active_since: datetime | None) -> datetime | None:
+    """The first instant the campaign's triggers fire for: its start time, or when it last
+    became active, whichever is later."""
+    start = to_datetime(campaign.start_time) if campaign.HasField("start_time") else None
+    if active_since is None or (start is not None and start >= active_since):
+        return start
+    return active_since
+
+
+def compile_triggers(campaigns: Iterable[pb.Campaign],
+                     active_since: Mapping[str, datetime] | None = None) -> tuple[CompiledTrigger, ...]:
+    """The triggers of the triggered campaigns among `campaigns`, in campaign order.
+    `active_since`: campaign id -> when it last became ACTIVE, where known."""
+    since = active_since or {}
     return tuple(
         CompiledTrigger(
             campaign=c, index=i, event_name=t.event_name, segment_entered_id=t.segment_entered_id,
             filters=filters.compile_filters(t.property_filters), delay=to_timedelta(t.delay),
             exceptions=tuple(ExceptionEvent(x.event_name, filters.compile_filters(x.property_filters))
                              for x in t.exception_events),
-            start=to_datetime(c.start_time) if c.HasField("start_time") else None,
+            start=_start(c, since.get(c.id)),
             end=to_datetime(c.end_time) if c.HasField("end_time") else None)
         for c in campaigns if c.delivery_mode == pb.DELIVERY_MODE_TRIGGERED
         for i, t in enumerate(c.triggers))

@@ -157,3 +157,50 @@ async def test_a_segment_entry_fires_only_within_the_schedule(stack, database_ur
     finally:
         await host.stop()
     assert [user for user, _ in recorder.received] == ["on-time"]
+
+
+async def test_an_event_from_while_the_campaign_was_a_draft_or_paused_fires_nothing(stack, database_url,
+                                                                                   fake_delivery):
+    recorder, delivery_target = fake_delivery
+    t0 = datetime.now(timezone.utc) + timedelta(hours=10)
+    clock = FixedClock(t0)
+    host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
+                                                     "delivery": delivery_target}, clock=clock)
+    app = await create_app(database_url)
+    launch = banner("Launch", delivery_mode=pb.DELIVERY_MODE_TRIGGERED)  # a draft
+    launch.triggers.add(event_name="app_open")
+
+    def opened(user: str, happened: datetime):
+        e = event(f"open-{user}", user, "app_open")
+        e.occurred_time.CopyFrom(to_timestamp(happened))
+        return e
+
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
+            admin, internal = pb_grpc.DecisionServiceStub(ch), internal_grpc.DecisionInternalServiceStub(ch)
+            auth = app.auth("admin")
+            cid = (await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=launch), metadata=auth)).campaign.id
+
+            async def status(s: int) -> None:
+                await admin.SetCampaignStatus(pb.SetCampaignStatusRequest(campaign_id=cid, status=s), metadata=auth)
+
+            async def apply(*events):
+                await internal.ApplyEvents(internal_pb.ApplyEventsRequest(app_id=app.id, events=events),
+                                           metadata=INTERNAL)
+
+            clock.set(t0 + timedelta(hours=1))
+            await status(pb.CAMPAIGN_STATUS_ACTIVE)
+            clock.set(t0 + timedelta(hours=2))
+            await status(pb.CAMPAIGN_STATUS_PAUSED)
+            clock.set(t0 + timedelta(hours=3))
+            await status(pb.CAMPAIGN_STATUS_ACTIVE)
+            clock.set(t0 + timedelta(hours=4))
+            # Each arrives now, after the campaign runs again; only the last happened while it did.
+            await apply(opened("while-draft", t0 + timedelta(minutes=30)),
+                        opened("while-paused", t0 + timedelta(hours=2, minutes=30)),
+                        opened("while-active", t0 + timedelta(hours=3, minutes=30)))
+            await eventually(lambda: asyncio.sleep(0, recorder.received), timeout=10)
+            await asyncio.sleep(1.2)  # more than two release polls: nothing else comes
+    finally:
+        await host.stop()
+    assert [user for user, _ in recorder.received] == ["while-active"]

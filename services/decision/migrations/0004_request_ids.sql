@@ -12,3 +12,8 @@ CREATE TABLE request_responses (
 );
 
 CREATE INDEX request_responses_by_time ON request_responses USING brin (created_at);
+
+-- When the campaign last became ACTIVE (decision's clock), NULL while it is not: an event
+-- that happened before it, while the campaign was a draft or paused, fires no trigger even if
+-- it arrives later. Rows from before this column have NULL: bounded by start_time only.
+ALTER TABLE campaigns ADD COLUMN active_since timestamptz;

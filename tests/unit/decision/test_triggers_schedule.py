@@ -41,3 +41,15 @@ def test_a_segment_entry_fires_within_the_schedule_only():
     compiled = triggers.compile_triggers([c])
     assert triggers.fired_by_segment_entry(compiled, ["seg_vip"], START - timedelta(seconds=1)) == []
     assert len(triggers.fired_by_segment_entry(compiled, ["seg_vip"], START)) == 1
+
+
+def test_events_from_before_the_campaign_last_became_active_fire_nothing():
+    c = abandoned_cart()
+    c.start_time.CopyFrom(to_timestamp(START))
+    resumed = START + timedelta(hours=2)
+    compiled = triggers.compile_triggers([c], {c.id: resumed})
+    fired = [triggers.fired_by_event(compiled, "cart_abandoned", {"cart_value": 150}, at, resumed + timedelta(hours=1))
+             for at in (START + timedelta(hours=1), resumed)]
+    assert [bool(f) for f in fired] == [False, True]
+    # A start time later than the activation still holds.
+    assert triggers.compile_triggers([c], {c.id: START - timedelta(days=1)})[0].start == START
