@@ -54,7 +54,8 @@ async def test_explain_shows_each_pending_send_and_how_the_recent_ones_ended(sta
     local = now.astimezone(BERLIN)
     closed = pb.SendWindow(start_minute=(local.hour + 2) % 24 * 60, end_minute=(local.hour + 3) % 24 * 60)
     dropping = pb.SendWindow(start_minute=closed.start_minute, end_minute=closed.end_minute, drop_outside_window=True)
-    for c in (banner("Banner", 9),
+    # Shown more than once (not the on-request default of once), so the app's cap holds it back.
+    for c in (banner("Banner", 9, caps=pb.CampaignCaps(lifetime_max=5)),
               triggered("Cart", "cart_abandoned", 1800),
               triggered("Windowed", "visit", send_window=closed),
               triggered("Capped", "level_up"),
@@ -64,8 +65,11 @@ async def test_explain_shows_each_pending_send_and_how_the_recent_ones_ended(sta
     # The banner is handed out: the day's cap is full from now on.
     got = await internal.Decide(internal_pb.DecideRequest(app_id=app.id, user_id="ana"), metadata=INTERNAL)
     assert [d.campaign_id for d in got.decisions]
-    events = [at(event("c1", "ana", "cart_abandoned"), now - timedelta(minutes=5)),
-              at(event("p1", "ana", "purchase"), now - timedelta(minutes=1)),
+    # The events happen once the campaigns are active: one from before would fire nothing.
+    start = datetime.now(timezone.utc)
+    now = start + timedelta(milliseconds=2)
+    events = [at(event("c1", "ana", "cart_abandoned"), start),
+              at(event("p1", "ana", "purchase"), start + timedelta(milliseconds=1)),
               at(event("c2", "ana", "cart_abandoned"), now),
               at(event("v1", "ana", "visit"), now),
               at(event("l1", "ana", "level_up"), now)]
