@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nudgelib.config import Settings, setting
+from nudgelib.config import Settings, group, setting
+from nudgelib.dead_letters import FailureSettings
 
 PREFIX = "NUDGE_DECISION_"
 
@@ -26,3 +27,5 @@ class DecisionSettings(Settings):
     dedupe_retention_days: int = setting(PREFIX + "DEDUPE_RETENTION_DAYS", 7, low=0, high=3660)
     maintenance_interval_seconds: float = setting(PREFIX + "MAINTENANCE_INTERVAL_SECONDS", 300.0,
                                                   low=1, high=86_400)
+    # When a consumer call fails for some items: retries, then dead letters (nudgelib.isolation).
+    failures: FailureSettings = group(FailureSettings)
