@@ -14,12 +14,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
+import prometheus_client as prom
 import pytest
 from google.protobuf import duration_pb2
 
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
+from nudgelib import db
 from nudgelib.dead_letters import FailureSettings
+from nudgelib.isolation import Policy
+from nudgelib.ordered_outbox import OutboxMetrics, ShardedOutbox
 from nudgetools import demo, embedded
 from nudgetools.cluster import free_ports
 from nudgetools.database import migrate_all
@@ -41,9 +45,9 @@ BACKLOG_BOUND = 3
 TEN_THOUSAND_YEARS = duration_pb2.Duration(seconds=10_000 * 365 * 86_400)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def own_url(database_url):
-    """A database of this test's own: the session's services must not act on its rows."""
+    """A database of this module's own: the session's services must not act on its rows."""
     name = f"nudge_isolation_{secrets.token_hex(4)}"
     parts = urlsplit(database_url)
     url = urlunsplit(parts._replace(path=f"/{name}"))
@@ -194,3 +198,71 @@ async def test_a_poisoned_campaign_in_one_app_stalls_no_other_app(isolated_stack
         return not await a_refused()
 
     await eventually(a_accepted, timeout=5)
+
+
+# ---------------------------------------------------------------- the sharded outbox alone
+
+
+def refusal(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="refused")
+
+
+class Announcements:
+    """Stands in for the consumer of segmentation's announcements: refuses calls that hold a
+    poisoned payload with `code`, records what it takes."""
+
+    def __init__(self, code: grpc.StatusCode = grpc.StatusCode.INTERNAL) -> None:
+        self.code = code
+        self.taken: list[tuple[str, bytes]] = []
+
+    async def __call__(self, app_id: str, _kind: str, payloads: list[bytes]) -> None:
+        if any(p.startswith(b"poison") for p in payloads):
+            raise refusal(self.code)
+        self.taken += [(app_id, p) for p in payloads]
+
+
+async def queue(pool, rows: list[tuple[str, str, bytes]]) -> None:
+    # One shard for all: the test is about rows of different apps and users sharing it.
+    await pool.executemany(
+        "INSERT INTO outbox (shard, app_id, user_id, kind, payload) VALUES (0, $1, $2, 'change', $3)", rows)
+
+
+@pytest.fixture
+async def segmentation_pool(own_url):
+    p = await db.create_pool(own_url, "segmentation", 1, 3)
+    await p.execute("TRUNCATE outbox, outbox_dead_letters")
+    yield p
+    await p.close()
+
+
+async def test_the_sharded_outbox_sets_a_poisoned_row_aside_and_the_rest_of_its_shard_flows(segmentation_pool):
+    pool = segmentation_pool
+    consumer = Announcements()
+    policy = Policy(max_attempts=3, hold_initial=0.01, hold_maximum=0.01)
+    outbox = ShardedOutbox(pool, "outbox", consumer, shards=1, policy=policy,
+                           metrics=OutboxMetrics(prom.CollectorRegistry()))
+    await queue(pool, [("A", "u1", b"poison-1"), ("A", "u1", b"u1-later"), ("A", "u2", b"u2-1"),
+                       ("B", "v1", b"v1-1")])
+    await outbox.drain()
+    # Other users of A, and B, went at once; u1's later row waits behind its failing one.
+    assert sorted(consumer.taken) == [("A", b"u2-1"), ("B", b"v1-1")]
+    for _ in range(3):
+        await asyncio.sleep(0.02)  # past A's hold
+        await outbox.drain()
+    assert consumer.taken[-1] == ("A", b"u1-later")
+    dead = await pool.fetch("SELECT app_id, user_id, payload, error, attempts FROM outbox_dead_letters")
+    assert [tuple(r) for r in dead] == [("A", "u1", b"poison-1", "INTERNAL: refused", 3)]
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_the_sharded_outbox_never_sets_aside_a_row_while_its_consumer_is_down(segmentation_pool):
+    pool = segmentation_pool
+    consumer = Announcements(grpc.StatusCode.UNAVAILABLE)
+    outbox = ShardedOutbox(pool, "outbox", consumer, shards=1,
+                           policy=Policy(max_attempts=1, hold_initial=0.01, hold_maximum=0.01))
+    await queue(pool, [("A", "u1", b"poison-1")])
+    for _ in range(3):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await outbox.drain()
+    assert await pool.fetchval("SELECT count(*) FROM outbox_dead_letters") == 0
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
