@@ -119,11 +119,11 @@ class OutboxDispatcher:
                 try:
                     await send(call.app_id, call.kind, [r["payload"] for r in call.rows])
                 except Exception as exc:  # noqa: BLE001 - fault_of raises again what is a bug here
+                    if fault_of(exc)[0] is Fault.DOWN:
+                        down = exc  # counted by the loop's on_failure when raised
+                        break
                     if self._metrics:
                         self._metrics.forward_failures.labels(consumer).inc()
-                    if fault_of(exc)[0] is Fault.DOWN:
-                        down = exc
-                        break
                     outcome = await self._split(conn, consumer, send, call, exc)
                     split_rows.update(r["id"] for r in call.rows)
                     dead += outcome.dead

@@ -34,13 +34,13 @@ from nudgelib import accounts, db
 from nudgetools import embedded
 from nudgelib.clients import Peer
 from nudgelib.clock import FixedClock, SystemClock
+from nudgelib.dead_letters import FailureSettings
 from nudgetools.database import service_migrations
 from services.ingestion import consumers, store
 from services.ingestion.framing import frame_item, item_header
 from services.ingestion.keys import lane_of
 from services.ingestion.maintenance import Maintenance
 from services.ingestion.outbox import OutboxDispatcher
-from nudgelib.dead_letters import FailureSettings
 from services.ingestion.server import spec
 from services.ingestion.settings import IngestionSettings
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
