@@ -20,6 +20,7 @@ from google.protobuf import duration_pb2
 
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
+from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudgelib import db
 from nudgelib.dead_letters import FailureSettings
 from nudgelib.isolation import Policy
@@ -198,6 +199,17 @@ async def test_a_poisoned_campaign_in_one_app_stalls_no_other_app(isolated_stack
         return not await a_refused()
 
     await eventually(a_accepted, timeout=5)
+
+    # Erasing a user takes their dead letters with them.
+    erased = await api.ingestion.DeleteUser(ingestion_pb.DeleteUserRequest(user_id=poisoned[0]),
+                                            metadata=a.auth("admin"))
+    assert erased.completed
+    conn = await asyncpg.connect(own_url)
+    try:
+        left = await conn.fetch("SELECT user_ids FROM ingestion.dead_letters WHERE app_id = $1", a.id)
+    finally:
+        await conn.close()
+    assert sorted(r["user_ids"][0] for r in left) == sorted(poisoned[1:])
 
 
 # ---------------------------------------------------------------- the sharded outbox alone
