@@ -11,6 +11,14 @@ its trigger event is judged once more on a context asked of segmentation itself.
 Rows are claimed with FOR UPDATE SKIP LOCKED in a transaction that lasts until delivery has
 the messages; if delivery is down, nothing is marked and the rows are claimed again later.
 Delivery keys the inbox on the message id, so a release repeated after a crash shows once.
+
+A send whose handling raises something other than the database or a peer being away (a
+poisoned campaign, a bug), or that delivery refuses on its own (any status but those of a
+service down, see nudgelib.isolation), does not hold up the batch: the others are settled, it
+is looked at again after a growing pause, and after NUDGE_DEAD_LETTER_AFTER_ATTEMPTS such
+failures it is set aside with status `failed` and the error as its outcome, logged at
+warning and counted (`nudge_decision_release_failed_total`). The user's other sends are
+judged on their own meanwhile (each send is its own message; they were never ordered).
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
+import prometheus_client as prom
 import structlog
 from google.protobuf import struct_pb2
 
@@ -30,7 +39,9 @@ from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
 from nudgelib.clients import Peer
-from nudgelib.loops import AT_ONCE, Backoff, Loop
+from nudgelib.dead_letters import fault_of, warn_dead
+from nudgelib.isolation import Fault, Ledger, Policy
+from nudgelib.loops import AT_ONCE, EXPECTED, Backoff, Loop
 from nudgelib.protoconv import to_timestamp
 from services.decision import store
 from services.decision.decider import Decider
@@ -47,7 +58,7 @@ _NOBODY = common_pb2.UserContext()
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # released | pending (deferred) | dropped | expired | control
+    status: str  # released | pending (deferred) | dropped | expired | control | failed
     reason: str = ""
     due_at: datetime | None = None
     decision: internal_pb.Decision | None = None
@@ -56,7 +67,8 @@ class Outcome:
 
 
 class Releaser:
-    def __init__(self, decider: Decider, delivery: Peer, batch: int, poll_seconds: float) -> None:
+    def __init__(self, decider: Decider, delivery: Peer, batch: int, poll_seconds: float,
+                 failures: Policy = Policy(), registry: prom.CollectorRegistry | None = None) -> None:
         self._d = decider
         self._delivery = delivery
         self._stub = delivery_grpc.DeliveryInternalServiceStub(delivery.channel)
@@ -65,6 +77,11 @@ class Releaser:
         self._wake = asyncio.Event()
         # The earliest send deferred to wait for segmentation, so the loop looks again then.
         self._recheck_at: datetime | None = None
+        # Failures of sends whose handling raised, by (app, id) (nudgelib.isolation).
+        self.failures = Ledger(failures)
+        self._failed = prom.Counter(
+            "nudge_decision_release_failed", "Pending sends set aside as failed after repeated errors",
+            registry=registry) if registry is not None else None
 
     def wake(self, _payload: str | None = None) -> None:
         self._wake.set()
@@ -172,7 +189,7 @@ class Releaser:
             await asyncio.gather(*(self._d.warm(app_id, ids) for app_id, ids in users.items()))
             # Together: a send that waits for segmentation asks it again, and those asks (one
             # per such user) coalesce there into one read instead of following each other.
-            outcomes = await asyncio.gather(*(self._outcome(r, now) for r in rows))
+            outcomes = list(await asyncio.gather(*(self._guarded(r, now) for r in rows)))
             waiting = [o.due_at for o in outcomes if o.reason == WAITING_FOR_SEGMENTATION]
             self._recheck_at = min(waiting, default=None)
             unsent = await self._unsent(rows, outcomes)
@@ -190,8 +207,9 @@ class Releaser:
                         request.unsent.append(gone)
             # One call per user, all at once: delivery offers each to the user's open streams
             # before it answers, and one user's offer need not wait for another's.
-            await asyncio.gather(*(self._delivery.call(self._stub.EnqueueMessages, request)
-                                   for request in by_user.values()))
+            answers = await asyncio.gather(*(self._delivery.call(self._stub.EnqueueMessages, request)
+                                             for request in by_user.values()), return_exceptions=True)
+            self._refused_by_delivery(rows, outcomes, dict(zip(by_user, answers)), now)
             controls = [(r, o) for r, o in zip(rows, outcomes) if o.arm is not None]
             for r, o in controls:
                 await store.reserve(self._d.pool, r["app_id"], r["user_id"], now,
@@ -209,3 +227,46 @@ class Releaser:
             log.debug("pending_send_settled", app_id=r["app_id"], campaign_id=r["campaign_id"],
                      status=o.status, reason=o.reason)
         return len(rows)
+
+    # ------------------------------------------------------------ sends that fail on their own
+
+    async def _guarded(self, row: asyncpg.Record, now: datetime) -> Outcome:
+        """The send's outcome; if judging it raises what is not the database or a peer away,
+        the outcome of a failure (`_failure`) instead of failing the whole batch."""
+        try:
+            return await self._outcome(row, now)
+        except EXPECTED:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug or poisoned data of this one send
+            return self._failure(row, f"{type(exc).__name__}: {exc}", now)
+
+    def _refused_by_delivery(self, rows: list[asyncpg.Record], outcomes: list[Outcome],
+                             answers: dict[tuple[str, str], object], now: datetime) -> None:
+        """Delivery down: raised, the batch is retried whole. A user's call refused on its own:
+        that user's released sends fail (`_failure`), the others' stand."""
+        refused: dict[tuple[str, str], str] = {}
+        for key, answer in answers.items():
+            if isinstance(answer, BaseException):
+                fault, error = fault_of(answer)
+                if fault is Fault.DOWN:
+                    raise answer
+                refused[key] = error
+        for n, (r, o) in enumerate(zip(rows, outcomes)):
+            key = (r["app_id"], r["user_id"])
+            if key in refused and (o.decision is not None or o.control is not None):
+                outcomes[n] = self._failure(r, f"delivery: {refused[key]}", now)
+
+    def _failure(self, row: asyncpg.Record, error: str, now: datetime) -> Outcome:
+        """Looked at again after a growing pause; set aside as `failed` once it has failed
+        the policy's number of times."""
+        key = (row["app_id"], row["id"])
+        if not self.failures.failed(key):
+            pause = self.failures.policy.hold(self.failures.attempts(key))
+            log.info("pending_send_failed", app_id=row["app_id"], campaign_id=row["campaign_id"], error=error,
+                     attempts=self.failures.attempts(key), retry_in=pause)
+            return Outcome("pending", "RELEASE_FAILED", due_at=now + timedelta(seconds=pause))
+        warn_dead("release", row["app_id"], row["user_id"], error, campaign_id=row["campaign_id"],
+                  send=row["id"], attempts=self.failures.policy.max_attempts)
+        if self._failed is not None:
+            self._failed.inc()
+        return Outcome("failed", error[:2000])

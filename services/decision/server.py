@@ -37,7 +37,8 @@ async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
                             timedelta(seconds=settings.context_ttl_seconds))
     decider = Decider(host.pool, catalog, contexts, UserStates(host.pool, settings.state_cache_size), host.clock)
     host.listener(STATES_CHANNEL, decider.on_states_notify)
-    releaser = Releaser(decider, host.peers["delivery"], settings.release_batch, settings.release_poll_seconds)
+    releaser = Releaser(decider, host.peers["delivery"], settings.release_batch, settings.release_poll_seconds,
+                        settings.failures.policy(), host.registry)
     decider.on_due = releaser.wake
     host.listener(ERASED_USERS_CHANNEL, decider.on_user_erased)
     host.run_in_background(releaser.run(), "release")

@@ -15,7 +15,7 @@ from nudge.ingestion.v1 import ingestion_internal_service_pb2 as ingestion_pb
 from nudge.ingestion.v1 import ingestion_internal_service_pb2_grpc as ingestion_grpc
 from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
-from nudgelib.ordered_outbox import ShardedOutbox
+from nudgelib.ordered_outbox import OutboxMetrics, ShardedOutbox
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.delivery.campaigns import Campaigns
 from services.delivery.handout import Handout
@@ -50,7 +50,8 @@ async def wire(host: ServiceHost, settings: DeliverySettings) -> None:
     host.listener(INBOX_CHANNEL, handout.on_inbox_notify)
     host.listener(STREAM_CHANNEL, handout.on_stream_notify)
     host.run_in_background(handout.reoffer_loop(settings.reoffer_seconds), "reoffer")
-    events = ShardedOutbox(host.pool, "event_outbox", _to_ingestion(host), OUTBOX_SHARDS)
+    events = ShardedOutbox(host.pool, "event_outbox", _to_ingestion(host), OUTBOX_SHARDS,
+                           policy=settings.failures.policy(), metrics=OutboxMetrics(host.registry))
     host.listener(OUTBOX_CHANNEL, events.wake)
     host.run_in_background(events.run(), "interaction-events")
     delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nudgelib.config import Settings, setting
+from nudgelib.config import Settings, group, setting
+from nudgelib.dead_letters import FailureSettings
 
 
 @dataclass(frozen=True)
@@ -15,3 +16,5 @@ class DeliverySettings(Settings):
     reoffer_seconds: float = setting("NUDGE_DELIVERY_REOFFER_SECONDS", 30.0, low=0.1)
     # Calls to decision out at once; pulls arriving meanwhile wait and go in one DecideBatch.
     decide_in_flight: int = setting("NUDGE_DELIVERY_DECIDE_IN_FLIGHT", 4, low=1, high=64)
+    # When a consumer call fails for some items: retries, then dead letters (nudgelib.isolation).
+    failures: FailureSettings = group(FailureSettings)

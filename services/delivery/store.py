@@ -259,6 +259,7 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
         # Interactions and conversions go with their messages (ON DELETE CASCADE).
         await conn.execute("DELETE FROM messages WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM event_outbox WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        await conn.execute("DELETE FROM event_outbox_dead_letters WHERE app_id = $1 AND user_id = $2", app_id, user_id)
 
 
 async def campaign_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, start: datetime | None,

@@ -47,3 +47,25 @@ def without_user(kind: str, payload: bytes, user_id: str) -> tuple[bytes, int]:
     request = seg_internal.ApplyEventsRequest.FromString(payload)
     kept = [e for e in request.events if e.user_id != user_id]
     return seg_internal.ApplyEventsRequest(events=kept).SerializeToString(), len(kept)
+
+
+def split_items(payload: bytes) -> list[bytes]:
+    """The framed items of an outbox payload, each with its header (so `b"".join` of a part of
+    them is again a payload)."""
+    items: list[bytes] = []
+    view = memoryview(payload)
+    at = 0
+    while at < len(view):
+        start = at
+        at += 1  # the tag
+        length = shift = 0
+        while True:
+            byte = view[at]
+            at += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        at += length
+        items.append(bytes(view[start:at]))
+    return items

@@ -31,13 +31,14 @@ class Intake:
         # Called after new outbox rows are committed (wakes this process's dispatch loops).
         self.queued = on_queued
 
-    def check_pressure(self) -> None:
-        """Raises RESOURCE_EXHAUSTED (with retry advice) while a backpressure bound is passed."""
-        self._pressure.check()
+    def check_pressure(self, app_id: str) -> None:
+        """Raises RESOURCE_EXHAUSTED (with retry advice) while a backpressure bound is passed
+        for this app (its own backlog, or memory)."""
+        self._pressure.check(app_id)
 
     async def accept(self, app_id: str, events, field: str = "events") -> tuple[int, int, list[pb.RejectedEvent]]:
         """Validates and commits one batch; returns (accepted, duplicates, rejected)."""
-        self._pressure.check()
+        self._pressure.check(app_id)
         if len(events) == 0:
             raise InvalidArgument.field(field, "must hold at least one event")
         if len(events) > MAX_BATCH:

@@ -1,5 +1,6 @@
-"""Keeps the backpressure snapshot fresh: the outbox backlog from one grouped query and this
-process's memory, every `interval` seconds, and publishes them as gauges."""
+"""Keeps the backpressure snapshot fresh: the outbox backlog from one grouped query (broken
+down by app only while a total passes a bound) and this process's memory, every `interval`
+seconds, and publishes them as gauges. Refusals are per app (pressure.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from nudgelib.errors import ResourceExhausted
 from nudgelib.loops import Backoff, Loop
 from services.ingestion import store
 from services.ingestion.metrics import IngestionMetrics
-from services.ingestion.pressure import EMPTY, Limits, Refusal, Snapshot, assess, resident_bytes
+from services.ingestion.pressure import (EMPTY, Limits, Refusal, Snapshot, assess, over_bounds, refusals,
+                                         resident_bytes)
 
 log = structlog.get_logger(__name__)
 
@@ -21,25 +23,30 @@ class PressureMonitor:
         self._limits = limits
         self._metrics = metrics
         self._interval = interval
-        self._refusal: Refusal | None = None
+        self._memory: Refusal | None = None  # refuses every app
+        self._refused: dict[str, Refusal] = {}  # app -> why
         self.snapshot = EMPTY
 
     async def refresh(self) -> None:
         backlog, age = await store.backlog(self._pool)
-        self.snapshot = Snapshot(backlog=backlog, oldest_age=age, memory_bytes=resident_bytes())
-        refusal = assess(self.snapshot, self._limits)
-        if (refusal is None) != (self._refusal is None):
-            log.warning("backpressure_changed", refusing=refusal is not None,
-                        reason=refusal.reason if refusal else None)
-        self._refusal = refusal
+        snapshot = Snapshot(backlog=backlog, oldest_age=age, memory_bytes=resident_bytes())
+        if over_bounds(snapshot, self._limits):
+            snapshot = Snapshot(backlog, age, snapshot.memory_bytes, await store.backlog_by_app(self._pool))
+        self.snapshot = snapshot
+        memory = assess(Snapshot({}, {}, snapshot.memory_bytes), self._limits)
+        refused = refusals(snapshot, self._limits)
+        if (memory is None) != (self._memory is None) or refused.keys() != self._refused.keys():
+            log.warning("backpressure_changed", refusing=memory is not None or bool(refused),
+                        memory=memory is not None, apps=sorted(refused))
+        self._memory, self._refused = memory, refused
         for consumer, items in backlog.items():
             self._metrics.backlog.labels(consumer).set(items)
             self._metrics.backlog_age.labels(consumer).set(age[consumer])
-        self._metrics.memory.set(self.snapshot.memory_bytes)
+        self._metrics.memory.set(snapshot.memory_bytes)
 
-    def check(self) -> None:
-        """Raises RESOURCE_EXHAUSTED (with RetryInfo) while a bound is passed."""
-        refusal = self._refusal
+    def check(self, app_id: str) -> None:
+        """Raises RESOURCE_EXHAUSTED (with RetryInfo) while a bound is passed for this app."""
+        refusal = self._memory or self._refused.get(app_id)
         if refusal is not None:
             self._metrics.refused.labels(refusal.reason).inc()
             raise ResourceExhausted(refusal.message, refusal.retry_after)

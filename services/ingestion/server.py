@@ -48,7 +48,7 @@ async def wire(host: ServiceHost, s: IngestionSettings) -> None:
     targets = {c: consumers.Consumer(c, host.peers[c], s.outbox_send_timeout) for c in store.CONSUMERS}
     dispatcher = OutboxDispatcher(host.pool, targets, metrics, workers=s.outbox_workers,
                                   batch_events=s.outbox_batch_events, poll_interval=s.outbox_poll_interval,
-                                  max_backoff=s.outbox_max_backoff)
+                                  max_backoff=s.outbox_max_backoff, failures=s.failures)
     host.run_in_background(dispatcher.run(), "outbox")
 
     intake = Intake(host.pool, host.clock, metrics, pressure, on_queued=dispatcher.wake)

@@ -61,7 +61,7 @@ class IngestionServicer(pb_grpc.IngestionServiceServicer):
         )
         if problems:
             raise InvalidArgument([FieldViolation(f, d) for f, d in problems])
-        self._intake.check_pressure()
+        self._intake.check_pressure(app_id)
         update = seg_internal.ProfileUpdate(
             update_id=update_id(request.user_id, request.request_id) if request.request_id else uuid.uuid4().hex,
             user_id=request.user_id,

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nudgelib.config import Settings, setting
+from nudgelib.config import Settings, group, setting
+from nudgelib.dead_letters import FailureSettings
 
 PREFIX = "NUDGE_INGESTION_"
 
@@ -41,3 +42,5 @@ class IngestionSettings(Settings):
     pressure_refresh_interval: float = setting(PREFIX + "PRESSURE_REFRESH_SECONDS", 1.0, low=0.01, high=60)
     # What a refused producer is told to wait before retrying.
     retry_after: float = setting(PREFIX + "RETRY_AFTER_SECONDS", 2.0, low=0, high=3600)
+    # When a consumer call fails for some items: retries, then dead letters (nudgelib.isolation).
+    failures: FailureSettings = group(FailureSettings)

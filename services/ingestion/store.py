@@ -15,7 +15,6 @@ from services.ingestion import framing, partitions
 EVENT_CONSUMERS = ("segmentation", "decision", "delivery")
 PROFILE_CONSUMERS = ("segmentation",)
 CONSUMERS = ("segmentation", "decision", "delivery")
-DEAD_LETTER_PREFIX = "dead-letter:"
 
 # Advisory lock space of this service (two-int form: the first int names what is locked).
 # Lane locks are (_LANE_LOCK + consumer index, lane); maintenance is (_MAINTENANCE_LOCK, 0).
@@ -135,26 +134,86 @@ ORDER BY o.id
 """
 
 
+# The same two statements, skipping the rows of apps held back after failures
+# (nudgelib.isolation): those rows stay at the head of their lanes, unread, and the rows of
+# other apps behind them flow. Only used while some app is held, so the usual claim reads no
+# app ids.
+_CLAIM_LANES_EXCEPT = _CLAIM_LANES.replace(
+    "WHERE consumer = $4 AND lane = u.l)", "WHERE consumer = $4 AND lane = u.l AND NOT (app_id = any($5::text[])))")
+_READ_LANES_EXCEPT = _READ_LANES.replace(
+    "WHERE consumer = $1 AND lane = lanes.l ORDER BY id",
+    "WHERE consumer = $1 AND lane = lanes.l AND NOT (app_id = any($5::text[])) ORDER BY id")
+
+
 async def claim(conn: asyncpg.Connection, consumer: str, lanes: Sequence[int], max_lanes: int,
-                max_items: int) -> list[asyncpg.Record]:
-    """Within the caller's transaction: the next rows of the lanes this loop could lock."""
-    locked = await conn.fetchval(_CLAIM_LANES, list(lanes), lane_lock_class(consumer), max_lanes, consumer)
+                max_items: int, held: Sequence[str] = ()) -> list[asyncpg.Record]:
+    """Within the caller's transaction: the next rows of the lanes this loop could lock,
+    leaving out the rows of the apps `held`."""
+    extra = [list(held)] if held else []
+    locked = await conn.fetchval(_CLAIM_LANES_EXCEPT if held else _CLAIM_LANES, list(lanes),
+                                 lane_lock_class(consumer), max_lanes, consumer, *extra)
     if not locked:
         return []
     # Enough rows per lane for the claimed lanes together to fill a call when each holds
     # one-item rows; batch traffic (many items per row) fills it from far fewer.
     per_lane = max(1, -(-max_items // len(locked)))
-    return await conn.fetch(_READ_LANES, consumer, locked, per_lane, max_items)
+    return await conn.fetch(_READ_LANES_EXCEPT if held else _READ_LANES, consumer, locked, per_lane, max_items,
+                            *extra)
+
+
+async def users_of(conn: asyncpg.Connection, consumer: str, ids: list[int]) -> dict[int, list[str]]:
+    """The user of each item of these rows, in item order (read only when a call failed)."""
+    rows = await conn.fetch("SELECT id, user_ids FROM outbox WHERE consumer = $1 AND id = any($2::bigint[])",
+                            consumer, ids)
+    return {r["id"]: list(r["user_ids"]) for r in rows}
 
 
 async def delete_rows(conn: asyncpg.Connection, consumer: str, ids: list[int]) -> None:
     await conn.execute("DELETE FROM outbox WHERE consumer = $1 AND id = any($2::bigint[])", consumer, ids)
 
 
-async def dead_letter(conn: asyncpg.Connection, consumer: str, ids: list[int]) -> None:
-    """Sets rows a consumer refused aside (kept, not forwarded), so their lanes move on."""
-    await conn.execute("UPDATE outbox SET consumer = $2 WHERE consumer = $1 AND id = any($3::bigint[])",
-                       consumer, DEAD_LETTER_PREFIX + consumer, ids)
+@dataclass(frozen=True)
+class Remaining:
+    """What is left of a row once some of its items were taken or set aside."""
+
+    id: int
+    payload: bytes
+    user_ids: list[str]
+
+
+@dataclass(frozen=True)
+class DeadItem:
+    """One item set aside: its row, its framed bytes and its user, and the consumer's error."""
+
+    row_id: int
+    payload: bytes
+    user_id: str
+    error: str
+
+
+async def settle_split(conn: asyncpg.Connection, consumer: str, remaining: list[Remaining],
+                       dead: list[DeadItem], attempts: int) -> None:
+    """Within the dispatch transaction: rows whose call was split keep only the items still
+    to send (a row left with none is deleted by the caller), and the items set aside go to
+    `dead_letters` with their error, copied from their row (lane, app, kind, queued time)."""
+    if dead:
+        await conn.execute(
+            """INSERT INTO dead_letters (consumer, lane, app_id, kind, items, user_ids, payload, created_at,
+                                         error, attempts)
+               SELECT $1, o.lane, o.app_id, o.kind, 1, ARRAY[d.user_id], d.payload, o.created_at, d.error, $6
+               FROM unnest($2::bigint[], $3::bytea[], $4::text[], $5::text[]) AS d(id, payload, user_id, error)
+               JOIN outbox o ON o.consumer = $1 AND o.id = d.id""",
+            consumer, [d.row_id for d in dead], [d.payload for d in dead], [d.user_id for d in dead],
+            [d.error for d in dead], attempts)
+    if remaining:
+        await conn.execute(
+            """UPDATE outbox o SET payload = t.payload, items = cardinality(t.users),
+                                  user_ids = t.users
+               FROM (SELECT id, payload, string_to_array(users, E'\\x1f') AS users
+                     FROM unnest($2::bigint[], $3::bytea[], $4::text[]) AS u(id, payload, users)) AS t
+               WHERE o.consumer = $1 AND o.id = t.id""",
+            consumer, [r.id for r in remaining], [r.payload for r in remaining],
+            ["\x1f".join(r.user_ids) for r in remaining])
 
 
 async def backlog(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, float]]:
@@ -171,6 +230,20 @@ async def backlog(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, float]]
     return ({r["consumer"]: r["items"] for r in rows}, {r["consumer"]: max(0.0, r["age"]) for r in rows})
 
 
+async def backlog_by_app(pool: asyncpg.Pool) -> dict[str, dict[str, tuple[int, float]]]:
+    """Per consumer and app: items waiting and the age of the oldest. A scan of the outbox,
+    read only while a total passes a backpressure bound (pressure.py)."""
+    rows = await pool.fetch(
+        """SELECT consumer, app_id, sum(items)::bigint AS items,
+                  greatest(0, extract(epoch FROM now() - min(created_at)))::float8 AS age
+           FROM outbox WHERE consumer = any($1::text[]) GROUP BY consumer, app_id""",
+        list(CONSUMERS))
+    out: dict[str, dict[str, tuple[int, float]]] = {c: {} for c in CONSUMERS}
+    for r in rows:
+        out[r["consumer"]][r["app_id"]] = (r["items"], r["age"])
+    return out
+
+
 # ---------------------------------------------------------------- erasure
 
 
@@ -185,31 +258,37 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str, lane: int) -
         await conn.execute("DELETE FROM events WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("SELECT pg_advisory_xact_lock(k, $1) FROM unnest($2::int[]) AS k",
                            lane, [lane_lock_class(c) for c in CONSUMERS])
-        rows = await conn.fetch(
-            "SELECT consumer, id, kind, payload FROM outbox"
-            " WHERE consumer = any($4::text[]) AND lane = $1 AND app_id = $2 AND $3 = any(user_ids) FOR UPDATE",
-            lane, app_id, user_id, [*CONSUMERS, *(DEAD_LETTER_PREFIX + c for c in CONSUMERS)])
-        emptied: list[tuple[str, int]] = []
-        rewritten: list[tuple[str, int, bytes, int]] = []
-        for r in rows:
-            payload, remaining = framing.without_user(r["kind"], r["payload"], user_id)
-            if remaining == 0:
-                emptied.append((r["consumer"], r["id"]))
-            else:
-                rewritten.append((r["consumer"], r["id"], payload, remaining))
-        if emptied:
-            await conn.execute(
-                "DELETE FROM outbox o USING unnest($1::text[], $2::bigint[]) AS t(consumer, id)"
-                " WHERE o.consumer = t.consumer AND o.id = t.id",
-                [c for c, _ in emptied], [i for _, i in emptied])
-        if rewritten:
-            await conn.execute(
-                """UPDATE outbox o SET payload = t.payload, items = t.items,
-                                      user_ids = array_remove(o.user_ids, $1)
-                   FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::int[]) AS t(consumer, id, payload, items)
-                   WHERE o.consumer = t.consumer AND o.id = t.id""",
-                user_id, [r[0] for r in rewritten], [r[1] for r in rewritten],
-                [r[2] for r in rewritten], [r[3] for r in rewritten])
+        for table in ("outbox", "dead_letters"):
+            await _erase_items(conn, table, app_id, user_id, lane)
+
+
+async def _erase_items(conn: asyncpg.Connection, table: str, app_id: str, user_id: str, lane: int) -> None:
+    """Removes one user's items from the rows of `table` (outbox or dead_letters) holding them."""
+    rows = await conn.fetch(
+        f"SELECT consumer, id, kind, payload FROM {table}"
+        " WHERE consumer = any($4::text[]) AND lane = $1 AND app_id = $2 AND $3 = any(user_ids) FOR UPDATE",
+        lane, app_id, user_id, list(CONSUMERS))
+    emptied: list[tuple[str, int]] = []
+    rewritten: list[tuple[str, int, bytes, int]] = []
+    for r in rows:
+        payload, remaining = framing.without_user(r["kind"], r["payload"], user_id)
+        if remaining == 0:
+            emptied.append((r["consumer"], r["id"]))
+        else:
+            rewritten.append((r["consumer"], r["id"], payload, remaining))
+    if emptied:
+        await conn.execute(
+            f"DELETE FROM {table} o USING unnest($1::text[], $2::bigint[]) AS t(consumer, id)"
+            " WHERE o.consumer = t.consumer AND o.id = t.id",
+            [c for c, _ in emptied], [i for _, i in emptied])
+    if rewritten:
+        await conn.execute(
+            f"""UPDATE {table} o SET payload = t.payload, items = t.items,
+                                  user_ids = array_remove(o.user_ids, $1)
+               FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::int[]) AS t(consumer, id, payload, items)
+               WHERE o.consumer = t.consumer AND o.id = t.id""",
+            user_id, [r[0] for r in rewritten], [r[1] for r in rewritten],
+            [r[2] for r in rewritten], [r[3] for r in rewritten])
 
 
 # ---------------------------------------------------------------- partitions and retention

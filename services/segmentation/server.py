@@ -13,7 +13,7 @@ from nudge.segmentation.v1 import (
 )
 from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
-from nudgelib.ordered_outbox import ShardedOutbox
+from nudgelib.ordered_outbox import OutboxMetrics, ShardedOutbox
 from nudgelib.replay import Replays
 from nudgelib.retention import prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
@@ -39,7 +39,8 @@ async def wire(host: ServiceHost, settings: SegmentationSettings) -> None:
     host.listener(store.USERS_CHANNEL, cache.on_notify)
 
     outbox = ShardedOutbox(host.pool, "outbox", DecisionSender(host.peers["decision"]), settings.outbox_shards,
-                           batch_size=settings.outbox_batch, max_backoff=settings.outbox_max_backoff_seconds)
+                           batch_size=settings.outbox_batch, max_backoff=settings.outbox_max_backoff_seconds,
+                           policy=settings.failures.policy(), metrics=OutboxMetrics(host.registry))
     host.listener(store.OUTBOX_CHANNEL, outbox.wake)
     host.run_in_background(outbox.run(), "outbox")
 

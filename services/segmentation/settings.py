@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from nudgelib.config import Settings, setting
+from nudgelib.config import Settings, group, setting
+from nudgelib.dead_letters import FailureSettings
 from nudgelib.retention import Retention
 
 PREFIX = "NUDGE_SEGMENTATION_"
@@ -43,6 +44,8 @@ class SegmentationSettings(Settings):
     request_id_window_hours: float = setting(PREFIX + "REQUEST_ID_WINDOW_HOURS", 24.0, low=0.01, high=720)
     maintenance_interval_seconds: float = setting(PREFIX + "MAINTENANCE_INTERVAL_SECONDS", 300.0,
                                                   low=1, high=86_400)
+    # When a consumer call fails for some items: retries, then dead letters (nudgelib.isolation).
+    failures: FailureSettings = group(FailureSettings)
 
     def retentions(self) -> list[Retention]:
         kept = []

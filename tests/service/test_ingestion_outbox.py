@@ -34,6 +34,7 @@ from nudgelib import accounts, db
 from nudgetools import embedded
 from nudgelib.clients import Peer
 from nudgelib.clock import FixedClock, SystemClock
+from nudgelib.dead_letters import FailureSettings
 from nudgetools.database import service_migrations
 from services.ingestion import consumers, store
 from services.ingestion.framing import frame_item, item_header
@@ -70,7 +71,7 @@ async def pool(own_url):
     p = await db.create_pool(own_url, "ingestion", 1, 6)
     await Maintenance(p, SystemClock(), IngestionSettings()).run_once(starting=True)
     # Each test starts from an empty outbox: what it sees forwarded is its own.
-    await p.execute("TRUNCATE outbox")
+    await p.execute("TRUNCATE outbox, dead_letters")
     yield p
     await p.close()
 
@@ -289,19 +290,27 @@ async def test_rows_a_consumer_refuses_are_set_aside_and_the_lane_moves_on(pool)
     await fakes.start()
     fakes.decision.refuse = {"bad"}
     app = "app_refused"
-    d, peers = dispatcher(pool, fakes.target, workers=1)
+    failures = FailureSettings(max_attempts=2, hold_initial_seconds=0.001, hold_maximum_seconds=0.001)
+    d, peers = dispatcher(pool, fakes.target, workers=1, failures=failures)
     try:
         now = datetime.now(timezone.utc)
         await store.insert_events(pool, app, rows(app, [event("bad", "same", "tap")]), now)
         await store.insert_events(pool, app, rows(app, [event("good", "same", "tap")]), now)
+        await d.drain_once("decision")
+        # Refused once: kept, and the user's later event waits behind it.
+        assert fakes.decision.items == []
         for _ in range(3):
+            await asyncio.sleep(0.01)  # past the app's hold
             await d.drain_once("decision")
         assert [i for *_, i in fakes.decision.items] == ["good"]
         left = await pool.fetch("SELECT consumer, items FROM outbox WHERE app_id = $1 ORDER BY consumer", app)
-        # The other consumers' copies wait for their own loops; decision's refused row is kept aside.
-        assert [(r["consumer"], r["items"]) for r in left] == [("dead-letter:decision", 1), ("delivery", 1),
-                                                                ("delivery", 1), ("segmentation", 1),
-                                                                ("segmentation", 1)]
+        # The other consumers' copies wait for their own loops; decision's refused item is set aside.
+        assert [(r["consumer"], r["items"]) for r in left] == [("delivery", 1), ("delivery", 1),
+                                                                ("segmentation", 1), ("segmentation", 1)]
+        dead = await pool.fetch("SELECT consumer, user_ids, error, attempts FROM dead_letters WHERE app_id = $1", app)
+        assert [(r["consumer"], r["user_ids"], r["error"], r["attempts"]) for r in dead] == [
+            ("decision", ["same"], "INVALID_ARGUMENT: refused", 2)]
+        assert d.dead_lettered == 1
     finally:
         for p in peers:
             await p.close()

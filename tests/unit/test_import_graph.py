@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 #
 # Left out, and why: ingestion's pressure (reads /proc through os).
 PURE: dict[str, set[str]] = {
-    "nudgelib": {"buckets", "compare", "filters", "names", "pagination", "protoconv", "templates", "timezones",
-                 "versions", "violations"},
+    "nudgelib": {"buckets", "compare", "filters", "isolation", "names", "pagination", "protoconv", "templates",
+                 "timezones", "versions", "violations"},
     "services.decision": {"caps", "catalog", "drops", "eligibility", "explain", "judge", "model", "plan", "reactions",
                           "references", "selection", "triggers", "validation", "variants", "windows"},
     "services.ingestion": {"framing", "grouping", "keys", "partitions", "validation"},

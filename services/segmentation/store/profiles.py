@@ -253,6 +253,7 @@ async def erase_user(conn: asyncpg.Connection, app_id: str, user_id: str) -> Non
     """Deletes everything of the user, undelivered announcements included. Announcements a
     dispatcher holds are waited for (row locks), so none of the user's is sent after this."""
     await conn.execute("DELETE FROM outbox WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+    await conn.execute("DELETE FROM outbox_dead_letters WHERE app_id = $1 AND user_id = $2", app_id, user_id)
     await conn.execute("DELETE FROM profiles WHERE app_id = $1 AND user_id = $2", app_id, user_id)
     await conn.execute("DELETE FROM memberships WHERE app_id = $1 AND user_id = $2", app_id, user_id)
     await conn.execute("DELETE FROM event_totals WHERE app_id = $1 AND user_id = $2", app_id, user_id)
