@@ -7,6 +7,12 @@ records RPC count and latency by method and status code.
 grpc.aio runs each call in a task of its own, with its own copy of the context variables, so
 what a call binds ends with it: nothing is unbound.
 
+Requests are decoded through nudgelib.request_checks: bytes that do not parse, NUL in strings,
+out-of-range Timestamps and Durations and undefined enum values answer INVALID_ARGUMENT naming
+the field (after authentication, so an unknown caller learns nothing about the API), and
+grpc's own answer for a request it could not decode (UNKNOWN) is never seen. A database that
+cannot be reached (see db.unreachable) answers UNAVAILABLE with RetryInfo, not INTERNAL.
+
 A unary handler may return its response already serialized (`bytes`), for example from a
 cache that keeps messages serialized; it is sent as it is.
 """
@@ -23,10 +29,13 @@ from typing import Any
 import grpc
 import structlog
 
-from nudgelib import calls
+from nudgelib import calls, db
 from nudgelib.accounts import INTERNAL, KeyCache, Principal, Scope
-from nudgelib.errors import NudgeError, PermissionDenied, Unauthenticated, Unimplemented, internal_status
+from nudgelib.errors import (
+    InvalidArgument, NudgeError, PermissionDenied, Unauthenticated, Unavailable, Unimplemented, internal_status,
+)
 from nudgelib.metrics import RpcMetrics
+from nudgelib.request_checks import Refused, RequestDoor
 
 log = structlog.get_logger(__name__)
 
@@ -73,10 +82,12 @@ class Authenticator:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator, policy: AccessPolicy, metrics: RpcMetrics) -> None:
+    def __init__(self, authenticator: Authenticator, policy: AccessPolicy, metrics: RpcMetrics,
+                 door: RequestDoor | None = None) -> None:
         self._auth = authenticator
         self._policy = policy
         self._metrics = metrics
+        self._door = door or RequestDoor()
         self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
@@ -107,6 +118,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         """Aborts the call with the right status; returns the code name for metrics."""
         if isinstance(exc, NotImplementedError):
             exc = Unimplemented(f"{method.rsplit('/', 1)[-1]} is not implemented yet")
+        elif not isinstance(exc, NudgeError) and db.unreachable(exc):
+            log.warning("database_unreachable", error=f"{type(exc).__name__}: {exc}")
+            exc = Unavailable("the database is not reachable right now; retry shortly")
         if isinstance(exc, NudgeError):
             if exc.code is not grpc.StatusCode.INVALID_ARGUMENT:
                 log.info("rpc_refused", code=exc.code.name, error=exc.message)
@@ -124,6 +138,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 return "OK"
             if isinstance(exc, NudgeError):
                 return exc.code.name
+            if isinstance(exc, Exception) and db.unreachable(exc):
+                return "UNAVAILABLE"
             if isinstance(exc, NotImplementedError):
                 return "UNIMPLEMENTED"
             if isinstance(exc, asyncio.CancelledError):
@@ -133,6 +149,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 return code.name
             return "INTERNAL"
 
+        deserializer = handler.request_deserializer
+        if deserializer is not None:
+            deserializer = self._door.deserializer(deserializer)
+
         if handler.unary_unary or handler.stream_unary:
             inner = handler.unary_unary or handler.stream_unary
 
@@ -141,6 +161,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 error: BaseException | None = None
                 try:
                     await self._enter(method, context)
+                    if handler.unary_unary:
+                        if type(request) is Refused:
+                            raise InvalidArgument(request.violations)
+                    else:
+                        request = _checked(request)
                     return await inner(request, context)
                 except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
                     error = exc
@@ -153,8 +178,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
             serializer = _sends_bytes_as_they_are(handler.response_serializer)
             if handler.unary_unary:
-                return handler._replace(unary_unary=unary_response, response_serializer=serializer)
-            return handler._replace(stream_unary=unary_response, response_serializer=serializer)
+                return handler._replace(unary_unary=unary_response, response_serializer=serializer,
+                                        request_deserializer=deserializer)
+            return handler._replace(stream_unary=unary_response, response_serializer=serializer,
+                                    request_deserializer=deserializer)
 
         inner_stream = handler.unary_stream or handler.stream_stream
 
@@ -163,6 +190,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             error: BaseException | None = None
             try:
                 await self._enter(method, context)
+                if handler.unary_stream:
+                    if type(request) is Refused:
+                        raise InvalidArgument(request.violations)
+                else:
+                    request = _checked(request)
                 async for item in inner_stream(request, context):
                     yield item
             except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit) as exc:
@@ -175,8 +207,17 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 metrics.observe(short, code_of(error, context), time.perf_counter() - start)
 
         if handler.unary_stream:
-            return handler._replace(unary_stream=stream_response)
-        return handler._replace(stream_stream=stream_response)
+            return handler._replace(unary_stream=stream_response, request_deserializer=deserializer)
+        return handler._replace(stream_stream=stream_response, request_deserializer=deserializer)
+
+
+async def _checked(requests):
+    """A request stream whose first refused message ends the call with INVALID_ARGUMENT (the
+    error rises out of the handler's `async for`)."""
+    async for request in requests:
+        if type(request) is Refused:
+            raise InvalidArgument(request.violations)
+        yield request
 
 
 def _sends_bytes_as_they_are(serialize):
