@@ -143,6 +143,8 @@ def error_of_code(code: int, message: str) -> NudgeError:
     """A NudgeError answering with the status another service gave (by google.rpc.Code
     value), for errors that travel inside a response rather than as the call's status."""
     status = _BY_CODE.get(code, grpc.StatusCode.INTERNAL)
+    if status is grpc.StatusCode.UNAVAILABLE:
+        return Unavailable(message)  # with its retry advice
     error = NudgeError(message)
     error.code, error.reason = status, status.name
     return error

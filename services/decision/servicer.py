@@ -15,6 +15,7 @@ from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grp
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.decision.v1 import decision_service_pb2_grpc as pb_grpc
 from nudgelib.calls import current_app_id
+from nudgelib.db import unreachable
 from nudgelib.errors import Aborted, InvalidArgument, NotFound, NudgeError
 from nudgelib.pagination import page_size
 from nudgelib.protoconv import to_datetime
@@ -151,7 +152,10 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
             return internal_pb.DecideResult(response=await self._decide(request, prefix))
         except NudgeError as exc:
             return internal_pb.DecideResult(error=internal_pb.DecideError(code=exc.code.value[0], message=exc.message))
-        except Exception:  # noqa: BLE001 - one request's bug must not fail the batch
+        except Exception as exc:  # noqa: BLE001 - one request's bug must not fail the batch
+            if unreachable(exc):  # the database is away: the caller retries (as the interceptor says)
+                return internal_pb.DecideResult(error=internal_pb.DecideError(
+                    code=grpc.StatusCode.UNAVAILABLE.value[0], message="the database is not reachable; retry shortly"))
             log.exception("decide_failed", user_id=request.user_id)
             return internal_pb.DecideResult(error=internal_pb.DecideError(
                 code=grpc.StatusCode.INTERNAL.value[0], message="internal error"))
