@@ -100,6 +100,13 @@ def unreachable(exc: BaseException) -> bool:
     return False
 
 
+def bad_value(exc: BaseException) -> bool:
+    """Whether `exc` is PostgreSQL (or asyncpg's encoder) refusing a value: a number past its
+    column's type, text it cannot hold (SQLSTATE class 22). Validation should have stopped the
+    value at the door; when it did not, the caller still sent it, so it hears INVALID_ARGUMENT."""
+    return isinstance(exc, asyncpg.DataError)
+
+
 class Probe:
     """Answers whether the database is up, on a connection of its own: a probe through the
     pool would wait behind busy connections and report a loaded database as down. A failed

@@ -121,6 +121,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         elif not isinstance(exc, NudgeError) and db.unreachable(exc):
             log.warning("database_unreachable", error=f"{type(exc).__name__}: {exc}")
             exc = Unavailable("the database is not reachable right now; retry shortly")
+        elif not isinstance(exc, NudgeError) and db.bad_value(exc):
+            # A value the door let through: logged as the gap it is, answered as bad input.
+            log.warning("value_refused_by_database", exc_info=exc)
+            exc = InvalidArgument.field("", f"a value is outside what can be stored: {exc}")
         if isinstance(exc, NudgeError):
             if exc.code is not grpc.StatusCode.INVALID_ARGUMENT:
                 log.info("rpc_refused", code=exc.code.name, error=exc.message)
@@ -140,6 +144,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 return exc.code.name
             if isinstance(exc, Exception) and db.unreachable(exc):
                 return "UNAVAILABLE"
+            if isinstance(exc, Exception) and db.bad_value(exc):
+                return "INVALID_ARGUMENT"
             if isinstance(exc, NotImplementedError):
                 return "UNIMPLEMENTED"
             if isinstance(exc, asyncio.CancelledError):

@@ -161,6 +161,8 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
                 code=grpc.StatusCode.INTERNAL.value[0], message="internal error"))
 
     async def _decide(self, request: internal_pb.DecideRequest, prefix: str) -> internal_pb.DecideResponse:
+        if not request.app_id:  # else segmentation refuses the context lookup, an INTERNAL here
+            raise InvalidArgument.field(f"{prefix}app_id", "is required")
         if not request.user_id:
             raise InvalidArgument.field(f"{prefix}user_id", "is required")
         limit = min(request.limit or 1, MAX_PULL)
