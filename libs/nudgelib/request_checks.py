@@ -126,27 +126,42 @@ class RequestDoor:
         return plan
 
     def _walk(self, message: Any, prefix: str, out: list[FieldViolation]) -> None:
+        # The common cases (a string, a single message, an enum) are inline and paths are
+        # only formatted for a violation: this runs for every item of every internal batch.
+        plans = self._plans
         for fd, value in message.ListFields():
-            kind, name, repeated, extra = self._plan(fd)
+            kind, name, repeated, extra = plans.get(fd) or self._plan(fd)
             if kind == _SKIP:
                 continue
-            path = prefix + name
-            if kind == _MAP:
+            if not repeated:
+                if kind == _STRING:
+                    if "\x00" in value:
+                        out.append(FieldViolation(prefix + name, "holds a NUL character"))
+                elif kind == _MESSAGE:
+                    self._walk(value, f"{prefix}{name}.", out)
+                elif kind == _ENUM:
+                    if value not in extra[0]:
+                        out.append(FieldViolation(prefix + name, f"{value} is not a value of {extra[1]}"))
+                else:
+                    self._one(kind, extra, value, prefix + name, out)
+            elif kind == _MAP:
                 key_plan, value_plan = extra
                 for key in value:
-                    here = f"{path}[{key!r}]"
+                    here = f"{prefix}{name}[{key!r}]"
                     if key_plan[0] == _STRING and "\x00" in key:
                         out.append(FieldViolation(here, "the key holds a NUL character"))
                     self._one(value_plan[0], value_plan[3], value[key], here, out)
                     if len(out) >= MAX_VIOLATIONS:
                         return
-            elif repeated:
+            elif kind == _STRING:
                 for i, item in enumerate(value):
-                    self._one(kind, extra, item, f"{path}[{i}]", out)
+                    if "\x00" in item:
+                        out.append(FieldViolation(f"{prefix}{name}[{i}]", "holds a NUL character"))
+            else:
+                for i, item in enumerate(value):
+                    self._one(kind, extra, item, f"{prefix}{name}[{i}]", out)
                     if len(out) >= MAX_VIOLATIONS:
                         return
-            else:
-                self._one(kind, extra, value, path, out)
             if len(out) >= MAX_VIOLATIONS:
                 return
 
@@ -172,12 +187,16 @@ class RequestDoor:
 
 def _struct_nul(struct: Any) -> str | None:
     """Where a key or string of a Struct holds NUL (`["a"]["b"]`), or None."""
-    fields = struct.fields
-    for key in fields:
+    for key, value in struct.fields.items():
         if "\x00" in key:
             return f"[{key!r}]"
-        if (where := _value_nul(fields[key])) is not None:
-            return f"[{key!r}]{where}"
+        kind = value.WhichOneof("kind")
+        if kind == "string_value":
+            if "\x00" in value.string_value:
+                return f"[{key!r}]"
+        elif kind == "struct_value" or kind == "list_value":
+            if (where := _value_nul(value)) is not None:
+                return f"[{key!r}]{where}"
     return None
 
 
