@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import random
 import time
 from collections.abc import Mapping
@@ -93,12 +94,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(OPEN_PREFIXES):
+        if handler is None:
             return handler
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = self._wrap(method, handler)
+        wrapped = self._wrap(method, handler, open_method=method.startswith(OPEN_PREFIXES))
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
@@ -133,9 +134,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         await context.abort_with_status(internal_status())
         return "INTERNAL"  # not reached: abort raises
 
-    def _wrap(self, method: str, handler):
+    def _wrap(self, method: str, handler, open_method: bool = False):
+        """The handler with the door's decoding, authentication, error mapping and metrics.
+        Open methods (health, reflection) get only the decoding and error mapping."""
         short = method.rsplit("/", 1)[-1]
-        metrics = self._metrics
+        metrics = self._metrics if not open_method else None
+        enter = self._enter if not open_method else _no_entry
 
         def code_of(exc: BaseException | None, context: grpc.aio.ServicerContext) -> str:
             if exc is None:
@@ -159,20 +163,28 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         if deserializer is not None:
             deserializer = self._door.deserializer(deserializer)
 
-        if handler.unary_unary or handler.stream_unary:
-            inner = handler.unary_unary or handler.stream_unary
+        def admitted(request):
+            """The request as the handler takes it; a refused one raises INVALID_ARGUMENT."""
+            if handler.request_streaming:
+                return _checked(request)
+            if type(request) is Refused:
+                raise InvalidArgument(request.violations)
+            return request
 
-            async def unary_response(request, context):
+        field = {(False, False): "unary_unary", (True, False): "stream_unary",
+                 (False, True): "unary_stream", (True, True): "stream_stream"}[
+            (handler.request_streaming, handler.response_streaming)]
+        inner = getattr(handler, field)
+
+        # A handler that returns (a unary response, or a stream it writes with context.write
+        # as grpc's health Watch does) is wrapped by a coroutine; one that yields, by a generator.
+        if not inspect.isasyncgenfunction(inner):
+            async def returning(request, context):
                 start = time.perf_counter()
                 error: BaseException | None = None
                 try:
-                    await self._enter(method, context)
-                    if handler.unary_unary:
-                        if type(request) is Refused:
-                            raise InvalidArgument(request.violations)
-                    else:
-                        request = _checked(request)
-                    return await inner(request, context)
+                    await enter(method, context)
+                    return await inner(admitted(request), context)
                 except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
                     error = exc
                     raise
@@ -180,28 +192,20 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     error = exc
                     await self._fail(method, context, exc)
                 finally:
-                    metrics.observe(short, code_of(error, context), time.perf_counter() - start)
+                    if metrics is not None:
+                        metrics.observe(short, code_of(error, context), time.perf_counter() - start)
 
-            serializer = _sends_bytes_as_they_are(handler.response_serializer)
-            if handler.unary_unary:
-                return handler._replace(unary_unary=unary_response, response_serializer=serializer,
-                                        request_deserializer=deserializer)
-            return handler._replace(stream_unary=unary_response, response_serializer=serializer,
-                                    request_deserializer=deserializer)
+            changes = {field: returning, "request_deserializer": deserializer}
+            if not handler.response_streaming:
+                changes["response_serializer"] = _sends_bytes_as_they_are(handler.response_serializer)
+            return handler._replace(**changes)
 
-        inner_stream = handler.unary_stream or handler.stream_stream
-
-        async def stream_response(request, context):
+        async def yielding(request, context):
             start = time.perf_counter()
             error: BaseException | None = None
             try:
-                await self._enter(method, context)
-                if handler.unary_stream:
-                    if type(request) is Refused:
-                        raise InvalidArgument(request.violations)
-                else:
-                    request = _checked(request)
-                async for item in inner_stream(request, context):
+                await enter(method, context)
+                async for item in inner(admitted(request), context):
                     yield item
             except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit) as exc:
                 error = exc if not isinstance(exc, GeneratorExit) else asyncio.CancelledError()
@@ -210,11 +214,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 error = exc
                 await self._fail(method, context, exc)
             finally:
-                metrics.observe(short, code_of(error, context), time.perf_counter() - start)
+                if metrics is not None:
+                    metrics.observe(short, code_of(error, context), time.perf_counter() - start)
 
-        if handler.unary_stream:
-            return handler._replace(unary_stream=stream_response, request_deserializer=deserializer)
-        return handler._replace(stream_stream=stream_response, request_deserializer=deserializer)
+        return handler._replace(**{field: yielding, "request_deserializer": deserializer})
+
+
+async def _no_entry(method: str, context: grpc.aio.ServicerContext) -> None:
+    """What an open method needs before its handler: nothing (probes and discovery need no key)."""
 
 
 async def _checked(requests):
