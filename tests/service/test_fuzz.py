@@ -30,7 +30,7 @@ from google.protobuf import descriptor as _d
 from google.protobuf import descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import INTERNAL_TOKEN, start_stack
+from tests.conftest import INTERNAL_TOKEN, prepare_database, start_stack
 from tests.helpers import create_app
 
 SEED = int(os.environ.get("NUDGE_FUZZ_SEED", "1311"))
@@ -201,16 +201,26 @@ async def call(channel: grpc.aio.Channel, method, raw: bytes, metadata) -> tuple
 
 
 @pytest.fixture
-async def own_stack(database_url):
+async def fuzz_database(database_url) -> str:
+    """A database of its own on the session's server: what the fuzz stores (events of made-up
+    apps, outbox rows, announcements) never reaches the other tests' services."""
+    base, _, query = database_url.partition("?")
+    url = f"{base.rsplit('/', 1)[0]}/nudge_fuzz" + (f"?{query}" if query else "")
+    await prepare_database(url)
+    return url
+
+
+@pytest.fixture
+async def own_stack(fuzz_database):
     # A stack of its own: a crash here must not take down the session's services.
-    stack = await start_stack(database_url)
+    stack = await start_stack(fuzz_database)
     yield stack
     await stack.stop()
 
 
-async def test_random_and_mutated_requests_get_only_answers_a_client_can_act_on(own_stack, database_url):
+async def test_random_and_mutated_requests_get_only_answers_a_client_can_act_on(own_stack, fuzz_database):
     stack = own_stack
-    app = await create_app(database_url)
+    app = await create_app(fuzz_database)
     rng = random.Random(SEED)
     gen = Generator(rng, ["", app.id, "u1", "u2", "seg_0", "cmp_0", "msg_0", "A", "B", "open", "purchase",
                           "session_start", "en", "fr-FR", "Europe/Paris", "UTC", "4.10.2", "x" * 300,
