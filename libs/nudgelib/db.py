@@ -73,6 +73,66 @@ class HeldConnection:
             await self._pool.release(conn)
 
 
+# What a lost or restarting database raises, rather than a bug: the socket refused or gone
+# (OSError), a connection closed under a query (class 08), the server shutting down,
+# crashed, still starting ("cannot connect now") or out of connections (57P01-03, 53300), and
+# a wait on the pool or a statement cut short (TimeoutError, 57014).
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the database cannot be reached right now, so the
+    caller should hear UNAVAILABLE and retry, not INTERNAL."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, _UNREACHABLE):
+            return True
+        if isinstance(exc, asyncpg.InterfaceError) and ("closed" in str(exc) or "closing" in str(exc)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def bad_value(exc: BaseException) -> bool:
+    """Whether `exc` is PostgreSQL (or asyncpg's encoder) refusing a value: a number past its
+    column's type, text it cannot hold (SQLSTATE class 22). Validation should have stopped the
+    value at the door; when it did not, the caller still sent it, so it hears INVALID_ARGUMENT."""
+    return isinstance(exc, asyncpg.DataError)
+
+
+class Probe:
+    """Answers whether the database is up, on a connection of its own: a probe through the
+    pool would wait behind busy connections and report a loaded database as down. A failed
+    check drops the connection; the next one connects again."""
+
+    def __init__(self, url: str, timeout: float = 0.5) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._conn: asyncpg.Connection | None = None
+
+    async def check(self) -> bool:
+        try:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(self._url, timeout=self._timeout)
+            await self._conn.fetchval("SELECT 1", timeout=self._timeout)
+            return True
+        except Exception:  # noqa: BLE001 - any failure means the database is not answering
+            await self.close()
+            return False
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
+
+
 async def wait_for_database(url: str, timeout: float = 30.0) -> None:
     """Retries connecting until the database answers, so services may start before it."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -98,10 +98,17 @@ class PermissionDenied(NudgeError):
 
 
 class Unavailable(NudgeError):
-    """A dependency is down; the caller may retry."""
+    """A dependency is down; the caller may retry, after `retry_after_seconds` (RetryInfo)."""
 
     code = grpc.StatusCode.UNAVAILABLE
     reason = "UNAVAILABLE"
+
+    def __init__(self, message: str, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def details(self) -> list[any_pb2.Any]:
+        return super().details() + [_retry_info(self.retry_after_seconds)]
 
 
 class Unimplemented(NudgeError):
@@ -118,11 +125,15 @@ class ResourceExhausted(NudgeError):
         self.retry_after_seconds = retry_after_seconds
 
     def details(self) -> list[any_pb2.Any]:
-        delay = duration_pb2.Duration()
-        delay.FromMilliseconds(int(self.retry_after_seconds * 1000))
-        packed = any_pb2.Any()
-        packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-        return super().details() + [packed]
+        return super().details() + [_retry_info(self.retry_after_seconds)]
+
+
+def _retry_info(seconds: float) -> any_pb2.Any:
+    delay = duration_pb2.Duration()
+    delay.FromMilliseconds(int(seconds * 1000))
+    packed = any_pb2.Any()
+    packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    return packed
 
 
 _BY_CODE = {c.value[0]: c for c in grpc.StatusCode}
@@ -132,6 +143,8 @@ def error_of_code(code: int, message: str) -> NudgeError:
     """A NudgeError answering with the status another service gave (by google.rpc.Code
     value), for errors that travel inside a response rather than as the call's status."""
     status = _BY_CODE.get(code, grpc.StatusCode.INTERNAL)
+    if status is grpc.StatusCode.UNAVAILABLE:
+        return Unavailable(message)  # with its retry advice
     error = NudgeError(message)
     error.code, error.reason = status, status.name
     return error

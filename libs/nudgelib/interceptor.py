@@ -7,6 +7,12 @@ records RPC count and latency by method and status code.
 grpc.aio runs each call in a task of its own, with its own copy of the context variables, so
 what a call binds ends with it: nothing is unbound.
 
+Requests are decoded through nudgelib.request_checks: bytes that do not parse, NUL in strings,
+out-of-range Timestamps and Durations and undefined enum values answer INVALID_ARGUMENT naming
+the field (after authentication, so an unknown caller learns nothing about the API), and
+grpc's own answer for a request it could not decode (UNKNOWN) is never seen. A database that
+cannot be reached (see db.unreachable) answers UNAVAILABLE with RetryInfo, not INTERNAL.
+
 A unary handler may return its response already serialized (`bytes`), for example from a
 cache that keeps messages serialized; it is sent as it is.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import random
 import time
 from collections.abc import Mapping
@@ -23,10 +30,13 @@ from typing import Any
 import grpc
 import structlog
 
-from nudgelib import calls
+from nudgelib import calls, db
 from nudgelib.accounts import INTERNAL, KeyCache, Principal, Scope
-from nudgelib.errors import NudgeError, PermissionDenied, Unauthenticated, Unimplemented, internal_status
+from nudgelib.errors import (
+    InvalidArgument, NudgeError, PermissionDenied, Unauthenticated, Unavailable, Unimplemented, internal_status,
+)
 from nudgelib.metrics import RpcMetrics
+from nudgelib.request_checks import Refused, RequestDoor
 
 log = structlog.get_logger(__name__)
 
@@ -73,21 +83,23 @@ class Authenticator:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator, policy: AccessPolicy, metrics: RpcMetrics) -> None:
+    def __init__(self, authenticator: Authenticator, policy: AccessPolicy, metrics: RpcMetrics,
+                 door: RequestDoor | None = None) -> None:
         self._auth = authenticator
         self._policy = policy
         self._metrics = metrics
+        self._door = door or RequestDoor()
         self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(OPEN_PREFIXES):
+        if handler is None:
             return handler
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = self._wrap(method, handler)
+        wrapped = self._wrap(method, handler, open_method=method.startswith(OPEN_PREFIXES))
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
@@ -107,6 +119,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         """Aborts the call with the right status; returns the code name for metrics."""
         if isinstance(exc, NotImplementedError):
             exc = Unimplemented(f"{method.rsplit('/', 1)[-1]} is not implemented yet")
+        elif not isinstance(exc, NudgeError) and db.unreachable(exc):
+            log.warning("database_unreachable", error=f"{type(exc).__name__}: {exc}")
+            exc = Unavailable("the database is not reachable right now; retry shortly")
+        elif not isinstance(exc, NudgeError) and db.bad_value(exc):
+            # A value the door let through: logged as the gap it is, answered as bad input.
+            log.warning("value_refused_by_database", exc_info=exc)
+            exc = InvalidArgument.field("", f"a value is outside what can be stored: {exc}")
         if isinstance(exc, NudgeError):
             if exc.code is not grpc.StatusCode.INVALID_ARGUMENT:
                 log.info("rpc_refused", code=exc.code.name, error=exc.message)
@@ -115,15 +134,22 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         await context.abort_with_status(internal_status())
         return "INTERNAL"  # not reached: abort raises
 
-    def _wrap(self, method: str, handler):
+    def _wrap(self, method: str, handler, open_method: bool = False):
+        """The handler with the door's decoding, authentication, error mapping and metrics.
+        Open methods (health, reflection) get only the decoding and error mapping."""
         short = method.rsplit("/", 1)[-1]
-        metrics = self._metrics
+        metrics = self._metrics if not open_method else None
+        enter = self._enter if not open_method else _no_entry
 
         def code_of(exc: BaseException | None, context: grpc.aio.ServicerContext) -> str:
             if exc is None:
                 return "OK"
             if isinstance(exc, NudgeError):
                 return exc.code.name
+            if isinstance(exc, Exception) and db.unreachable(exc):
+                return "UNAVAILABLE"
+            if isinstance(exc, Exception) and db.bad_value(exc):
+                return "INVALID_ARGUMENT"
             if isinstance(exc, NotImplementedError):
                 return "UNIMPLEMENTED"
             if isinstance(exc, asyncio.CancelledError):
@@ -133,15 +159,32 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 return code.name
             return "INTERNAL"
 
-        if handler.unary_unary or handler.stream_unary:
-            inner = handler.unary_unary or handler.stream_unary
+        deserializer = handler.request_deserializer
+        if deserializer is not None:
+            deserializer = self._door.deserializer(deserializer)
 
-            async def unary_response(request, context):
+        def admitted(request):
+            """The request as the handler takes it; a refused one raises INVALID_ARGUMENT."""
+            if handler.request_streaming:
+                return _checked(request)
+            if type(request) is Refused:
+                raise InvalidArgument(request.violations)
+            return request
+
+        field = {(False, False): "unary_unary", (True, False): "stream_unary",
+                 (False, True): "unary_stream", (True, True): "stream_stream"}[
+            (handler.request_streaming, handler.response_streaming)]
+        inner = getattr(handler, field)
+
+        # A handler that returns (a unary response, or a stream it writes with context.write
+        # as grpc's health Watch does) is wrapped by a coroutine; one that yields, by a generator.
+        if not inspect.isasyncgenfunction(inner):
+            async def returning(request, context):
                 start = time.perf_counter()
                 error: BaseException | None = None
                 try:
-                    await self._enter(method, context)
-                    return await inner(request, context)
+                    await enter(method, context)
+                    return await inner(admitted(request), context)
                 except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
                     error = exc
                     raise
@@ -149,21 +192,20 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     error = exc
                     await self._fail(method, context, exc)
                 finally:
-                    metrics.observe(short, code_of(error, context), time.perf_counter() - start)
+                    if metrics is not None:
+                        metrics.observe(short, code_of(error, context), time.perf_counter() - start)
 
-            serializer = _sends_bytes_as_they_are(handler.response_serializer)
-            if handler.unary_unary:
-                return handler._replace(unary_unary=unary_response, response_serializer=serializer)
-            return handler._replace(stream_unary=unary_response, response_serializer=serializer)
+            changes = {field: returning, "request_deserializer": deserializer}
+            if not handler.response_streaming:
+                changes["response_serializer"] = _sends_bytes_as_they_are(handler.response_serializer)
+            return handler._replace(**changes)
 
-        inner_stream = handler.unary_stream or handler.stream_stream
-
-        async def stream_response(request, context):
+        async def yielding(request, context):
             start = time.perf_counter()
             error: BaseException | None = None
             try:
-                await self._enter(method, context)
-                async for item in inner_stream(request, context):
+                await enter(method, context)
+                async for item in inner(admitted(request), context):
                     yield item
             except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit) as exc:
                 error = exc if not isinstance(exc, GeneratorExit) else asyncio.CancelledError()
@@ -172,11 +214,23 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 error = exc
                 await self._fail(method, context, exc)
             finally:
-                metrics.observe(short, code_of(error, context), time.perf_counter() - start)
+                if metrics is not None:
+                    metrics.observe(short, code_of(error, context), time.perf_counter() - start)
 
-        if handler.unary_stream:
-            return handler._replace(unary_stream=stream_response)
-        return handler._replace(stream_stream=stream_response)
+        return handler._replace(**{field: yielding, "request_deserializer": deserializer})
+
+
+async def _no_entry(method: str, context: grpc.aio.ServicerContext) -> None:
+    """What an open method needs before its handler: nothing (probes and discovery need no key)."""
+
+
+async def _checked(requests):
+    """A request stream whose first refused message ends the call with INVALID_ARGUMENT (the
+    error rises out of the handler's `async for`)."""
+    async for request in requests:
+        if type(request) is Refused:
+            raise InvalidArgument(request.violations)
+        yield request
 
 
 def _sends_bytes_as_they_are(serialize):

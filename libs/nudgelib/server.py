@@ -36,6 +36,7 @@ from nudgelib.loops import Loop
 from nudgelib.config import ConfigError, ServiceSettings, load_or_exit
 from nudgelib.interceptor import AccessPolicy, Authenticator, ServerInterceptor
 from nudgelib.metrics import RpcMetrics, serve_metrics
+from nudgelib.request_checks import RequestDoor
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +67,9 @@ class ServiceSpec:
     wire: Callable[["ServiceHost", Any], Awaitable[None]]
     # The peers it calls, by service name.
     peers: tuple[str, ...] = ()
+    # Message types (full names) whose items the service validates one by one, answering
+    # partial success; the generic request checks leave them to it (nudgelib.request_checks).
+    per_item: tuple[str, ...] = ()
 
     @property
     def schema(self) -> str:
@@ -155,7 +159,8 @@ class ServiceHost:
 
         metrics = RpcMetrics(self.spec.name, self.registry)
         self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(Authenticator(keys, s.internal_token), self.spec.policy, metrics)],
+            interceptors=[ServerInterceptor(Authenticator(keys, s.internal_token), self.spec.policy, metrics,
+                                            RequestDoor(self.spec.per_item))],
             options=SERVER_OPTIONS,
         )
         self.health = HealthServicer()
@@ -195,17 +200,17 @@ class ServiceHost:
         for name in ("", *self.spec.service_names):
             await self.health.set(name, status)
 
-    def _database_watch(self, interval: float = 5.0) -> Loop:
-        """Reports NOT_SERVING while the database does not answer, SERVING when it is back."""
+    def _database_watch(self, interval: float = 0.2, timeout: float = 0.5) -> Loop:
+        """Reports NOT_SERVING while the database does not answer, SERVING when it is back:
+        within interval + timeout (under a second) either way. The probe has a connection
+        of its own, so a busy pool never reads as a lost database."""
         serving = True
+        probe = db.Probe(self.settings.database_url, timeout)
+        self.on_close(probe.close)
 
         async def check() -> None:
             nonlocal serving
-            try:
-                await self.pool.fetchval("SELECT 1", timeout=2)
-                ok = True
-            except Exception:  # noqa: BLE001 - any failure means not ready
-                ok = False
+            ok = await probe.check()
             if ok != serving:
                 serving = ok
                 log.warning("database_health_changed", serving=ok)

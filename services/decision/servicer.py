@@ -19,6 +19,7 @@ from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_pb
 from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_grpc
 from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
+from nudgelib.db import unreachable
 from nudgelib.errors import Aborted, FieldViolation, InvalidArgument, NotFound, NudgeError, Unavailable
 from nudgelib.pagination import page_size
 from nudgelib.protoconv import to_datetime
@@ -202,12 +203,17 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
             return internal_pb.DecideResult(response=await self._decide(request, prefix))
         except NudgeError as exc:
             return internal_pb.DecideResult(error=internal_pb.DecideError(code=exc.code.value[0], message=exc.message))
-        except Exception:  # noqa: BLE001 - one request's bug must not fail the batch
+        except Exception as exc:  # noqa: BLE001 - one request's bug must not fail the batch
+            if unreachable(exc):  # the database is away: the caller retries (as the interceptor says)
+                return internal_pb.DecideResult(error=internal_pb.DecideError(
+                    code=grpc.StatusCode.UNAVAILABLE.value[0], message="the database is not reachable; retry shortly"))
             log.exception("decide_failed", user_id=request.user_id)
             return internal_pb.DecideResult(error=internal_pb.DecideError(
                 code=grpc.StatusCode.INTERNAL.value[0], message="internal error"))
 
     async def _decide(self, request: internal_pb.DecideRequest, prefix: str) -> internal_pb.DecideResponse:
+        if not request.app_id:  # else segmentation refuses the context lookup, an INTERNAL here
+            raise InvalidArgument.field(f"{prefix}app_id", "is required")
         if not request.user_id:
             raise InvalidArgument.field(f"{prefix}user_id", "is required")
         limit = min(request.limit or 1, MAX_PULL)

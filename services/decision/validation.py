@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
@@ -10,13 +11,57 @@ from nudgelib import filters, templates
 from nudgelib.violations import FieldViolation
 from nudgelib.names import EVENT_NAME_RULE, is_event_name
 from nudgelib.versions import parse_version
-from nudgelib.protoconv import to_timedelta
+from nudgelib.protoconv import to_datetime, to_timedelta
 
 MAX_NAME = 200
 ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 COLOR_RE = re.compile(r"^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")
 MINUTES_PER_DAY = 24 * 60
 MAX_EXCEPTION_EVENTS = 20
+
+# Supported ranges of what an operator sets (the proto and the README say the same). Each keeps
+# the instants derived from it (due, expiry, a cap's window) far inside what datetime and
+# PostgreSQL hold, and each count inside PostgreSQL's integer.
+MAX_DELAY = timedelta(days=365)
+MAX_TTL = timedelta(days=365)
+MAX_CONVERSION_DEADLINE = timedelta(days=365)
+MAX_REELIGIBILITY = timedelta(days=3650)
+MAX_ROLLING = timedelta(days=365)
+MAX_CALENDAR_DAYS = 365
+MAX_CALENDAR_WEEKS = 52
+MAX_LIFETIME = 1_000_000
+MAX_CAP_MESSAGES = 1_000_000
+MAX_WEIGHT = 1_000_000
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME = datetime(3000, 1, 1, tzinfo=timezone.utc)
+STATUSES = frozenset(pb.CampaignStatus.values())
+DELIVERY_MODES = frozenset(pb.DeliveryMode.values())
+PLATFORMS = frozenset(common_pb2.Platform.values())
+
+
+def _duration(d, path: str, maximum: timedelta, positive: bool = False) -> list[FieldViolation]:
+    """A duration within [0, maximum] (or (0, maximum] when `positive`)."""
+    value = to_timedelta(d)
+    if value < timedelta(0) or (positive and value == timedelta(0)):
+        return [FieldViolation(path, "must be positive" if positive else "must not be negative")]
+    if value > maximum:
+        return [FieldViolation(path, f"must be at most {maximum.days} days")]
+    return []
+
+
+def _count(value: int, path: str, maximum: int, minimum: int = 0) -> list[FieldViolation]:
+    if value < minimum:
+        return [FieldViolation(path, "must be positive")]
+    if value > maximum:
+        return [FieldViolation(path, f"must be at most {maximum:,}")]
+    return []
+
+
+def _instant(ts, path: str) -> list[FieldViolation]:
+    at = to_datetime(ts)
+    if not EARLIEST_TIME <= at < LATEST_TIME:
+        return [FieldViolation(path, "must be from 2000-01-01T00:00:00Z to before 3000-01-01T00:00:00Z")]
+    return []
 
 
 def _content(c: common_pb2.MessageContent, path: str) -> list[FieldViolation]:
@@ -68,8 +113,7 @@ def _trigger(t: pb.Trigger, path: str) -> list[FieldViolation]:
     elif source == "segment_entered_id" and t.property_filters:
         out.append(FieldViolation(f"{path}.property_filters", "only event triggers have property filters"))
     out += filters.validate(t.property_filters, f"{path}.property_filters")
-    if to_timedelta(t.delay).total_seconds() < 0:
-        out.append(FieldViolation(f"{path}.delay", "must not be negative"))
+    out += _duration(t.delay, f"{path}.delay", MAX_DELAY)
     if len(t.exception_events) > MAX_EXCEPTION_EVENTS:
         out.append(FieldViolation(f"{path}.exception_events", f"at most {MAX_EXCEPTION_EVENTS}"))
     for j, x in enumerate(t.exception_events):
@@ -98,10 +142,20 @@ def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldVio
         out.append(FieldViolation(f"{path}.name", "is required"))
     elif len(c.name) > MAX_NAME:
         out.append(FieldViolation(f"{path}.name", f"is longer than {MAX_NAME} characters"))
-    if c.HasField("start_time") and c.HasField("end_time") and c.end_time.ToDatetime() <= c.start_time.ToDatetime():
+    bounds = [(name, getattr(c, name)) for name in ("start_time", "end_time") if c.HasField(name)]
+    for name, ts in bounds:
+        out += _instant(ts, f"{path}.{name}")
+    if len(bounds) == 2 and to_datetime(c.end_time) <= to_datetime(c.start_time):
         out.append(FieldViolation(f"{path}.end_time", "must be after start_time"))
+    if c.status not in STATUSES:
+        out.append(FieldViolation(f"{path}.status", f"{c.status} is not a CampaignStatus"))
     if c.delivery_mode == pb.DELIVERY_MODE_UNSPECIFIED:
         out.append(FieldViolation(f"{path}.delivery_mode", "is required"))
+    elif c.delivery_mode not in DELIVERY_MODES:
+        out.append(FieldViolation(f"{path}.delivery_mode", f"{c.delivery_mode} is not a DeliveryMode"))
+    for i, platform in enumerate(c.audience.platforms):
+        if platform not in PLATFORMS:
+            out.append(FieldViolation(f"{path}.audience.platforms[{i}]", f"{platform} is not a Platform"))
     if c.delivery_mode == pb.DELIVERY_MODE_TRIGGERED and not c.triggers:
         out.append(FieldViolation(f"{path}.triggers", "a triggered campaign needs at least one trigger"))
     if c.delivery_mode == pb.DELIVERY_MODE_ON_REQUEST and c.triggers:
@@ -116,6 +170,7 @@ def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldVio
         out += _unique_id(v.id, variant_ids, f"{vp}.id", "variant")
         if len(c.variants) > 1 and v.weight == 0:
             out.append(FieldViolation(f"{vp}.weight", "must be positive when there are several variants"))
+        out += _count(v.weight, f"{vp}.weight", MAX_WEIGHT)
         if not v.contents:
             out.append(FieldViolation(f"{vp}.contents", "needs content in at least one locale"))
         locales = [lc.locale for lc in v.contents]
@@ -133,10 +188,12 @@ def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldVio
             out.append(FieldViolation(f"{path}.audience.{bound}", "must be dotted numbers, e.g. 4.10.2"))
     if c.HasField("send_window"):
         out += window_violations(c.send_window, f"{path}.send_window")
-    if to_timedelta(c.message_ttl).total_seconds() < 0:
-        out.append(FieldViolation(f"{path}.message_ttl", "must not be negative"))
-    if c.HasField("conversion") and c.conversion.event_names and to_timedelta(c.conversion.deadline).total_seconds() <= 0:
-        out.append(FieldViolation(f"{path}.conversion.deadline", "must be positive"))
+    out += _count(c.control_weight, f"{path}.control_weight", MAX_WEIGHT)
+    out += _duration(c.message_ttl, f"{path}.message_ttl", MAX_TTL)
+    if c.HasField("conversion") and c.conversion.event_names:
+        out += _duration(c.conversion.deadline, f"{path}.conversion.deadline", MAX_CONVERSION_DEADLINE, positive=True)
+    out += _count(c.caps.lifetime_max, f"{path}.caps.lifetime_max", MAX_LIFETIME)
+    out += _duration(c.caps.reeligibility_interval, f"{path}.caps.reeligibility_interval", MAX_REELIGIBILITY)
     return out
 
 
@@ -148,15 +205,16 @@ def settings_violations(s: pb.AppSettings, valid_zone, path: str = "settings") -
     for i, rule in enumerate(s.cap_rules):
         rp = f"{path}.cap_rules[{i}]"
         out += _unique_id(rule.id, ids, f"{rp}.id", "rule")
-        if rule.max_messages == 0:
-            out.append(FieldViolation(f"{rp}.max_messages", "must be positive"))
+        out += _count(rule.max_messages, f"{rp}.max_messages", MAX_CAP_MESSAGES, minimum=1)
         period = rule.WhichOneof("period")
         if period is None:
             out.append(FieldViolation(f"{rp}.period", "set rolling, calendar_days or calendar_weeks"))
-        elif period == "rolling" and to_timedelta(rule.rolling).total_seconds() <= 0:
-            out.append(FieldViolation(f"{rp}.rolling", "must be positive"))
-        elif period in ("calendar_days", "calendar_weeks") and getattr(rule, period) == 0:
-            out.append(FieldViolation(f"{rp}.{period}", "must be positive"))
+        elif period == "rolling":
+            out += _duration(rule.rolling, f"{rp}.rolling", MAX_ROLLING, positive=True)
+        elif period == "calendar_days":
+            out += _count(rule.calendar_days, f"{rp}.calendar_days", MAX_CALENDAR_DAYS, minimum=1)
+        else:
+            out += _count(rule.calendar_weeks, f"{rp}.calendar_weeks", MAX_CALENDAR_WEEKS, minimum=1)
     if s.HasField("quiet_hours"):
         out += window_violations(s.quiet_hours, f"{path}.quiet_hours")
     return out

@@ -69,6 +69,9 @@ SPEC = ServiceSpec(
     settings=IngestionSettings.from_env,
     wire=wire,
     peers=("segmentation", "decision", "delivery"),
+    # Each event is validated on its own (validation.check_event) and a bad one is listed in
+    # `rejected` while the rest of its batch is stored.
+    per_item=("nudge.common.v1.Event",),
 )
 
 
