@@ -5,7 +5,9 @@
 - no message: FetchMessages through delivery -> decision -> segmentation for users no
   campaign targets (reads only);
 - message handed out: the same for users in the demo campaign's audience, each pull
-  committing the delivery in decision and the message in delivery.
+  committing the delivery in decision and the message in delivery. The demo campaign is shown
+  once per user, so here it is made re-eligible after a second: each pass over the users
+  hands it out again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import asyncio
 import grpc
 
 from nudge.common.v1 import common_pb2
+from nudge.decision.v1 import decision_service_pb2 as decision_pb
+from nudge.decision.v1 import decision_service_pb2_grpc as decision_grpc
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudge.delivery.v1 import delivery_service_pb2_grpc as delivery_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
@@ -35,6 +39,17 @@ async def pulls(target: str, metadata, users: list[str]) -> LoadResult:
             delivery_pb.FetchMessagesRequest(user_id=users[i % len(users)]), metadata=metadata, timeout=5))
 
 
+async def repeat_every_second(target: str, metadata, campaign_id: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = decision_grpc.DecisionServiceStub(channel)
+        campaign = (await stub.GetCampaign(decision_pb.GetCampaignRequest(campaign_id=campaign_id),
+                                           metadata=metadata, timeout=5)).campaign
+        campaign.caps.reeligibility_interval.FromSeconds(1)
+        await stub.UpdateCampaign(decision_pb.UpdateCampaignRequest(campaign=campaign,
+                                                                    expected_version=campaign.version),
+                                  metadata=metadata, timeout=5)
+
+
 async def main() -> None:
     results: dict[str, LoadResult] = {}
     async with floor_server() as floor:
@@ -44,7 +59,9 @@ async def main() -> None:
 
     async with database() as url, running_cluster(url) as cluster:
         app = await create_app(url)
-        await demo.seed(cluster.target("segmentation"), cluster.target("decision"), app.keys["admin"])
+        _, campaign_id = await demo.seed(cluster.target("segmentation"), cluster.target("decision"),
+                                         app.keys["admin"])
+        await repeat_every_second(cluster.target("decision"), app.auth("admin"), campaign_id)
         signed_up = [f"s{i}" for i in range(USERS)]
         async with grpc.aio.insecure_channel(cluster.target("ingestion")) as ch:
             stub = ingestion_grpc.IngestionServiceStub(ch)

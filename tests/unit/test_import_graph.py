@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 #
 # Left out, and why: ingestion's pressure (reads /proc through os).
 PURE: dict[str, set[str]] = {
-    "nudgelib": {"buckets", "compare", "filters", "isolation", "names", "pagination", "protoconv", "templates",
+    "nudgelib": {"buckets", "compare", "filters", "isolation", "names", "pagination", "protoconv", "request_checks", "templates",
                  "timezones", "versions", "violations"},
     "services.decision": {"caps", "catalog", "drops", "eligibility", "explain", "judge", "model", "plan", "reactions",
                           "references", "selection", "triggers", "validation", "variants", "windows"},
