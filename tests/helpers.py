@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
 
 from nudge.common.v1 import common_pb2
+from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.decision.v1 import decision_service_pb2_grpc
+from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudge.delivery.v1 import delivery_service_pb2_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudge.ingestion.v1 import ingestion_service_pb2_grpc
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc
 from nudgelib import accounts
 from nudgelib.errors import violations_of
+from nudgetools import demo, embedded
+from nudgetools.database import migrate_all
 
 
 class Clients:
@@ -26,6 +33,30 @@ class Clients:
         self.segmentation = segmentation_service_pb2_grpc.SegmentationServiceStub(channel_for("segmentation"))
         self.decision = decision_service_pb2_grpc.DecisionServiceStub(channel_for("decision"))
         self.delivery = delivery_service_pb2_grpc.DeliveryServiceStub(channel_for("delivery"))
+
+
+def make_campaign(name: str = "Campaign", on: str = "", **fields) -> decision_pb.Campaign:
+    """The demo's welcome modal for every user (no audience): on request, or triggered by the
+    event `on`; `fields` are set on it (messages copied, values assigned)."""
+    c = demo.welcome_campaign("unused")
+    c.name = name
+    c.audience.ClearField("include_segment_ids")
+    if on:
+        c.delivery_mode = decision_pb.DELIVERY_MODE_TRIGGERED
+        c.triggers.add(event_name=on)
+    for k, v in fields.items():
+        getattr(c, k).CopyFrom(v) if hasattr(v, "CopyFrom") else setattr(c, k, v)
+    return c
+
+
+async def create_campaign(api: Clients, app: "App", c: decision_pb.Campaign) -> decision_pb.Campaign:
+    return (await api.decision.CreateCampaign(decision_pb.CreateCampaignRequest(campaign=c),
+                                              metadata=app.auth("admin"))).campaign
+
+
+async def fetch_messages(api: Clients, app: "App", user: str, limit: int = 1) -> list[delivery_pb.InAppMessage]:
+    return list((await api.delivery.FetchMessages(delivery_pb.FetchMessagesRequest(user_id=user, limit=limit),
+                                                  metadata=app.auth("client"))).messages)
 
 
 def event(event_id: str, user_id: str, name: str, **properties) -> common_pb2.Event:
@@ -68,3 +99,27 @@ async def create_app(url: str, name: str | None = None) -> App:
     finally:
         await conn.close()
     return App(app_id, {k.label: k.secret for k in keys})
+
+
+def sibling_url(url: str, name: str) -> str:
+    """The URL of database `name` on the same server as `url`."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@asynccontextmanager
+async def own_database(url: str, prefix: str,
+                       migrate: Callable[[str], Awaitable[object]] = migrate_all) -> AsyncIterator[str]:
+    """A new database on the same server as `url`, migrated (every schema unless `migrate`
+    says otherwise) and dropped afterwards: for tests whose rows the session's services must
+    not see, or that must not see theirs."""
+    own = sibling_url(url, f"{prefix}_{secrets.token_hex(4)}")
+    await embedded.ensure_database(own)
+    await migrate(own)
+    try:
+        yield own
+    finally:
+        admin = await asyncpg.connect(sibling_url(url, "postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(own).path[1:]}" WITH (FORCE)')
+        finally:
+            await admin.close()

@@ -15,20 +15,11 @@ from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
-from nudgetools import demo
 from tests.conftest import INTERNAL_TOKEN
-from tests.helpers import Clients, event, expect_error, violated_fields
+from tests.helpers import Clients, event, expect_error, make_campaign, violated_fields
 
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 TEN_THOUSAND_YEARS = duration_pb2.Duration(seconds=315_576_000_000)  # protobuf's own maximum
-
-
-def on_request(**kw) -> pb.Campaign:
-    c = demo.welcome_campaign("unused")
-    c.audience.ClearField("include_segment_ids")
-    for k, v in kw.items():
-        getattr(c, k).CopyFrom(v) if hasattr(v, "CopyFrom") else setattr(c, k, v)
-    return c
 
 
 async def outcome(call) -> grpc.aio.AioRpcError | None:
@@ -49,7 +40,7 @@ def assert_refused(exc: grpc.aio.AioRpcError | None, field: str) -> None:
 
 async def test_a_ten_thousand_year_delay_is_refused_and_the_trigger_path_keeps_working(stack, app):
     api = Clients(stack.channel)
-    c = on_request(delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
+    c = make_campaign(delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
     c.triggers.add(event_name="cart_abandoned", delay=TEN_THOUSAND_YEARS)
     saved = await outcome(api.decision.CreateCampaign(pb.CreateCampaignRequest(campaign=c), metadata=app.auth("admin")))
     internal = internal_grpc.DecisionInternalServiceStub(stack.channel("decision"))
@@ -61,7 +52,7 @@ async def test_a_ten_thousand_year_delay_is_refused_and_the_trigger_path_keeps_w
 async def test_a_ten_thousand_year_time_to_live_is_refused_and_pulls_keep_working(stack, app):
     api = Clients(stack.channel)
     saved = await outcome(api.decision.CreateCampaign(pb.CreateCampaignRequest(
-        campaign=on_request(message_ttl=TEN_THOUSAND_YEARS)), metadata=app.auth("admin")))
+        campaign=make_campaign(message_ttl=TEN_THOUSAND_YEARS)), metadata=app.auth("admin")))
     await api.delivery.FetchMessages(delivery_pb.FetchMessagesRequest(user_id="u-ttl"), metadata=app.auth("client"))
     assert_refused(saved, "campaign.message_ttl")
 
@@ -69,8 +60,8 @@ async def test_a_ten_thousand_year_time_to_live_is_refused_and_pulls_keep_workin
 async def test_an_undefined_status_is_refused_and_explain_keeps_working(stack, app):
     api = Clients(stack.channel)
     saved = await outcome(api.decision.CreateCampaign(pb.CreateCampaignRequest(
-        campaign=on_request(status=99)), metadata=app.auth("admin")))
-    good = (await api.decision.CreateCampaign(pb.CreateCampaignRequest(campaign=on_request()),
+        campaign=make_campaign(status=99)), metadata=app.auth("admin")))
+    good = (await api.decision.CreateCampaign(pb.CreateCampaignRequest(campaign=make_campaign()),
                                               metadata=app.auth("admin"))).campaign
     changed = await outcome(api.decision.SetCampaignStatus(pb.SetCampaignStatusRequest(
         campaign_id=good.id, status=99), metadata=app.auth("admin")))
@@ -92,7 +83,7 @@ async def test_an_undefined_status_is_refused_and_explain_keeps_working(stack, a
 ])
 async def test_app_settings_out_of_range_are_refused_and_pulls_keep_working(stack, app, settings, field):
     api = Clients(stack.channel)
-    await api.decision.CreateCampaign(pb.CreateCampaignRequest(campaign=on_request()), metadata=app.auth("admin"))
+    await api.decision.CreateCampaign(pb.CreateCampaignRequest(campaign=make_campaign()), metadata=app.auth("admin"))
     saved = await outcome(api.decision.UpdateAppSettings(pb.UpdateAppSettingsRequest(settings=settings),
                                                          metadata=app.auth("admin")))
     reply = await api.delivery.FetchMessages(delivery_pb.FetchMessagesRequest(user_id="u-caps"),
@@ -113,7 +104,7 @@ async def test_app_settings_out_of_range_are_refused_and_pulls_keep_working(stac
 ])
 async def test_campaign_settings_out_of_range_are_refused_and_explain_keeps_working(stack, app, change, field):
     api = Clients(stack.channel)
-    saved = await outcome(api.decision.CreateCampaign(pb.CreateCampaignRequest(campaign=on_request(**change)),
+    saved = await outcome(api.decision.CreateCampaign(pb.CreateCampaignRequest(campaign=make_campaign(**change)),
                                                       metadata=app.auth("admin")))
     await api.decision.ExplainDecision(pb.ExplainDecisionRequest(user_id="u-range"), metadata=app.auth("admin"))
     await api.delivery.FetchMessages(delivery_pb.FetchMessagesRequest(user_id="u-range"), metadata=app.auth("client"))
@@ -142,7 +133,7 @@ async def test_nul_in_ids_is_invalid_argument_naming_the_field_on_every_service(
 
 async def test_a_ten_thousand_year_delay_set_on_a_campaign_already_running_is_refused(stack, app):
     api = Clients(stack.channel)
-    c = on_request(delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
+    c = make_campaign(delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
     c.triggers.add(event_name="cart_abandoned")
     saved = (await api.decision.CreateCampaign(pb.CreateCampaignRequest(campaign=c), metadata=app.auth("admin"))).campaign
     saved.triggers[0].delay.CopyFrom(TEN_THOUSAND_YEARS)

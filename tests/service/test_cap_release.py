@@ -11,32 +11,10 @@ import grpc
 
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as pb
-from nudgetools import demo
 from tests.conftest import eventually
-from tests.helpers import Clients, create_app, event, track
+from tests.helpers import Clients, create_app, create_campaign, event, fetch_messages, make_campaign, track
 
 LOOP = "{% for i in (1..event.rounds) %}*{% endfor %}"
-
-
-def campaign(name: str, on: str = "", priority: int = 10) -> decision_pb.Campaign:
-    c = demo.welcome_campaign("unused")
-    c.name = name
-    c.priority = priority
-    c.audience.ClearField("include_segment_ids")
-    if on:
-        c.delivery_mode = decision_pb.DELIVERY_MODE_TRIGGERED
-        c.triggers.add(event_name=on)
-    return c
-
-
-async def create(api: Clients, app, c: decision_pb.Campaign) -> decision_pb.Campaign:
-    return (await api.decision.CreateCampaign(decision_pb.CreateCampaignRequest(campaign=c),
-                                              metadata=app.auth("admin"))).campaign
-
-
-async def fetch(api: Clients, app, user: str) -> list[pb.InAppMessage]:
-    return list((await api.delivery.FetchMessages(pb.FetchMessagesRequest(user_id=user, limit=1),
-                                                  metadata=app.auth("client"))).messages)
 
 
 async def waiting(api: Clients, app, campaign_id: str) -> int:
@@ -51,42 +29,42 @@ async def test_a_template_that_fails_leaves_the_daily_cap_for_another_campaign(s
     await api.decision.UpdateAppSettings(decision_pb.UpdateAppSettingsRequest(settings=decision_pb.AppSettings(
         default_time_zone="UTC", cap_rules=[decision_pb.CapRule(id="1-a-day", max_messages=1, calendar_days=1)])),
         metadata=app.auth("admin"))
-    broken = campaign("Broken for big players", on="played", priority=20)
+    broken = make_campaign("Broken for big players", on="played", priority=20)
     broken.variants[0].contents[0].content.body = LOOP
-    broken = await create(api, app, broken)
-    fine = await create(api, app, campaign("Fine on request"))
+    broken = await create_campaign(api, app, broken)
+    fine = await create_campaign(api, app, make_campaign("Fine on request"))
     await api.ingestion.TrackEvents(track([event("big", "player", "played", rounds=100000)]),
                                     metadata=app.auth("events"))
     await eventually(lambda: waiting(api, app, broken.id))
     # The triggered one goes first, fails to render and is not shown.
-    assert await fetch(api, app, "player") == []
+    assert await fetch_messages(api, app, "player") == []
     # It used up nothing: the day's one message is still there.
-    assert [m.campaign_id for m in await fetch(api, app, "player")] == [fine.id]
-    assert await fetch(api, app, "player") == []  # and now the day's cap is used
+    assert [m.campaign_id for m in await fetch_messages(api, app, "player")] == [fine.id]
+    assert await fetch_messages(api, app, "player") == []  # and now the day's cap is used
 
 
 async def test_a_template_that_fails_leaves_the_lifetime_cap_for_the_same_campaign(stack, database_url):
     app = await create_app(database_url)
     api = Clients(stack.channel)
-    c = campaign("Once in a lifetime", on="played")
+    c = make_campaign("Once in a lifetime", on="played")
     c.variants[0].contents[0].content.body = LOOP
     c.caps.lifetime_max = 1
-    c = await create(api, app, c)
+    c = await create_campaign(api, app, c)
     events = app.auth("events")
     await api.ingestion.TrackEvents(track([event("big", "player", "played", rounds=100000)]), metadata=events)
     await eventually(lambda: waiting(api, app, c.id))
-    assert await fetch(api, app, "player") == []
+    assert await fetch_messages(api, app, "player") == []
     await api.ingestion.TrackEvents(track([event("small", "player", "played", rounds=3)]), metadata=events)
-    (shown,) = await eventually(lambda: fetch(api, app, "player"))
+    (shown,) = await eventually(lambda: fetch_messages(api, app, "player"))
     assert (shown.campaign_id, shown.content.body) == (c.id, "***")
 
 
 async def test_a_hand_out_delivery_cannot_record_uses_up_no_cap(stack, database_url):
     app = await create_app(database_url)
     api = Clients(stack.channel)
-    c = campaign("Once")
+    c = make_campaign("Once")
     c.caps.lifetime_max = 1
-    c = await create(api, app, c)
+    c = await create_campaign(api, app, c)
     name = f"refuse_{secrets.token_hex(4)}"
     conn = await asyncpg.connect(database_url)
     try:
@@ -98,7 +76,7 @@ async def test_a_hand_out_delivery_cannot_record_uses_up_no_cap(stack, database_
             CREATE TRIGGER {name} BEFORE INSERT ON delivery.messages FOR EACH ROW
               WHEN (NEW.campaign_id = '{c.id}') EXECUTE FUNCTION delivery.{name}();""")
         try:
-            await fetch(api, app, "unlucky")
+            await fetch_messages(api, app, "unlucky")
             raise AssertionError("the hand-out was expected to fail")
         except grpc.aio.AioRpcError:
             pass
@@ -107,5 +85,5 @@ async def test_a_hand_out_delivery_cannot_record_uses_up_no_cap(stack, database_
                            f" DROP FUNCTION IF EXISTS delivery.{name}();")
         await conn.close()
     # The failed hand-out reserved the campaign's one lifetime showing, and gave it back.
-    assert [m.campaign_id for m in await fetch(api, app, "unlucky")] == [c.id]
-    assert await fetch(api, app, "unlucky") == []
+    assert [m.campaign_id for m in await fetch_messages(api, app, "unlucky")] == [c.id]
+    assert await fetch_messages(api, app, "unlucky") == []

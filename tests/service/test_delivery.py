@@ -16,29 +16,13 @@ from nudge.delivery.v1 import delivery_internal_service_pb2 as internal_pb
 from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as internal_grpc
 from nudge.delivery.v1 import delivery_service_pb2 as pb
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
-from nudgetools import demo
 from nudgelib.protoconv import to_timestamp
+from nudgetools import demo
 from services.decision.variants import CONTROL, assign_variant
 from tests.conftest import INTERNAL_TOKEN, eventually
-from tests.helpers import Clients, create_app, event, track
+from tests.helpers import Clients, create_app, create_campaign, event, make_campaign, track
 
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
-
-
-def triggered(name: str, on: str, **kw) -> decision_pb.Campaign:
-    c = demo.welcome_campaign("unused")
-    c.name = name
-    c.audience.ClearField("include_segment_ids")
-    c.delivery_mode = decision_pb.DELIVERY_MODE_TRIGGERED
-    c.triggers.add(event_name=on)
-    for k, v in kw.items():
-        getattr(c, k).CopyFrom(v) if hasattr(v, "CopyFrom") else setattr(c, k, v)
-    return c
-
-
-async def create(api: Clients, app, campaign: decision_pb.Campaign) -> decision_pb.Campaign:
-    return (await api.decision.CreateCampaign(decision_pb.CreateCampaignRequest(campaign=campaign),
-                                              metadata=app.auth("admin"))).campaign
 
 
 class Stream:
@@ -75,7 +59,7 @@ async def fetch(api: Clients, app, user: str, limit: int = 5, locale: str = "") 
 async def test_stream_and_pull_hand_a_message_out_once(stack, database_url):
     app = await create_app(database_url)
     api = Clients(stack.channel)
-    campaign = await create(api, app, triggered("Level up", "level_up"))
+    campaign = await create_campaign(api, app, make_campaign("Level up", "level_up"))
     phone, tablet = Stream(api, app, "gamer"), Stream(api, app, "gamer")
     try:
         await asyncio.sleep(0.3)
@@ -92,7 +76,7 @@ async def test_stream_and_pull_hand_a_message_out_once(stack, database_url):
 async def test_pending_message_waits_in_the_inbox_for_the_next_pull(stack, database_url):
     app = await create_app(database_url)
     api = Clients(stack.channel)
-    await create(api, app, triggered("Level up", "level_up"))
+    await create_campaign(api, app, make_campaign("Level up", "level_up"))
     await api.ingestion.TrackEvents(track([event("lv1", "offline", "level_up")]), metadata=app.auth("events"))
     (message,) = await eventually(lambda: fetch(api, app, "offline"))
     assert message.content.title == "Welcome to Nudge!"
@@ -102,7 +86,7 @@ async def test_pending_message_waits_in_the_inbox_for_the_next_pull(stack, datab
 async def test_reconnect_with_last_message_id_gets_what_was_missed_once(stack, database_url):
     app = await create_app(database_url)
     api = Clients(stack.channel)
-    await create(api, app, triggered("Level up", "level_up"))
+    await create_campaign(api, app, make_campaign("Level up", "level_up"))
     stay, leave = Stream(api, app, "player"), Stream(api, app, "player")
     try:
         await asyncio.sleep(0.3)
@@ -124,7 +108,7 @@ async def test_reconnect_with_last_message_id_gets_what_was_missed_once(stack, d
 async def test_expired_messages_are_never_delivered(stack, database_url):
     app = await create_app(database_url)
     api = Clients(stack.channel)
-    await create(api, app, triggered("Flash sale", "sale_seen", message_ttl=duration_pb2.Duration(seconds=1)))
+    await create_campaign(api, app, make_campaign("Flash sale", "sale_seen", message_ttl=duration_pb2.Duration(seconds=1)))
     await api.ingestion.TrackEvents(track([event("s1", "late-user", "sale_seen")]), metadata=app.auth("events"))
     await asyncio.sleep(2.0)
     assert await fetch(api, app, "late-user") == []
@@ -133,13 +117,13 @@ async def test_expired_messages_are_never_delivered(stack, database_url):
 async def test_templates_render_with_defaults_locales_and_event_properties(stack, database_url):
     app = await create_app(database_url)
     api = Clients(stack.channel)
-    c = triggered("Cart", "cart_abandoned")
+    c = make_campaign("Cart", "cart_abandoned")
     variant = c.variants[0]
     variant.contents[0].content.title = "Hi {{ user.first_name | default: 'there' }}"
     variant.contents[0].content.body = "Your cart: {{ event.cart_value }} EUR"
     variant.contents.add(locale="fr", content=common_pb2.MessageContent(
         layout=common_pb2.LAYOUT_MODAL, title="Bonjour {{ user.first_name | default: 'vous' }}"))
-    await create(api, app, c)
+    await create_campaign(api, app, c)
     await api.ingestion.Identify(ingestion_pb.IdentifyRequest(
         user_id="ann", attributes={"first_name": common_pb2.AttributeValue(string_value="Ann")}),
         metadata=app.auth("events"))
@@ -162,9 +146,9 @@ async def test_templates_render_with_defaults_locales_and_event_properties(stack
 async def test_a_template_that_fails_is_not_shown(stack, database_url):
     app = await create_app(database_url)
     api = Clients(stack.channel)
-    c = triggered("Loops", "played")
+    c = make_campaign("Loops", "played")
     c.variants[0].contents[0].content.body = "{% for i in (1..event.rounds) %}*{% endfor %}"
-    await create(api, app, c)
+    await create_campaign(api, app, c)
     await api.ingestion.TrackEvents(track([event("ok", "fine", "played", rounds=3),
                                            event("big", "huge", "played", rounds=100000)]),
                                     metadata=app.auth("events"))
@@ -177,10 +161,10 @@ async def test_a_template_that_fails_is_not_shown(stack, database_url):
 async def test_bad_template_is_refused_when_the_campaign_is_saved(stack, database_url):
     app = await create_app(database_url)
     api = Clients(stack.channel)
-    c = triggered("Broken", "x")
+    c = make_campaign("Broken", "x")
     c.variants[0].contents[0].content.title = "{% if %}"
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await create(api, app, c)
+        await create_campaign(api, app, c)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "campaign.variants[0].contents[0].content.title" in err.value.details()
 
@@ -196,7 +180,7 @@ async def test_statistics_from_a_known_script(stack, database_url):
     b.CopyFrom(c.variants[0])
     b.id = "B"
     c.control_weight = 1
-    campaign = await create(api, app, c)
+    campaign = await create_campaign(api, app, c)
     users = [f"shopper-{i}" for i in range(300)]
     arms = {u: assign_variant(campaign, u) for u in users}
     messages = {}
@@ -256,14 +240,14 @@ async def test_a_click_triggers_a_follow_up_campaign(stack, database_url):
     first = demo.welcome_campaign("unused")
     first.audience.ClearField("include_segment_ids")
     first.caps.lifetime_max = 1
-    first = await create(api, app, first)
-    follow_up = triggered("After the tour", "message_clicked")
+    first = await create_campaign(api, app, first)
+    follow_up = make_campaign("After the tour", "message_clicked")
     follow_up.variants[0].contents[0].content.title = "How was the tour?"
     follow_up.triggers[0].property_filters.add(
         name="campaign_id", operator=common_pb2.PROPERTY_OPERATOR_EQUALS).value.string_value = first.id
     follow_up.triggers[0].property_filters.add(
         name="button_id", operator=common_pb2.PROPERTY_OPERATOR_EQUALS).value.string_value = "tour"
-    await create(api, app, follow_up)
+    await create_campaign(api, app, follow_up)
 
     (welcome,) = await fetch(api, app, "clicker")
     assert welcome.campaign_id == first.id
@@ -280,7 +264,7 @@ async def test_conversion_events_reach_delivery_through_ingestion(stack, databas
     c = demo.welcome_campaign("unused")
     c.audience.ClearField("include_segment_ids")
     c.conversion.CopyFrom(decision_pb.Conversion(event_names=["purchase"], deadline=duration_pb2.Duration(seconds=86400)))
-    campaign = await create(api, app, c)
+    campaign = await create_campaign(api, app, c)
     (message,) = await fetch(api, app, "buyer")
     await api.ingestion.TrackEvents(track([event("bought-1", "buyer", "purchase")]), metadata=app.auth("events"))
 

@@ -31,7 +31,7 @@ from google.protobuf import descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import INTERNAL_TOKEN, prepare_database, start_stack
-from tests.helpers import create_app
+from tests.helpers import create_app, sibling_url
 
 SEED = int(os.environ.get("NUDGE_FUZZ_SEED", "1311"))
 CASES_PER_METHOD = 96
@@ -204,8 +204,7 @@ async def call(channel: grpc.aio.Channel, method, raw: bytes, metadata) -> tuple
 async def fuzz_database(database_url) -> str:
     """A database of its own on the session's server: what the fuzz stores (events of made-up
     apps, outbox rows, announcements) never reaches the other tests' services."""
-    base, _, query = database_url.partition("?")
-    url = f"{base.rsplit('/', 1)[0]}/nudge_fuzz" + (f"?{query}" if query else "")
+    url = sibling_url(database_url, "nudge_fuzz")
     await prepare_database(url)
     return url
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 import time
 from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
@@ -31,7 +28,6 @@ from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_int
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_internal
 from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_internal_grpc
 from nudgelib import accounts, db
-from nudgetools import embedded
 from nudgelib.clients import Peer
 from nudgelib.clock import FixedClock, SystemClock
 from nudgelib.dead_letters import FailureSettings
@@ -44,7 +40,7 @@ from services.ingestion.outbox import OutboxDispatcher
 from services.ingestion.server import spec
 from services.ingestion.settings import IngestionSettings
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
-from tests.helpers import Clients, create_app, event, expect_error, track
+from tests.helpers import Clients, create_app, event, expect_error, own_database, track
 
 DOWN = "127.0.0.1:9"  # nothing listens there
 
@@ -52,18 +48,12 @@ DOWN = "127.0.0.1:9"  # nothing listens there
 @pytest.fixture(scope="module")
 async def own_url(database_url):
     """A database of this module's own on the same server, with accounts and ingestion."""
-    name = f"nudge_ingestion_{secrets.token_hex(4)}"
-    parts = urlsplit(database_url)
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    await embedded.ensure_database(url)
-    await db.migrate(url, accounts.SCHEMA, accounts.MIGRATIONS)
-    await db.migrate(url, "ingestion", service_migrations("ingestion"))
-    yield url
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async def accounts_and_ingestion(url: str) -> None:
+        await db.migrate(url, accounts.SCHEMA, accounts.MIGRATIONS)
+        await db.migrate(url, "ingestion", service_migrations("ingestion"))
+
+    async with own_database(database_url, "nudge_ingestion", accounts_and_ingestion) as url:
+        yield url
 
 
 @pytest.fixture

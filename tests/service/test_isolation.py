@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import replace
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
@@ -25,9 +24,7 @@ from nudgelib import db
 from nudgelib.dead_letters import FailureSettings
 from nudgelib.isolation import Policy
 from nudgelib.ordered_outbox import OutboxMetrics, ShardedOutbox
-from nudgetools import demo, embedded
 from nudgetools.cluster import free_ports
-from nudgetools.database import migrate_all
 from services.decision.server import SPEC as DECISION
 from services.decision.settings import DecisionSettings
 from services.delivery.server import SPEC as DELIVERY
@@ -38,7 +35,7 @@ from services.ingestion.settings import IngestionSettings
 from services.segmentation.server import SPEC as SEGMENTATION
 from services.segmentation.settings import SegmentationSettings
 from tests.conftest import Stack, eventually, start_host
-from tests.helpers import Clients, create_app, event, expect_error, track
+from tests.helpers import Clients, create_app, event, make_campaign, own_database, track
 
 # Three failures alone, then a dead letter; an app whose items failed waits 0.3 s, then 0.6 s.
 FAILURES = FailureSettings(max_attempts=3, hold_initial_seconds=0.3, hold_maximum_seconds=0.6)
@@ -49,17 +46,8 @@ TEN_THOUSAND_YEARS = duration_pb2.Duration(seconds=10_000 * 365 * 86_400)
 @pytest.fixture(scope="module")
 async def own_url(database_url):
     """A database of this module's own: the session's services must not act on its rows."""
-    name = f"nudge_isolation_{secrets.token_hex(4)}"
-    parts = urlsplit(database_url)
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    await embedded.ensure_database(url)
-    await migrate_all(url)
-    yield url
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with own_database(database_url, "nudge_isolation") as url:
+        yield url
 
 
 @pytest.fixture
@@ -83,14 +71,6 @@ async def isolated_stack(own_url):
         yield stack
     finally:
         await stack.stop()
-
-
-def triggered(name: str, event_name: str) -> decision_pb.Campaign:
-    c = demo.welcome_campaign("unused")
-    c.name, c.delivery_mode = name, decision_pb.DELIVERY_MODE_TRIGGERED
-    c.audience.ClearField("include_segment_ids")
-    c.triggers.add(event_name=event_name)
-    return c
 
 
 async def poison(url: str, app_id: str, campaign_id: str, change) -> None:
@@ -129,10 +109,10 @@ async def test_a_poisoned_campaign_in_one_app_stalls_no_other_app(isolated_stack
         c.send_window.start_minute, c.send_window.end_minute = 100_000, 0
 
     delayed = (await api.decision.CreateCampaign(decision_pb.CreateCampaignRequest(
-        campaign=triggered("A delayed", "poison")), metadata=a.auth("admin"))).campaign
+        campaign=make_campaign("A delayed", "poison")), metadata=a.auth("admin"))).campaign
     windowed = (await api.decision.CreateCampaign(decision_pb.CreateCampaignRequest(
-        campaign=triggered("A windowed", "late")), metadata=a.auth("admin"))).campaign
-    await api.decision.CreateCampaign(decision_pb.CreateCampaignRequest(campaign=triggered("B", "buy")),
+        campaign=make_campaign("A windowed", "late")), metadata=a.auth("admin"))).campaign
+    await api.decision.CreateCampaign(decision_pb.CreateCampaignRequest(campaign=make_campaign("B", "buy")),
                                       metadata=b.auth("admin"))
     await poison(own_url, a.id, delayed.id, with_huge_delay)
     await poison(own_url, a.id, windowed.id, with_broken_window)

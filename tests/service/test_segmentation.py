@@ -27,15 +27,13 @@ from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 from nudgelib import db
 from nudgelib.clock import FixedClock
 from nudgelib.protoconv import to_datetime, to_timestamp
-from nudgetools import embedded
-from nudgetools.database import migrate_all
 from services.segmentation.caches import Catalogs, ContextCache
 from services.segmentation.membership import Memberships
 from services.segmentation.segments import Segments
 from services.segmentation.server import SPEC as SEGMENTATION
 from services.segmentation.settings import SegmentationSettings
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
-from tests.helpers import App, create_app, expect_error, violated_fields
+from tests.helpers import App, create_app, expect_error, own_database, violated_fields
 
 START = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
@@ -103,30 +101,10 @@ class Seg:
                                                    metadata=app.auth("admin"))).user_count
 
 
-async def own_database(url: str) -> str:
-    """A new, migrated database on the same server as `url`."""
-    base, _, query = url.partition("?")
-    own = f"{base.rsplit('/', 1)[0]}/seg_{secrets.token_hex(4)}" + (f"?{query}" if query else "")
-    await embedded.ensure_database(own)
-    await migrate_all(own)
-    return own
-
-
-async def drop_database(url: str) -> None:
-    base, _, query = url.partition("?")
-    name = base.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(f"{base.rsplit('/', 1)[0]}/postgres" + (f"?{query}" if query else ""))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 async def seg_url(database_url):
-    url = await own_database(database_url)
-    yield url
-    await drop_database(url)
+    async with own_database(database_url, "seg") as url:
+        yield url
 
 
 @pytest.fixture

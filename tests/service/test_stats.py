@@ -19,32 +19,14 @@ from nudgetools import demo
 from services.decision.variants import CONTROL, assign_variant
 from services.delivery.stats import DROP_REASONS
 from tests.conftest import eventually
-from tests.helpers import Clients, create_app, event, expect_error, track
-
-
-def triggered(name: str, on: str) -> decision_pb.Campaign:
-    c = demo.welcome_campaign("unused")
-    c.name = name
-    c.audience.ClearField("include_segment_ids")
-    c.delivery_mode = decision_pb.DELIVERY_MODE_TRIGGERED
-    c.triggers.add(event_name=on)
-    return c
-
-
-async def create(api: Clients, app, campaign: decision_pb.Campaign) -> decision_pb.Campaign:
-    return (await api.decision.CreateCampaign(decision_pb.CreateCampaignRequest(campaign=campaign),
-                                              metadata=app.auth("admin"))).campaign
+from tests.helpers import (Clients, create_app, create_campaign, event, expect_error, fetch_messages,
+    make_campaign, track)
 
 
 async def stats(api: Clients, app, campaign_id: str) -> dict[str, pb.VariantStats]:
     reply = await api.delivery.GetCampaignStats(pb.GetCampaignStatsRequest(campaign_id=campaign_id),
                                                 metadata=app.auth("admin"))
     return {("control" if v.control else v.variant_id): v for v in reply.variants}
-
-
-async def fetch(api: Clients, app, user: str) -> list[pb.InAppMessage]:
-    return list((await api.delivery.FetchMessages(pb.FetchMessagesRequest(user_id=user, limit=5),
-                                                  metadata=app.auth("client"))).messages)
 
 
 def adds_up(v: pb.VariantStats) -> bool:
@@ -63,7 +45,7 @@ async def test_a_campaign_without_traffic_has_zero_rows_and_unknown_or_foreign_i
     b.CopyFrom(c.variants[0])
     b.id = "B"
     c.control_weight = 1
-    campaign = await create(api, app, c)
+    campaign = await create_campaign(api, app, c)
     reply = await api.delivery.GetCampaignStats(pb.GetCampaignStatsRequest(campaign_id=campaign.id),
                                                 metadata=app.auth("admin"))
     assert [(v.variant_id, v.control) for v in reply.variants] == [("A", False), ("B", False), ("", True)]
@@ -85,24 +67,24 @@ async def test_every_send_is_counted_once_where_it_ended(stack, database_url):
     # now and the campaign drops rather than defers. A variant user and a control user.
     now = datetime.now(timezone.utc)
     opens = ((now.hour + 12) % 24) * 60
-    w = triggered("Closed window", "closed")
+    w = make_campaign("Closed window", "closed")
     w.send_window.CopyFrom(decision_pb.SendWindow(start_minute=opens, end_minute=opens + 30, drop_outside_window=True))
     w.control_weight = 1
-    w = await create(api, app, w)
+    w = await create_campaign(api, app, w)
     users = [f"w-{i}" for i in range(40)]
     in_a = next(u for u in users if assign_variant(w, u) == "A")
     in_control = next(u for u in users if assign_variant(w, u) == CONTROL)
 
     # Ended at the pull: one delivered, one dropped after the campaign was paused, one left waiting.
-    p = await create(api, app, triggered("Paused later", "paused"))
+    p = await create_campaign(api, app, make_campaign("Paused later", "paused"))
     # A template that fails for this user's event.
-    r = triggered("Broken for some", "played")
+    r = make_campaign("Broken for some", "played")
     r.variants[0].contents[0].content.body = "{% for i in (1..event.rounds) %}*{% endfor %}"
-    r = await create(api, app, r)
+    r = await create_campaign(api, app, r)
     # Expires before anyone asks.
-    e = triggered("Short-lived", "flash")
+    e = make_campaign("Short-lived", "flash")
     e.message_ttl.CopyFrom(duration_pb2.Duration(seconds=1))
-    e = await create(api, app, e)
+    e = await create_campaign(api, app, e)
 
     await api.ingestion.TrackEvents(track(
         [event(f"c-{u}", u, "closed") for u in (in_a, in_control)]
@@ -114,15 +96,15 @@ async def test_every_send_is_counted_once_where_it_ended(stack, database_url):
         return got[0]["A"].waiting == 3 and got[1]["A"].dropped == 1 and got[1]["control"].dropped == 1 and got
 
     paused, window = await eventually(settled)
-    assert [m.campaign_id for m in await fetch(api, app, "taker")] == [p.id]
+    assert [m.campaign_id for m in await fetch_messages(api, app, "taker", limit=5)] == [p.id]
     await api.decision.SetCampaignStatus(decision_pb.SetCampaignStatusRequest(
         campaign_id=p.id, status=decision_pb.CAMPAIGN_STATUS_PAUSED), metadata=app.auth("admin"))
 
     async def dropped_at_the_pull():
-        return await fetch(api, app, "late") == [] and (await stats(api, app, p.id))["A"].dropped == 1
+        return await fetch_messages(api, app, "late", limit=5) == [] and (await stats(api, app, p.id))["A"].dropped == 1
 
     await eventually(dropped_at_the_pull)
-    assert await fetch(api, app, "player") == []
+    assert await fetch_messages(api, app, "player", limit=5) == []
     await asyncio.sleep(1.2)  # the short-lived one expires
 
     window = await stats(api, app, w.id)
@@ -159,10 +141,10 @@ def survey() -> decision_pb.Campaign:
 async def test_survey_answers_are_read_back_page_by_page_with_their_free_text(stack, database_url):
     app = await create_app(database_url)
     api = Clients(stack.channel)
-    campaign = await create(api, app, survey())
+    campaign = await create_campaign(api, app, survey())
     users = [f"fan-{i}" for i in range(5)]
     for i, u in enumerate(users):
-        (message,) = await fetch(api, app, u)
+        (message,) = await fetch_messages(api, app, u, limit=5)
         answered = datetime(2026, 1, 1, 12, i, tzinfo=timezone.utc)
         await api.delivery.ReportInteraction(pb.ReportInteractionRequest(
             message_id=message.message_id, user_id=u, type=pb.INTERACTION_TYPE_SURVEY_ANSWER,

@@ -22,6 +22,7 @@ from nudgelib.retention import Retention, prune_loop
 from nudgetools import embedded
 from services.segmentation.server import SPEC as SEGMENTATION
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
+from tests.helpers import sibling_url
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -111,8 +112,7 @@ def test_the_process_of_a_service_whose_loop_meets_a_bug_exits_non_zero(database
 async def test_a_loop_waits_out_a_database_that_refuses_connections_then_works_again(database_url):
     """Retention's loop (decision's and segmentation's pruning), on a database of its own
     that stops accepting connections for a while, its open connections cut."""
-    base, _, query = database_url.partition("?")
-    url = f"{base.rsplit('/', 1)[0]}/nudge_loops" + (f"?{query}" if query else "")
+    url = sibling_url(database_url, "nudge_loops")
     await embedded.ensure_database(url)
     admin = await asyncpg.connect(database_url)
     setup = await asyncpg.connect(url)
