@@ -34,12 +34,14 @@ _SETTLED = {
     "cancelled": S.PENDING_SEND_STATE_CANCELLED,
     "dropped": S.PENDING_SEND_STATE_DROPPED,
     "expired": S.PENDING_SEND_STATE_EXPIRED,
+    "failed": S.PENDING_SEND_STATE_FAILED,
 }
 _SETTLED_TEXT = {
     "released": "released to the inbox",
     "control": "not shown: the user is in the control group",
     "dropped": "dropped",
     "expired": "expired: its time-to-live passed",
+    "failed": "failed",
 }
 
 
@@ -102,8 +104,8 @@ def _settled(out: pb.PendingSend, send: StoredSend, tz) -> None:
               if send.cancelled_by_event_name else "an exception event")
         out.detail = f"cancelled by {by} at {at}"
         return
-    if send.status in ("dropped", "expired"):
+    if send.status in ("dropped", "expired", "failed"):
         out.reason = send.outcome
     text = _SETTLED_TEXT.get(send.status, send.status)
-    reason = f" ({send.outcome})" if send.status == "dropped" and send.outcome else ""
+    reason = f" ({send.outcome})" if send.status in ("dropped", "failed") and send.outcome else ""
     out.detail = f"{text}{reason} at {at}"

@@ -4,7 +4,9 @@ again (`judge.py` says what each rule does), then handed to delivery, deferred, 
 A control-group user gets nothing and the exposure is recorded. What passes goes to
 delivery's inbox. A send that ends here (expired, or dropped with a reason) is reported to
 delivery too, in the same call, under the arm the user has or would get, without content:
-delivery's statistics then count every send that came due exactly once. Caps are counted later, when delivery hands the message to a client
+delivery's statistics then count every send that came due exactly once (a send set aside as
+`failed`, below, as dropped with reason FAILED). Caps are counted later, when delivery hands
+the message to a client
 (Decide with `pending`), which judges it again. A send that waits for segmentation to apply
 its trigger event is judged once more on a context asked of segmentation itself.
 
@@ -147,7 +149,7 @@ class Releaser:
         """The sends that end here, as delivery records them: each under the arm its user has
         or would get (a stopped campaign is not in the catalog: its definition is read, one
         query per app)."""
-        ended = [(r, o) for r, o in zip(rows, outcomes) if o.status in ("dropped", "expired")]
+        ended = [(r, o) for r, o in zip(rows, outcomes) if o.status in ("dropped", "expired", "failed")]
         if not ended:
             return {}
         definitions: dict[tuple[str, str], pb.Campaign] = {}
@@ -166,11 +168,21 @@ class Releaser:
             campaign = definitions.get((r["app_id"], r["campaign_id"]))
             if campaign is None or not campaign.variants:
                 continue  # no longer stored: nothing to count it under
-            arm, _ = arm_for(campaign, r["user_id"], await self._d.states.get(r["app_id"], r["user_id"]))
+            try:
+                arm, _ = arm_for(campaign, r["user_id"], await self._d.states.get(r["app_id"], r["user_id"]))
+            except EXPECTED:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a poisoned campaign must not fail the batch
+                # Settled all the same; only the count in delivery's statistics is lost.
+                log.warning("unsent_not_reported", app_id=r["app_id"], campaign_id=r["campaign_id"],
+                            send=r["id"], error=f"{type(exc).__name__}: {exc}")
+                continue
             expired = o.status == "expired"
+            reason = (internal_pb.DROP_REASON_UNSPECIFIED if expired else internal_pb.DROP_REASON_FAILED
+                      if o.status == "failed" else drop_reason(o.reason))
             out[(r["app_id"], r["id"])] = delivery_pb.UnsentMessage(
                 message_id=r["id"], campaign_id=campaign.id, campaign_version=campaign.version, variant_id=arm,
-                expired=expired, reason=internal_pb.DROP_REASON_UNSPECIFIED if expired else drop_reason(o.reason))
+                expired=expired, reason=reason)
         return out
 
     async def release_due(self) -> int:

@@ -173,6 +173,15 @@ async def test_a_poisoned_campaign_in_one_app_stalls_no_other_app(isolated_stack
     assert metric(stack, "ingestion", "nudge_ingestion_outbox_dead_lettered_total",
                   {"consumer": "decision"}) == len(poisoned)
     assert metric(stack, "decision", "nudge_decision_release_failed_total") == 1
+    # The operator sees it: failed in the user's pending sends, and counted once in the
+    # campaign's statistics, as dropped for FAILED.
+    listed = await api.decision.ListPendingSends(decision_pb.ListPendingSendsRequest(user_id="a_late"),
+                                                 metadata=a.auth("admin"))
+    (send,) = [p for p in listed.pending_sends if p.campaign_id == windowed.id]
+    assert send.state == decision_pb.PENDING_SEND_STATE_FAILED and send.reason
+    stats = await api.delivery.GetCampaignStats(delivery_pb.GetCampaignStatsRequest(campaign_id=windowed.id),
+                                                metadata=a.auth("admin"))
+    assert sum(v.dropped_by_reason["FAILED"] for v in stats.variants) == 1
 
     # Once A's items are set aside, A's backlog is gone and A's events are accepted again.
     async def a_accepted() -> bool:

@@ -24,6 +24,7 @@ class DropReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DROP_REASON_CAPPED: _ClassVar[DropReason]
     DROP_REASON_RENDER_FAILED: _ClassVar[DropReason]
     DROP_REASON_OTHER: _ClassVar[DropReason]
+    DROP_REASON_FAILED: _ClassVar[DropReason]
 DROP_REASON_UNSPECIFIED: DropReason
 DROP_REASON_CAMPAIGN_NOT_RUNNING: DropReason
 DROP_REASON_NOT_IN_AUDIENCE: DropReason
@@ -32,6 +33,7 @@ DROP_REASON_QUIET_HOURS: DropReason
 DROP_REASON_CAPPED: DropReason
 DROP_REASON_RENDER_FAILED: DropReason
 DROP_REASON_OTHER: DropReason
+DROP_REASON_FAILED: DropReason
 
 class ApplyEventsRequest(_message.Message):
     __slots__ = ("app_id", "events")

@@ -47,6 +47,7 @@ class PendingSendState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PENDING_SEND_STATE_CANCELLED: _ClassVar[PendingSendState]
     PENDING_SEND_STATE_DROPPED: _ClassVar[PendingSendState]
     PENDING_SEND_STATE_EXPIRED: _ClassVar[PendingSendState]
+    PENDING_SEND_STATE_FAILED: _ClassVar[PendingSendState]
 CAMPAIGN_STATUS_UNSPECIFIED: CampaignStatus
 CAMPAIGN_STATUS_DRAFT: CampaignStatus
 CAMPAIGN_STATUS_ACTIVE: CampaignStatus
@@ -71,6 +72,7 @@ PENDING_SEND_STATE_CONTROL: PendingSendState
 PENDING_SEND_STATE_CANCELLED: PendingSendState
 PENDING_SEND_STATE_DROPPED: PendingSendState
 PENDING_SEND_STATE_EXPIRED: PendingSendState
+PENDING_SEND_STATE_FAILED: PendingSendState
 
 class Audience(_message.Message):
     __slots__ = ("include_segment_ids", "exclude_segment_ids", "platforms", "min_app_version", "max_app_version", "screens")
