@@ -263,10 +263,11 @@ async def test_entering_a_segment_triggers_once(stack, database_url, fake_delive
         seg_pb.CreateSegmentRequest(name="vip", rule=seg_pb.Rule(platform=seg_pb.PlatformCondition(platforms=[1]))),
         metadata=app.auth("admin"))).segment.id
     welcome = banner("VIP welcome", delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
-    welcome.triggers.add(segment_entered_id=vip)
+    welcome.triggers.add(segment_entered_id=vip, delay=duration_pb2.Duration(seconds=1800))
     await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=welcome), metadata=app.auth("admin"))
+    clock = FixedClock(datetime.now(timezone.utc) + timedelta(hours=2))  # the stack's decision never releases
     host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
-                                                     "delivery": delivery_target})
+                                                     "delivery": delivery_target}, clock=clock)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
             stub = internal_grpc.DecisionInternalServiceStub(ch)
@@ -275,6 +276,7 @@ async def test_entering_a_segment_triggers_once(stack, database_url, fake_delive
             for _ in range(2):  # announced twice (at least once), triggers once
                 await stub.ApplyUserChanges(internal_pb.ApplyUserChangesRequest(app_id=app.id, changes=[change]),
                                             metadata=INTERNAL)
+            clock.advance(timedelta(minutes=31))
             await eventually(lambda: asyncio.sleep(0, recorder.received), timeout=10)
             await asyncio.sleep(0.8)
     finally:
