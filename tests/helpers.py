@@ -18,6 +18,7 @@ from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudge.delivery.v1 import delivery_service_pb2_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudge.ingestion.v1 import ingestion_service_pb2_grpc
+from nudge.segmentation.v1 import segmentation_service_pb2 as segmentation_pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc
 from nudgelib import accounts
 from nudgelib.errors import violations_of
@@ -57,6 +58,17 @@ async def create_campaign(api: Clients, app: "App", c: decision_pb.Campaign) -> 
 async def fetch_messages(api: Clients, app: "App", user: str, limit: int = 1) -> list[delivery_pb.InAppMessage]:
     return list((await api.delivery.FetchMessages(delivery_pb.FetchMessagesRequest(user_id=user, limit=limit),
                                                   metadata=app.auth("client"))).messages)
+
+
+async def user_profile(api: Clients, app: "App", user_id: str):
+    """Segmentation's profile of the user, or None while it has none."""
+    try:
+        return (await api.segmentation.GetUserProfile(
+            segmentation_pb.GetUserProfileRequest(user_id=user_id), metadata=app.auth("admin"))).profile
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
 
 
 def event(event_id: str, user_id: str, name: str, **properties) -> common_pb2.Event:

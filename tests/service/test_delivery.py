@@ -20,7 +20,7 @@ from nudgelib.protoconv import to_timestamp
 from nudgetools import demo
 from services.decision.variants import CONTROL, assign_variant
 from tests.conftest import INTERNAL_TOKEN, eventually
-from tests.helpers import Clients, create_app, create_campaign, event, make_campaign, track
+from tests.helpers import Clients, create_app, create_campaign, event, make_campaign, track, user_profile
 
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
@@ -127,6 +127,9 @@ async def test_templates_render_with_defaults_locales_and_event_properties(stack
     await api.ingestion.Identify(ingestion_pb.IdentifyRequest(
         user_id="ann", attributes={"first_name": common_pb2.AttributeValue(string_value="Ann")}),
         metadata=app.auth("events"))
+    # Ann's attributes reach segmentation by its own path; a trigger event tracked before
+    # they are applied renders with the default (README, Personalization).
+    await eventually(lambda: user_profile(api, app, "ann"))
     for user in ("ann", "bob", "claude"):
         await api.ingestion.TrackEvents(track([event(f"c-{user}", user, "cart_abandoned", cart_value=42)]),
                                         metadata=app.auth("events"))

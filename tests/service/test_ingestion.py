@@ -19,17 +19,7 @@ from nudgetools import demo
 from nudgelib.protoconv import to_timestamp
 from services.ingestion.server import SPEC as INGESTION
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
-from tests.helpers import Clients, event, expect_error, track, violated_fields
-
-
-async def profile(api: Clients, app, user_id: str):
-    try:
-        return (await api.segmentation.GetUserProfile(
-            seg_pb.GetUserProfileRequest(user_id=user_id), metadata=app.auth("admin"))).profile
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.NOT_FOUND:
-            return None
-        raise
+from tests.helpers import Clients, event, expect_error, track, user_profile, violated_fields
 
 
 async def test_bad_event_does_not_sink_its_batch(stack, app):
@@ -64,7 +54,7 @@ async def test_retries_are_stored_and_counted_once(stack, app):
         return reply.user_count == 1 and reply
 
     await eventually(estimate)
-    p = await profile(api, app, "ru")
+    p = await user_profile(api, app, "ru")
     assert p.known
 
 
@@ -93,7 +83,7 @@ async def test_identify_updates_the_profile_and_refuses_unknown_time_zones(stack
         attributes={"vip": common_pb2.AttributeValue(bool_value=True)}), metadata=app.auth("events"))
 
     async def updated():
-        p = await profile(api, app, "iu")
+        p = await user_profile(api, app, "iu")
         return p is not None and "vip" in p.attributes and p
 
     p = await eventually(updated)
@@ -162,7 +152,7 @@ async def test_delete_user_leaves_nothing_behind(stack, app, database_url):
         reply = await api.ingestion.DeleteUser(pb.DeleteUserRequest(user_id="du"), metadata=app.auth("admin"))
         assert reply.completed
         assert await traces_of_user(conn, app.id, "du") == {}
-        assert await profile(api, app, "du") is None
+        assert await user_profile(api, app, "du") is None
         # Delivery forgot the message, so its interactions can no longer be reported.
         await expect_error(api.delivery.ReportInteraction(delivery_pb.ReportInteractionRequest(
             message_id=message.message_id, user_id="du", type=delivery_pb.INTERACTION_TYPE_IMPRESSION),
