@@ -20,17 +20,20 @@ class Retention:
     table: str  # in the pool's search path
     column: str  # a timestamptz; rows older than `keep` by it go
     keep: timedelta
+    # Only rows that also match this SQL condition go (e.g. finished ones); "" for all.
+    where: str = ""
 
 
 async def delete_before(conn: asyncpg.Connection | asyncpg.Pool, table: str, column: str, before: datetime,
-                        batch: int = 50_000) -> int:
-    """Deletes the rows whose `column` is before `before`, `batch` rows per statement (each
-    its own short transaction outside one of the caller's)."""
+                        batch: int = 50_000, where: str = "") -> int:
+    """Deletes the rows whose `column` is before `before` (and that match `where`), `batch`
+    rows per statement (each its own short transaction outside one of the caller's)."""
     deleted = 0
+    also = f" AND ({where})" if where else ""
     while True:
         result = await conn.execute(
             f"""DELETE FROM {table} WHERE ctid = any(ARRAY(
-                    SELECT ctid FROM {table} WHERE {column} < $1 LIMIT $2))""", before, batch)
+                    SELECT ctid FROM {table} WHERE {column} < $1{also} LIMIT $2))""", before, batch)
         n = int(result.split()[-1])
         deleted += n
         if n < batch:
@@ -39,7 +42,7 @@ async def delete_before(conn: asyncpg.Connection | asyncpg.Pool, table: str, col
 
 async def prune(pool: asyncpg.Pool, now: datetime, retentions: list[Retention]) -> dict[str, int]:
     """One pass: rows deleted per table."""
-    return {r.table: await delete_before(pool, r.table, r.column, now - r.keep) for r in retentions}
+    return {r.table: await delete_before(pool, r.table, r.column, now - r.keep, where=r.where) for r in retentions}
 
 
 async def prune_loop(pool: asyncpg.Pool, clock: Clock, retentions: list[Retention], interval: float) -> None:

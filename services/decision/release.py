@@ -49,7 +49,7 @@ from services.decision import store
 from services.decision.decider import Decider
 from services.decision.drops import EXPIRED, drop_reason
 from services.decision.judge import WAITING_FOR_SEGMENTATION, judge
-from services.decision.model import Action, Judgement, PendingSend, Reservation, UserState
+from services.decision.model import Action, Judgement, PendingSend, UserState
 from services.decision.variants import CONTROL, arm_for, pick_content
 
 log = structlog.get_logger(__name__)
@@ -222,11 +222,12 @@ class Releaser:
             answers = await asyncio.gather(*(self._delivery.call(self._stub.EnqueueMessages, request)
                                              for request in by_user.values()), return_exceptions=True)
             self._refused_by_delivery(rows, outcomes, dict(zip(by_user, answers)), now)
-            controls = [(r, o) for r, o in zip(rows, outcomes) if o.arm is not None]
-            for r, o in controls:
-                await store.reserve(self._d.pool, r["app_id"], r["user_id"], now,
-                                    lambda _state, o=o: (Reservation([], [o.arm]), None))
-                self._d.states.forget(r["app_id"], r["user_id"])
+            # First control exposures make the arm sticky: one statement for the batch, in its
+            # transaction (a control exposure reserves no cap, so no user lock is needed).
+            arms = [(r["app_id"], r["user_id"], *o.arm) for r, o in zip(rows, outcomes) if o.arm is not None]
+            await store.assign_arms(conn, arms, now)
+            for app_id, user_id, _, _ in arms:
+                self._d.states.forget(app_id, user_id)
             await conn.execute(
                 """UPDATE pending_sends p SET status = x.status, outcome = x.outcome,
                        due_at = coalesce(x.due_at, p.due_at), updated_at = now()

@@ -14,7 +14,7 @@ from nudge.decision.v1 import (
 from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.replay import Replays
-from nudgelib.retention import Retention, prune_loop
+from nudgelib.retention import prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.decision.caches import CampaignCatalog, UserContexts, UserStates
 from services.decision.decider import Decider
@@ -43,9 +43,7 @@ async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
     host.listener(ERASED_USERS_CHANNEL, decider.on_user_erased)
     host.run_in_background(releaser.run(), "release")
     replays = Replays(host.pool, "request_responses", timedelta(hours=settings.request_id_window_hours), host.clock)
-    kept = [replays.retention()]
-    if settings.dedupe_retention_days:
-        kept.append(Retention("applied_events", "applied_at", timedelta(days=settings.dedupe_retention_days)))
+    kept = [replays.retention(), *settings.retentions()]
     host.run_in_background(prune_loop(host.pool, host.clock, kept, settings.maintenance_interval_seconds), "prune")
     decision_service_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(decider, replays, host.peers["segmentation"]), host.server)
     decision_internal_service_pb2_grpc.add_DecisionInternalServiceServicer_to_server(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from nudgelib.config import Settings, group, setting
 from nudgelib.dead_letters import FailureSettings
+from nudgelib.retention import Retention
 
 PREFIX = "NUDGE_DECISION_"
 
@@ -25,6 +27,10 @@ class DecisionSettings(Settings):
     # Days the ids of applied events are kept, so a redelivery from ingestion's outbox (at
     # least once) starts no second send; 0 keeps them for ever. Deleted every interval.
     dedupe_retention_days: int = setting(PREFIX + "DEDUPE_RETENTION_DAYS", 7, low=0, high=3660)
+    # Days a settled triggered send (released, cancelled, dropped, expired, failed) is kept
+    # after it settled, for Explain and ListPendingSends; 0 keeps them for ever. Explain shows
+    # the last 7 days, so fewer than 7 shortens what it can show.
+    settled_send_retention_days: int = setting(PREFIX + "SETTLED_SEND_RETENTION_DAYS", 30, low=0, high=3660)
     # Hours a mutating RPC's response is kept under its request_id: a retry within them gets
     # it back and changes nothing again; later, the id is forgotten (nudgelib.replay).
     request_id_window_hours: float = setting(PREFIX + "REQUEST_ID_WINDOW_HOURS", 24.0, low=0.01, high=720)
@@ -32,3 +38,13 @@ class DecisionSettings(Settings):
                                                   low=1, high=86_400)
     # When a consumer call fails for some items: retries, then dead letters (nudgelib.isolation).
     failures: FailureSettings = group(FailureSettings)
+
+    def retentions(self) -> list[Retention]:
+        """Decision's own tables kept for a window (request ids are kept by nudgelib.replay)."""
+        kept = []
+        if self.dedupe_retention_days:
+            kept.append(Retention("applied_events", "applied_at", timedelta(days=self.dedupe_retention_days)))
+        if self.settled_send_retention_days:
+            kept.append(Retention("pending_sends", "updated_at", timedelta(days=self.settled_send_retention_days),
+                                  where="status <> 'pending'"))
+        return kept

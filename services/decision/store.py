@@ -236,6 +236,17 @@ async def reserve(pool: asyncpg.Pool, app_id: str, user_id: str, at: datetime,
     return result, state
 
 
+async def assign_arms(conn: asyncpg.Connection, arms: list[tuple[str, str, str, str]], at: datetime) -> None:
+    """Records (app, user, campaign, variant) arms, each only where the user has none yet for
+    that campaign (sticky: the first one stays), in one statement."""
+    if arms:
+        await conn.execute(
+            """INSERT INTO variant_assignments (app_id, user_id, campaign_id, variant_id, assigned_at)
+               SELECT a, u, c, v, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(a, u, c, v)
+               ON CONFLICT DO NOTHING""",
+            [x[0] for x in arms], [x[1] for x in arms], [x[2] for x in arms], [x[3] for x in arms], at)
+
+
 async def release_reservations(pool: asyncpg.Pool, app_id: str, user_id: str, message_ids: list[str]) -> int:
     """Gives back the deliveries reserved for messages never handed out, in one statement, and
     tells every replica to forget the user's cached state: a cached state that still had them

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from nudgelib import db
 from nudgelib.retention import Retention, delete_before, prune
+from services.decision.settings import DecisionSettings
 from services.segmentation.settings import SegmentationSettings
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -51,5 +52,27 @@ async def test_decision_deletes_old_applied_ids_in_bounded_batches(database_url)
         assert [r[0] for r in await pool.fetch("SELECT event_id FROM applied_events WHERE app_id = $1", app)] == ["new"]
         assert await prune(pool, NOW, [Retention("applied_events", "applied_at", timedelta(days=7))]) == {
             "applied_events": 0}
+    finally:
+        await pool.close()
+
+
+async def test_decision_deletes_settled_sends_past_their_window_and_keeps_pending_ones(database_url):
+    """Explain's history of cancelled, dropped and released sends is kept for its window; a
+    send still pending is kept however old it is."""
+    app = f"app_{secrets.token_hex(4)}"
+    pool = await db.create_pool(database_url, "decision", 1, 2)
+    try:
+        rows = [("old-pending", "pending", 40), ("old-dropped", "dropped", 40), ("old-released", "released", 31),
+                ("recent-cancelled", "cancelled", 29)]
+        await pool.executemany(
+            """INSERT INTO pending_sends (app_id, id, user_id, campaign_id, trigger_index, cause, triggered_at,
+                                          due_at, expire_at, status, updated_at)
+               VALUES ($1, $2, 'u', 'c', 0, $2, $4::timestamptz, $4::timestamptz, $4::timestamptz + interval '400 days', $3, $4::timestamptz)""",
+            [(app, name, status, NOW - timedelta(days=age)) for name, status, age in rows])
+        await prune(pool, NOW, DecisionSettings(settled_send_retention_days=30).retentions())
+        left = {r[0] for r in await pool.fetch("SELECT id FROM pending_sends WHERE app_id = $1", app)}
+        assert left == {"old-pending", "recent-cancelled"}
+        assert all(r.table != "pending_sends"
+                   for r in DecisionSettings(settled_send_retention_days=0).retentions())
     finally:
         await pool.close()

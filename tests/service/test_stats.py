@@ -184,3 +184,41 @@ async def test_survey_answers_are_read_back_page_by_page_with_their_free_text(st
         campaign_id=campaign.id, page_token="not-a-token"), metadata=admin), grpc.StatusCode.INVALID_ARGUMENT)
     await expect_error(api.delivery.ListSurveyAnswers(pb.ListSurveyAnswersRequest(
         campaign_id=campaign.id), metadata=app.auth("client")), grpc.StatusCode.PERMISSION_DENIED)
+
+
+async def test_triggered_sends_of_control_users_are_exposures_and_their_arm_sticks(stack, database_url):
+    """Released for the control group: nothing is shown, the exposure is counted, and the arm
+    is kept, so a later weight change does not move the user into a variant."""
+    app = await create_app(database_url)
+    api = Clients(stack.channel)
+    c = make_campaign("Held out", "visited")
+    c.control_weight = 1
+    c = await create_campaign(api, app, c)
+    held_out = [u for u in (f"v-{i}" for i in range(60)) if assign_variant(c, u) == CONTROL][:3]
+    await api.ingestion.TrackEvents(track([event(f"v-{u}", u, "visited") for u in held_out]),
+                                    metadata=app.auth("events"))
+
+    async def exposed():
+        control = (await stats(api, app, c.id))["control"]
+        return control.sent == len(held_out) and control
+
+    control = await eventually(exposed)
+    assert control.delivered == len(held_out) and adds_up(control)
+    # No control group any more: the users already held out stay held out.
+    c.control_weight = 0
+    await api.decision.UpdateCampaign(decision_pb.UpdateCampaignRequest(campaign=c, expected_version=c.version),
+                                      metadata=app.auth("admin"))
+    await api.ingestion.TrackEvents(track([event(f"v2-{u}", u, "visited") for u in held_out]),
+                                    metadata=app.auth("events"))
+
+    async def settled_as_control(user: str):
+        listed = await api.decision.ListPendingSends(decision_pb.ListPendingSendsRequest(user_id=user),
+                                                     metadata=app.auth("admin"))
+        states = [p.state for p in listed.pending_sends]
+        return len(states) == 2 and all(s == decision_pb.PENDING_SEND_STATE_CONTROL for s in states)
+
+    for u in held_out:
+        await eventually(lambda u=u: settled_as_control(u))
+        assert await fetch_messages(api, app, u, limit=5) == []
+    # Control counts a user's first exposure (README, statistics).
+    assert (await stats(api, app, c.id))["control"].sent == len(held_out)
