@@ -29,7 +29,7 @@ from services.segmentation.segments import Segments
 from services.segmentation.rule_validation import validate
 from services.segmentation.settings import SegmentationSettings
 from services.segmentation.store import profiles
-from tests.service.test_segmentation import drop_database, own_database
+from tests.helpers import own_database
 
 NOW = datetime(2026, 6, 15, 9, 30, tzinfo=timezone.utc)
 MIDNIGHT = datetime(2026, 6, 15, tzinfo=timezone.utc)
@@ -226,7 +226,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(database_url):
     loop = asyncio.new_event_loop()
-    url = loop.run_until_complete(own_database(database_url))
+    database = own_database(database_url, "seg")
+    url = loop.run_until_complete(database.__aenter__())
     pool = loop.run_until_complete(db.create_pool(url, "segmentation", 1, 3))
     clock = FixedClock(NOW)
     config = SegmentationSettings()
@@ -236,7 +237,7 @@ def world(database_url):
     yield w
     loop.run_until_complete(w.memberships.close())
     loop.run_until_complete(pool.close())
-    loop.run_until_complete(drop_database(url))
+    loop.run_until_complete(database.__aexit__(None, None, None))
     loop.close()
 
 
