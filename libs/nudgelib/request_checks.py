@@ -2,7 +2,8 @@
 
 The server interceptor decodes each request through `RequestDoor.parse`: bytes that are not
 a valid message, strings holding NUL (PostgreSQL text refuses them), Timestamps and Durations
-outside protobuf's documented range, and enum values the enum does not define become field
+outside protobuf's documented range, enum values the enum does not define and a negative
+`page_size` (AIP-158: 0 asks for the default, more than the maximum is capped) become field
 violations (`events[3].user_id`), answered INVALID_ARGUMENT before the handler runs. So no
 handler meets them, stores them or hands them to clients later.
 
@@ -32,7 +33,9 @@ MAX_NANOS = 999_999_999
 # A request with this many violations is refused with these; the walk stops there.
 MAX_VIOLATIONS = 10
 
-_STRING, _ENUM, _MESSAGE, _MAP, _TIMESTAMP, _DURATION, _STRUCT, _SKIP = range(8)
+_STRING, _ENUM, _MESSAGE, _MAP, _TIMESTAMP, _DURATION, _STRUCT, _SKIP, _PAGE_SIZE = range(9)
+_INTEGERS = frozenset((_d.FieldDescriptor.TYPE_INT32, _d.FieldDescriptor.TYPE_INT64,
+                       _d.FieldDescriptor.TYPE_SINT32, _d.FieldDescriptor.TYPE_SINT64))
 _TIMESTAMP_NAME = "google.protobuf.Timestamp"
 _DURATION_NAME = "google.protobuf.Duration"
 # Event properties are Structs: walked by a flat loop of their own, about four times faster
@@ -119,6 +122,8 @@ class RequestDoor:
                 kind = _SKIP
             else:
                 kind = _MESSAGE
+        elif fd.name == "page_size" and fd.type in _INTEGERS:
+            kind = _PAGE_SIZE
         else:
             kind = _SKIP
         plan = (kind, fd.name, repeated, extra)
@@ -183,6 +188,9 @@ class RequestDoor:
         elif kind == _DURATION:
             if (problem := duration_problem(value.seconds, value.nanos)) is not None:
                 out.append(FieldViolation(path, problem))
+        elif kind == _PAGE_SIZE:
+            if value < 0:
+                out.append(FieldViolation(path, "must not be negative (0 asks for the default page size)"))
 
 
 def _struct_nul(struct: Any) -> str | None:

@@ -142,8 +142,6 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
     async def ListPendingSends(self, request: pb.ListPendingSendsRequest, context) -> pb.ListPendingSendsResponse:
         if not request.user_id:
             raise InvalidArgument.field("user_id", "is required")
-        if request.page_size < 0:
-            raise InvalidArgument.field("page_size", "must not be negative")
         size = page_size(request.page_size)
         sends = await self._d.list_pending_sends(current_app_id(), request.user_id,
                                                  _send_cursor(request.page_token), size + 1)

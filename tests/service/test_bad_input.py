@@ -131,6 +131,14 @@ async def test_nul_in_ids_is_invalid_argument_naming_the_field_on_every_service(
         assert violated_fields(exc) == {field}, exc.details()
 
 
+async def test_a_negative_page_size_is_invalid_argument(stack, app):
+    """The door refuses it for every list (the other lists' page sizes are unsigned)."""
+    exc = await expect_error(Clients(stack.channel).decision.ListPendingSends(
+        pb.ListPendingSendsRequest(user_id="u", page_size=-1), metadata=app.auth("admin")),
+        grpc.StatusCode.INVALID_ARGUMENT)
+    assert violated_fields(exc) == {"page_size"}, exc.details()
+
+
 async def test_a_ten_thousand_year_delay_set_on_a_campaign_already_running_is_refused(stack, app):
     api = Clients(stack.channel)
     c = make_campaign(delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
