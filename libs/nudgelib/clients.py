@@ -81,5 +81,17 @@ class Peer:
                 raise Unavailable(f"{self.name} is unavailable ({exc.code().name}); retry shortly") from exc
             raise
 
+    async def ask(self, method: Callable[..., Awaitable[Resp]], request: Req, purpose: str) -> Resp:
+        """`call` for an answer a public RPC cannot go on without (does a segment exist, does
+        a campaign use it): any failure of the peer becomes UNAVAILABLE naming it and
+        `purpose`, so the caller's client retries and nothing is changed meanwhile; the peer's
+        own status (INTERNAL, a refusal) is logged with it, never handed on as ours."""
+        try:
+            return await self.call(method, request)
+        except Unavailable:
+            raise
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable(f"{self.name} could not {purpose} ({exc.code().name}); retry shortly") from exc
+
     async def close(self) -> None:
         await self.channel.close()

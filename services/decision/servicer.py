@@ -20,7 +20,7 @@ from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_
 from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
 from nudgelib.db import unreachable
-from nudgelib.errors import Aborted, FieldViolation, InvalidArgument, NotFound, NudgeError, Unavailable
+from nudgelib.errors import Aborted, FieldViolation, InvalidArgument, NotFound, NudgeError
 from nudgelib.pagination import page_size
 from nudgelib.protoconv import to_datetime
 from nudgelib.replay import Remember, Replays
@@ -49,12 +49,9 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         if not refs:
             return
         ids = list(dict.fromkeys(s for _, s in refs))
-        try:
-            found = await self._segmentation.call(self._segments.CheckSegments,
-                                                  seg_pb.CheckSegmentsRequest(app_id=app_id, segment_ids=ids))
-        except grpc.aio.AioRpcError as exc:
-            raise Unavailable(f"segmentation could not check the campaign's segments ({exc.code().name}); "
-                              "retry shortly") from None
+        found = await self._segmentation.ask(self._segments.CheckSegments,
+                                             seg_pb.CheckSegmentsRequest(app_id=app_id, segment_ids=ids),
+                                             "check the campaign's segments")
         known = set(found.existing_segment_ids)
         problems = [FieldViolation(path, f"no segment {s!r} in this app") for path, s in refs if s not in known]
         if problems:

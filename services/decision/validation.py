@@ -18,6 +18,10 @@ ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 COLOR_RE = re.compile(r"^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")
 MINUTES_PER_DAY = 24 * 60
 MAX_EXCEPTION_EVENTS = 20
+# Segments an audience names (each list) and triggers a campaign has: far above any real
+# campaign, and well inside what one CheckSegments call to segmentation answers (1,000).
+MAX_AUDIENCE_SEGMENTS = 100
+MAX_TRIGGERS = 50
 
 # Supported ranges of what an operator sets (the proto and the README say the same). Each keeps
 # the instants derived from it (due, expiry, a cap's window) far inside what datetime and
@@ -153,6 +157,11 @@ def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldVio
         out.append(FieldViolation(f"{path}.delivery_mode", "is required"))
     elif c.delivery_mode not in DELIVERY_MODES:
         out.append(FieldViolation(f"{path}.delivery_mode", f"{c.delivery_mode} is not a DeliveryMode"))
+    for field in ("include_segment_ids", "exclude_segment_ids"):
+        if len(getattr(c.audience, field)) > MAX_AUDIENCE_SEGMENTS:
+            out.append(FieldViolation(f"{path}.audience.{field}", f"at most {MAX_AUDIENCE_SEGMENTS}"))
+    if len(c.triggers) > MAX_TRIGGERS:
+        out.append(FieldViolation(f"{path}.triggers", f"at most {MAX_TRIGGERS}"))
     for i, platform in enumerate(c.audience.platforms):
         if platform not in PLATFORMS:
             out.append(FieldViolation(f"{path}.audience.platforms[{i}]", f"{platform} is not a Platform"))

@@ -8,7 +8,6 @@ import binascii
 from collections.abc import Callable
 
 import asyncpg
-import grpc
 from google.protobuf.message import Message
 
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
@@ -19,7 +18,7 @@ from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
-from nudgelib.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
+from nudgelib.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from nudgelib.pagination import page_size
 from nudgelib.protoconv import set_timestamp
 from nudgelib.replay import Remember, Replays, request_id_problems
@@ -94,13 +93,9 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
     async def _unused_by_campaigns(self, app_id: str, segment_id: str) -> None:
         """Decision answers which campaigns name the segment (audience or segment-entry
         trigger) and are not archived; while any does, the segment stays."""
-        try:
-            found = await self._decision.call(self._campaigns.CampaignsUsingSegment,
-                                              decision_pb.CampaignsUsingSegmentRequest(app_id=app_id,
-                                                                                       segment_id=segment_id))
-        except grpc.aio.AioRpcError as exc:
-            raise Unavailable(f"decision could not say which campaigns use the segment ({exc.code().name}); "
-                              "retry shortly") from None
+        found = await self._decision.ask(self._campaigns.CampaignsUsingSegment,
+                                         decision_pb.CampaignsUsingSegmentRequest(app_id=app_id, segment_id=segment_id),
+                                         "say which campaigns use the segment")
         if found.campaigns:
             named = ", ".join(f"{c.campaign_id} ({c.name!r})" for c in found.campaigns)
             raise FailedPrecondition(f"segment is used by campaigns {named}; archive them or remove the segment "

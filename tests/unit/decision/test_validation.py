@@ -126,3 +126,16 @@ def test_cap_rules_have_supported_ranges():
                      pb.CapRule(id="c", max_messages=1, calendar_weeks=v.MAX_CALENDAR_WEEKS + 1)) == {
         "settings.cap_rules[0].max_messages", "settings.cap_rules[0].rolling",
         "settings.cap_rules[1].calendar_days", "settings.cap_rules[2].calendar_weeks"}
+
+
+def test_an_audience_and_its_triggers_have_a_bounded_size():
+    """Bounded well inside what one CheckSegments call to segmentation answers, so a save is
+    never refused for a reason the operator cannot see."""
+    c = campaign()
+    c.audience.include_segment_ids.extend(f"seg_{i}" for i in range(101))
+    c.audience.exclude_segment_ids.extend(f"seg_x{i}" for i in range(100))
+    for i in range(51):
+        c.triggers.add(event_name=f"e{i}")
+    fields = {v.field for v in campaign_violations(c)}
+    assert {"campaign.audience.include_segment_ids", "campaign.triggers"} <= fields
+    assert "campaign.audience.exclude_segment_ids" not in fields
