@@ -221,7 +221,7 @@ class Releaser:
             # before it answers, and one user's offer need not wait for another's.
             answers = await asyncio.gather(*(self._delivery.call(self._stub.EnqueueMessages, request)
                                              for request in by_user.values()), return_exceptions=True)
-            self._refused_by_delivery(rows, outcomes, dict(zip(by_user, answers)), now)
+            self._refused_by_delivery(rows, outcomes, dict(zip(by_user, answers)), set(unsent), now)
             # First control exposures make the arm sticky: one statement for the batch, in its
             # transaction (a control exposure reserves no cap, so no user lock is needed).
             arms = [(r["app_id"], r["user_id"], *o.arm) for r, o in zip(rows, outcomes) if o.arm is not None]
@@ -254,9 +254,13 @@ class Releaser:
             return self._failure(row, f"{type(exc).__name__}: {exc}", now)
 
     def _refused_by_delivery(self, rows: list[asyncpg.Record], outcomes: list[Outcome],
-                             answers: dict[tuple[str, str], object], now: datetime) -> None:
+                             answers: dict[tuple[str, str], object], reported: set[tuple[str, str]],
+                             now: datetime) -> None:
         """Delivery down: raised, the batch is retried whole. A user's call refused on its own:
-        that user's released sends fail (`_failure`), the others' stand."""
+        every send that call carried (released, control, or an end `reported` for delivery's
+        statistics) fails (`_failure`) and is judged again later, so none is settled without
+        delivery having it; the other users' stand. (One that reaches `failed` here is not
+        counted by delivery, which refused it: the warning and the metric say so.)"""
         refused: dict[tuple[str, str], str] = {}
         for key, answer in answers.items():
             if isinstance(answer, BaseException):
@@ -266,7 +270,8 @@ class Releaser:
                 refused[key] = error
         for n, (r, o) in enumerate(zip(rows, outcomes)):
             key = (r["app_id"], r["user_id"])
-            if key in refused and (o.decision is not None or o.control is not None):
+            carried = o.decision is not None or o.control is not None or (r["app_id"], r["id"]) in reported
+            if key in refused and carried:
                 outcomes[n] = self._failure(r, f"delivery: {refused[key]}", now)
 
     def _failure(self, row: asyncpg.Record, error: str, now: datetime) -> Outcome:

@@ -33,20 +33,27 @@ INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
 
 class RecordingDelivery(delivery_grpc.DeliveryInternalServiceServicer):
-    """Stands in for delivery's inbox: records what decision releases."""
+    """Stands in for delivery's inbox: records what decision releases, and the sends it
+    reports as ended; refuses the first `refusals` calls, as a delivery with a bug would."""
 
-    def __init__(self) -> None:
+    def __init__(self, refusals: int = 0) -> None:
         self.received: list[tuple[str, internal_pb.Decision]] = []
+        self.unsent: list[delivery_pb.UnsentMessage] = []
+        self.refusals = refusals
 
     async def EnqueueMessages(self, request, context):
+        if self.refusals:
+            self.refusals -= 1
+            await context.abort(grpc.StatusCode.INTERNAL, "a bug in delivery")
         self.received.extend((request.user_id, d) for d in request.decisions)
+        self.unsent.extend(request.unsent)
         return delivery_pb.EnqueueMessagesResponse()
 
 
 @pytest.fixture
-async def fake_delivery():
+async def fake_delivery(request):
     server = grpc.aio.server()
-    recorder = RecordingDelivery()
+    recorder = RecordingDelivery(getattr(request, "param", 0))
     delivery_grpc.add_DeliveryInternalServiceServicer_to_server(recorder, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -365,3 +372,35 @@ async def test_a_send_whose_trigger_enters_its_audience_waits_for_segmentation(s
     finally:
         await host.stop()
     assert user == "first-buyer" and message.campaign_id == created.id
+
+
+@pytest.mark.parametrize("fake_delivery", [1], indirect=True)
+async def test_a_drop_reported_in_a_call_delivery_refused_is_reported_again(stack, database_url, fake_delivery):
+    """A send that ends at release is settled only once delivery has counted it: when
+    delivery refuses the call that carried it, it is judged again later and reported then."""
+    recorder, delivery_target = fake_delivery
+    app = await create_app(database_url)
+    clock = FixedClock(datetime.now(timezone.utc) + timedelta(hours=2))  # the stack's decision never releases
+    opens = ((clock.now().hour + 12) % 24) * 60
+    closed = banner("Closed", delivery_mode=pb.DELIVERY_MODE_TRIGGERED,
+                    send_window=pb.SendWindow(start_minute=opens, end_minute=opens + 30, drop_outside_window=True))
+    closed.triggers.add(event_name="closed")
+    admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
+    await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=closed), metadata=app.auth("admin"))
+    host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
+                                                     "delivery": delivery_target}, clock=clock)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
+            e = event("cl1", "late-shopper", "closed")
+            e.occurred_time.CopyFrom(to_timestamp(clock.now()))
+            await internal_grpc.DecisionInternalServiceStub(ch).ApplyEvents(
+                internal_pb.ApplyEventsRequest(app_id=app.id, events=[e]), metadata=INTERNAL)
+            await eventually(lambda: asyncio.sleep(0, recorder.refusals == 0), timeout=10)
+            clock.advance(timedelta(minutes=5))  # past the failed send's pause
+
+            async def reported():
+                return [u.reason for u in recorder.unsent]
+
+            assert await eventually(reported, timeout=10) == [internal_pb.DROP_REASON_OUTSIDE_WINDOW]
+    finally:
+        await host.stop()
