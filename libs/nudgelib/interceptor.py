@@ -124,8 +124,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             exc = Unavailable("the database is not reachable right now; retry shortly")
         elif not isinstance(exc, NudgeError) and db.bad_value(exc):
             # A value the door let through: logged as the gap it is, answered as bad input.
-            log.warning("value_refused_by_database", exc_info=exc)
-            exc = InvalidArgument.field("", f"a value is outside what can be stored: {exc}")
+            # No field can be named here (the database does not say which): `request`.
+            log.warning("value_refused_by_database", method=method, exc_info=exc)
+            exc = InvalidArgument.field("request", f"a value is outside what can be stored: {exc}")
         if isinstance(exc, NudgeError):
             if exc.code is not grpc.StatusCode.INVALID_ARGUMENT:
                 log.info("rpc_refused", code=exc.code.name, error=exc.message)

@@ -36,6 +36,21 @@ MAX_REQUEST_ID = 128
 R = TypeVar("R", bound=Message)
 # Stores the call's response in the transaction of its effect (the call's connection).
 Remember = Callable[[asyncpg.Connection, Message], Awaitable[None]]
+T = TypeVar("T")
+
+
+def keeping(remember: Remember | None, response: Callable[[T], Message]
+            ) -> Callable[[asyncpg.Connection, T], Awaitable[None]] | None:
+    """The hook a store calls in its transaction with what it saved (a campaign, a segment):
+    keeps `response(saved)` under the request_id. None without a request_id."""
+    if remember is None:
+        return None
+
+    async def keep(conn: asyncpg.Connection, saved: T) -> None:
+        await remember(conn, response(saved))
+
+    return keep
+
 
 
 class _Taken(Exception):

@@ -5,8 +5,9 @@ A pending send is judged as the releaser would judge it right now (`judge.py` is
 source of verdicts): waiting for its delay, held by a window, quiet hours or a cap (until
 when, which rule), waiting for segmentation, due, or about to be dropped. A settled one says
 how it ended: released, control, cancelled (by which exception event), dropped or expired
-(why). "Recent" settled sends are those settled in the last `RECENT` (finished rows are
-kept; nothing deletes them before that).
+(why), or failed (the error). "Recent" settled sends are those settled in the last
+`RECENT`; settled rows are deleted NUDGE_DECISION_SETTLED_SEND_RETENTION_DAYS (30) after they
+settled, so a retention under 7 days shortens what this can show.
 """
 
 from __future__ import annotations

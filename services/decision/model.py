@@ -148,8 +148,8 @@ class StoredSend:
     triggered_at: datetime
     due_at: datetime  # the end of its delay, or of the hold it was last deferred for
     expire_at: datetime
-    status: str  # pending | released | control | cancelled | dropped | expired
-    outcome: str  # why it was last deferred, dropped or cancelled; '' before it was first judged
+    status: str  # pending | released | control | cancelled | dropped | expired | failed
+    outcome: str  # why it was last deferred, dropped or cancelled, or the error; '' before it was first judged
     updated_at: datetime
     cancelled_by_event_id: str = ""
     cancelled_by_event_name: str = ""

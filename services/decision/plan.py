@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
@@ -21,11 +21,9 @@ from services.decision.catalog import AppCatalog
 from services.decision.drops import EXPIRED, drop_reason
 from services.decision.eligibility import rank_key
 from services.decision.judge import judge
-from services.decision.model import Action, PendingSend, Reservation, UserState
+from services.decision.model import DEFAULT_TTL, Action, PendingSend, Reservation, UserState
 from services.decision.selection import delivered, select
 from services.decision.variants import in_locale, pick_content
-
-DEFAULT_TTL = timedelta(hours=24)
 
 
 @dataclass

@@ -9,7 +9,6 @@ import asyncpg
 import grpc
 import structlog
 from google.protobuf import timestamp_pb2
-from google.protobuf.message import Message
 
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grpc
@@ -23,7 +22,7 @@ from nudgelib.db import unreachable
 from nudgelib.errors import Aborted, FieldViolation, InvalidArgument, NotFound, NudgeError
 from nudgelib.pagination import page_size
 from nudgelib.protoconv import to_datetime
-from nudgelib.replay import Remember, Replays
+from nudgelib.replay import Remember, Replays, keeping
 from nudgelib.timezones import is_valid_time_zone
 from services.decision import store
 from services.decision.decider import Decider
@@ -68,7 +67,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         async def call(remember: Remember | None) -> pb.CreateCampaignResponse:
             await self._check_segments(app_id, campaign)
             saved = await store.create_campaign(self._d.pool, app_id, campaign,
-                                                _keep(remember, pb.CreateCampaignResponse), self._d.clock.now())
+                                                keeping(remember, lambda c: pb.CreateCampaignResponse(campaign=c)), self._d.clock.now())
             self._d.catalog.invalidate(app_id)
             return pb.CreateCampaignResponse(campaign=saved)
 
@@ -86,7 +85,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             _check(campaign)
             await self._check_segments(app_id, campaign)
             saved = await store.save_version(self._d.pool, app_id, campaign, request.expected_version,
-                                             _keep(remember, pb.UpdateCampaignResponse), self._d.clock.now())
+                                             keeping(remember, lambda c: pb.UpdateCampaignResponse(campaign=c)), self._d.clock.now())
             if saved is None:
                 raise Aborted(f"campaign is no longer at version {request.expected_version}")
             self._d.catalog.invalidate(app_id)
@@ -123,7 +122,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
                 raise InvalidArgument.field("status", "an archived campaign cannot change status")
             campaign.status = request.status
             saved = await store.save_version(self._d.pool, app_id, campaign, campaign.version,
-                                             _keep(remember, pb.SetCampaignStatusResponse), self._d.clock.now())
+                                             keeping(remember, lambda c: pb.SetCampaignStatusResponse(campaign=c)), self._d.clock.now())
             if saved is None:
                 raise Aborted("campaign changed meanwhile; retry")
             self._d.catalog.invalidate(app_id)
@@ -256,17 +255,6 @@ def _send_cursor(token: str) -> tuple[datetime, str] | None:
     except ValueError:
         raise InvalidArgument.field("page_token", "is not a token this RPC returned") from None
     return to_datetime(stamp), send_id
-
-
-def _keep(remember: Remember | None, response: type[Message]) -> store.KeepCampaign | None:
-    """What the store calls in its transaction to keep the response under the request_id."""
-    if remember is None:
-        return None
-
-    async def keep(conn: asyncpg.Connection, campaign: pb.Campaign) -> None:
-        await remember(conn, response(campaign=campaign))
-
-    return keep
 
 
 def _check(campaign: pb.Campaign) -> None:

@@ -173,10 +173,6 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
 # ---------------------------------------------------------------- user state and reservation
 
 
-def _user_lock_key(app_id: str, user_id: str) -> str:
-    return f"{app_id}\x1f{user_id}"
-
-
 async def load_state(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, user_id: str) -> UserState:
     return (await load_states(conn, app_id, [user_id]))[user_id]
 
@@ -208,7 +204,7 @@ async def reserve(pool: asyncpg.Pool, app_id: str, user_id: str, at: datetime,
     """Runs `plan` on the user's state read under a per-user lock and writes its reservation,
     all in one transaction, so replicas serving the same user at once never exceed a cap."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", _user_lock_key(app_id, user_id))
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", state_key(app_id, user_id))
         state = await load_state(conn, app_id, user_id)
         reservation, result = plan(state)
         if reservation.deliveries or reservation.arms:
@@ -262,6 +258,8 @@ async def release_reservations(pool: asyncpg.Pool, app_id: str, user_id: str, me
 
 
 def state_key(app_id: str, user_id: str) -> str:
+    """One user of one app as text: the key of their advisory lock, and the payload of the
+    notifications that make replicas forget what they cache of them."""
     return f"{app_id}\x1f{user_id}"
 
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
 
-import asyncpg
-from google.protobuf.message import Message
 
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as decision_grpc
@@ -21,7 +18,7 @@ from nudgelib.clients import Peer
 from nudgelib.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from nudgelib.pagination import page_size
 from nudgelib.protoconv import set_timestamp
-from nudgelib.replay import Remember, Replays, request_id_problems
+from nudgelib.replay import Remember, Replays, keeping, request_id_problems
 from services.segmentation.model import SegmentDef
 from services.segmentation.rule_validation import validate
 from services.segmentation.store import definitions
@@ -56,17 +53,6 @@ def _check_definition(name: str, description: str, rule_set: bool, rule: pb.Rule
     problems += request_id_problems(request_id)
     if problems:
         raise InvalidArgument(problems)
-
-
-def _keep(remember: Remember | None, response: Callable[[SegmentDef], Message]):
-    """What the store calls in its transaction to keep the response under the request_id."""
-    if remember is None:
-        return None
-
-    async def keep(conn: asyncpg.Connection, segment: SegmentDef) -> None:
-        await remember(conn, response(segment))
-
-    return keep
 
 
 def _encode_token(user_id: str) -> str:
@@ -108,7 +94,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
 
         async def call(remember: Remember | None) -> pb.CreateSegmentResponse:
             row = await self._segments.create(app_id, request.name, request.description, request.rule,
-                                              _keep(remember, lambda s: pb.CreateSegmentResponse(segment=segment_proto(s))))
+                                              keeping(remember, lambda s: pb.CreateSegmentResponse(segment=segment_proto(s))))
             return pb.CreateSegmentResponse(segment=segment_proto(row))
 
         return await self._replays.once(app_id, "CreateSegment", request, pb.CreateSegmentResponse, call)
@@ -124,7 +110,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
             row = await self._segments.update(
                 app_id, request.segment_id, request.name, request.description, request.rule,
                 request.expected_version,
-                _keep(remember, lambda s: pb.UpdateSegmentResponse(segment=segment_proto(s))))
+                keeping(remember, lambda s: pb.UpdateSegmentResponse(segment=segment_proto(s))))
             return pb.UpdateSegmentResponse(segment=segment_proto(row))
 
         return await self._replays.once(app_id, "UpdateSegment", request, pb.UpdateSegmentResponse, call)
@@ -150,7 +136,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
             await self._existing(app_id, request.segment_id)
             await self._unused_by_campaigns(app_id, request.segment_id)
             await self._segments.delete(app_id, request.segment_id,
-                                        _keep(remember, lambda _s: pb.DeleteSegmentResponse()))
+                                        keeping(remember, lambda _s: pb.DeleteSegmentResponse()))
             return pb.DeleteSegmentResponse()
 
         return await self._replays.once(app_id, "DeleteSegment", request, pb.DeleteSegmentResponse, call)

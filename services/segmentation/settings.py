@@ -38,10 +38,10 @@ class SegmentationSettings(Settings):
     # Days the ids of applied events and profile updates are kept, so a redelivery from
     # ingestion's outbox (at least once) has no second effect; 0 keeps them for ever.
     dedupe_retention_days: int = setting(PREFIX + "DEDUPE_RETENTION_DAYS", 7, low=0, high=3660)
-    # How often raw event properties and applied ids past their retention are deleted.
     # Hours a mutating RPC's response is kept under its request_id: a retry within them gets
     # it back and changes nothing again; later, the id is forgotten (nudgelib.replay).
     request_id_window_hours: float = setting(PREFIX + "REQUEST_ID_WINDOW_HOURS", 24.0, low=0.01, high=720)
+    # How often raw event properties, applied ids and request ids past their retention are deleted.
     maintenance_interval_seconds: float = setting(PREFIX + "MAINTENANCE_INTERVAL_SECONDS", 300.0,
                                                   low=1, high=86_400)
     # When a consumer call fails for some items: retries, then dead letters (nudgelib.isolation).
