@@ -20,7 +20,7 @@ from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
 from nudgelib.db import unreachable
 from nudgelib.errors import Aborted, FieldViolation, InvalidArgument, NotFound, NudgeError
-from nudgelib.pagination import page_size
+from nudgelib.pagination import decode_token, encode_token, page_size
 from nudgelib.protoconv import to_datetime
 from nudgelib.replay import Remember, Replays, keeping
 from nudgelib.timezones import is_valid_time_zone
@@ -143,7 +143,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
                                                  _send_cursor(request.page_token), size + 1)
         more = len(sends) > size
         sends = sends[:size]
-        token = f"{sends[-1].trigger_time.ToJsonString()}|{sends[-1].id}" if more else ""
+        token = encode_token(sends[-1].trigger_time.ToJsonString(), sends[-1].id) if more else ""
         return pb.ListPendingSendsResponse(pending_sends=sends, next_page_token=token)
 
     async def GetAppSettings(self, request: pb.GetAppSettingsRequest, context) -> pb.GetAppSettingsResponse:
@@ -246,10 +246,8 @@ def _send_cursor(token: str) -> tuple[datetime, str] | None:
     """A ListPendingSends page token: the last send's trigger time and id."""
     if not token:
         return None
-    at, sep, send_id = token.partition("|")
     try:
-        if not sep or not send_id:
-            raise ValueError
+        at, send_id = decode_token(token, 2)
         stamp = timestamp_pb2.Timestamp()
         stamp.FromJsonString(at)
     except ValueError:

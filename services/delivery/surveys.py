@@ -9,12 +9,11 @@ answer, whatever is recorded meanwhile after it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
 from nudge.delivery.v1 import delivery_service_pb2 as pb
+from nudgelib.pagination import decode_token, encode_token
 from nudgelib.protoconv import to_timestamp
 from services.delivery.model import SurveyRow
 
@@ -30,17 +29,13 @@ class Cursor:
 
 
 def encode(cursor: Cursor) -> str:
-    raw = f"{cursor.answered_at.isoformat()}\x1f{cursor.message_id}\x1f{cursor.index}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    return encode_token(cursor.answered_at.isoformat(), cursor.message_id, str(cursor.index))
 
 
 def decode(token: str) -> Cursor:
     """The cursor of a token; ValueError for one this module did not make."""
-    try:
-        at, message_id, index = base64.urlsafe_b64decode(token.encode()).decode().split("\x1f")
-        cursor = Cursor(datetime.fromisoformat(at), message_id, int(index))
-    except (ValueError, binascii.Error, UnicodeError) as exc:
-        raise ValueError("not a page token of this call") from exc
+    at, message_id, index = decode_token(token, 3)
+    cursor = Cursor(datetime.fromisoformat(at), message_id, int(index))
     if cursor.answered_at.tzinfo is None or cursor.index < 0:
         raise ValueError("not a page token of this call")
     return cursor

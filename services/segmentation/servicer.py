@@ -3,8 +3,6 @@ protos out."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 
 
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
@@ -16,7 +14,7 @@ from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
 from nudgelib.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from nudgelib.pagination import page_size
+from nudgelib.pagination import decode_token, encode_token, page_size
 from nudgelib.protoconv import set_timestamp
 from nudgelib.replay import Remember, Replays, keeping, request_id_problems
 from services.segmentation.model import SegmentDef
@@ -55,16 +53,13 @@ def _check_definition(name: str, description: str, rule_set: bool, rule: pb.Rule
         raise InvalidArgument(problems)
 
 
-def _encode_token(user_id: str) -> str:
-    return base64.urlsafe_b64encode(user_id.encode()).decode()
-
-
 def _decode_token(token: str) -> str:
+    """The id a list's page starts after ('' for the first page)."""
     if not token:
         return ""
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return decode_token(token, 1)[0]
+    except ValueError:
         raise InvalidArgument.field("page_token", "is not a token this service handed out") from None
 
 
@@ -125,7 +120,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         more = len(rows) > size
         rows = rows[:size]
         return pb.ListSegmentsResponse(segments=[segment_proto(r) for r in rows],
-                                       next_page_token=_encode_token(rows[-1].id) if more else "")
+                                       next_page_token=encode_token(rows[-1].id) if more else "")
 
     async def DeleteSegment(self, request: pb.DeleteSegmentRequest, context) -> pb.DeleteSegmentResponse:
         app_id = current_app_id()
@@ -164,7 +159,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         more = len(members) > size
         members = members[:size]
         return pb.ListSegmentMembersResponse(user_ids=members,
-                                             next_page_token=_encode_token(members[-1]) if more else "")
+                                             next_page_token=encode_token(members[-1]) if more else "")
 
     async def GetUserProfile(self, request: pb.GetUserProfileRequest, context) -> pb.GetUserProfileResponse:
         if not request.user_id:
