@@ -83,6 +83,13 @@ async def test_a_reeligibility_interval_shows_it_again_once_the_interval_passed(
     assert await pulls(internal, app.id, "u", 2) == [1, 0]
 
 
+def opened(user: str, happened: datetime):
+    """The user opened the app at `happened`."""
+    e = event(f"open-{user}", user, "app_open")
+    e.occurred_time.CopyFrom(to_timestamp(happened))
+    return e
+
+
 async def test_a_trigger_fires_only_for_events_that_happen_within_the_schedule(stack, database_url, fake_delivery):
     recorder, delivery_target = fake_delivery
     # Hours ahead of the real clock: the stack's own decision (same database) never sees these due.
@@ -94,11 +101,6 @@ async def test_a_trigger_fires_only_for_events_that_happen_within_the_schedule(s
     launch = banner("Launch", delivery_mode=pb.DELIVERY_MODE_TRIGGERED, status=pb.CAMPAIGN_STATUS_ACTIVE,
                     start_time=to_timestamp(t0 + timedelta(hours=1)), end_time=to_timestamp(t0 + timedelta(hours=3)))
     launch.triggers.add(event_name="app_open")
-
-    def opened(user: str, happened: datetime):
-        e = event(f"open-{user}", user, "app_open")
-        e.occurred_time.CopyFrom(to_timestamp(happened))
-        return e
 
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
@@ -169,11 +171,6 @@ async def test_an_event_from_while_the_campaign_was_a_draft_or_paused_fires_noth
     app = await create_app(database_url)
     launch = banner("Launch", delivery_mode=pb.DELIVERY_MODE_TRIGGERED)  # a draft
     launch.triggers.add(event_name="app_open")
-
-    def opened(user: str, happened: datetime):
-        e = event(f"open-{user}", user, "app_open")
-        e.occurred_time.CopyFrom(to_timestamp(happened))
-        return e
 
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as ch:
