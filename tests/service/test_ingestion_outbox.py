@@ -205,6 +205,9 @@ async def test_concurrent_replicas_forward_each_row_once_and_keep_each_user_in_o
         total = sum(len(v) for v in sent.values())
         events_total = sum(1 for v in sent.values() for i in v if not i.endswith("p"))
         await eventually(lambda: _at_least(fakes, total, events_total), timeout=20)
+        # A replica deletes what it forwarded after the consumer answered: wait for that commit
+        # too, or the check below races the last batch's delete.
+        await eventually(lambda: _drained(pool), timeout=20)
     finally:
         for t in running:
             t.cancel()
@@ -234,6 +237,10 @@ async def test_concurrent_replicas_forward_each_row_once_and_keep_each_user_in_o
 
 async def _at_least(fakes: Consumers, seg_total: int, dec_total: int) -> bool:
     return len(fakes.segmentation.items) >= seg_total and len(fakes.decision.items) >= dec_total
+
+
+async def _drained(pool) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
 # ---------------------------------------------------------------- consumers down, refusing
