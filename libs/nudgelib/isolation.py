@@ -126,17 +126,24 @@ class Round(Generic[T]):
     # Items not taken, to be tried again later: failed, behind a failed item of their user,
     # or not tried because the consumer is down.
     waiting: list[T] = field(default_factory=list)
-    # Items that failed alone this round (charged an attempt, not yet set aside).
+    # Items that failed alone this round (charged an attempt, not yet set aside), and the text
+    # of the last such failure.
     failed: int = 0
+    error: str = ""
+    failures: list[T] = field(default_factory=list)
     # The failure that says the consumer is down; the round stopped there.
     down: BaseException | None = None
 
 
 async def isolate(items: Sequence[T], send: Callable[[list[T]], Awaitable[None]],
-                  fault_of: Callable[[BaseException], tuple[Fault, str]], ledger: Ledger,
-                  user_of: Callable[[T], Hashable], key_of: Callable[[T], Hashable],
+                  fault_of: Callable[[BaseException], tuple[Fault, str]], ledger: Ledger | None,
+                  user_of: Callable[[T], Hashable], key_of: Callable[[T], Hashable] = id,
                   max_calls: int = 128, tried: BaseException | None = None) -> Round[T]:
     """Sends `items` (in order; one app), splitting a failed call down to single items.
+
+    `user_of` is what orders items: once an item fails, the later items of its user wait
+    (a log passes the lane, whose order it keeps). Without a `ledger`, an item that fails
+    alone is never set aside here: it waits, and the caller counts its attempts.
 
     `fault_of` says whose fault a failure is and its text (it raises again what is neither,
     a bug of the caller). At most `max_calls` calls are made: what is left then waits, so
@@ -171,15 +178,18 @@ async def isolate(items: Sequence[T], send: Callable[[list[T]], Awaitable[None]]
                 half = len(todo) // 2
                 await attempt(todo[:half])
                 await attempt(todo[half:])
-            elif ledger.failed(key_of(todo[0])):
+            elif ledger is not None and ledger.failed(key_of(todo[0])):
                 out.dead.append((todo[0], error))
             else:
                 out.failed += 1
+                out.error = error
+                out.failures.append(todo[0])
                 blocked.add(user_of(todo[0]))
                 out.waiting.append(todo[0])
             return
-        for item in todo:
-            ledger.succeeded(key_of(item))
+        if ledger is not None:
+            for item in todo:
+                ledger.succeeded(key_of(item))
         out.sent.extend(todo)
 
     await attempt(list(items))

@@ -14,6 +14,7 @@ from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.clock import Clock
+from nudgelib.eventlog import positions
 from nudgelib.protoconv import set_timestamp
 from services.decision import explain, store, triggers
 from services.decision.caches import CampaignCatalog, UserContexts, UserStates
@@ -104,12 +105,14 @@ class Decider:
 
     # ------------------------------------------------------------ triggers
 
-    async def apply_events(self, app_id: str, events: list[common_pb2.Event]) -> int:
+    async def apply_events(self, app_id: str, events: list[common_pb2.Event],
+                           span: common_pb2.LogSpan = common_pb2.LogSpan()) -> int:
         catalog = await self.catalog.get(app_id)
-        # Most events fire and cancel nothing: they are not written, and need no dedupe.
-        events = [e for e in events if e.name in catalog.reactive_events]
-        if not events:
+        # Most events fire and cancel nothing: they write nothing, not even their position.
+        kept = [i for i, e in enumerate(events) if e.name in catalog.reactive_events]
+        if not kept:
             return 0
+        events, span = [events[i] for i in kept], positions.subspan(span, kept)
         now = self.clock.now()
         # A send due at once is released right after this commit, and its release reads the
         # user's state: loaded meanwhile, it is ready when the release starts. (Not the
@@ -118,7 +121,7 @@ class Decider:
         soon = [e.user_id for e in events if e.name in catalog.immediate_events]
         warming = asyncio.ensure_future(self.warm(app_id, soon, contexts=False)) if soon else None
         try:
-            applied, added = await store.apply_events(self.pool, app_id, events,
+            applied, added = await store.apply_events(self.pool, app_id, events, span,
                                                       lambda fresh: react(catalog, fresh, now))
         finally:
             if warming is not None:

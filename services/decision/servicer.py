@@ -20,6 +20,7 @@ from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
 from nudgelib.db import unreachable
 from nudgelib.errors import Aborted, FieldViolation, InvalidArgument, NotFound, NudgeError
+from nudgelib.eventlog import positions
 from nudgelib.pagination import decode_token, encode_token, page_size
 from nudgelib.protoconv import to_datetime
 from nudgelib.replay import Remember, Replays, keeping
@@ -174,7 +175,8 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
         self._d = decider
 
     async def ApplyEvents(self, request: internal_pb.ApplyEventsRequest, context) -> internal_pb.ApplyEventsResponse:
-        applied = await self._d.apply_events(request.app_id, list(request.events))
+        positions.require_span(request.span, len(request.events))
+        applied = await self._d.apply_events(request.app_id, list(request.events), request.span)
         return internal_pb.ApplyEventsResponse(applied_count=applied)
 
     async def ApplyUserChanges(self, request: internal_pb.ApplyUserChangesRequest,

@@ -24,9 +24,6 @@ class DecisionSettings(Settings):
     # when nothing wakes it.
     release_batch: int = setting(PREFIX + "RELEASE_BATCH", 200, low=1, high=100_000)
     release_poll_seconds: float = setting(PREFIX + "RELEASE_POLL_SECONDS", 0.5, low=0.01, high=60)
-    # Days the ids of applied events are kept, so a redelivery from ingestion's outbox (at
-    # least once) starts no second send; 0 keeps them for ever. Deleted every interval.
-    dedupe_retention_days: int = setting(PREFIX + "DEDUPE_RETENTION_DAYS", 7, low=0, high=3660)
     # Days a settled triggered send (released, cancelled, dropped, expired, failed) is kept
     # after it settled, for Explain and ListPendingSends; 0 keeps them for ever. Explain shows
     # the last 7 days, so fewer than 7 shortens what it can show.
@@ -42,8 +39,6 @@ class DecisionSettings(Settings):
     def retentions(self) -> list[Retention]:
         """Decision's own tables kept for a window (request ids are kept by nudgelib.replay)."""
         kept = []
-        if self.dedupe_retention_days:
-            kept.append(Retention("applied_events", "applied_at", timedelta(days=self.dedupe_retention_days)))
         if self.settled_send_retention_days:
             kept.append(Retention("pending_sends", "updated_at", timedelta(days=self.settled_send_retention_days),
                                   where="status <> 'pending'"))

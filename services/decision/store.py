@@ -11,6 +11,7 @@ import asyncpg
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib.eventlog import positions
 from nudgelib.protoconv import set_timestamp
 from services.decision.model import Cancel, Delivered, NewPending, Reaction, Reservation, StoredSend, UserState
 
@@ -141,18 +142,14 @@ async def put_settings(pool: asyncpg.Pool, app_id: str, settings: pb.AppSettings
             await keep(conn)
 
 
-async def apply_events(pool: asyncpg.Pool, app_id: str, events: list[common_pb2.Event],
+async def apply_events(pool: asyncpg.Pool, app_id: str, events: list[common_pb2.Event], span: common_pb2.LogSpan,
                        react: Callable[[list[common_pb2.Event]], Reaction]) -> tuple[int, list[NewPending]]:
-    """Records events once each and, in the same transaction, the triggered sends they start
-    and the pending sends they cancel (`react` decides both for the new events only), so a
+    """Applies events once each (by their position in ingestion's log, recorded in the same
+    transaction: nudgelib.eventlog.positions) and, with them, the triggered sends they start and
+    the pending sends they cancel (`react` decides both for the new events only), so a
     redelivered batch has no second effect and a crash loses nothing."""
     async with pool.acquire() as conn, conn.transaction():
-        new_ids = {r["event_id"] for r in await conn.fetch(
-            """INSERT INTO applied_events (app_id, event_id, user_id, name)
-               SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
-               ON CONFLICT DO NOTHING RETURNING event_id""",
-            app_id, [e.event_id for e in events], [e.user_id for e in events], [e.name for e in events])}
-        fresh = [e for e in events if e.event_id in new_ids]
+        fresh = await positions.fresh(conn, app_id, span, events)
         if not fresh:
             return 0, []
         reaction = react(fresh)
@@ -164,7 +161,6 @@ async def apply_events(pool: asyncpg.Pool, app_id: str, events: list[common_pb2.
 async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("DELETE FROM deliveries WHERE app_id = $1 AND user_id = $2", app_id, user_id)
-        await conn.execute("DELETE FROM applied_events WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM variant_assignments WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM pending_sends WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("SELECT pg_notify($1, $2)", ERASED_USERS_CHANNEL, state_key(app_id, user_id))

@@ -1,8 +1,9 @@
-"""The consumers the outbox forwards to, and the calls it makes: stored payload bytes in, one
-gRPC call out.
+"""The consumers the event log is forwarded to, and the calls it makes: stored payload bytes
+in, one gRPC call out.
 
-Requests are assembled from the rows' framed payloads (framing.py) and sent as raw bytes,
-so forwarding an event costs no protobuf parsing or encoding here.
+Requests are assembled from the stored payloads (framing.py) and sent as raw bytes, so
+forwarding an event costs no protobuf parsing or encoding here; each carries its items' lanes
+and positions (`LogSpan`) so the consumer applies each once.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import asyncio
 
 import grpc
 
+from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_internal
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_internal
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_internal
 from nudgelib.clients import Peer
+from nudgelib.eventlog.dispatcher import Item, Target
+from services.ingestion import store
 from services.ingestion.framing import request_bytes
 
 
@@ -46,10 +50,16 @@ class Consumer:
             for (consumer, kind), (path, response) in _METHODS.items() if consumer == name
         }
 
-    async def send(self, app_id: str, kind: str, framed: list[bytes]) -> None:
-        """Forwards one call's items (framed payloads of one app and kind); raises if the
-        consumer did not take them."""
-        await self._peer.call(self._calls[kind], request_bytes(app_id, framed), timeout=self._timeout)
+    async def send(self, app_id: str, kind: int, items: list[Item]) -> None:
+        """Forwards one call's items (of one app and kind); raises if the consumer did not
+        take them."""
+        span = common_pb2.LogSpan(source=store.LOG.source, lanes=[i.lane for i in items],
+                                  positions=[i.position for i in items])
+        await self._peer.call(self._calls[store.KINDS[kind]], request_bytes(app_id, [i.payload for i in items], span),
+                              timeout=self._timeout)
+
+    def target(self) -> Target:
+        return Target(self.name, store.CONSUMER_KINDS[self.name], self.send, self.ready)
 
     async def ready(self, timeout: float) -> bool:
         """Whether the consumer is connected, waiting at most `timeout` for it. Loops claim

@@ -1,5 +1,5 @@
 """Taking in a batch of events: backpressure, validation with partial success, and one
-commit of the new events with their outbox rows. Shared by TrackEvents, StreamEvents and
+commit of the new events to the log. Shared by TrackEvents, StreamEvents and
 the internal IngestEvents."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Intake:
         self._clock = clock
         self._metrics = metrics
         self._pressure = pressure
-        # Called after new outbox rows are committed (wakes this process's dispatch loops).
+        # Called after new items are committed to the log (wakes this process's readers).
         self.queued = on_queued
 
     def check_pressure(self, app_id: str) -> None:

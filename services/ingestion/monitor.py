@@ -1,4 +1,4 @@
-"""Keeps the backpressure snapshot fresh: the outbox backlog from one grouped query (broken
+"""Keeps the backpressure snapshot fresh: the log's backlog per consumer from one query (broken
 down by app only while a total passes a bound) and this process's memory, every `interval`
 seconds, and publishes them as gauges. Refusals are per app (pressure.py)."""
 
@@ -9,6 +9,7 @@ import structlog
 
 from nudgelib.errors import ResourceExhausted
 from nudgelib.loops import Backoff, Loop
+from nudgelib.eventlog import dispatcher as eventlog
 from services.ingestion import store
 from services.ingestion.metrics import IngestionMetrics
 from services.ingestion.pressure import (EMPTY, Limits, Refusal, Snapshot, assess, over_bounds, refusals,
@@ -26,12 +27,16 @@ class PressureMonitor:
         self._memory: Refusal | None = None  # refuses every app
         self._refused: dict[str, Refusal] = {}  # app -> why
         self.snapshot = EMPTY
+        # Items waiting are counted up to just past the bound they are compared with (or a
+        # million, for the gauge, without one): a deep backlog costs no more to read.
+        self._count_up_to = (limits.max_backlog_events or 1_000_000) + 1
 
     async def refresh(self) -> None:
-        backlog, age = await store.backlog(self._pool)
+        backlog, age = await eventlog.backlog(self._pool, store.LOG, store.CONSUMER_KINDS, self._count_up_to)
         snapshot = Snapshot(backlog=backlog, oldest_age=age, memory_bytes=resident_bytes())
         if over_bounds(snapshot, self._limits):
-            snapshot = Snapshot(backlog, age, snapshot.memory_bytes, await store.backlog_by_app(self._pool))
+            by_app = await eventlog.backlog_by_app(self._pool, store.LOG, store.CONSUMER_KINDS, self._count_up_to)
+            snapshot = Snapshot(backlog, age, snapshot.memory_bytes, by_app)
         self.snapshot = snapshot
         memory = assess(Snapshot({}, {}, snapshot.memory_bytes), self._limits)
         refused = refusals(snapshot, self._limits)

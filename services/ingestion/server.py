@@ -12,6 +12,7 @@ from nudge.ingestion.v1 import (
     ingestion_service_pb2_grpc,
 )
 from nudgelib.accounts import Scope
+from nudgelib.eventlog.dispatcher import LogDispatcher
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.ingestion import consumers, store
@@ -19,7 +20,6 @@ from services.ingestion.intake import Intake
 from services.ingestion.maintenance import Maintenance
 from services.ingestion.metrics import IngestionMetrics
 from services.ingestion.monitor import PressureMonitor
-from services.ingestion.outbox import OutboxDispatcher
 from services.ingestion.pressure import Limits
 from services.ingestion.servicer import IngestionInternalServicer, IngestionServicer
 from services.ingestion.settings import IngestionSettings
@@ -45,11 +45,12 @@ async def wire(host: ServiceHost, s: IngestionSettings) -> None:
     await pressure.refresh()
     host.run_in_background(pressure.run(), "backpressure")
 
-    targets = {c: consumers.Consumer(c, host.peers[c], s.outbox_send_timeout) for c in store.CONSUMERS}
-    dispatcher = OutboxDispatcher(host.pool, targets, metrics, workers=s.outbox_workers,
-                                  batch_events=s.outbox_batch_events, poll_interval=s.outbox_poll_interval,
-                                  max_backoff=s.outbox_max_backoff, failures=s.failures)
-    host.run_in_background(dispatcher.run(), "outbox")
+    targets = [consumers.Consumer(c, host.peers[c], s.outbox_send_timeout).target() for c in store.CONSUMERS]
+    dispatcher = LogDispatcher(host.pool, store.LOG, targets, metrics, workers=s.outbox_workers,
+                               batch_items=s.outbox_batch_events, call_items=s.outbox_batch_events,
+                               poll_interval=s.outbox_poll_interval, max_backoff=s.outbox_max_backoff,
+                               policy=s.failures.policy())
+    host.run_in_background(dispatcher.run(), "log")
 
     intake = Intake(host.pool, host.clock, metrics, pressure, on_queued=dispatcher.wake)
     ingestion_service_pb2_grpc.add_IngestionServiceServicer_to_server(

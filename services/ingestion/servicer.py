@@ -21,7 +21,6 @@ from nudgelib.clock import Clock
 from nudgelib.errors import FieldViolation, InvalidArgument, Unavailable
 from nudgelib.protoconv import to_timestamp
 from services.ingestion import store
-from services.ingestion.framing import frame_item
 from services.ingestion.intake import Intake
 from services.ingestion.keys import lane_of, update_id
 from services.ingestion.validation import profile_violations, user_id_problem
@@ -71,9 +70,10 @@ class IngestionServicer(pb_grpc.IngestionServiceServicer):
             locale=request.locale,
             occurred_time=request.occurred_time if request.HasField("occurred_time") else to_timestamp(self._clock.now()),
         )
-        await store.queue_profile_update(self._pool, app_id, request.user_id, lane_of(app_id, request.user_id),
-                                         frame_item(update.SerializeToString()))
-        self._intake.queued()
+        if await store.queue_profile_update(self._pool, app_id, update.update_id, request.user_id,
+                                            lane_of(app_id, request.user_id), update.SerializeToString(),
+                                            self._clock.now()):
+            self._intake.queued()
         return pb.IdentifyResponse()
 
     async def DeleteUser(self, request: pb.DeleteUserRequest, context) -> pb.DeleteUserResponse:

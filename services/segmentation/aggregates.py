@@ -27,14 +27,14 @@ class Folded:
     raw: list[tuple[str, str, datetime, dict[str, Any]]] = field(default_factory=list)
 
 
-def unique(events: list[common_pb2.Event]) -> list[common_pb2.Event]:
-    """The first event of each id (a batch may repeat one)."""
+def unique(items: list, id_of: Callable[[Any], str] = lambda e: e.event_id) -> list:
+    """The first item of each id (a batch may repeat one)."""
     seen: set[str] = set()
     out = []
-    for e in events:
-        if e.event_id not in seen:
-            seen.add(e.event_id)
-            out.append(e)
+    for item in items:
+        if id_of(item) not in seen:
+            seen.add(id_of(item))
+            out.append(item)
     return out
 
 

@@ -22,6 +22,7 @@ from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_
 from nudgelib import db
 from nudgelib.clock import Clock
 from nudgelib.coalesce import Coalescer
+from nudgelib.eventlog import positions
 from nudgelib.loops import AT_ONCE, Backoff, Loop
 from services.segmentation import aggregates, announcements
 from services.segmentation.caches import Catalogs, ContextCache, read_catalog
@@ -108,16 +109,17 @@ class Memberships:
                                valid_until, version, ticket)
             self._on_queued()
 
-    async def apply_events(self, app_id: str, events: list[common_pb2.Event]) -> int:
-        events = aggregates.unique(events)
+    async def apply_events(self, app_id: str, events: list[common_pb2.Event],
+                           span: common_pb2.LogSpan = common_pb2.LogSpan()) -> int:
         if not events:
             return 0
         applied = 0
 
         async def work(conn, catalog: Catalog, now: datetime):
             nonlocal applied
-            fresh_ids = await profiles.new_ids(conn, "applied_events", "event_id", app_id, [e.event_id for e in events])
-            fresh = [e for e in events if e.event_id in fresh_ids]
+            # Once per item, by its position in ingestion's log (nudgelib.eventlog.positions);
+            # a batch repeating an id (no span) counts it once.
+            fresh = aggregates.unique(await positions.fresh(conn, app_id, span, events))
             applied = len(fresh)
             if not fresh:
                 return {}, []
@@ -134,20 +136,18 @@ class Memberships:
         await self._in_transaction(app_id, work)
         return applied
 
-    async def apply_profile_updates(self, app_id: str, updates: list[internal_pb.ProfileUpdate]) -> int:
+    async def apply_profile_updates(self, app_id: str, updates: list[internal_pb.ProfileUpdate],
+                                    span: common_pb2.LogSpan = common_pb2.LogSpan()) -> int:
         if not updates:
             return 0
         applied = 0
 
         async def work(conn, catalog: Catalog, now: datetime):
             nonlocal applied
-            fresh_ids = await profiles.new_ids(conn, "applied_updates", "update_id", app_id,
-                                            [u.update_id for u in updates])
-            fresh, seen = [], set()
-            for u in updates:
-                if u.update_id in fresh_ids and u.update_id not in seen:
-                    seen.add(u.update_id)
-                    fresh.append(u)
+            # Ingestion stores an Identify once per update id (a retried request_id maps to the
+            # same id), and its log position makes a redelivery a no-op here. Without a span, a
+            # batch repeating an id applies it once.
+            fresh = aggregates.unique(await positions.fresh(conn, app_id, span, updates), lambda u: u.update_id)
             applied = len(fresh)
             if not fresh:
                 return {}, []

@@ -13,6 +13,7 @@ from nudge.segmentation.v1 import segmentation_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
+from nudgelib.eventlog import positions
 from nudgelib.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from nudgelib.pagination import decode_token, encode_token, page_size
 from nudgelib.protoconv import set_timestamp
@@ -192,7 +193,8 @@ class SegmentationInternalServicer(internal_grpc.SegmentationInternalServiceServ
         for i, e in enumerate(request.events):
             if not e.event_id or not e.user_id or not e.name:
                 raise InvalidArgument.field(f"events[{i}]", "needs event_id, user_id and name")
-        applied = await self._m.apply_events(request.app_id, list(request.events))
+        positions.require_span(request.span, len(request.events))
+        applied = await self._m.apply_events(request.app_id, list(request.events), request.span)
         return internal_pb.ApplyEventsResponse(applied_count=applied)
 
     async def ApplyProfileUpdates(self, request: internal_pb.ApplyProfileUpdatesRequest,
@@ -201,7 +203,8 @@ class SegmentationInternalServicer(internal_grpc.SegmentationInternalServiceServ
         for i, u in enumerate(request.updates):
             if not u.update_id or not u.user_id:
                 raise InvalidArgument.field(f"updates[{i}]", "needs update_id and user_id")
-        applied = await self._m.apply_profile_updates(request.app_id, list(request.updates))
+        positions.require_span(request.span, len(request.updates))
+        applied = await self._m.apply_profile_updates(request.app_id, list(request.updates), request.span)
         return internal_pb.ApplyProfileUpdatesResponse(applied_count=applied)
 
     async def GetUserContext(self, request: internal_pb.GetUserContextRequest,

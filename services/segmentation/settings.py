@@ -35,13 +35,10 @@ class SegmentationSettings(Settings):
     # membership of a changed segment), and how long such a query may run.
     audience_work_mem_mb: int = setting(PREFIX + "AUDIENCE_WORK_MEM_MB", 256, low=4, high=65_536)
     audience_timeout_seconds: float = setting(PREFIX + "AUDIENCE_TIMEOUT_SECONDS", 60.0, low=0.1, high=3600)
-    # Days the ids of applied events and profile updates are kept, so a redelivery from
-    # ingestion's outbox (at least once) has no second effect; 0 keeps them for ever.
-    dedupe_retention_days: int = setting(PREFIX + "DEDUPE_RETENTION_DAYS", 7, low=0, high=3660)
     # Hours a mutating RPC's response is kept under its request_id: a retry within them gets
     # it back and changes nothing again; later, the id is forgotten (nudgelib.replay).
     request_id_window_hours: float = setting(PREFIX + "REQUEST_ID_WINDOW_HOURS", 24.0, low=0.01, high=720)
-    # How often raw event properties, applied ids and request ids past their retention are deleted.
+    # How often raw event properties and request ids past their retention are deleted.
     maintenance_interval_seconds: float = setting(PREFIX + "MAINTENANCE_INTERVAL_SECONDS", 300.0,
                                                   low=1, high=86_400)
     # When a consumer call fails for some items: retries, then dead letters (nudgelib.isolation).
@@ -51,7 +48,4 @@ class SegmentationSettings(Settings):
         kept = []
         if self.event_property_days:
             kept.append(Retention("recent_events", "occurred_at", timedelta(days=self.event_property_days)))
-        if self.dedupe_retention_days:
-            keep = timedelta(days=self.dedupe_retention_days)
-            kept += [Retention("applied_events", "applied_at", keep), Retention("applied_updates", "applied_at", keep)]
         return kept

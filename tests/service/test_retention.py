@@ -13,46 +13,38 @@ from services.segmentation.settings import SegmentationSettings
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
 
-async def test_segmentation_keeps_applied_ids_and_raw_properties_for_their_windows(database_url):
+async def test_segmentation_keeps_raw_properties_for_their_window(database_url):
     app = f"app_{secrets.token_hex(4)}"
     pool = await db.create_pool(database_url, "segmentation", 1, 2)
     try:
-        for age, name in ((timedelta(days=8), "old"), (timedelta(days=6), "new")):
-            await pool.execute("INSERT INTO applied_events (app_id, event_id, applied_at) VALUES ($1, $2, $3)",
-                               app, name, NOW - age)
-            await pool.execute("INSERT INTO applied_updates (app_id, update_id, applied_at) VALUES ($1, $2, $3)",
-                               app, name, NOW - age)
         for age, user in ((timedelta(days=31), "old"), (timedelta(days=29), "new")):
             await pool.execute("INSERT INTO recent_events (app_id, user_id, name, occurred_at, properties)"
                                " VALUES ($1, $2, 'buy', $3, '{}')", app, user, NOW - age)
 
-        settings = SegmentationSettings(dedupe_retention_days=7, event_property_days=30)
+        settings = SegmentationSettings(event_property_days=30)
         await prune(pool, NOW, settings.retentions())
 
-        assert [r[0] for r in await pool.fetch("SELECT event_id FROM applied_events WHERE app_id = $1", app)] == ["new"]
-        assert [r[0] for r in await pool.fetch("SELECT update_id FROM applied_updates WHERE app_id = $1", app)] == [
-            "new"]
         assert [r[0] for r in await pool.fetch("SELECT user_id FROM recent_events WHERE app_id = $1", app)] == ["new"]
         # 0 keeps for ever.
-        assert SegmentationSettings(dedupe_retention_days=0, event_property_days=0).retentions() == []
+        assert SegmentationSettings(event_property_days=0).retentions() == []
     finally:
         await pool.close()
 
 
-async def test_decision_deletes_old_applied_ids_in_bounded_batches(database_url):
-    app = f"app_{secrets.token_hex(4)}"
+async def test_old_rows_go_in_bounded_batches(database_url):
+    table = f"public.retention_probe_{secrets.token_hex(4)}"
     pool = await db.create_pool(database_url, "decision", 1, 2)
     try:
-        await pool.executemany(
-            "INSERT INTO applied_events (app_id, event_id, user_id, name, applied_at) VALUES ($1, $2, 'u', 'tap', $3)",
-            [(app, f"old-{i}", NOW - timedelta(days=8)) for i in range(5)] + [(app, "new", NOW - timedelta(days=1))])
+        await pool.execute(f"CREATE TABLE {table} (id text, at timestamptz)")
+        await pool.executemany(f"INSERT INTO {table} (id, at) VALUES ($1, $2)",
+                               [(f"old-{i}", NOW - timedelta(days=8)) for i in range(5)] + [("new", NOW - timedelta(days=1))])
         # Five old rows, two per statement: the loop goes on until a batch comes back short.
-        deleted = await delete_before(pool, "applied_events", "applied_at", NOW - timedelta(days=7), batch=2)
-        assert deleted >= 5
-        assert [r[0] for r in await pool.fetch("SELECT event_id FROM applied_events WHERE app_id = $1", app)] == ["new"]
-        assert await prune(pool, NOW, [Retention("applied_events", "applied_at", timedelta(days=7))]) == {
-            "applied_events": 0}
+        deleted = await delete_before(pool, table, "at", NOW - timedelta(days=7), batch=2)
+        assert deleted == 5
+        assert [r[0] for r in await pool.fetch(f"SELECT id FROM {table}")] == ["new"]
+        assert await prune(pool, NOW, [Retention(table, "at", timedelta(days=7))]) == {table: 0}
     finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {table}")
         await pool.close()
 
 

@@ -17,14 +17,6 @@ from services.segmentation.model import Activity, AttributeChange, Counter, Prof
 from services.segmentation.store import int_array
 
 
-async def new_ids(conn: asyncpg.Connection, table: str, column: str, app_id: str, ids: list[str]) -> set[str]:
-    """Records ids as applied; returns those that were not yet (deduplication)."""
-    rows = await conn.fetch(
-        f"INSERT INTO {table} (app_id, {column}) SELECT $1, unnest($2::text[])"
-        f" ON CONFLICT DO NOTHING RETURNING {column}", app_id, ids)
-    return {r[column] for r in rows}
-
-
 # A user's stored memberships, looked up by primary key. As a plain join, a batch of a few
 # hundred users against a table of some 100k rows is planned as a hash join that scans every
 # membership; LIMIT 1 (the key makes it at most one row anyway) keeps each a lookup.

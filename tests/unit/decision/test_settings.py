@@ -12,9 +12,9 @@ def test_defaults_and_overrides():
     assert DecisionSettings.from_env({}) == DecisionSettings()
     assert DecisionSettings().release_poll_seconds == 0.5
     s = DecisionSettings.from_env({"NUDGE_DECISION_CONTEXT_TTL_SECONDS": "0",
-                                   "NUDGE_DECISION_DEDUPE_RETENTION_DAYS": "0"})
-    # 0: no context cache; applied event ids kept for ever.
-    assert (s.context_ttl_seconds, s.dedupe_retention_days) == (0, 0)
+                                   "NUDGE_DECISION_SETTLED_SEND_RETENTION_DAYS": "0"})
+    # 0: no context cache; settled sends kept for ever.
+    assert (s.context_ttl_seconds, s.settled_send_retention_days) == (0, 0)
 
 
 @pytest.mark.parametrize("name, value, message", [

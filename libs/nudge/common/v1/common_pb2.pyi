@@ -278,3 +278,21 @@ class PropertyFilter(_message.Message):
     value: _struct_pb2.Value
     circle: GeoCircle
     def __init__(self, name: _Optional[str] = ..., operator: _Optional[_Union[PropertyOperator, str]] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., circle: _Optional[_Union[GeoCircle, _Mapping]] = ...) -> None: ...
+
+class LogSpan(_message.Message):
+    __slots__ = ("source", "lanes", "positions")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LANES_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    lanes: _containers.RepeatedScalarFieldContainer[int]
+    positions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, source: _Optional[str] = ..., lanes: _Optional[_Iterable[int]] = ..., positions: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class LanePosition(_message.Message):
+    __slots__ = ("lane", "position")
+    LANE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    lane: int
+    position: int
+    def __init__(self, lane: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...

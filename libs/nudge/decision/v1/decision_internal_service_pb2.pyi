@@ -36,12 +36,14 @@ DROP_REASON_OTHER: DropReason
 DROP_REASON_FAILED: DropReason
 
 class ApplyEventsRequest(_message.Message):
-    __slots__ = ("app_id", "events")
+    __slots__ = ("app_id", "events", "span")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     events: _containers.RepeatedCompositeFieldContainer[_common_pb2.Event]
-    def __init__(self, app_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ...) -> None: ...
+    span: _common_pb2.LogSpan
+    def __init__(self, app_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ..., span: _Optional[_Union[_common_pb2.LogSpan, _Mapping]] = ...) -> None: ...
 
 class ApplyEventsResponse(_message.Message):
     __slots__ = ("applied_count",)

@@ -26,7 +26,7 @@ from nudge.common.v1 import common_pb2 as nudge_dot_common_dot_v1_dot_common__pb
 from nudge.decision.v1 import decision_internal_service_pb2 as nudge_dot_decision_dot_v1_dot_decision__internal__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1nudge/delivery/v1/delivery_internal_service.proto\x12\x11nudge.delivery.v1\x1a\x1cnudge/common/v1/common.proto\x1a\x31nudge/decision/v1/decision_internal_service.proto\"\xd3\x01\n\x16\x45nqueueMessagesRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12.\n\tdecisions\x18\x03 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12\x36\n\x11\x63ontrol_exposures\x18\x04 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12\x30\n\x06unsent\x18\x05 \x03(\x0b\x32 .nudge.delivery.v1.UnsentMessage\"\xa6\x01\n\rUnsentMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x18\n\x10\x63\x61mpaign_version\x18\x03 \x01(\r\x12\x12\n\nvariant_id\x18\x04 \x01(\t\x12\x0f\n\x07\x65xpired\x18\x05 \x01(\x08\x12-\n\x06reason\x18\x06 \x01(\x0e\x32\x1d.nudge.decision.v1.DropReason\"\x19\n\x17\x45nqueueMessagesResponse\"L\n\x12\x41pplyEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12&\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x16.nudge.common.v1.Event\"/\n\x13\x41pplyEventsResponse\x12\x18\n\x10\x63onversion_count\x18\x01 \x01(\r\"3\n\x10\x45raseUserRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x13\n\x11\x45raseUserResponse2\xb9\x02\n\x17\x44\x65liveryInternalService\x12\\\n\x0b\x41pplyEvents\x12%.nudge.delivery.v1.ApplyEventsRequest\x1a&.nudge.delivery.v1.ApplyEventsResponse\x12h\n\x0f\x45nqueueMessages\x12).nudge.delivery.v1.EnqueueMessagesRequest\x1a*.nudge.delivery.v1.EnqueueMessagesResponse\x12V\n\tEraseUser\x12#.nudge.delivery.v1.EraseUserRequest\x1a$.nudge.delivery.v1.EraseUserResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1nudge/delivery/v1/delivery_internal_service.proto\x12\x11nudge.delivery.v1\x1a\x1cnudge/common/v1/common.proto\x1a\x31nudge/decision/v1/decision_internal_service.proto\"\xd3\x01\n\x16\x45nqueueMessagesRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12.\n\tdecisions\x18\x03 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12\x36\n\x11\x63ontrol_exposures\x18\x04 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12\x30\n\x06unsent\x18\x05 \x03(\x0b\x32 .nudge.delivery.v1.UnsentMessage\"\xa6\x01\n\rUnsentMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x18\n\x10\x63\x61mpaign_version\x18\x03 \x01(\r\x12\x12\n\nvariant_id\x18\x04 \x01(\t\x12\x0f\n\x07\x65xpired\x18\x05 \x01(\x08\x12-\n\x06reason\x18\x06 \x01(\x0e\x32\x1d.nudge.decision.v1.DropReason\"\x19\n\x17\x45nqueueMessagesResponse\"t\n\x12\x41pplyEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12&\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x16.nudge.common.v1.Event\x12&\n\x04span\x18\x03 \x01(\x0b\x32\x18.nudge.common.v1.LogSpan\"/\n\x13\x41pplyEventsResponse\x12\x18\n\x10\x63onversion_count\x18\x01 \x01(\r\"3\n\x10\x45raseUserRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x13\n\x11\x45raseUserResponse2\xb9\x02\n\x17\x44\x65liveryInternalService\x12\\\n\x0b\x41pplyEvents\x12%.nudge.delivery.v1.ApplyEventsRequest\x1a&.nudge.delivery.v1.ApplyEventsResponse\x12h\n\x0f\x45nqueueMessages\x12).nudge.delivery.v1.EnqueueMessagesRequest\x1a*.nudge.delivery.v1.EnqueueMessagesResponse\x12V\n\tEraseUser\x12#.nudge.delivery.v1.EraseUserRequest\x1a$.nudge.delivery.v1.EraseUserResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,13 +40,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENQUEUEMESSAGESRESPONSE']._serialized_start=536
   _globals['_ENQUEUEMESSAGESRESPONSE']._serialized_end=561
   _globals['_APPLYEVENTSREQUEST']._serialized_start=563
-  _globals['_APPLYEVENTSREQUEST']._serialized_end=639
-  _globals['_APPLYEVENTSRESPONSE']._serialized_start=641
-  _globals['_APPLYEVENTSRESPONSE']._serialized_end=688
-  _globals['_ERASEUSERREQUEST']._serialized_start=690
-  _globals['_ERASEUSERREQUEST']._serialized_end=741
-  _globals['_ERASEUSERRESPONSE']._serialized_start=743
-  _globals['_ERASEUSERRESPONSE']._serialized_end=762
-  _globals['_DELIVERYINTERNALSERVICE']._serialized_start=765
-  _globals['_DELIVERYINTERNALSERVICE']._serialized_end=1078
+  _globals['_APPLYEVENTSREQUEST']._serialized_end=679
+  _globals['_APPLYEVENTSRESPONSE']._serialized_start=681
+  _globals['_APPLYEVENTSRESPONSE']._serialized_end=728
+  _globals['_ERASEUSERREQUEST']._serialized_start=730
+  _globals['_ERASEUSERREQUEST']._serialized_end=781
+  _globals['_ERASEUSERRESPONSE']._serialized_start=783
+  _globals['_ERASEUSERRESPONSE']._serialized_end=802
+  _globals['_DELIVERYINTERNALSERVICE']._serialized_start=805
+  _globals['_DELIVERYINTERNALSERVICE']._serialized_end=1118
 # @@protoc_insertion_point(module_scope)

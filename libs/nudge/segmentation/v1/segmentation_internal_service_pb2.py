@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from nudge.common.v1 import common_pb2 as nudge_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n9nudge/segmentation/v1/segmentation_internal_service.proto\x12\x15nudge.segmentation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnudge/common/v1/common.proto\"L\n\x12\x41pplyEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12&\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x16.nudge.common.v1.Event\",\n\x13\x41pplyEventsResponse\x12\x15\n\rapplied_count\x18\x01 \x01(\r\"\xc1\x02\n\rProfileUpdate\x12\x11\n\tupdate_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12H\n\nattributes\x18\x03 \x03(\x0b\x32\x34.nudge.segmentation.v1.ProfileUpdate.AttributesEntry\x12\x18\n\x10unset_attributes\x18\x04 \x03(\t\x12\x11\n\ttime_zone\x18\x05 \x01(\t\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x31\n\roccurred_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aR\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.nudge.common.v1.AttributeValue:\x02\x38\x01\"c\n\x1a\x41pplyProfileUpdatesRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x35\n\x07updates\x18\x02 \x03(\x0b\x32$.nudge.segmentation.v1.ProfileUpdate\"4\n\x1b\x41pplyProfileUpdatesResponse\x12\x15\n\rapplied_count\x18\x01 \x01(\r\"8\n\x15GetUserContextRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"G\n\x16GetUserContextResponse\x12-\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.nudge.common.v1.UserContext\"3\n\x10\x45raseUserRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x13\n\x11\x45raseUserResponse\";\n\x14\x43heckSegmentsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x13\n\x0bsegment_ids\x18\x02 \x03(\t\"5\n\x15\x43heckSegmentsResponse\x12\x1c\n\x14\x65xisting_segment_ids\x18\x01 \x03(\t2\xbc\x04\n\x1bSegmentationInternalService\x12\x64\n\x0b\x41pplyEvents\x12).nudge.segmentation.v1.ApplyEventsRequest\x1a*.nudge.segmentation.v1.ApplyEventsResponse\x12|\n\x13\x41pplyProfileUpdates\x12\x31.nudge.segmentation.v1.ApplyProfileUpdatesRequest\x1a\x32.nudge.segmentation.v1.ApplyProfileUpdatesResponse\x12m\n\x0eGetUserContext\x12,.nudge.segmentation.v1.GetUserContextRequest\x1a-.nudge.segmentation.v1.GetUserContextResponse\x12^\n\tEraseUser\x12\'.nudge.segmentation.v1.EraseUserRequest\x1a(.nudge.segmentation.v1.EraseUserResponse\x12j\n\rCheckSegments\x12+.nudge.segmentation.v1.CheckSegmentsRequest\x1a,.nudge.segmentation.v1.CheckSegmentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n9nudge/segmentation/v1/segmentation_internal_service.proto\x12\x15nudge.segmentation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnudge/common/v1/common.proto\"t\n\x12\x41pplyEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12&\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x16.nudge.common.v1.Event\x12&\n\x04span\x18\x03 \x01(\x0b\x32\x18.nudge.common.v1.LogSpan\",\n\x13\x41pplyEventsResponse\x12\x15\n\rapplied_count\x18\x01 \x01(\r\"\xc1\x02\n\rProfileUpdate\x12\x11\n\tupdate_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12H\n\nattributes\x18\x03 \x03(\x0b\x32\x34.nudge.segmentation.v1.ProfileUpdate.AttributesEntry\x12\x18\n\x10unset_attributes\x18\x04 \x03(\t\x12\x11\n\ttime_zone\x18\x05 \x01(\t\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12\x31\n\roccurred_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aR\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.nudge.common.v1.AttributeValue:\x02\x38\x01\"\x8b\x01\n\x1a\x41pplyProfileUpdatesRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x35\n\x07updates\x18\x02 \x03(\x0b\x32$.nudge.segmentation.v1.ProfileUpdate\x12&\n\x04span\x18\x03 \x01(\x0b\x32\x18.nudge.common.v1.LogSpan\"4\n\x1b\x41pplyProfileUpdatesResponse\x12\x15\n\rapplied_count\x18\x01 \x01(\r\"8\n\x15GetUserContextRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"G\n\x16GetUserContextResponse\x12-\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.nudge.common.v1.UserContext\"3\n\x10\x45raseUserRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x13\n\x11\x45raseUserResponse\";\n\x14\x43heckSegmentsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x13\n\x0bsegment_ids\x18\x02 \x03(\t\"5\n\x15\x43heckSegmentsResponse\x12\x1c\n\x14\x65xisting_segment_ids\x18\x01 \x03(\t2\xbc\x04\n\x1bSegmentationInternalService\x12\x64\n\x0b\x41pplyEvents\x12).nudge.segmentation.v1.ApplyEventsRequest\x1a*.nudge.segmentation.v1.ApplyEventsResponse\x12|\n\x13\x41pplyProfileUpdates\x12\x31.nudge.segmentation.v1.ApplyProfileUpdatesRequest\x1a\x32.nudge.segmentation.v1.ApplyProfileUpdatesResponse\x12m\n\x0eGetUserContext\x12,.nudge.segmentation.v1.GetUserContextRequest\x1a-.nudge.segmentation.v1.GetUserContextResponse\x12^\n\tEraseUser\x12\'.nudge.segmentation.v1.EraseUserRequest\x1a(.nudge.segmentation.v1.EraseUserResponse\x12j\n\rCheckSegments\x12+.nudge.segmentation.v1.CheckSegmentsRequest\x1a,.nudge.segmentation.v1.CheckSegmentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,29 +36,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROFILEUPDATE_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_PROFILEUPDATE_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_APPLYEVENTSREQUEST']._serialized_start=147
-  _globals['_APPLYEVENTSREQUEST']._serialized_end=223
-  _globals['_APPLYEVENTSRESPONSE']._serialized_start=225
-  _globals['_APPLYEVENTSRESPONSE']._serialized_end=269
-  _globals['_PROFILEUPDATE']._serialized_start=272
-  _globals['_PROFILEUPDATE']._serialized_end=593
-  _globals['_PROFILEUPDATE_ATTRIBUTESENTRY']._serialized_start=511
-  _globals['_PROFILEUPDATE_ATTRIBUTESENTRY']._serialized_end=593
-  _globals['_APPLYPROFILEUPDATESREQUEST']._serialized_start=595
-  _globals['_APPLYPROFILEUPDATESREQUEST']._serialized_end=694
-  _globals['_APPLYPROFILEUPDATESRESPONSE']._serialized_start=696
-  _globals['_APPLYPROFILEUPDATESRESPONSE']._serialized_end=748
-  _globals['_GETUSERCONTEXTREQUEST']._serialized_start=750
-  _globals['_GETUSERCONTEXTREQUEST']._serialized_end=806
-  _globals['_GETUSERCONTEXTRESPONSE']._serialized_start=808
-  _globals['_GETUSERCONTEXTRESPONSE']._serialized_end=879
-  _globals['_ERASEUSERREQUEST']._serialized_start=881
-  _globals['_ERASEUSERREQUEST']._serialized_end=932
-  _globals['_ERASEUSERRESPONSE']._serialized_start=934
-  _globals['_ERASEUSERRESPONSE']._serialized_end=953
-  _globals['_CHECKSEGMENTSREQUEST']._serialized_start=955
-  _globals['_CHECKSEGMENTSREQUEST']._serialized_end=1014
-  _globals['_CHECKSEGMENTSRESPONSE']._serialized_start=1016
-  _globals['_CHECKSEGMENTSRESPONSE']._serialized_end=1069
-  _globals['_SEGMENTATIONINTERNALSERVICE']._serialized_start=1072
-  _globals['_SEGMENTATIONINTERNALSERVICE']._serialized_end=1644
+  _globals['_APPLYEVENTSREQUEST']._serialized_end=263
+  _globals['_APPLYEVENTSRESPONSE']._serialized_start=265
+  _globals['_APPLYEVENTSRESPONSE']._serialized_end=309
+  _globals['_PROFILEUPDATE']._serialized_start=312
+  _globals['_PROFILEUPDATE']._serialized_end=633
+  _globals['_PROFILEUPDATE_ATTRIBUTESENTRY']._serialized_start=551
+  _globals['_PROFILEUPDATE_ATTRIBUTESENTRY']._serialized_end=633
+  _globals['_APPLYPROFILEUPDATESREQUEST']._serialized_start=636
+  _globals['_APPLYPROFILEUPDATESREQUEST']._serialized_end=775
+  _globals['_APPLYPROFILEUPDATESRESPONSE']._serialized_start=777
+  _globals['_APPLYPROFILEUPDATESRESPONSE']._serialized_end=829
+  _globals['_GETUSERCONTEXTREQUEST']._serialized_start=831
+  _globals['_GETUSERCONTEXTREQUEST']._serialized_end=887
+  _globals['_GETUSERCONTEXTRESPONSE']._serialized_start=889
+  _globals['_GETUSERCONTEXTRESPONSE']._serialized_end=960
+  _globals['_ERASEUSERREQUEST']._serialized_start=962
+  _globals['_ERASEUSERREQUEST']._serialized_end=1013
+  _globals['_ERASEUSERRESPONSE']._serialized_start=1015
+  _globals['_ERASEUSERRESPONSE']._serialized_end=1034
+  _globals['_CHECKSEGMENTSREQUEST']._serialized_start=1036
+  _globals['_CHECKSEGMENTSREQUEST']._serialized_end=1095
+  _globals['_CHECKSEGMENTSRESPONSE']._serialized_start=1097
+  _globals['_CHECKSEGMENTSRESPONSE']._serialized_end=1150
+  _globals['_SEGMENTATIONINTERNALSERVICE']._serialized_start=1153
+  _globals['_SEGMENTATIONINTERNALSERVICE']._serialized_end=1725
 # @@protoc_insertion_point(module_scope)

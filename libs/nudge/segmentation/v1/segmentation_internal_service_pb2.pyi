@@ -11,12 +11,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ApplyEventsRequest(_message.Message):
-    __slots__ = ("app_id", "events")
+    __slots__ = ("app_id", "events", "span")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     events: _containers.RepeatedCompositeFieldContainer[_common_pb2.Event]
-    def __init__(self, app_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ...) -> None: ...
+    span: _common_pb2.LogSpan
+    def __init__(self, app_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ..., span: _Optional[_Union[_common_pb2.LogSpan, _Mapping]] = ...) -> None: ...
 
 class ApplyEventsResponse(_message.Message):
     __slots__ = ("applied_count",)
@@ -50,12 +52,14 @@ class ProfileUpdate(_message.Message):
     def __init__(self, update_id: _Optional[str] = ..., user_id: _Optional[str] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ..., unset_attributes: _Optional[_Iterable[str]] = ..., time_zone: _Optional[str] = ..., locale: _Optional[str] = ..., occurred_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ApplyProfileUpdatesRequest(_message.Message):
-    __slots__ = ("app_id", "updates")
+    __slots__ = ("app_id", "updates", "span")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     UPDATES_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     updates: _containers.RepeatedCompositeFieldContainer[ProfileUpdate]
-    def __init__(self, app_id: _Optional[str] = ..., updates: _Optional[_Iterable[_Union[ProfileUpdate, _Mapping]]] = ...) -> None: ...
+    span: _common_pb2.LogSpan
+    def __init__(self, app_id: _Optional[str] = ..., updates: _Optional[_Iterable[_Union[ProfileUpdate, _Mapping]]] = ..., span: _Optional[_Union[_common_pb2.LogSpan, _Mapping]] = ...) -> None: ...
 
 class ApplyProfileUpdatesResponse(_message.Message):
     __slots__ = ("applied_count",)

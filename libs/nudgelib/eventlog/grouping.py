@@ -1,10 +1,11 @@
-"""How claimed outbox rows become as few consumer calls as possible without reordering a user.
+"""How the items read from a log become as few consumer calls as possible without reordering
+a lane.
 
-Rows arrive in id order. Order matters only within a lane (a user's rows are all in one
-lane); a call carries one app and one kind (events or profile updates). Each row joins the
-earliest call of its app and kind that comes no earlier than the call holding the previous
-row of its lane, so calls sent one after another in list order replay every lane in id
-order, while a single-app event stream becomes a single call.
+Items arrive in position order within each lane. Order matters only within a lane (a user's
+items are all in one lane); a call carries one app and one kind (e.g. events or profile
+updates). Each item joins the earliest call of its app and kind that comes no earlier than the
+call holding the previous item of its lane, so calls sent one after another in list order
+replay every lane in order, while a single-app event stream becomes a single call.
 """
 
 from __future__ import annotations

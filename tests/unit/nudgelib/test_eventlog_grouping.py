@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingestion.grouping import group
+from nudgelib.eventlog.grouping import group
 from services.ingestion.keys import LANES
 
 
