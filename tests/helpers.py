@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from nudgelib import accounts
 from nudgelib.errors import violations_of
 from nudgetools import demo, embedded
 from nudgetools.database import migrate_all
+from services.ingestion.keys import lane_of
 
 
 class Clients:
@@ -135,3 +137,43 @@ async def own_database(url: str, prefix: str,
             await admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(own).path[1:]}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+class LogPositions:
+    """Lanes and positions as ingestion's log hands them out, for tests that call a consumer's
+    apply RPC directly: an item id gets its position on first sight, so sending it again
+    carries the same one and the consumer skips it (nudgelib.eventlog.positions)."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str], tuple[int, int]] = {}
+        self._next = itertools.count(1)
+
+    def span(self, app_id: str, items) -> common_pb2.LogSpan:
+        """The span of events or profile updates (anything with a user_id and an event_id or
+        update_id)."""
+        lanes, positions = [], []
+        for item in items:
+            key = (app_id, getattr(item, "event_id", "") or item.update_id)
+            if key not in self._known:
+                self._known[key] = (lane_of(app_id, item.user_id), next(self._next))
+            lanes.append(self._known[key][0])
+            positions.append(self._known[key][1])
+        return common_pb2.LogSpan(source="ingestion", lanes=lanes, positions=positions)
+
+
+# Whether every consumer has taken all of an app's items from ingestion's log: none above its
+# cursor (segmentation reads every kind, the others events only) and no app held after failures.
+LOG_DRAINED = """
+SELECT NOT EXISTS (
+    SELECT 1 FROM ingestion.log_cursors c JOIN ingestion.events e ON e.lane = c.lane AND e.position > c.position
+    WHERE e.app_id = $1 AND (c.consumer = 'segmentation' OR e.kind = 0))
+   AND NOT EXISTS (SELECT 1 FROM ingestion.log_holds WHERE app_id = $1)
+"""
+
+
+async def log_drained(database_url: str, app_id: str) -> bool:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(LOG_DRAINED, app_id)
+    finally:
+        await conn.close()

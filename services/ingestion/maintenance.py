@@ -31,6 +31,9 @@ class Maintenance:
         if done is not None and (done.create or done.drop):
             log.info("partitions_maintained", created=[str(d) for d in done.create],
                      dropped=[str(d) for d in done.drop])
+        if done is not None and done.kept:
+            log.warning("partitions_kept_unread", days=[str(d) for d in done.kept],
+                        reason="a consumer has not taken all their items yet")
         return done
 
     async def run(self) -> None:

@@ -10,7 +10,7 @@ at most one day more.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 PREFIX = "events_p"
@@ -21,6 +21,8 @@ _NAME = re.compile(r"^events_p(\d{8})$")
 class Plan:
     create: list[date]
     drop: list[date]
+    # Past their retention but kept: they still hold items a consumer has not taken.
+    kept: list[date] = field(default_factory=list)
 
 
 def partition_name(day: date) -> str:

@@ -134,6 +134,23 @@ async def existing_partitions(conn: asyncpg.Connection) -> list[date]:
     return [d for d in (partitions.partition_day(r["relname"]) for r in rows) if d is not None]
 
 
+async def _unread(conn: asyncpg.Connection, partition: str) -> bool:
+    """Whether a partition holds an item some consumer has still to take: above its cursor,
+    or at or after where an app of its is held."""
+    return await conn.fetchval(
+        f"""SELECT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS k(consumer, kinds)
+                           JOIN log_cursors c ON c.consumer = k.consumer
+                           JOIN {partition} e ON e.lane = c.lane AND e.position > c.position
+                                AND e.kind = any(k.kinds::smallint[]))
+                OR EXISTS (SELECT 1 FROM log_holds h JOIN {partition} e
+                           ON e.lane = h.lane AND e.app_id = h.app_id AND e.position >= h.from_position)""",
+        list(CONSUMER_KINDS), [_pg_array(k) for k in CONSUMER_KINDS.values()])
+
+
+def _pg_array(values) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 async def maintain(pool: asyncpg.Pool, now: datetime, ahead_days: int, retention_days: int,
                    dedupe_retention_days: int, wait: bool = False, sweep: bool = True,
                    sweep_batch: int = 50_000) -> partitions.Plan | None:
@@ -147,6 +164,11 @@ async def maintain(pool: asyncpg.Pool, now: datetime, ahead_days: int, retention
             elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, 0)", _MAINTENANCE_LOCK):
                 return None
             todo = partitions.plan(await existing_partitions(conn), now, ahead_days, retention_days)
+            # A day still holding items a consumer has not taken stays, past its retention:
+            # accepted events are never dropped unread (a consumer down for longer than the
+            # retention delays the drop instead).
+            waiting = [day for day in todo.drop if await _unread(conn, partitions.partition_name(day))]
+            todo = partitions.Plan(todo.create, [d for d in todo.drop if d not in waiting], waiting)
             # Identifiers and bounds cannot be parameters: names come from dates, bounds are
             # timestamps we format. One script, one round trip.
             script = [

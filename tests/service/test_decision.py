@@ -27,7 +27,7 @@ from nudgelib.clock import FixedClock
 from nudgelib.protoconv import to_timestamp
 from services.decision.server import SPEC as DECISION
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
-from tests.helpers import create_app, event, expect_error, violated_fields
+from tests.helpers import LogPositions, create_app, event, expect_error, violated_fields
 
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
@@ -140,21 +140,27 @@ async def test_a_batch_decides_each_request_on_its_own_and_keeps_caps_exact(stac
     assert violated_fields(exc) == {"requests"}
 
 
-async def test_only_events_a_campaign_reacts_to_are_recorded(stack, database_url):
+async def test_only_events_a_campaign_reacts_to_are_applied_and_each_once(stack, database_url):
     app = await create_app(database_url)
     admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
     await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=cart_campaign()), metadata=app.auth("admin"))
     internal = internal_grpc.DecisionInternalServiceStub(stack.channel("decision"))
+    log = LogPositions()
     events = [event("view-1", "shopper", "page_view"), event("cart-1", "shopper", "cart_abandoned"),
-              event("buy-1", "shopper", "purchase")]
-    reply = await internal.ApplyEvents(internal_pb.ApplyEventsRequest(app_id=app.id, events=events),
-                                       metadata=INTERNAL)
-    # The trigger and the exception event count; the page view fires and cancels nothing.
-    assert reply.applied_count == 2
+              event("cart-2", "other", "cart_abandoned"), event("buy-2", "other", "purchase")]
+    for e in events:  # after the campaign started
+        e.occurred_time.CopyFrom(to_timestamp(datetime.now(timezone.utc)))
+    request = internal_pb.ApplyEventsRequest(app_id=app.id, events=events, span=log.span(app.id, events))
+    reply = await internal.ApplyEvents(request, metadata=INTERNAL)
+    # The triggers and the exception event count; the page view fires and cancels nothing.
+    assert reply.applied_count == 3
+    # Ingestion's log sends them again (its answer was lost): their positions say they were
+    # applied, so no second send starts and nothing is cancelled twice.
+    assert (await internal.ApplyEvents(request, metadata=INTERNAL)).applied_count == 0
     conn = await asyncpg.connect(database_url)
     try:
-        assert sorted(await conn.fetch("SELECT event_id FROM decision.applied_events WHERE app_id = $1",
-                                       app.id)) == [("buy-1",), ("cart-1",)]
+        assert sorted(await conn.fetch("SELECT user_id, status FROM decision.pending_sends WHERE app_id = $1",
+                                       app.id)) == [("other", "cancelled"), ("shopper", "pending")]
     finally:
         await conn.close()
 

@@ -33,7 +33,7 @@ from services.segmentation.segments import Segments
 from services.segmentation.server import SPEC as SEGMENTATION
 from services.segmentation.settings import SegmentationSettings
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
-from tests.helpers import App, create_app, expect_error, own_database, violated_fields
+from tests.helpers import App, LogPositions, create_app, expect_error, own_database, violated_fields
 
 START = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
@@ -74,10 +74,11 @@ class Seg:
         self.clock = clock
         self.public = pb_grpc.SegmentationServiceStub(channel)
         self.internal = internal_grpc.SegmentationInternalServiceStub(channel)
+        self.log = LogPositions()  # as ingestion's log would place what is sent
 
     async def events(self, app_id: str, *events: common_pb2.Event) -> int:
-        reply = await self.internal.ApplyEvents(internal_pb.ApplyEventsRequest(app_id=app_id, events=events),
-                                                metadata=INTERNAL)
+        reply = await self.internal.ApplyEvents(internal_pb.ApplyEventsRequest(
+            app_id=app_id, events=events, span=self.log.span(app_id, events)), metadata=INTERNAL)
         return reply.applied_count
 
     async def identify(self, app_id: str, update_id: str, user_id: str, **attributes) -> None:
@@ -85,7 +86,7 @@ class Seg:
         for name, value in attributes.items():
             update.attributes[name].CopyFrom(value)
         await self.internal.ApplyProfileUpdates(internal_pb.ApplyProfileUpdatesRequest(
-            app_id=app_id, updates=[update]), metadata=INTERNAL)
+            app_id=app_id, updates=[update], span=self.log.span(app_id, [update])), metadata=INTERNAL)
 
     async def context(self, app_id: str, user_id: str) -> common_pb2.UserContext:
         reply = await self.internal.GetUserContext(internal_pb.GetUserContextRequest(app_id=app_id, user_id=user_id),
@@ -176,6 +177,15 @@ async def test_membership_changes_are_visible_to_the_very_next_call(seg, app):
     profile = (await seg.public.GetUserProfile(pb.GetUserProfileRequest(user_id="u1"),
                                                metadata=app.auth("admin"))).profile
     assert profile.attributes["plan"].string_value == "pro" and len(profile.segment_ids) == 2
+
+
+async def test_a_call_repeated_while_the_first_is_applied_has_no_second_effect(seg, app):
+    """A reader replica that lost its claim while its call was being applied, and another that
+    sends the same items again: the position row serializes them, and the second applies nothing."""
+    batch = [event(f"c{i}", f"u{i % 4}", "open", START) for i in range(40)]
+    applied = await asyncio.gather(*(seg.events(app.id, *batch) for _ in range(4)))
+    assert sorted(applied) == [0, 0, 0, 40]
+    assert await seg.estimate(app, ev("open", pb.EVENT_OPERATOR_EXACTLY, 10)) == 4
 
 
 async def test_entry_and_exit_are_announced_once_with_the_new_context(seg, app):
