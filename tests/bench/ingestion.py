@@ -64,7 +64,9 @@ def make_batches(total: int) -> list[bytes]:
             user = rng.randrange(USERS)
             e = common_pb2.Event(
                 event_id=f"ev-{b}-{i}", user_id=f"u{user}", name=rng.choice(NAMES),
-                occurred_time=to_timestamp(now - timedelta(seconds=rng.randrange(3600))),
+                # After the triggered campaign is made (a trigger before a campaign starts starts
+                # no send), and within the 5 minutes ahead that ingestion accepts.
+                occurred_time=to_timestamp(now + timedelta(seconds=60 + rng.randrange(180))),
                 platform=rng.randrange(1, 4), app_version="5.2.1", session_id=f"s{user}-{b // 50}")
             e.properties.update({"screen": rng.choice(SCREENS), "value": round(rng.random() * 200, 2),
                                  "items": rng.randrange(1, 6)})
@@ -104,7 +106,7 @@ async def floor(url: str, batches: list[bytes]) -> float:
 async def applied(conn: asyncpg.Connection, app_id: str) -> tuple[int, int]:
     """Events of the app counted by segmentation (its per-name totals) and sends decision
     started for them (counted once, at the end)."""
-    seg = await conn.fetchval("SELECT coalesce(sum(count), 0) FROM segmentation.event_totals"
+    seg = await conn.fetchval("SELECT coalesce(sum(count), 0)::bigint FROM segmentation.event_totals"
                               " WHERE app_id = $1 AND position('#' in key) = 0", app_id)
     dec = await conn.fetchval("SELECT count(*) FROM decision.pending_sends WHERE app_id = $1", app_id)
     return seg, dec
