@@ -23,9 +23,9 @@ from nudge.segmentation.v1 import segmentation_service_pb2 as segmentation_pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc
 from nudgelib import accounts
 from nudgelib.errors import violations_of
+from nudgelib.eventlog.lanes import lane_of
 from nudgetools import demo, embedded
 from nudgetools.database import migrate_all
-from services.ingestion.keys import lane_of
 
 
 class Clients:

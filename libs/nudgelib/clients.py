@@ -3,6 +3,7 @@ a deadline on every call, and gRPC's own retry policy for transient failures."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -92,6 +93,18 @@ class Peer:
             raise
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"{self.name} could not {purpose} ({exc.code().name}); retry shortly") from exc
+
+    async def ready(self, timeout: float) -> bool:
+        """Whether the peer is connected, waiting at most `timeout` for it. Log readers claim
+        lanes only then: calls wait for a peer that is down (up to their deadline), and a reader
+        waiting so would hold its lanes, and any erasure on them, all that time."""
+        if self.channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
+            return True
+        try:
+            await asyncio.wait_for(self.channel.channel_ready(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     async def close(self) -> None:
         await self.channel.close()

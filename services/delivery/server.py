@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nudge.common.v1 import common_pb2
 from nudge.delivery.v1 import (
     delivery_internal_service_pb2,
     delivery_internal_service_pb2_grpc,
     delivery_service_pb2,
     delivery_service_pb2_grpc,
 )
-from nudge.ingestion.v1 import ingestion_internal_service_pb2 as ingestion_pb
-from nudge.ingestion.v1 import ingestion_internal_service_pb2_grpc as ingestion_grpc
 from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
-from nudgelib.ordered_outbox import OutboxMetrics, ShardedOutbox
+from nudgelib.eventlog.dispatcher import LogDispatcher
+from nudgelib.eventlog.metrics import LogMetrics
 from nudgelib.server import ServiceHost, ServiceSpec
+from services.delivery import interaction_events
 from services.delivery.campaigns import Campaigns
 from services.delivery.handout import Handout
 from services.delivery.servicer import DeliveryInternalServicer, DeliveryServicer
 from services.delivery.settings import DeliverySettings
-from services.delivery.store import INBOX_CHANNEL, OUTBOX_CHANNEL, OUTBOX_SHARDS
+from services.delivery.store import INBOX_CHANNEL
 from services.delivery.streams import STREAM_CHANNEL, StreamHub
 
 POLICY = AccessPolicy({
@@ -33,27 +32,19 @@ POLICY = AccessPolicy({
 })
 
 
-def _to_ingestion(host: ServiceHost):
-    peer = host.peers["ingestion"]
-    stub = ingestion_grpc.IngestionInternalServiceStub(peer.channel)
-
-    async def send(app_id: str, _kind: str, payloads: list[bytes]) -> None:
-        events = [common_pb2.Event.FromString(p) for p in payloads]
-        await peer.call(stub.IngestEvents, ingestion_pb.IngestEventsRequest(app_id=app_id, events=events))
-
-    return send
-
-
 async def wire(host: ServiceHost, settings: DeliverySettings) -> None:
     handout = Handout(host.pool, host.clock, host.peers["decision"], StreamHub(), host.registry,
                       settings.decide_in_flight)
     host.listener(INBOX_CHANNEL, handout.on_inbox_notify)
     host.listener(STREAM_CHANNEL, handout.on_stream_notify)
     host.run_in_background(handout.reoffer_loop(settings.reoffer_seconds), "reoffer")
-    events = ShardedOutbox(host.pool, "event_outbox", _to_ingestion(host), OUTBOX_SHARDS,
-                           policy=settings.failures.policy(), metrics=OutboxMetrics(host.registry))
-    host.listener(OUTBOX_CHANNEL, events.wake)
+    events = LogDispatcher(host.pool, interaction_events.LOG,
+                           [interaction_events.IngestionSender(host.peers["ingestion"]).target()],
+                           LogMetrics(host.registry, "delivery", interaction_events.LOG.consumers), workers=1,
+                           policy=settings.failures.policy())
+    host.listener(interaction_events.CHANNEL, events.wake)
     host.run_in_background(events.run(), "interaction-events")
+    host.run_in_background(events.run_backlog_gauges(), "interaction-events-backlog")
     delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(
         DeliveryServicer(host.pool, host.clock, handout, settings.keepalive_seconds,
                          Campaigns(host.peers["decision"])), host.server)

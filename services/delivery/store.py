@@ -1,5 +1,5 @@
 """SQL for delivery's own schema: the inbox and messages handed out, interactions, control
-exposures, conversions, and the outbox of interaction events."""
+exposures, conversions (the log of interaction events is interaction_events.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import asyncpg
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as pb
-from nudgelib.ordered_outbox import shard_of
+from nudgelib.eventlog.dispatcher import lock_lane
+from nudgelib.eventlog.lanes import lane_of
 from nudgelib.protoconv import set_timestamp, to_datetime, to_timedelta
+from services.delivery import interaction_events
 from services.delivery.model import InteractionRow, MessageRow, SurveyRow
 
 INBOX_CHANNEL = "nudge_inbox"
-OUTBOX_SHARDS = 4
-OUTBOX_CHANNEL = "nudge_delivery_outbox"
 
 _COLUMNS = "message_id, user_id, campaign_id, campaign_version, variant_id, locale, content, created_at, " \
            "expire_at, event_properties, conversion_events, conversion_deadline"
@@ -220,15 +220,14 @@ async def record_interaction(pool: asyncpg.Pool, app_id: str, user_id: str, mess
     """Records an interaction once and queues its event for ingestion, in one transaction.
     True if recorded now, False if the same interaction had been recorded before."""
     async with pool.acquire() as conn, conn.transaction():
+        await interaction_events.begin_writing(conn)
         row = await conn.fetchrow(
             """INSERT INTO interactions (app_id, message_id, type, button_id, answers, occurred_at)
                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1""",
             app_id, message_id, kind, button_id, answers, at)
         if row is None:
             return False
-        await conn.execute("INSERT INTO event_outbox (shard, app_id, user_id, payload) VALUES ($1, $2, $3, $4)",
-                           shard_of(user_id, OUTBOX_SHARDS), app_id, user_id, event)
-        await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+        await interaction_events.queue(conn, app_id, user_id, event)
     return True
 
 
@@ -258,8 +257,10 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         # Interactions and conversions go with their messages (ON DELETE CASCADE).
         await conn.execute("DELETE FROM messages WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        # A reader sending the user's lane is waited for: none of the user's is sent after this.
+        await lock_lane(conn, interaction_events.LOG, lane_of(app_id, user_id))
         await conn.execute("DELETE FROM event_outbox WHERE app_id = $1 AND user_id = $2", app_id, user_id)
-        await conn.execute("DELETE FROM event_outbox_dead_letters WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        await conn.execute("DELETE FROM dead_letters WHERE app_id = $1 AND $2 = any(user_ids)", app_id, user_id)
 
 
 async def campaign_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, start: datetime | None,

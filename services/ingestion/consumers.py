@@ -8,10 +8,6 @@ and positions (`LogSpan`) so the consumer applies each once.
 
 from __future__ import annotations
 
-import asyncio
-
-import grpc
-
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_internal
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_internal
@@ -39,7 +35,7 @@ _METHODS = {
 
 
 class Consumer:
-    """One consumer service, as the outbox dispatch loops use it."""
+    """One consumer service, as the log's readers use it."""
 
     def __init__(self, name: str, peer: Peer, timeout: float) -> None:
         self.name = name
@@ -59,17 +55,4 @@ class Consumer:
                               timeout=self._timeout)
 
     def target(self) -> Target:
-        return Target(self.name, store.CONSUMER_KINDS[self.name], self.send, self.ready)
-
-    async def ready(self, timeout: float) -> bool:
-        """Whether the consumer is connected, waiting at most `timeout` for it. Loops claim
-        lanes only then: internal calls wait for a peer that is down (up to their deadline),
-        and a loop waiting so would hold its lanes, and any erasure on them, all that time."""
-        channel = self._peer.channel
-        if channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
-            return True
-        try:
-            await asyncio.wait_for(channel.channel_ready(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return Target(self.name, store.CONSUMER_KINDS[self.name], self.send, self._peer.ready)

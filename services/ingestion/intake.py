@@ -13,9 +13,9 @@ from nudge.common.v1 import common_pb2
 from nudge.ingestion.v1 import ingestion_service_pb2 as pb
 from nudgelib.clock import Clock
 from nudgelib.errors import InvalidArgument
+from nudgelib.eventlog.lanes import lane_of
 from nudgelib.protoconv import to_timestamp
 from services.ingestion import store
-from services.ingestion.keys import lane_of
 from services.ingestion.metrics import IngestionMetrics
 from services.ingestion.monitor import PressureMonitor
 from services.ingestion.validation import MAX_BATCH, check_event

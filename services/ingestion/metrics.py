@@ -1,10 +1,10 @@
-"""Ingestion's Prometheus series, registered on the service's own registry."""
+"""Ingestion's Prometheus series, registered on the service's own registry (its log's readers
+publish nudgelib.eventlog.metrics)."""
 
 from __future__ import annotations
 
 import prometheus_client as prom
 
-from services.ingestion.store import CONSUMERS
 
 
 class IngestionMetrics:
@@ -27,31 +27,9 @@ class IngestionMetrics:
         self.refused = prom.Counter(
             "nudge_ingestion_backpressure_refusals", "Calls answered RESOURCE_EXHAUSTED, by bound",
             ["reason"], registry=registry)
-        self.backlog = prom.Gauge(
-            "nudge_ingestion_outbox_backlog", "Events and profile updates waiting to be forwarded",
-            ["consumer"], registry=registry)
-        self.backlog_age = prom.Gauge(
-            "nudge_ingestion_outbox_oldest_age_seconds", "Age of the oldest row waiting to be forwarded",
-            ["consumer"], registry=registry)
         self.memory = prom.Gauge(
             "nudge_ingestion_resident_memory_bytes", "Resident memory of this process, as backpressure sees it",
             registry=registry)
-        self.forwarded = prom.Counter(
-            "nudge_ingestion_outbox_forwarded", "Items forwarded to a consumer and acknowledged",
-            ["consumer"], registry=registry)
-        self.forward_failures = prom.Counter(
-            "nudge_ingestion_outbox_failures", "Consumer calls that failed and will be retried",
-            ["consumer"], registry=registry)
-        self.dead_lettered = prom.Counter(
-            "nudge_ingestion_outbox_dead_lettered", "Items a consumer refused as invalid, set aside",
-            ["consumer"], registry=registry)
-        self.dispatch_latency = prom.Histogram(
-            "nudge_ingestion_outbox_dispatch_seconds", "One claim-send-delete cycle of a dispatch loop",
-            ["consumer"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=registry)
-        for consumer in CONSUMERS:
-            self.backlog.labels(consumer)
-            self.backlog_age.labels(consumer)
         # Label children resolved once per reason: resolving them is the costly part.
         self._rejected: dict[str, prom.Counter] = {}
 

@@ -8,8 +8,9 @@ import asyncpg
 import structlog
 
 from nudgelib.errors import ResourceExhausted
-from nudgelib.loops import Backoff, Loop
 from nudgelib.eventlog import dispatcher as eventlog
+from nudgelib.eventlog.dispatcher import LogDispatcher
+from nudgelib.loops import Backoff, Loop
 from services.ingestion import store
 from services.ingestion.metrics import IngestionMetrics
 from services.ingestion.pressure import (EMPTY, Limits, Refusal, Snapshot, assess, over_bounds, refusals,
@@ -19,8 +20,10 @@ log = structlog.get_logger(__name__)
 
 
 class PressureMonitor:
-    def __init__(self, pool: asyncpg.Pool, limits: Limits, metrics: IngestionMetrics, interval: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, log: LogDispatcher, limits: Limits, metrics: IngestionMetrics,
+                 interval: float) -> None:
         self._pool = pool
+        self._log = log
         self._limits = limits
         self._metrics = metrics
         self._interval = interval
@@ -32,7 +35,7 @@ class PressureMonitor:
         self._count_up_to = (limits.max_backlog_events or 1_000_000) + 1
 
     async def refresh(self) -> None:
-        backlog, age = await eventlog.backlog(self._pool, store.LOG, store.CONSUMER_KINDS, self._count_up_to)
+        backlog, age = await self._log.measure_backlog(self._count_up_to)
         snapshot = Snapshot(backlog=backlog, oldest_age=age, memory_bytes=resident_bytes())
         if over_bounds(snapshot, self._limits):
             by_app = await eventlog.backlog_by_app(self._pool, store.LOG, store.CONSUMER_KINDS, self._count_up_to)
@@ -44,9 +47,6 @@ class PressureMonitor:
             log.warning("backpressure_changed", refusing=memory is not None or bool(refused),
                         memory=memory is not None, apps=sorted(refused))
         self._memory, self._refused = memory, refused
-        for consumer, items in backlog.items():
-            self._metrics.backlog.labels(consumer).set(items)
-            self._metrics.backlog_age.labels(consumer).set(age[consumer])
         self._metrics.memory.set(snapshot.memory_bytes)
 
     def check(self, app_id: str) -> None:

@@ -13,6 +13,7 @@ from nudge.ingestion.v1 import (
 )
 from nudgelib.accounts import Scope
 from nudgelib.eventlog.dispatcher import LogDispatcher
+from nudgelib.eventlog.metrics import LogMetrics
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.ingestion import consumers, store
@@ -39,18 +40,18 @@ async def wire(host: ServiceHost, s: IngestionSettings) -> None:
     await maintenance.run_once(starting=True)
     host.run_in_background(maintenance.run(), "maintenance")
 
-    pressure = PressureMonitor(host.pool, Limits(s.max_backlog_events, s.max_backlog_age,
-                                                 s.max_memory_mb << 20, s.retry_after),
+    targets = [consumers.Consumer(c, host.peers[c], s.outbox_send_timeout).target() for c in store.CONSUMERS]
+    dispatcher = LogDispatcher(host.pool, store.LOG, targets, LogMetrics(host.registry, "ingestion", store.CONSUMERS),
+                               workers=s.outbox_workers, batch_items=s.outbox_batch_events,
+                               call_items=s.outbox_batch_events, poll_interval=s.outbox_poll_interval,
+                               max_backoff=s.outbox_max_backoff, policy=s.failures.policy())
+    host.run_in_background(dispatcher.run(), "log")
+
+    pressure = PressureMonitor(host.pool, dispatcher, Limits(s.max_backlog_events, s.max_backlog_age,
+                                                             s.max_memory_mb << 20, s.retry_after),
                                metrics, s.pressure_refresh_interval)
     await pressure.refresh()
     host.run_in_background(pressure.run(), "backpressure")
-
-    targets = [consumers.Consumer(c, host.peers[c], s.outbox_send_timeout).target() for c in store.CONSUMERS]
-    dispatcher = LogDispatcher(host.pool, store.LOG, targets, metrics, workers=s.outbox_workers,
-                               batch_items=s.outbox_batch_events, call_items=s.outbox_batch_events,
-                               poll_interval=s.outbox_poll_interval, max_backoff=s.outbox_max_backoff,
-                               policy=s.failures.policy())
-    host.run_in_background(dispatcher.run(), "log")
 
     intake = Intake(host.pool, host.clock, metrics, pressure, on_queued=dispatcher.wake)
     ingestion_service_pb2_grpc.add_IngestionServiceServicer_to_server(

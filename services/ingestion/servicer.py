@@ -19,10 +19,11 @@ from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
 from nudgelib.clock import Clock
 from nudgelib.errors import FieldViolation, InvalidArgument, Unavailable
+from nudgelib.eventlog.lanes import lane_of
 from nudgelib.protoconv import to_timestamp
 from services.ingestion import store
 from services.ingestion.intake import Intake
-from services.ingestion.keys import lane_of, update_id
+from services.ingestion.keys import update_id
 from services.ingestion.validation import profile_violations, user_id_problem
 
 

@@ -9,9 +9,9 @@ import asyncpg
 
 from nudgelib.eventlog.dispatcher import LogSpec, lock_lane
 from nudgelib.eventlog.horizon import enter_gate, position_sql
+from nudgelib.eventlog.lanes import LANES
 from nudgelib.retention import delete_before
 from services.ingestion import partitions
-from services.ingestion.keys import LANES
 
 # What each consumer reads of the log (nudgelib.eventlog): kinds of item, and the advisory
 # lock class of its lanes. Delivery takes events for conversion attribution.

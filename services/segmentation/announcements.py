@@ -6,8 +6,9 @@ rows written in the transaction of the change, and how queued rows become reques
   the change, and the segments entered and exited (the diff against the stored memberships).
 - After any segment create, update or delete: a request with segments_changed.
 
-Rows of one user share a shard, so decision receives a user's changes in commit order. They
-are sent at least once: a retry after a failure repeats the same change_id.
+Rows of one user share a lane of segmentation's log (nudgelib.eventlog), so decision receives
+a user's changes in commit order. They are sent at least once: a retry after a failure
+repeats the same change_id, and decision starts a segment-entry send once per change_id.
 """
 
 from __future__ import annotations
@@ -16,26 +17,34 @@ from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as decision_grpc
 from nudgelib.clients import Peer
-from nudgelib.ordered_outbox import shard_of
+from nudgelib.eventlog.dispatcher import Item, LogSpec, Target
+from nudgelib.eventlog.lanes import LANES, lane_of
 
-CHANGE = "change"
-SEGMENTS = "segments"
+CHANGE, SEGMENTS = 0, 1
+
+# Lane claims are (_LANE_LOCK + consumer index, lane); the writers' gate is (_GATE, 0).
+_LANE_LOCK = 0x53470000
+_GATE = 0x53470100
+
+LOG = LogSpec(source="segmentation", table="outbox", time_column="created_at", lanes=LANES, gate=(_GATE, 0),
+              lock_class=_LANE_LOCK, kinds={CHANGE: "change", SEGMENTS: "segments"}, consumers=("decision",),
+              delete_taken=True)
 
 
 def change_row(app_id: str, user_id: str, change_id: str, entered: list[str], exited: list[str],
-               context: common_pb2.UserContext, shards: int) -> tuple[int, str, str, str, bytes]:
+               context: common_pb2.UserContext) -> tuple[int, str, str, int, bytes]:
     change = decision_pb.UserChange(user_id=user_id, entered_segment_ids=entered, exited_segment_ids=exited,
                                     context=context, change_id=change_id)
-    return shard_of(f"{app_id}/{user_id}", shards), app_id, user_id, CHANGE, change.SerializeToString()
+    return lane_of(app_id, user_id), app_id, user_id, CHANGE, change.SerializeToString()
 
 
-def segments_changed_row(app_id: str, shards: int) -> tuple[int, str, str, str, bytes]:
-    return shard_of(f"{app_id}/", shards), app_id, "", SEGMENTS, b""
+def segments_changed_row(app_id: str) -> tuple[int, str, str, int, bytes]:
+    return lane_of(app_id, ""), app_id, "", SEGMENTS, b""
 
 
 class DecisionSender:
-    """Sends a run of outbox rows as one ApplyUserChanges request; raises unless decision
-    took it (the rows then stay and are retried)."""
+    """Sends a run of the log's items (one app, one kind) as one ApplyUserChanges request;
+    raises unless decision took it (the items then stay and are retried)."""
 
     # Short: an erasure waits for the rows being sent (so nothing of an erased user is sent
     # after it), at most this long.
@@ -44,10 +53,13 @@ class DecisionSender:
         self._stub = decision_grpc.DecisionInternalServiceStub(decision.channel)
         self._timeout = timeout
 
-    async def __call__(self, app_id: str, kind: str, payloads: list[bytes]) -> None:
+    async def __call__(self, app_id: str, kind: int, items: list[Item]) -> None:
         if kind == SEGMENTS:
             request = decision_pb.ApplyUserChangesRequest(app_id=app_id, segments_changed=True)
         else:
             request = decision_pb.ApplyUserChangesRequest(
-                app_id=app_id, changes=[decision_pb.UserChange.FromString(p) for p in payloads])
+                app_id=app_id, changes=[decision_pb.UserChange.FromString(i.payload) for i in items])
         await self._peer.call(self._stub.ApplyUserChanges, request, timeout=self._timeout)
+
+    def target(self) -> Target:
+        return Target("decision", (CHANGE, SEGMENTS), self, self._peer.ready)

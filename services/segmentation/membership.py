@@ -29,8 +29,8 @@ from services.segmentation.caches import Catalogs, ContextCache, read_catalog
 from services.segmentation.catalog import Catalog
 from services.segmentation.contexts import context_from_row, context_proto
 from services.segmentation.model import Profile
-from services.segmentation.store import definitions, memberships, profiles
 from services.segmentation.settings import SegmentationSettings
+from services.segmentation.store import definitions, memberships, profiles
 
 log = structlog.get_logger(__name__)
 _RETRIES = 3
@@ -93,6 +93,7 @@ class Memberships:
         for attempt in range(1, _RETRIES + 1):
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
+                    await memberships.begin_writing(conn)
                     catalog = await self._locked_catalog(conn, app_id)
                     now = self.clock.now()
                     contexts, touched = await work(conn, catalog, now)
@@ -185,7 +186,6 @@ class Memberships:
         saves: list[tuple[str, frozenset[int], datetime | None]] = []
         contexts: dict[str, tuple] = {}
         queued = []
-        shards = self.settings.outbox_shards
         for row in rows:
             profile = profiles.profile_of(row, row["user_id"], counters.get(row["user_id"]))
             result = catalog.evaluate(profile, now)
@@ -200,7 +200,7 @@ class Memberships:
                 ctx = context_proto(profile, result.segment_ids, result.valid_until)
                 contexts[profile.user_id] = (ctx, result.valid_until, catalog.version)
                 queued.append(announcements.change_row(app_id, profile.user_id, memberships.new_change_id(), entered,
-                                                       exited, ctx, shards))
+                                                       exited, ctx))
         await memberships.save_memberships(conn, app_id, saves)
         await memberships.queue(conn, queued)
         await memberships.notify_users(conn, app_id, sorted(users), self.cache.origin)

@@ -98,6 +98,9 @@ class Segments:
 
     async def _change(self, app_id: str, change, remember) -> SegmentDef:
         async with self.pool.acquire() as conn, conn.transaction():
+            # It queues an announcement: the log's readers wait for it (as long as the change
+            # takes), so decision is told of the new rules after what was announced before.
+            await memberships.begin_writing(conn)
             version = await definitions.lock_app(conn, app_id, exclusive=True)
             old = await read_catalog(conn, app_id)
             segment, segments, recompute = await change(conn, old)
@@ -105,7 +108,7 @@ class Segments:
             await audiences.audience_settings(conn, self.settings.audience_work_mem_mb,
                                           self.settings.audience_timeout_seconds)
             await self._follow(conn, app_id, old, new, recompute, self.clock.now())
-            await memberships.queue(conn, [announcements.segments_changed_row(app_id, self.settings.outbox_shards)])
+            await memberships.queue(conn, [announcements.segments_changed_row(app_id)])
             await definitions.notify_segments(conn, app_id)
             if remember is not None:
                 await remember(conn, segment)
@@ -119,6 +122,7 @@ class Segments:
         group at a time (one pass over the users each). Returns rows written."""
         written = 0
         async with self.pool.acquire() as conn, conn.transaction():
+            await memberships.begin_writing(conn)
             await definitions.lock_app(conn, app_id, exclusive=True)
             catalog = await read_catalog(conn, app_id)
             await audiences.audience_settings(conn, self.settings.audience_work_mem_mb,
@@ -126,7 +130,7 @@ class Segments:
             ordered = sorted(catalog.segments, key=lambda sid: catalog.segments[sid].seq)
             for i in range(0, len(ordered), group_size):
                 written += await _recompute(conn, app_id, catalog, ordered[i:i + group_size], self.clock.now())
-            await memberships.queue(conn, [announcements.segments_changed_row(app_id, self.settings.outbox_shards)])
+            await memberships.queue(conn, [announcements.segments_changed_row(app_id)])
         self._on_queued()
         return written
 

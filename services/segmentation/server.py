@@ -12,12 +12,13 @@ from nudge.segmentation.v1 import (
     segmentation_service_pb2_grpc,
 )
 from nudgelib.accounts import Scope
+from nudgelib.eventlog.dispatcher import LogDispatcher
+from nudgelib.eventlog.metrics import LogMetrics
 from nudgelib.interceptor import AccessPolicy
-from nudgelib.ordered_outbox import OutboxMetrics, ShardedOutbox
 from nudgelib.replay import Replays
 from nudgelib.retention import prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
-from services.segmentation import store
+from services.segmentation import announcements, store
 from services.segmentation.announcements import DecisionSender
 from services.segmentation.caches import Catalogs, ContextCache
 from services.segmentation.membership import Memberships
@@ -38,11 +39,13 @@ async def wire(host: ServiceHost, settings: SegmentationSettings) -> None:
     cache = ContextCache(settings.context_cache_size)
     host.listener(store.USERS_CHANNEL, cache.on_notify)
 
-    outbox = ShardedOutbox(host.pool, "outbox", DecisionSender(host.peers["decision"]), settings.outbox_shards,
-                           batch_size=settings.outbox_batch, max_backoff=settings.outbox_max_backoff_seconds,
-                           policy=settings.failures.policy(), metrics=OutboxMetrics(host.registry))
+    outbox = LogDispatcher(host.pool, announcements.LOG, [DecisionSender(host.peers["decision"]).target()],
+                           LogMetrics(host.registry, "segmentation", announcements.LOG.consumers), workers=1,
+                           batch_items=settings.outbox_batch, call_items=settings.outbox_batch,
+                           max_backoff=settings.outbox_max_backoff_seconds, policy=settings.failures.policy())
     host.listener(store.OUTBOX_CHANNEL, outbox.wake)
     host.run_in_background(outbox.run(), "outbox")
+    host.run_in_background(outbox.run_backlog_gauges(), "outbox-backlog")
 
     memberships = Memberships(host.pool, catalogs, cache, host.clock, settings, outbox.wake)
     host.on_close(memberships.close)

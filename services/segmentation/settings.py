@@ -26,10 +26,9 @@ class SegmentationSettings(Settings):
     # How often users whose memberships change by the passage of time are re-evaluated.
     sweep_interval_seconds: float = setting(PREFIX + "SWEEP_INTERVAL_SECONDS", 1.0, low=0.01, high=3600)
     sweep_batch: int = setting(PREFIX + "SWEEP_BATCH", 500, low=1, high=10_000)
-    # Announcements to decision: rows per request, shards dispatched in parallel by replicas
-    # (a user's changes always stay in one shard, in order), longest pause after failures.
+    # Announcements to decision: at most this many per request, and the longest pause between
+    # tries while decision is down. (They go in 16 lanes; a user's changes stay in one, in order.)
     outbox_batch: int = setting(PREFIX + "OUTBOX_BATCH", 500, low=1, high=10_000)
-    outbox_shards: int = setting(PREFIX + "OUTBOX_SHARDS", 4, low=1, high=256)
     outbox_max_backoff_seconds: float = setting(PREFIX + "OUTBOX_MAX_BACKOFF_SECONDS", 10.0, low=0.1, high=600)
     # Memory for the hash tables of one audience query (EstimateAudience, ListSegmentMembers,
     # membership of a changed segment), and how long such a query may run.

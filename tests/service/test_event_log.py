@@ -33,10 +33,10 @@ from nudgelib.clock import FixedClock, SystemClock
 from nudgelib.eventlog import dispatcher as eventlog
 from nudgelib.eventlog.dispatcher import LogDispatcher
 from nudgelib.eventlog.horizon import enter_gate, position_sql
+from nudgelib.eventlog.lanes import lane_of
 from nudgelib.isolation import Policy
 from nudgetools.database import service_migrations
 from services.ingestion import consumers, store
-from services.ingestion.keys import lane_of
 from services.ingestion.maintenance import Maintenance
 from services.ingestion.server import spec
 from services.ingestion.settings import IngestionSettings
@@ -512,7 +512,7 @@ async def test_backlog_past_its_bound_is_refused_with_retry_advice(own_url, pool
                                grpc.StatusCode.RESOURCE_EXHAUSTED)
             registry = host.registry
             # 8 or 9 waiting, counted up to one past the bound they are compared with.
-            assert registry.get_sample_value("nudge_ingestion_outbox_backlog", {"consumer": "segmentation"}) == 6
+            assert registry.get_sample_value("nudge_log_backlog", {"log": "ingestion", "consumer": "segmentation"}) == 6
             assert registry.get_sample_value("nudge_ingestion_backpressure_refusals_total", {"reason": "backlog"}) >= 2
             # Once the backlog is gone (here: taken by hand), events are accepted again.
             await pool.execute("UPDATE log_cursors SET position = (SELECT max(position) FROM events)")

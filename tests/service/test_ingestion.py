@@ -15,8 +15,8 @@ from nudge.ingestion.v1 import ingestion_internal_service_pb2 as ingestion_inter
 from nudge.ingestion.v1 import ingestion_internal_service_pb2_grpc as ingestion_internal_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as pb
 from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
-from nudgetools import demo
 from nudgelib.protoconv import to_timestamp
+from nudgetools import demo
 from services.ingestion.server import SPEC as INGESTION
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
 from tests.helpers import Clients, event, expect_error, track, user_profile, violated_fields
@@ -258,8 +258,8 @@ async def test_metrics_count_events_by_outcome_and_time_batches(stack, app):
              value("nudge_ingestion_batch_duration_seconds_count"))
     assert [b - a for a, b in zip(before, after)] == [2, 1, 2, 2]
     # The backlog gauges exist per consumer from the start.
-    assert registry.get_sample_value("nudge_ingestion_outbox_backlog", {"consumer": "decision"}) is not None
-    assert registry.get_sample_value("nudge_ingestion_outbox_oldest_age_seconds", {"consumer": "segmentation"}) is not None
+    assert registry.get_sample_value("nudge_log_backlog", {"log": "ingestion", "consumer": "decision"}) is not None
+    assert registry.get_sample_value("nudge_log_oldest_age_seconds", {"log": "ingestion", "consumer": "segmentation"}) is not None
 
 
 async def test_other_services_ingest_events_through_the_internal_api_only(stack, app, database_url):

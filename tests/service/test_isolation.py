@@ -13,7 +13,6 @@ from dataclasses import replace
 
 import asyncpg
 import grpc
-import prometheus_client as prom
 import pytest
 from google.protobuf import duration_pb2
 
@@ -22,18 +21,20 @@ from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudgelib import db
 from nudgelib.dead_letters import FailureSettings
+from nudgelib.eventlog.dispatcher import Item, LogDispatcher, Target
+from nudgelib.eventlog.lanes import lane_of
 from nudgelib.isolation import Policy
-from nudgelib.ordered_outbox import OutboxMetrics, ShardedOutbox
 from nudgetools.cluster import free_ports
 from services.decision.server import SPEC as DECISION
 from services.decision.settings import DecisionSettings
 from services.delivery.server import SPEC as DELIVERY
 from services.delivery.settings import DeliverySettings
-from services.ingestion.keys import lane_of
 from services.ingestion.server import SPEC as INGESTION
 from services.ingestion.settings import IngestionSettings
+from services.segmentation import announcements
 from services.segmentation.server import SPEC as SEGMENTATION
 from services.segmentation.settings import SegmentationSettings
+from services.segmentation.store import memberships
 from tests.conftest import Stack, eventually, start_host
 from tests.helpers import Clients, create_app, event, make_campaign, own_database, track
 
@@ -170,8 +171,8 @@ async def test_a_poisoned_campaign_in_one_app_stalls_no_other_app(isolated_stack
         assert await conn.fetchval("SELECT count(*) FROM ingestion.dead_letters WHERE app_id = $1", b.id) == 0
     finally:
         await conn.close()
-    assert metric(stack, "ingestion", "nudge_ingestion_outbox_dead_lettered_total",
-                  {"consumer": "decision"}) == len(poisoned)
+    assert metric(stack, "ingestion", "nudge_log_dead_lettered_total",
+                  {"log": "ingestion", "consumer": "decision"}) == len(poisoned)
     assert metric(stack, "decision", "nudge_decision_release_failed_total") == 1
     # The operator sees it: failed in the user's pending sends, and counted once in the
     # campaign's statistics, as dropped for FAILED.
@@ -201,7 +202,7 @@ async def test_a_poisoned_campaign_in_one_app_stalls_no_other_app(isolated_stack
     assert sorted(r["user_ids"][0] for r in left) == sorted(poisoned[1:])
 
 
-# ---------------------------------------------------------------- the sharded outbox alone
+# ---------------------------------------------------------------- segmentation's log alone
 
 
 def refusal(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
@@ -216,54 +217,64 @@ class Announcements:
         self.code = code
         self.taken: list[tuple[str, bytes]] = []
 
-    async def __call__(self, app_id: str, _kind: str, payloads: list[bytes]) -> None:
-        if any(p.startswith(b"poison") for p in payloads):
+    async def __call__(self, app_id: str, _kind: int, items: list[Item]) -> None:
+        if any(i.payload.startswith(b"poison") for i in items):
             raise refusal(self.code)
-        self.taken += [(app_id, p) for p in payloads]
+        self.taken += [(app_id, i.payload) for i in items]
+
+    def reader(self, pool, policy: Policy) -> LogDispatcher:
+        async def ready(_timeout: float) -> bool:
+            return True
+
+        return LogDispatcher(pool, announcements.LOG, [Target("decision", (0, 1), self, ready)], workers=1,
+                             policy=policy)
 
 
 async def queue(pool, rows: list[tuple[str, str, bytes]]) -> None:
-    # One shard for all: the test is about rows of different apps and users sharing it.
-    await pool.executemany(
-        "INSERT INTO outbox (shard, app_id, user_id, kind, payload) VALUES (0, $1, $2, 'change', $3)", rows)
+    # One lane for all: the test is about items of different apps and users sharing it.
+    async with pool.acquire() as conn, conn.transaction():
+        await memberships.begin_writing(conn)
+        await memberships.queue(conn, [(0, app, user, announcements.CHANGE, payload) for app, user, payload in rows])
 
 
 @pytest.fixture
 async def segmentation_pool(own_url):
     p = await db.create_pool(own_url, "segmentation", 1, 3)
-    await p.execute("TRUNCATE outbox, outbox_dead_letters")
+    await p.execute("TRUNCATE outbox, dead_letters, log_holds")
+    await p.execute("UPDATE log_cursors SET position = 0")
     yield p
     await p.close()
 
 
-async def test_the_sharded_outbox_sets_a_poisoned_row_aside_and_the_rest_of_its_shard_flows(segmentation_pool):
+async def test_a_poisoned_announcement_is_set_aside_and_other_apps_flow_meanwhile(segmentation_pool):
     pool = segmentation_pool
     consumer = Announcements()
-    policy = Policy(max_attempts=3, hold_initial=0.01, hold_maximum=0.01)
-    outbox = ShardedOutbox(pool, "outbox", consumer, shards=1, policy=policy,
-                           metrics=OutboxMetrics(prom.CollectorRegistry()))
+    reader = consumer.reader(pool, Policy(max_attempts=3, hold_initial=0.01, hold_maximum=0.01))
     await queue(pool, [("A", "u1", b"poison-1"), ("A", "u1", b"u1-later"), ("A", "u2", b"u2-1"),
                        ("B", "v1", b"v1-1")])
-    await outbox.drain()
-    # Other users of A, and B, went at once; u1's later row waits behind its failing one.
-    assert sorted(consumer.taken) == [("A", b"u2-1"), ("B", b"v1-1")]
-    for _ in range(3):
+    await reader.drain_once("decision")
+    # B went at once; A waits in this lane behind its failing item (its users in other lanes
+    # would not).
+    assert consumer.taken == [("B", b"v1-1")]
+    for _ in range(4):
         await asyncio.sleep(0.02)  # past A's hold
-        await outbox.drain()
-    assert consumer.taken[-1] == ("A", b"u1-later")
-    dead = await pool.fetch("SELECT app_id, user_id, payload, error, attempts FROM outbox_dead_letters")
-    assert [tuple(r) for r in dead] == [("A", "u1", b"poison-1", "INTERNAL: refused", 3)]
+        await reader.drain_once("decision")
+    # Refused three times in a row: set aside; A's later items followed, in order.
+    assert consumer.taken[1:] == [("A", b"u1-later"), ("A", b"u2-1")]
+    dead = await pool.fetch("SELECT consumer, app_id, user_ids, payload, error, attempts FROM dead_letters")
+    assert [tuple(r) for r in dead] == [("decision", "A", ["u1"], b"poison-1", "INTERNAL: refused", 3)]
+    # Taken and set aside: gone from the queue.
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
-async def test_the_sharded_outbox_never_sets_aside_a_row_while_its_consumer_is_down(segmentation_pool):
+async def test_an_announcement_is_never_set_aside_while_its_consumer_is_down(segmentation_pool):
     pool = segmentation_pool
     consumer = Announcements(grpc.StatusCode.UNAVAILABLE)
-    outbox = ShardedOutbox(pool, "outbox", consumer, shards=1,
-                           policy=Policy(max_attempts=1, hold_initial=0.01, hold_maximum=0.01))
+    reader = consumer.reader(pool, Policy(max_attempts=1, hold_initial=0.01, hold_maximum=0.01))
     await queue(pool, [("A", "u1", b"poison-1")])
     for _ in range(3):
         with pytest.raises(grpc.aio.AioRpcError):
-            await outbox.drain()
-    assert await pool.fetchval("SELECT count(*) FROM outbox_dead_letters") == 0
+            await reader.drain_once("decision")
+    assert await pool.fetchval("SELECT count(*) FROM dead_letters") == 0
+    assert await pool.fetchval("SELECT count(*) FROM log_holds") == 0
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 1

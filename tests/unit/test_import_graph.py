@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 PURE: dict[str, set[str]] = {
     "nudgelib": {"buckets", "compare", "filters", "isolation", "names", "pagination", "protoconv", "request_checks", "templates",
                  "timezones", "versions", "violations"},
-    "nudgelib.eventlog": {"grouping"},
+    "nudgelib.eventlog": {"grouping", "lanes"},
     "services.decision": {"caps", "catalog", "drops", "eligibility", "explain", "judge", "model", "plan", "reactions",
                           "references", "selection", "triggers", "validation", "variants", "windows"},
     "services.ingestion": {"framing", "keys", "partitions", "validation"},

@@ -48,7 +48,8 @@ import structlog
 from nudgelib.dead_letters import fault_of, warn_dead
 from nudgelib.eventlog.grouping import group
 from nudgelib.eventlog.horizon import horizon_ctes
-from nudgelib.isolation import Fault, Policy, isolate
+from nudgelib.eventlog.metrics import LogMetrics
+from nudgelib.isolation import Policy, isolate
 from nudgelib.loops import AT_ONCE, Backoff, Loop, run_together
 
 log = structlog.get_logger(__name__)
@@ -69,6 +70,9 @@ class LogSpec:
     cursors: str = "log_cursors"
     holds: str = "log_holds"
     dead_letters: str = "dead_letters"
+    # A queue rather than a log kept for its own sake (an outbox of one consumer): items the
+    # consumer has taken are deleted in the cycle that took them.
+    delete_taken: bool = False
 
     def lane_lock(self, consumer: str) -> int:
         return self.lock_class + self.consumers.index(consumer)
@@ -185,7 +189,8 @@ class _Cycle:
 
 
 class LogDispatcher:
-    def __init__(self, pool: asyncpg.Pool, spec: LogSpec, targets: Sequence[Target], metrics=None, *,
+    def __init__(self, pool: asyncpg.Pool, spec: LogSpec, targets: Sequence[Target],
+                 metrics: LogMetrics | None = None, *,
                  workers: int = 2, batch_items: int = 4000, batch_bytes: int = 8 << 20, call_items: int = 4000,
                  call_bytes: int = 4 << 20, poll_interval: float = 1.0, max_backoff: float = 5.0,
                  policy: Policy = Policy()) -> None:
@@ -213,6 +218,22 @@ class LogDispatcher:
         for loop in self._loops:
             loop.wake()
 
+    async def measure_backlog(self, cap: int = 1_000_000) -> tuple[dict[str, int], dict[str, float]]:
+        """Per consumer: items waiting (counted up to `cap`) and the oldest one's age in seconds,
+        also published as gauges."""
+        items, ages = await backlog(self._pool, self.spec, {t.name: t.kinds for t in self._targets.values()}, cap)
+        if self._metrics:
+            for consumer in items:
+                self._metrics.backlog(consumer, items[consumer], ages[consumer])
+        return items, ages
+
+    async def run_backlog_gauges(self, interval: float = 5.0) -> None:
+        """Keeps the backlog gauges fresh (for logs that no backpressure monitor reads)."""
+        async def step() -> None:
+            await self.measure_backlog()
+
+        await Loop(f"log-{self.spec.table}-backlog", step, poll=interval, backoff=Backoff.steady(interval)).run()
+
     async def run(self) -> None:
         await run_together(self._loops)
 
@@ -227,7 +248,7 @@ class LogDispatcher:
 
         def failed(_error: BaseException) -> None:
             if self._metrics:
-                self._metrics.forward_failures.labels(target.name).inc()
+                self._metrics.failed(target.name)
 
         return Loop(f"log-{self.spec.table}-{target.name}-{worker}", step, poll=self._poll_interval,
                     backoff=Backoff(maximum=self._max_backoff), on_failure=failed)
@@ -266,10 +287,7 @@ class LogDispatcher:
         self.forwarded += forwarded
         self.dead_lettered += len(cycle.dead)
         if self._metrics:
-            self._metrics.forwarded.labels(consumer).inc(forwarded)
-            self._metrics.dead_lettered.labels(consumer).inc(len(cycle.dead))
-            self._metrics.forward_failures.labels(consumer).inc(cycle.failures)
-            self._metrics.dispatch_latency.labels(consumer).observe(time.perf_counter() - began)
+            self._metrics.cycle(consumer, forwarded, cycle.failures, len(cycle.dead), time.perf_counter() - began)
         for item, error, attempts in cycle.dead:
             warn_dead(f"log-{spec.table}-{consumer}", item.app_id, item.user_id, error, lane=item.lane,
                       position=item.position, attempts=attempts)
@@ -397,6 +415,16 @@ class LogDispatcher:
                         error = CASE WHEN excluded.error = '' THEN h.error ELSE excluded.error END""",
                 consumer, [h.lane for h in kept], [h.app_id for h in kept], [h.from_position for h in kept],
                 [h.attempts for h in kept], [h.delay for h in kept], [h.error for h in kept])
+        if spec.delete_taken and (moved or cycle.holds or cycle.dead):
+            # Everything up to each claimed lane's cursor, but what holds still cover (read
+            # after the holds are written, in this transaction).
+            await conn.execute(
+                f"""DELETE FROM {spec.table} t USING {spec.cursors} c
+                    WHERE c.consumer = $1 AND c.lane = any($2::smallint[]) AND t.lane = c.lane
+                      AND t.position <= c.position
+                      AND NOT EXISTS (SELECT 1 FROM {spec.holds} h WHERE h.consumer = $1 AND h.lane = t.lane
+                                        AND h.app_id = t.app_id AND t.position >= h.from_position)""",
+                consumer, sorted({*moved, *(h.lane for h in cycle.holds.values())}))
         if cycle.dead:
             await conn.execute(
                 f"""INSERT INTO {spec.dead_letters} (consumer, lane, app_id, kind, items, user_ids, payload,

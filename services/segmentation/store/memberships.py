@@ -10,6 +10,8 @@ from datetime import datetime
 
 import asyncpg
 
+from nudgelib.eventlog.horizon import enter_gate, position_sql
+from services.segmentation import announcements
 from services.segmentation.store import OUTBOX_CHANNEL, USERS_CHANNEL, int_array
 
 _NOTIFY_BYTES = 7000  # NOTIFY payloads stop at 8000 bytes
@@ -42,13 +44,22 @@ def new_change_id() -> str:
     return f"chg_{uuid.uuid4().hex}"
 
 
-async def queue(conn: asyncpg.Connection, rows: list[tuple[int, str, str, str, bytes]]) -> None:
-    """Outbox rows (shard, app_id, user_id, kind, payload), sent in this order per shard."""
+async def begin_writing(conn: asyncpg.Connection) -> None:
+    """First thing in a transaction that may queue announcements (before it writes anything):
+    the log's readers then wait for it (nudgelib.eventlog.horizon)."""
+    await enter_gate(conn, announcements.LOG.gate)
+
+
+async def queue(conn: asyncpg.Connection, rows: list[tuple[int, str, str, int, bytes]]) -> None:
+    """Announcements (lane, app_id, user_id, kind, payload), sent in this order per lane. The
+    transaction must have begun with `begin_writing`."""
     if not rows:
         return
     await conn.execute(
-        """INSERT INTO outbox (shard, app_id, user_id, kind, payload)
-           SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::bytea[])""",
+        f"""INSERT INTO outbox (lane, position, app_id, user_id, kind, payload)
+            SELECT t.lane, {position_sql("t.n")}, t.app_id, t.user_id, t.kind, t.payload
+            FROM unnest($1::smallint[], $2::text[], $3::text[], $4::smallint[], $5::bytea[])
+                WITH ORDINALITY AS t(lane, app_id, user_id, kind, payload, n)""",
         [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
         [r[4] for r in rows])
     await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)

@@ -12,7 +12,9 @@ from typing import Any
 
 import asyncpg
 
+from nudgelib.eventlog.dispatcher import lock_lane
 from nudgelib.protoconv import attribute_python
+from services.segmentation import announcements
 from services.segmentation.model import Activity, AttributeChange, Counter, Profile
 from services.segmentation.store import int_array
 
@@ -242,10 +244,11 @@ async def lock_users(conn: asyncpg.Connection, app_id: str, users: Sequence[str]
 
 
 async def erase_user(conn: asyncpg.Connection, app_id: str, user_id: str) -> None:
-    """Deletes everything of the user, undelivered announcements included. Announcements a
-    dispatcher holds are waited for (row locks), so none of the user's is sent after this."""
+    """Deletes everything of the user, undelivered announcements included. A reader sending the
+    user's lane is waited for (its lane lock), so none of the user's is sent after this."""
+    await lock_lane(conn, announcements.LOG, announcements.lane_of(app_id, user_id))
     await conn.execute("DELETE FROM outbox WHERE app_id = $1 AND user_id = $2", app_id, user_id)
-    await conn.execute("DELETE FROM outbox_dead_letters WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+    await conn.execute("DELETE FROM dead_letters WHERE app_id = $1 AND $2 = any(user_ids)", app_id, user_id)
     await conn.execute("DELETE FROM profiles WHERE app_id = $1 AND user_id = $2", app_id, user_id)
     await conn.execute("DELETE FROM memberships WHERE app_id = $1 AND user_id = $2", app_id, user_id)
     await conn.execute("DELETE FROM event_totals WHERE app_id = $1 AND user_id = $2", app_id, user_id)

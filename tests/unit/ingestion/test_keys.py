@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.ingestion.keys import LANES, lane_of, update_id
+from nudgelib.eventlog.lanes import LANES, lane_of
+from services.ingestion.keys import update_id
 
 
 def test_lanes_are_stable_and_spread():

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nudgelib.eventlog.grouping import group
-from services.ingestion.keys import LANES
+from nudgelib.eventlog.lanes import LANES
 
 
 def row(id_: int, lane: int, app: str = "a", kind: str = "event") -> dict:

@@ -1,0 +1,54 @@
+"""Interaction events (message_clicked, …) on their way to ingestion: delivery's log, read by
+the one log engine (nudgelib.eventlog). Each is written in the transaction of its interaction,
+so none is lost while ingestion is down, in the lane of its user, so a user's events keep
+their order; ingestion takes them through IngestEvents, once per event id."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from nudge.common.v1 import common_pb2
+from nudge.ingestion.v1 import ingestion_internal_service_pb2 as ingestion_pb
+from nudge.ingestion.v1 import ingestion_internal_service_pb2_grpc as ingestion_grpc
+from nudgelib.clients import Peer
+from nudgelib.eventlog.dispatcher import Item, LogSpec, Target
+from nudgelib.eventlog.horizon import enter_gate, position_sql
+from nudgelib.eventlog.lanes import LANES, lane_of
+
+EVENT = 0
+CHANNEL = "nudge_delivery_outbox"
+
+# Lane claims are (_LANE_LOCK + consumer index, lane); the writers' gate is (_GATE, 0).
+_LANE_LOCK = 0x444C0000
+_GATE = 0x444C0100
+
+LOG = LogSpec(source="delivery", table="event_outbox", time_column="created_at", lanes=LANES, gate=(_GATE, 0),
+              lock_class=_LANE_LOCK, kinds={EVENT: "event"}, consumers=("ingestion",), delete_taken=True)
+
+
+async def begin_writing(conn: asyncpg.Connection) -> None:
+    """First thing in a transaction that queues an event (before it writes anything)."""
+    await enter_gate(conn, LOG.gate)
+
+
+async def queue(conn: asyncpg.Connection, app_id: str, user_id: str, event: bytes) -> None:
+    """Queues a serialized nudge.common.v1.Event; the transaction began with `begin_writing`."""
+    await conn.execute(
+        f"INSERT INTO event_outbox (lane, position, app_id, user_id, kind, payload)"
+        f" VALUES ($1, {position_sql('1')}, $2, $3, {EVENT}, $4)", lane_of(app_id, user_id), app_id, user_id, event)
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+
+class IngestionSender:
+    """Sends a run of queued events as one IngestEvents call; raises unless ingestion took it."""
+
+    def __init__(self, ingestion: Peer) -> None:
+        self._peer = ingestion
+        self._stub = ingestion_grpc.IngestionInternalServiceStub(ingestion.channel)
+
+    async def __call__(self, app_id: str, _kind: int, items: list[Item]) -> None:
+        events = [common_pb2.Event.FromString(i.payload) for i in items]
+        await self._peer.call(self._stub.IngestEvents, ingestion_pb.IngestEventsRequest(app_id=app_id, events=events))
+
+    def target(self) -> Target:
+        return Target("ingestion", (EVENT,), self, self._peer.ready)

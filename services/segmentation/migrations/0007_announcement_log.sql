@@ -1,0 +1,81 @@
+-- Announcements to decision are read by the one log engine (nudgelib.eventlog) rather than
+-- the sharded outbox: each row has its lane (users hash into 16) and its position, a reader
+-- cursor per lane, holds of failing apps, and dead letters in the engine's shape. Rows are
+-- deleted once decision has taken them.
+
+-- Queued rows cannot keep their order across the change of lanes: let the previous release
+-- send them first (they go within moments while decision is up).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM outbox) THEN
+        RAISE EXCEPTION 'segmentation.outbox still holds announcements: run the previous release until it is '
+                        'empty (decision up), then upgrade';
+    END IF;
+END $$;
+
+DROP TABLE outbox;
+
+-- kind 0: a UserChange (payload), 1: the app's segment rules changed (user_id '', no payload).
+CREATE TABLE outbox (
+    lane       smallint NOT NULL,
+    position   bigint NOT NULL,
+    app_id     text NOT NULL,
+    user_id    text NOT NULL,
+    kind       smallint NOT NULL,
+    payload    bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+) WITH (
+    -- A queue: rows live moments. Vacuum it eagerly.
+    autovacuum_vacuum_scale_factor = 0.01,
+    autovacuum_vacuum_cost_delay = 0
+);
+
+CREATE INDEX outbox_lane_position ON outbox (lane, position);
+CREATE INDEX outbox_by_user ON outbox (app_id, user_id);
+
+CREATE TABLE log_cursors (
+    consumer text NOT NULL,
+    lane     smallint NOT NULL,
+    position bigint NOT NULL,
+    PRIMARY KEY (consumer, lane)
+);
+
+INSERT INTO log_cursors (consumer, lane, position) SELECT 'decision', l, 0 FROM generate_series(0, 15) AS l;
+
+CREATE TABLE log_holds (
+    consumer      text NOT NULL,
+    lane          smallint NOT NULL,
+    app_id        text NOT NULL,
+    from_position bigint NOT NULL,
+    attempts      integer NOT NULL,
+    next_try      timestamptz NOT NULL,
+    error         text NOT NULL,
+    since         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, lane, app_id)
+);
+
+-- One row per announcement decision refused NUDGE_DEAD_LETTER_AFTER_ATTEMPTS times in a row.
+CREATE TABLE dead_letters (
+    id         bigserial PRIMARY KEY,
+    consumer   text NOT NULL,
+    lane       smallint NOT NULL,
+    app_id     text NOT NULL,
+    kind       text NOT NULL,
+    items      integer NOT NULL,
+    user_ids   text[] NOT NULL,
+    payload    bytea NOT NULL,
+    created_at timestamptz NOT NULL,
+    error      text NOT NULL,
+    attempts   integer NOT NULL,
+    position   bigint,
+    dead_at    timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX dead_letters_by_lane ON dead_letters (consumer, lane, app_id);
+
+INSERT INTO dead_letters (consumer, lane, app_id, kind, items, user_ids, payload, created_at, error, attempts,
+                          position, dead_at)
+SELECT 'decision', shard % 16, app_id, kind, 1, ARRAY[user_id], payload, created_at, error, attempts, source_id, dead_at
+FROM outbox_dead_letters;
+
+DROP TABLE outbox_dead_letters;
