@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncpg
 
-from nudge.common.v1 import common_pb2
 from nudge.ingestion.v1 import ingestion_internal_service_pb2 as ingestion_pb
-from nudge.ingestion.v1 import ingestion_internal_service_pb2_grpc as ingestion_grpc
 from nudgelib.clients import Peer
-from nudgelib.eventlog.dispatcher import Item, LogSpec, Target
+from nudgelib.eventlog.dispatcher import LogSpec, Run, Target
+from nudgelib.eventlog.framing import request_bytes
 from nudgelib.eventlog.horizon import enter_gate, position_sql
 from nudgelib.eventlog.lanes import LANES, lane_of
 
@@ -40,15 +39,18 @@ async def queue(conn: asyncpg.Connection, app_id: str, user_id: str, event: byte
 
 
 class IngestionSender:
-    """Sends a run of queued events as one IngestEvents call; raises unless ingestion took it."""
+    """Sends runs of queued events as one IngestEvents call, as raw bytes; raises unless
+    ingestion took it."""
 
     def __init__(self, ingestion: Peer) -> None:
         self._peer = ingestion
-        self._stub = ingestion_grpc.IngestionInternalServiceStub(ingestion.channel)
+        self._ingest = ingestion.channel.unary_unary(
+            "/nudge.ingestion.v1.IngestionInternalService/IngestEvents", request_serializer=None,
+            response_deserializer=ingestion_pb.IngestEventsResponse.FromString)
 
-    async def __call__(self, app_id: str, _kind: int, items: list[Item]) -> None:
-        events = [common_pb2.Event.FromString(i.payload) for i in items]
-        await self._peer.call(self._stub.IngestEvents, ingestion_pb.IngestEventsRequest(app_id=app_id, events=events))
+    async def __call__(self, app_id: str, _kind: int, runs: list[Run]) -> None:
+        # The events are field 2, framed as the reader read them.
+        await self._peer.call(self._ingest, request_bytes(app_id, [r.framed for r in runs]))
 
     def target(self) -> Target:
         return Target("ingestion", (EVENT,), self, self._peer.ready)

@@ -1,21 +1,20 @@
 """The consumers the event log is forwarded to, and the calls it makes: stored payload bytes
 in, one gRPC call out.
 
-Requests are assembled from the stored payloads (framing.py) and sent as raw bytes, so
+Requests are assembled from the runs the reader framed in SQL (nudgelib.eventlog.framing) and sent as raw bytes, so
 forwarding an event costs no protobuf parsing or encoding here; each carries its items' lanes
 and positions (`LogSpan`) so the consumer applies each once.
 """
 
 from __future__ import annotations
 
-from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_internal
 from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_internal
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_internal
 from nudgelib.clients import Peer
-from nudgelib.eventlog.dispatcher import Item, Target
+from nudgelib.eventlog.dispatcher import Run, Target, span_of
+from nudgelib.eventlog.framing import request_bytes
 from services.ingestion import store
-from services.ingestion.framing import request_bytes
 
 
 def _path(module, service: str, method: str) -> str:
@@ -46,13 +45,11 @@ class Consumer:
             for (consumer, kind), (path, response) in _METHODS.items() if consumer == name
         }
 
-    async def send(self, app_id: str, kind: int, items: list[Item]) -> None:
-        """Forwards one call's items (of one app and kind); raises if the consumer did not
-        take them."""
-        span = common_pb2.LogSpan(source=store.LOG.source, lanes=[i.lane for i in items],
-                                  positions=[i.position for i in items])
-        await self._peer.call(self._calls[store.KINDS[kind]], request_bytes(app_id, [i.payload for i in items], span),
-                              timeout=self._timeout)
+    async def send(self, app_id: str, kind: int, runs: list[Run]) -> None:
+        """Forwards one call's runs of items (of one app and kind); raises if the consumer did
+        not take them."""
+        request = request_bytes(app_id, [r.framed for r in runs], span_of(store.LOG.source, runs))
+        await self._peer.call(self._calls[store.KINDS[kind]], request, timeout=self._timeout)
 
     def target(self) -> Target:
         return Target(self.name, store.CONSUMER_KINDS[self.name], self.send, self._peer.ready)

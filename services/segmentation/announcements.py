@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
-from nudge.decision.v1 import decision_internal_service_pb2_grpc as decision_grpc
 from nudgelib.clients import Peer
-from nudgelib.eventlog.dispatcher import Item, LogSpec, Target
+from nudgelib.eventlog.dispatcher import LogSpec, Run, Target
+from nudgelib.eventlog.framing import request_bytes
 from nudgelib.eventlog.lanes import LANES, lane_of
 
 CHANGE, SEGMENTS = 0, 1
@@ -43,23 +43,24 @@ def segments_changed_row(app_id: str) -> tuple[int, str, str, int, bytes]:
 
 
 class DecisionSender:
-    """Sends a run of the log's items (one app, one kind) as one ApplyUserChanges request;
-    raises unless decision took it (the items then stay and are retried)."""
+    """Sends runs of the log's items (one app, one kind) as one ApplyUserChanges request, as raw
+    bytes; raises unless decision took it (the items then stay and are retried)."""
 
     # Short: an erasure waits for the rows being sent (so nothing of an erased user is sent
     # after it), at most this long.
     def __init__(self, decision: Peer, timeout: float = 5.0) -> None:
         self._peer = decision
-        self._stub = decision_grpc.DecisionInternalServiceStub(decision.channel)
+        self._apply = decision.channel.unary_unary(
+            "/nudge.decision.v1.DecisionInternalService/ApplyUserChanges", request_serializer=None,
+            response_deserializer=decision_pb.ApplyUserChangesResponse.FromString)
         self._timeout = timeout
 
-    async def __call__(self, app_id: str, kind: int, items: list[Item]) -> None:
+    async def __call__(self, app_id: str, kind: int, runs: list[Run]) -> None:
         if kind == SEGMENTS:
-            request = decision_pb.ApplyUserChangesRequest(app_id=app_id, segments_changed=True)
-        else:
-            request = decision_pb.ApplyUserChangesRequest(
-                app_id=app_id, changes=[decision_pb.UserChange.FromString(i.payload) for i in items])
-        await self._peer.call(self._stub.ApplyUserChanges, request, timeout=self._timeout)
+            request = decision_pb.ApplyUserChangesRequest(app_id=app_id, segments_changed=True).SerializeToString()
+        else:  # the changes are field 2, framed as the reader read them
+            request = request_bytes(app_id, [r.framed for r in runs])
+        await self._peer.call(self._apply, request, timeout=self._timeout)
 
     def target(self) -> Target:
         return Target("decision", (CHANGE, SEGMENTS), self, self._peer.ready)

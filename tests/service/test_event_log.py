@@ -274,7 +274,7 @@ async def test_an_item_that_commits_after_a_later_one_is_not_passed_over(pool):
     fakes = Consumers()
     await fakes.start()
     app = "app_gap"
-    d, peers = dispatcher(pool, fakes.target, workers=1)
+    d, peers = dispatcher(pool, fakes.target, workers=1, horizon_max_age=0)  # a fresh horizon each cycle
     lane = 5
     early, late = users_in_lane(app, lane, 2)
     slow = await pool.acquire()
@@ -402,6 +402,7 @@ async def test_a_loop_claims_the_lanes_that_hold_items(pool):
         assert len(users) == 16
         for lane, user in sorted(users.items()):
             await insert(pool, app, event(f"e{lane}", user, "tap"))
+            d.wake()  # as ingestion's intake does after a commit: the next cycle sees it
             assert await d.drain_once("decision") == (1, False), f"lane {lane}"
     finally:
         await close(peers, fakes)

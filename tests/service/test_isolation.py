@@ -21,7 +21,7 @@ from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudgelib import db
 from nudgelib.dead_letters import FailureSettings
-from nudgelib.eventlog.dispatcher import Item, LogDispatcher, Target
+from nudgelib.eventlog.dispatcher import LogDispatcher, Run, Target
 from nudgelib.eventlog.lanes import lane_of
 from nudgelib.isolation import Policy
 from nudgetools.cluster import free_ports
@@ -217,10 +217,11 @@ class Announcements:
         self.code = code
         self.taken: list[tuple[str, bytes]] = []
 
-    async def __call__(self, app_id: str, _kind: int, items: list[Item]) -> None:
-        if any(i.payload.startswith(b"poison") for i in items):
+    async def __call__(self, app_id: str, _kind: int, runs: list[Run]) -> None:
+        payloads = [p for r in runs for p in r.payloads()]
+        if any(p.startswith(b"poison") for p in payloads):
             raise refusal(self.code)
-        self.taken += [(app_id, i.payload) for i in items]
+        self.taken += [(app_id, p) for p in payloads]
 
     def reader(self, pool, policy: Policy) -> LogDispatcher:
         async def ready(_timeout: float) -> bool:

@@ -29,10 +29,10 @@ REPO = Path(__file__).resolve().parents[2]
 PURE: dict[str, set[str]] = {
     "nudgelib": {"buckets", "compare", "filters", "isolation", "names", "pagination", "protoconv", "request_checks", "templates",
                  "timezones", "versions", "violations"},
-    "nudgelib.eventlog": {"grouping", "lanes"},
+    "nudgelib.eventlog": {"framing", "grouping", "lanes"},
     "services.decision": {"caps", "catalog", "drops", "eligibility", "explain", "judge", "model", "plan", "reactions",
                           "references", "selection", "triggers", "validation", "variants", "windows"},
-    "services.ingestion": {"framing", "keys", "partitions", "validation"},
+    "services.ingestion": {"keys", "partitions", "validation"},
     "services.delivery": {"model", "stats", "surveys"},
     "services.segmentation": {"aggregates", "catalog", "contexts", "model", "properties", "rule_evaluation",
                               "rule_tree", "rule_validation", "sqlrules"},

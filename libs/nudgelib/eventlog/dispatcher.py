@@ -45,11 +45,13 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
+from nudge.common.v1 import common_pb2
 from nudgelib.dead_letters import fault_of, warn_dead
+from nudgelib.eventlog.framing import frame_item, split_items
 from nudgelib.eventlog.grouping import group
-from nudgelib.eventlog.horizon import horizon_ctes
+from nudgelib.eventlog.horizon import SharedHorizon
 from nudgelib.eventlog.metrics import LogMetrics
-from nudgelib.isolation import Policy, isolate
+from nudgelib.isolation import Fault, Policy, isolate
 from nudgelib.loops import AT_ONCE, Backoff, Loop, run_together
 
 log = structlog.get_logger(__name__)
@@ -78,31 +80,71 @@ class LogSpec:
         return self.lock_class + self.consumers.index(consumer)
 
 
-@dataclass(frozen=True)
-class Item:
-    """One item of the log as a reader forwards it."""
+@dataclass(eq=False)
+class Run:
+    """Consecutive items of one lane, app and kind, as a reader forwards them: their positions,
+    users and times, and the items themselves already framed as one piece of bytes
+    (`framing`), so a run costs the reader no work per item unless a consumer refuses it."""
 
     lane: int
-    position: int
     app_id: str
-    user_id: str
     kind: int
-    payload: bytes
-    at: object  # the time column's value
+    positions: list[int]
+    users: list[str]
+    ats: list  # when each was written
+    framed: bytes
 
     def __getitem__(self, key: str):  # grouping.group reads rows by key
         return getattr(self, key)
 
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @property
+    def first(self) -> int:
+        return self.positions[0]
+
+    @property
+    def last(self) -> int:
+        return self.positions[-1]
+
+    def payloads(self) -> list[bytes]:
+        return split_items(self.framed)
+
+    def items(self) -> list["Run"]:
+        """The run as runs of one item each (to find the one a consumer refuses)."""
+        if len(self.positions) == 1:
+            return [self]
+        return [Run(self.lane, self.app_id, self.kind, [p], [u], [a], frame_item(payload))
+                for p, u, a, payload in zip(self.positions, self.users, self.ats, self.payloads())]
+
+    @property
+    def user_id(self) -> str:  # of a one-item run
+        return self.users[0]
+
+    @property
+    def position(self) -> int:  # of a one-item run
+        return self.positions[0]
+
 
 @dataclass(frozen=True)
 class Target:
-    """A consumer as the reader uses it: which kinds it takes, how one call is sent (one app,
-    one kind; raises if not taken), and whether it is reachable."""
+    """A consumer as the reader uses it: which kinds it takes, how one call is sent (runs of one
+    app and one kind; raises if not taken), and whether it is reachable."""
 
     name: str
     kinds: tuple[int, ...]
-    send: Callable[[str, int, list[Item]], Awaitable[None]]
+    send: Callable[[str, int, list[Run]], Awaitable[None]]
     ready: Callable[[float], Awaitable[bool]]
+
+
+def span_of(source: str, runs: list[Run]) -> common_pb2.LogSpan:
+    """Where the runs' items sit in the log, for a consumer that applies each once by position."""
+    span = common_pb2.LogSpan(source=source)
+    for run in runs:
+        span.lanes.extend([run.lane] * len(run.positions))
+        span.positions.extend(run.positions)
+    return span
 
 
 async def lock_lane(conn: asyncpg.Connection, spec: LogSpec, lane: int) -> None:
@@ -116,53 +158,65 @@ def _claim_sql(spec: LogSpec) -> str:
     # Only lanes with something to do are locked (OFFSET 0 keeps that test before the lock): a
     # loop woken for a new item must not spend its claim on empty lanes.
     return f"""
-WITH {horizon_ctes("$1", "$2")}
-SELECT horizon.below, ARRAY(
+SELECT coalesce(array_agg(l), '{{}}') FROM (
     SELECT l FROM (
         SELECT c.lane AS l FROM {spec.cursors} c
-        WHERE c.consumer = $3 AND c.lane = any($4::smallint[])
+        WHERE c.consumer = $2 AND c.lane = any($3::smallint[])
           AND (EXISTS (SELECT 1 FROM {spec.table} e WHERE e.lane = c.lane AND e.position > c.position
-                         AND e.position < horizon.below AND e.kind = any($5::smallint[]))
-               OR EXISTS (SELECT 1 FROM {spec.holds} h WHERE h.consumer = $3 AND h.lane = c.lane
+                         AND e.position < $1 AND e.kind = any($4::smallint[]))
+               OR EXISTS (SELECT 1 FROM {spec.holds} h WHERE h.consumer = $2 AND h.lane = c.lane
                             AND h.next_try <= now()))
-        ORDER BY array_position($4::smallint[], c.lane) OFFSET 0
-    ) AS busy WHERE pg_try_advisory_xact_lock($6, l) LIMIT $7
-) AS lanes
-FROM horizon
+        ORDER BY array_position($3::smallint[], c.lane) OFFSET 0
+    ) AS busy WHERE pg_try_advisory_xact_lock($5, l) LIMIT $6
+) AS locked
 """
 
 
-def _read_sql(spec: LogSpec) -> str:
-    # Each claimed lane from its cursor, at most $5 items and about $6 bytes of it.
+def _runs_of(items: str) -> str:
+    """SQL folding `items` (a FROM item `x` with lane, position, app_id, user_id, kind, payload,
+    at) into runs: consecutive items of one app and kind (the classic gaps-and-islands count),
+    framed in SQL."""
     return f"""
-SELECT c.lane AS cursor_lane, c.position AS cursor, e.*
-FROM {spec.cursors} c LEFT JOIN LATERAL (
-    SELECT x.lane, x.position, x.app_id, x.user_id, x.kind, x.payload, x.at FROM (
-        SELECT y.*, sum(length(y.payload)) OVER (ORDER BY y.position) AS upto FROM (
+    SELECT g.lane, g.app_id, g.kind, array_agg(g.position ORDER BY g.position) AS positions,
+           array_agg(g.user_id ORDER BY g.position) AS users, array_agg(g.at ORDER BY g.position) AS ats,
+           string_agg(pb_item_header(length(g.payload)) || g.payload, ''::bytea ORDER BY g.position) AS framed
+    FROM (SELECT x.*, row_number() OVER (PARTITION BY x.lane ORDER BY x.position)
+                      - row_number() OVER (PARTITION BY x.lane, x.app_id, x.kind ORDER BY x.position) AS island
+          FROM {items}) AS g
+    GROUP BY g.lane, g.app_id, g.kind, g.island"""
+
+
+def _read_sql(spec: LogSpec) -> str:
+    # Each claimed lane from its cursor, at most $5 items and about $6 bytes of it, as runs.
+    items = f"""(
+        SELECT y.*, sum(length(y.payload)) OVER (PARTITION BY y.lane ORDER BY y.position) AS upto
+        FROM {spec.cursors} c CROSS JOIN LATERAL (
             SELECT lane, position, app_id, user_id, kind, payload, {spec.time_column} AS at FROM {spec.table}
             WHERE lane = c.lane AND position > c.position AND position < $3 AND kind = any($4::smallint[])
             ORDER BY position LIMIT $5
         ) AS y
-    ) AS x WHERE x.upto - length(x.payload) < $6
-) AS e ON true
-WHERE c.consumer = $1 AND c.lane = any($2::smallint[])
-ORDER BY c.lane, e.position
-"""
+        WHERE c.consumer = $1 AND c.lane = any($2::smallint[])
+    ) AS x WHERE x.upto - length(x.payload) < $6"""
+    return f"SELECT * FROM ({_runs_of(items)}) AS r ORDER BY r.lane, r.positions[1]"
+
+
+def _cursors_sql(spec: LogSpec) -> str:
+    return f"SELECT lane, position FROM {spec.cursors} WHERE consumer = $1 AND lane = any($2::smallint[])"
 
 
 def _held_sql(spec: LogSpec) -> str:
-    # The items of held apps, from the held one up to the lane's cursor.
-    return f"""
-SELECT e.lane, e.position, e.app_id, e.user_id, e.kind, e.payload, e.at
-FROM unnest($1::smallint[], $2::text[], $3::bigint[], $4::bigint[]) AS h(lane, app_id, from_position, upto)
-CROSS JOIN LATERAL (
-    SELECT lane, position, app_id, user_id, kind, payload, {spec.time_column} AS at FROM {spec.table}
-    WHERE lane = h.lane AND app_id = h.app_id AND position >= h.from_position AND position <= h.upto
-      AND kind = any($5::smallint[])
-    ORDER BY position LIMIT $6
-) AS e
-ORDER BY e.lane, e.app_id, e.position
-"""
+    # The items of held apps, from the held one up to the lane's cursor, as runs.
+    items = f"""(
+        SELECT e.* FROM unnest($1::smallint[], $2::text[], $3::bigint[], $4::bigint[])
+            AS h(lane, app_id, from_position, upto)
+        CROSS JOIN LATERAL (
+            SELECT lane, position, app_id, user_id, kind, payload, {spec.time_column} AS at FROM {spec.table}
+            WHERE lane = h.lane AND app_id = h.app_id AND position >= h.from_position AND position <= h.upto
+              AND kind = any($5::smallint[])
+            ORDER BY position LIMIT $6
+        ) AS e
+    ) AS x"""
+    return f"SELECT * FROM ({_runs_of(items)}) AS r ORDER BY r.lane, r.app_id, r.positions[1]"
 
 
 @dataclass
@@ -181,11 +235,19 @@ class _Hold:
 class _Cycle:
     """What one claim-forward-commit cycle did, written at its end."""
 
-    sent: set[tuple[int, int]] = field(default_factory=set)  # (lane, position)
+    sent: set[int] = field(default_factory=set)  # id() of each run taken whole or in part
+    sent_items: set[tuple[int, int]] = field(default_factory=set)  # (lane, position) of parts taken
+    forwarded: int = 0
     holds: dict[tuple[int, str], _Hold] = field(default_factory=dict)
-    dead: list[tuple[Item, str, int]] = field(default_factory=list)  # item, error, attempts
+    dead: list[tuple[Run, str, int]] = field(default_factory=list)  # one-item run, error, attempts
     down: BaseException | None = None
     failures: int = 0
+
+    def taken(self, run: Run) -> None:
+        self.sent.add(id(run))
+        self.forwarded += len(run)
+        if len(run) == 1:  # perhaps a piece of a run too big for one call
+            self.sent_items.add((run.lane, run.position))
 
 
 class LogDispatcher:
@@ -193,7 +255,7 @@ class LogDispatcher:
                  metrics: LogMetrics | None = None, *,
                  workers: int = 2, batch_items: int = 4000, batch_bytes: int = 8 << 20, call_items: int = 4000,
                  call_bytes: int = 4 << 20, poll_interval: float = 1.0, max_backoff: float = 5.0,
-                 policy: Policy = Policy()) -> None:
+                 policy: Policy = Policy(), horizon_max_age: float = 0.005) -> None:
         self._pool = pool
         self.spec = spec
         self._targets = {t.name: t for t in targets}
@@ -209,12 +271,15 @@ class LogDispatcher:
         # several replicas) split the lanes rather than one taking them all.
         self.lanes_per_claim = math.ceil(spec.lanes / workers)
         self._claim, self._read, self._held = _claim_sql(spec), _read_sql(spec), _held_sql(spec)
+        self._cursors_sql = _cursors_sql(spec)
+        self._horizon = SharedHorizon(pool, spec.gate, horizon_max_age)
         self._loops = [self._loop(t, i) for t in targets for i in range(workers)]
         # Items this dispatcher has had taken, and set aside (also in metrics).
         self.forwarded = 0
         self.dead_lettered = 0
 
     def wake(self, _payload: str | None = None) -> None:
+        self._horizon.advance()
         for loop in self._loops:
             loop.wake()
 
@@ -262,87 +327,113 @@ class LogDispatcher:
         offered = [(start + i) % spec.lanes for i in range(spec.lanes)]
         began = time.perf_counter()
         cycle = _Cycle()
+        # Read before this transaction's statements (any horizon read earlier holds), and
+        # outside it: it takes a connection of its own.
+        below = await self._horizon.get()
         async with self._pool.acquire() as conn, conn.transaction():
-            below, lanes = await conn.fetchrow(self._claim, *spec.gate, consumer, offered, list(target.kinds),
-                                               spec.lane_lock(consumer), self.lanes_per_claim)
+            lanes = await conn.fetchval(self._claim, below, consumer, offered, list(target.kinds),
+                                        spec.lane_lock(consumer), self.lanes_per_claim)
             if not lanes:
                 return 0, False
             per_lane = max(1, -(-self._batch_items // len(lanes)))
-            rows = await conn.fetch(self._read, consumer, lanes, below, list(target.kinds), per_lane,
-                                    max(1, self._batch_bytes // len(lanes)))
-            cursors = {r["cursor_lane"]: r["cursor"] for r in rows}
-            items = [_item(r) for r in rows if r["position"] is not None]
+            cursors = {r["lane"]: r["position"] for r in await conn.fetch(self._cursors_sql, consumer, lanes)}
+            runs = [_run(r) for r in await conn.fetch(self._read, consumer, lanes, below, list(target.kinds),
+                                                      per_lane, max(1, self._batch_bytes // len(lanes)))]
             for h in await conn.fetch(
                     f"SELECT lane, app_id, from_position, attempts, next_try <= now() AS due FROM {spec.holds}"
                     " WHERE consumer = $1 AND lane = any($2::smallint[])", consumer, lanes):
                 cycle.holds[(h["lane"], h["app_id"])] = _Hold(h["lane"], h["app_id"], h["from_position"],
                                                               h["attempts"], h["due"])
             due = [h for h in cycle.holds.values() if h.due]
-            await self._forward(target, items, cycle)
-            moved = _cursors(items, cursors, cycle)
+            await self._forward(target, runs, cycle)
+            moved = _cursors(runs, cursors, cycle)
             if due and cycle.down is None:
                 await self._retry_held(conn, target, due, {**cursors, **moved}, per_lane, cycle)
             await self._commit(conn, consumer, moved, cycle)
-        forwarded = len(cycle.sent)
-        self.forwarded += forwarded
+        self.forwarded += cycle.forwarded
         self.dead_lettered += len(cycle.dead)
         if self._metrics:
-            self._metrics.cycle(consumer, forwarded, cycle.failures, len(cycle.dead), time.perf_counter() - began)
+            self._metrics.cycle(consumer, cycle.forwarded, cycle.failures, len(cycle.dead),
+                                time.perf_counter() - began)
         for item, error, attempts in cycle.dead:
             warn_dead(f"log-{spec.table}-{consumer}", item.app_id, item.user_id, error, lane=item.lane,
                       position=item.position, attempts=attempts)
         if cycle.down is not None:
             raise cycle.down
+        read = sum(len(r) for r in runs)
         again = any(not h.gone and h.delay == 0 for h in due)  # a held app with more to send now
-        return len(items), len(items) >= per_lane * len(lanes) or again
+        return read, read >= per_lane * len(lanes) or again
 
-    def _calls(self, items: list[Item]) -> list[tuple[str, int, list[Item]]]:
-        """Calls of one app and kind, in an order that keeps each lane's order, bounded."""
+    def _calls(self, runs: list[Run]) -> list[tuple[str, int, list[Run]]]:
+        """Calls of one app and kind, in an order that keeps each lane's order, each at most
+        `call_items` items and about `call_bytes` bytes (a run bigger than that alone is sent
+        item by item)."""
         out = []
-        for call in group(items):
-            run: list[Item] = []
-            size = 0
-            for item in call.rows:
-                if run and (len(run) >= self._call_items or size + len(item.payload) > self._call_bytes):
-                    out.append((call.app_id, call.kind, run))
-                    run, size = [], 0
-                run.append(item)
-                size += len(item.payload)
-            out.append((call.app_id, call.kind, run))
+        for call in group(runs):
+            part: list[Run] = []
+            items = size = 0
+            for run in call.rows:
+                pieces = [run] if len(run) <= self._call_items and len(run.framed) <= self._call_bytes \
+                    else run.items()
+                for piece in pieces:
+                    if part and (items + len(piece) > self._call_items or size + len(piece.framed) > self._call_bytes):
+                        out.append((call.app_id, call.kind, part))
+                        part, items, size = [], 0, 0
+                    part.append(piece)
+                    items += len(piece)
+                    size += len(piece.framed)
+            out.append((call.app_id, call.kind, part))
         return out
 
-    async def _send_all(self, target: Target, items: list[Item], cycle: _Cycle) -> dict[int, tuple[Item, str]]:
-        """Sends items of one or more apps in calls; returns, per (lane, app) stopped by a
-        refused item, that item and the error. Sets `cycle.down` and stops when the consumer
-        is down."""
-        stopped: dict[tuple[int, str], tuple[Item, str]] = {}
-        for app_id, kind, run in self._calls(items):
+    async def _send_all(self, target: Target, runs: list[Run], cycle: _Cycle) -> dict[tuple[int, str], tuple[Run, str]]:
+        """Sends runs of one or more apps in calls; returns, per (lane, app) stopped by a
+        refused item, that item (a one-item run) and the error. Sets `cycle.down` and stops
+        when the consumer is down."""
+        stopped: dict[tuple[int, str], tuple[Run, str]] = {}
+        for app_id, kind, part in self._calls(runs):
             if cycle.down is not None:
                 break
-            run = [i for i in run if (i.lane, app_id) not in stopped and (i.lane, app_id) not in cycle.holds]
-            if not run:
+            part = [r for r in part if (r.lane, app_id) not in stopped and (r.lane, app_id) not in cycle.holds]
+            if not part:
                 continue
-
-            async def send(part: list[Item], app_id: str = app_id, kind: int = kind) -> None:
+            try:
                 await target.send(app_id, kind, part)
-
-            def counted(exc: BaseException):
+            except Exception as exc:  # noqa: BLE001 - fault_of raises again what is a bug here
                 cycle.failures += 1
-                return fault_of(exc)
-
-            # A refused item stops its lane (the later items of the lane wait behind it);
-            # the other lanes of the call go on. Attempts are counted by the hold, not here.
-            result = await isolate(run, send, counted, None, user_of=lambda i: i.lane)
-            cycle.sent.update((i.lane, i.position) for i in result.sent)
-            if result.down is not None:
-                cycle.down = result.down
-            for refused in result.failures:
-                stopped[(refused.lane, app_id)] = (refused, result.error)
+                if fault_of(exc)[0] is Fault.DOWN:
+                    cycle.down = exc
+                    break
+                stopped.update(await self._isolate(target, app_id, kind, part, exc, cycle))
+                continue
+            for run in part:
+                cycle.taken(run)
         return stopped
 
-    async def _forward(self, target: Target, items: list[Item], cycle: _Cycle) -> None:
+    async def _isolate(self, target: Target, app_id: str, kind: int, part: list[Run], failure: BaseException,
+                       cycle: _Cycle) -> dict[tuple[int, str], tuple[Run, str]]:
+        """A refused call, item by item: halves are sent again down to the refused item, which
+        stops its lane (the later items of the lane wait behind it) while the call's other
+        lanes go on. Attempts are counted by the hold, not here."""
+        async def send(items: list[Run]) -> None:
+            await target.send(app_id, kind, items)
+
+        def counted(exc: BaseException):
+            if exc is not failure:
+                cycle.failures += 1
+            return fault_of(exc)
+
+        items = [i for run in part for i in run.items()]
+        result = await isolate(items, send, counted, None, user_of=lambda i: i.lane, tried=failure)
+        for item in result.sent:
+            cycle.sent_items.add((item.lane, item.position))
+            cycle.forwarded += 1
+        if result.down is not None:
+            cycle.down = result.down
+        return {(refused.lane, app_id): (refused, result.error) for refused in result.failures}
+
+    async def _forward(self, target: Target, runs: list[Run], cycle: _Cycle) -> None:
         """The main path: the lanes' new items, but those of held apps (their hold covers them)."""
-        stopped = await self._send_all(target, [i for i in items if (i.lane, i.app_id) not in cycle.holds], cycle)
+        stopped = await self._send_all(target, [r for r in runs if (r.lane, r.app_id) not in cycle.holds], cycle)
         for (lane, app_id), (item, error) in stopped.items():
             cycle.holds[(lane, app_id)] = _Hold(lane, app_id, item.position, 1, False, error,
                                                 self.policy.hold(1))
@@ -355,29 +446,31 @@ class LogDispatcher:
         rows = await conn.fetch(self._held, [h.lane for h in due], [h.app_id for h in due],
                                 [h.from_position for h in due], [cursors[h.lane] for h in due],
                                 list(target.kinds), limit)
-        by_hold: dict[tuple[int, str], list[Item]] = defaultdict(list)
+        by_hold: dict[tuple[int, str], list[Run]] = defaultdict(list)
         for r in rows:
-            by_hold[(r["lane"], r["app_id"])].append(_item(r))
+            by_hold[(r["lane"], r["app_id"])].append(_run(r))
         for hold in due:
             key = (hold.lane, hold.app_id)
             held = by_hold.get(key, [])
+            positions = [p for run in held for p in run.positions]
             del cycle.holds[key]  # sent as if not held; put back below unless caught up
             stopped = await self._send_all(target, held, cycle)
             if cycle.down is not None:
-                unsent = [i for i in held if (i.lane, i.position) not in cycle.sent]
+                unsent = [p for run in held if id(run) not in cycle.sent for p in run.positions
+                          if (run.lane, p) not in cycle.sent_items]
                 if unsent:
-                    hold.from_position = unsent[0].position
+                    hold.from_position = unsent[0]
                 cycle.holds[key] = hold
                 return
             if key not in stopped:
-                if len(held) < limit:
+                if len(positions) < limit:
                     hold.gone = True
                 else:
-                    hold.from_position, hold.attempts, hold.delay = held[-1].position + 1, 0, 0.0
+                    hold.from_position, hold.attempts, hold.delay = positions[-1] + 1, 0, 0.0
                 cycle.holds[key] = hold
                 continue
             item, error = stopped[key]
-            attempts = hold.attempts + 1 if item.position == (held[0].position if held else None) else 1
+            attempts = hold.attempts + 1 if positions and item.position == positions[0] else 1
             if attempts >= self.policy.max_attempts:
                 cycle.dead.append((item, error, attempts))
                 hold.from_position, hold.attempts, hold.delay, hold.error = item.position + 1, 0, 0.0, error
@@ -434,27 +527,32 @@ class LogDispatcher:
                     FROM unnest($2::smallint[], $3::text[], $4::text[], $5::text[], $6::bytea[],
                                 $7::timestamptz[], $8::text[], $9::int[], $10::bigint[])
                         AS t(lane, app_id, kind, user_id, payload, at, error, attempts, position)""",
-                consumer, *zip(*[(i.lane, i.app_id, spec.kinds[i.kind], i.user_id, i.payload, i.at, error,
+                consumer, *zip(*[(i.lane, i.app_id, spec.kinds[i.kind], i.user_id, i.payloads()[0], i.ats[0], error,
                                   attempts, i.position) for i, error, attempts in cycle.dead]))
 
 
-def _item(r: asyncpg.Record) -> Item:
-    return Item(r["lane"], r["position"], r["app_id"], r["user_id"], r["kind"], bytes(r["payload"]), r["at"])
+def _run(r: asyncpg.Record) -> Run:
+    return Run(r["lane"], r["app_id"], r["kind"], r["positions"], r["users"], r["ats"], bytes(r["framed"]))
 
 
-def _cursors(items: list[Item], cursors: dict[int, int], cycle: _Cycle) -> dict[int, int]:
+def _cursors(runs: list[Run], cursors: dict[int, int], cycle: _Cycle) -> dict[int, int]:
     """Per lane, the new cursor: past the longest run of items taken, or covered by a hold of
     their app (held from an earlier position, so its retries will bring them)."""
     moved: dict[int, int] = {}
     blocked: set[int] = set()
-    for item in items:  # in (lane, position) order
-        if item.lane in blocked:
+    for run in runs:  # in (lane, position) order
+        if run.lane in blocked:
             continue
-        hold = cycle.holds.get((item.lane, item.app_id))
-        if (item.lane, item.position) in cycle.sent or (hold is not None and hold.from_position <= item.position):
-            moved[item.lane] = item.position
-        else:
-            blocked.add(item.lane)
+        hold = cycle.holds.get((run.lane, run.app_id))
+        if id(run) in cycle.sent or (hold is not None and hold.from_position <= run.first):
+            moved[run.lane] = run.last
+            continue
+        for position in run.positions:  # taken in part (or not at all)
+            if (run.lane, position) in cycle.sent_items or (hold is not None and hold.from_position <= position):
+                moved[run.lane] = position
+            else:
+                blocked.add(run.lane)
+                break
     return {lane: p for lane, p in moved.items() if p > cursors.get(lane, -1)}
 
 

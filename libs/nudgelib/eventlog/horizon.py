@@ -29,6 +29,9 @@ as long as one batch takes to commit.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import asyncpg
 
 # Items of one transaction: at most 2^20, numbered from 1.
@@ -71,3 +74,48 @@ def horizon_ctes(key1: str, key2: str) -> str:
 async def horizon(conn: asyncpg.Connection | asyncpg.Pool, gate: tuple[int, int]) -> int:
     """Positions below this are final: no item below it can appear after this returns."""
     return await conn.fetchval(f"WITH {horizon_ctes('$1', '$2')} SELECT below FROM horizon", *gate)
+
+
+class SharedHorizon:
+    """One horizon for every reader loop of a process, read at most every `max_age` seconds.
+
+    Reading it means reading PostgreSQL's lock table, which holds up every lock being taken
+    meanwhile (each writing transaction takes one on its own id), so the loops share it. A
+    horizon stays true once read: an older one only makes a reader stop short, never skip. A
+    loop that finds it older than `max_age` reads it again; loops that ask meanwhile wait for
+    that read rather than make their own. After `advance` (this process committed items and
+    woke its readers), only a horizon read after that call is used, so they see the items.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, gate: tuple[int, int], max_age: float = 0.005) -> None:
+        self._pool = pool
+        self._gate = gate
+        self._max_age = max_age
+        self._generation = 0
+        self._value = 0
+        self._value_generation = -1
+        self._read_at = float("-inf")
+        self._reading: tuple[int, asyncio.Future] | None = None
+
+    def advance(self) -> None:
+        self._generation += 1
+
+    async def get(self) -> int:
+        fresh = time.monotonic() - self._read_at <= self._max_age
+        if fresh and self._value_generation == self._generation:
+            return self._value
+        if self._reading is None or self._reading[0] != self._generation:
+            self._reading = (self._generation, asyncio.ensure_future(self._read(self._generation)))
+        reading = self._reading
+        try:
+            return await asyncio.shield(reading[1])
+        finally:
+            if self._reading is reading and reading[1].done():
+                self._reading = None
+
+    async def _read(self, generation: int) -> int:
+        started = time.monotonic()
+        value = await horizon(self._pool, self._gate)
+        if generation >= self._value_generation:
+            self._value, self._value_generation, self._read_at = value, generation, started
+        return value
