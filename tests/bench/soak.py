@@ -70,10 +70,12 @@ ROWS_BOUND = 2000.0
 
 SCHEMAS = ["ingestion", "segmentation", "decision", "delivery"]
 # Queue-like tables, found by name so that tables the rewrite adds or drops are followed
-# without editing this file. `log` counts only as a whole word of the name (event_log,
-# log_cursors), or every catalog would count; ingestion.event_keys is named outright.
+# without editing this file. `log` counts only as a whole word of the name (log_cursors,
+# log_positions), or every catalog would count. Named outright: ingestion.event_keys, and
+# ingestion.events, the event store that consumers now read as the log (kept for the event
+# retention, days, so it grows over any soak by design).
 QUEUE_LIKE = r"outbox|dead_letters|pending|parked|cursor|applied|dedupe|(^|_)logs?(_|$)"
-ALSO = ["ingestion.event_keys"]
+ALSO = ["ingestion.event_keys", "ingestion.events"]
 
 # Partitioned tables count with all their partitions (pg_partition_tree, which lists nothing
 # for a plain table, hence the union with the table itself); partitions are not listed apart.
