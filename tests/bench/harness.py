@@ -28,11 +28,18 @@ WARMUP = 1.5
 async def database(preload: Sequence[str] = ()) -> AsyncIterator[str]:
     """DATABASE_URL if set, else a throw-away embedded PostgreSQL loading the `preload`
     libraries (a server at DATABASE_URL loads what it was configured to); migrated."""
+    external = os.environ.get("DATABASE_URL")
     with tempfile.TemporaryDirectory(prefix="nudge-bench-") as tmp:
-        url = os.environ.get("DATABASE_URL") or embedded.start(Path(tmp), delete_on_exit=True, preload=preload)
-        await embedded.ensure_database(url)
-        await migrate_all(url)
-        yield url
+        url = external or embedded.start(Path(tmp), delete_on_exit=True, preload=preload)
+        try:
+            await embedded.ensure_database(url)
+            await migrate_all(url)
+            yield url
+        finally:
+            if not external:
+                # Stopped before its folder is removed, not at exit: a running server writes
+                # WAL into the folder while it is being deleted, and the deletion fails.
+                embedded.release(Path(tmp))
 
 
 @contextlib.asynccontextmanager

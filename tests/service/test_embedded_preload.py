@@ -1,6 +1,7 @@
 """The embedded PostgreSQL loads extra libraries only when asked (the bench's
 pg_stat_statements), and a server restarted to load them is still stopped when its process
-exits; a server already running without them is never restarted under its other users."""
+exits, or earlier when released; a server already running without them is never restarted
+under its other users."""
 
 from __future__ import annotations
 
@@ -44,7 +45,12 @@ SCRIPT = textwrap.dedent("""
     except RuntimeError as exc:
         out["refused"] = str(exc)
     out["pids"] = [embedded.server_pid(asked), embedded.server_pid(default)]
+    embedded.release(asked)
+    out["released_folder_left"] = (asked / "pgdata").exists()
     print(json.dumps(out))
+    sys.stdout.flush()
+    # Still running: the released server must be gone before this process exits.
+    sys.stdin.readline()
 """)
 
 
@@ -67,16 +73,25 @@ async def stopped(pids: list[int], within: float = 15.0) -> bool:
     return True
 
 
-async def test_preload_loads_the_library_only_when_asked_and_the_server_still_stops_at_exit(tmp_path):
-    result = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", SCRIPT, str(tmp_path / "asked"), str(tmp_path / "default")],
-        cwd=REPO, capture_output=True, text=True, timeout=90)
-    assert result.returncode == 0, result.stderr[-2000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+async def test_preload_loads_the_library_only_when_asked_and_the_server_still_stops(tmp_path):
+    process = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path / "asked"), str(tmp_path / "default")],
+                               cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 90)
+        assert line, process.stderr.read()[-2000:]
+        out = json.loads(line)
+        asked, default = out["pids"]
+        # Released while its process still runs: stopped and its data deleted already.
+        assert await stopped([asked]) and not out["released_folder_left"]
+        assert running(default)
+    finally:
+        stderr = process.communicate("\n", timeout=60)[1]
+    assert process.returncode == 0, stderr[-2000:]
 
     loaded, statements = out["asked"]
     assert loaded == "pg_stat_statements" and statements > 0
     assert out["default"] == ["", None]
     assert "already runs without pg_stat_statements" in out["refused"]
-    # Both servers ran while the process did, and neither outlived it.
-    assert all(out["pids"]) and await stopped(out["pids"])
+    # The server not released stopped when its process exited.
+    assert await stopped([default])
