@@ -4,6 +4,8 @@ seconds, and publishes them as gauges. Refusals are per app (pressure.py)."""
 
 from __future__ import annotations
 
+import time
+
 import asyncpg
 import structlog
 
@@ -34,7 +36,11 @@ class PressureMonitor:
         # million, for the gauge, without one): a deep backlog costs no more to read.
         self._count_up_to = (limits.max_backlog_events or 1_000_000) + 1
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> float:
+        """Reads a new snapshot; returns when to read the next one: after the interval, or
+        after ten times as long as this read took, so that counting a deep backlog never
+        takes more than a tenth of one database connection."""
+        began = time.monotonic()
         backlog, age = await self._log.measure_backlog(self._count_up_to)
         snapshot = Snapshot(backlog=backlog, oldest_age=age, memory_bytes=resident_bytes())
         if over_bounds(snapshot, self._limits):
@@ -48,6 +54,7 @@ class PressureMonitor:
                         memory=memory is not None, apps=sorted(refused))
         self._memory, self._refused = memory, refused
         self._metrics.memory.set(snapshot.memory_bytes)
+        return max(self._interval, 10 * (time.monotonic() - began))
 
     def check(self, app_id: str) -> None:
         """Raises RESOURCE_EXHAUSTED (with RetryInfo) while a bound is passed for this app."""

@@ -561,26 +561,38 @@ def _cursors(runs: list[Run], cursors: dict[int, int], cycle: _Cycle) -> dict[in
 
 async def backlog(conn: asyncpg.Connection | asyncpg.Pool, spec: LogSpec, kinds: dict[str, tuple[int, ...]],
                   cap: int) -> tuple[dict[str, int], dict[str, float]]:
-    """Per consumer: items after its cursors (counted up to `cap`, so a deep backlog costs no
-    more than the bound it is compared with) plus those of held apps, and the age in seconds of
-    the oldest waiting item."""
+    """Per consumer: items after its cursors, and the age in seconds of the oldest waiting item
+    (a held app's included).
+
+    The items are counted in one pass for all consumers, from each lane's lowest cursor, over
+    at most `cap` items in all: a deep backlog costs no more to read than the bound it is
+    compared with, and a count that reaches `cap` says the furthest-behind consumer is past it."""
+    arrays = ["{" + ",".join(map(str, v)) + "}" for v in kinds.values()]
     rows = await conn.fetch(
-        f"""SELECT k.consumer,
-                   (SELECT count(*) FROM (
-                        SELECT 1 FROM {spec.cursors} c CROSS JOIN LATERAL (
-                            SELECT 1 FROM {spec.table} e WHERE e.lane = c.lane AND e.position > c.position
-                              AND e.kind = any(k.kinds) LIMIT $3) AS x
-                        WHERE c.consumer = k.consumer LIMIT $3) AS y) AS items,
+        f"""WITH k AS (
+                SELECT n.consumer, ($2::text[])[n.i]::smallint[] AS kinds
+                FROM unnest($1::text[]) WITH ORDINALITY AS n(consumer, i)
+            ), c AS (
+                SELECT k.consumer, k.kinds, c.lane, c.position FROM {spec.cursors} c JOIN k USING (consumer)
+            ), waiting AS (
+                SELECT x.lane, x.position, x.kind FROM (SELECT lane, min(position) AS low FROM c GROUP BY lane) AS l
+                CROSS JOIN LATERAL (
+                    SELECT lane, position, kind FROM {spec.table} e
+                    WHERE e.lane = l.lane AND e.position > l.low ORDER BY e.position LIMIT $3) AS x
+                LIMIT $3
+            )
+            SELECT k.consumer,
+                   (SELECT count(*) FROM c JOIN waiting w ON w.lane = c.lane AND w.position > c.position
+                    WHERE c.consumer = k.consumer AND w.kind = any(k.kinds)) AS items,
                    greatest(0, extract(epoch FROM now() - least(
-                       (SELECT min(x.at) FROM {spec.cursors} c CROSS JOIN LATERAL (
+                       (SELECT min(x.at) FROM c CROSS JOIN LATERAL (
                             SELECT {spec.time_column} AS at FROM {spec.table} e
-                            WHERE e.lane = c.lane AND e.position > c.position AND e.kind = any(k.kinds)
+                            WHERE e.lane = c.lane AND e.position > c.position AND e.kind = any(c.kinds)
                             ORDER BY e.position LIMIT 1) AS x
                         WHERE c.consumer = k.consumer),
                        (SELECT min(since) FROM {spec.holds} h WHERE h.consumer = k.consumer))))::float8 AS age
-            FROM unnest($1::text[]) WITH ORDINALITY AS n(consumer, i)
-            CROSS JOIN LATERAL (SELECT n.consumer, ($2::text[])[n.i]::smallint[] AS kinds) AS k""",
-        list(kinds), ["{" + ",".join(map(str, v)) + "}" for v in kinds.values()], cap)
+            FROM k""",
+        list(kinds), arrays, cap)
     return ({r["consumer"]: r["items"] for r in rows}, {r["consumer"]: r["age"] or 0.0 for r in rows})
 
 
