@@ -35,17 +35,30 @@ class PressureMonitor:
         # Items waiting are counted up to just past the bound they are compared with (or a
         # million, for the gauge, without one): a deep backlog costs no more to read.
         self._count_up_to = (limits.max_backlog_events or 1_000_000) + 1
+        self._count_after = 0.0  # monotonic time of the next count
+        self._by_app: dict | None = None  # the last breakdown by app, while a bound is passed
 
-    async def refresh(self) -> float:
-        """Reads a new snapshot; returns when to read the next one: after the interval, or
-        after ten times as long as this read took, so that counting a deep backlog never
-        takes more than a tenth of one database connection."""
-        began = time.monotonic()
-        backlog, age = await self._log.measure_backlog(self._count_up_to)
+    async def refresh(self) -> None:
+        """Reads a new snapshot. The ages (an index probe per lane) every time; the counts
+        (a scan of what waits, up to the bound) only once fifty times as long as the last
+        count took has passed, so that counting a deep backlog never takes more than a
+        fiftieth of one database connection. The age bound stays as fresh as the interval."""
+        now = time.monotonic()
+        count = now >= self._count_after
+        backlog, age = await self._log.measure_backlog(self._count_up_to, count=count)
+        if count:
+            self._count_after = now + 50 * (time.monotonic() - now)
         snapshot = Snapshot(backlog=backlog, oldest_age=age, memory_bytes=resident_bytes())
         if over_bounds(snapshot, self._limits):
-            by_app = await eventlog.backlog_by_app(self._pool, store.LOG, store.CONSUMER_KINDS, self._count_up_to)
-            snapshot = Snapshot(backlog, age, snapshot.memory_bytes, by_app)
+            # By app: a scan too, on the counts' schedule.
+            if count or self._by_app is None:
+                began = time.monotonic()
+                self._by_app = await eventlog.backlog_by_app(self._pool, store.LOG, store.CONSUMER_KINDS,
+                                                             self._count_up_to)
+                self._count_after += 50 * (time.monotonic() - began)
+            snapshot = Snapshot(backlog, age, snapshot.memory_bytes, self._by_app)
+        else:
+            self._by_app = None
         self.snapshot = snapshot
         memory = assess(Snapshot({}, {}, snapshot.memory_bytes), self._limits)
         refused = refusals(snapshot, self._limits)
@@ -54,7 +67,6 @@ class PressureMonitor:
                         memory=memory is not None, apps=sorted(refused))
         self._memory, self._refused = memory, refused
         self._metrics.memory.set(snapshot.memory_bytes)
-        return max(self._interval, 10 * (time.monotonic() - began))
 
     def check(self, app_id: str) -> None:
         """Raises RESOURCE_EXHAUSTED (with RetryInfo) while a bound is passed for this app."""

@@ -30,7 +30,6 @@ from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_
 from nudgelib import accounts, db
 from nudgelib.clients import Peer
 from nudgelib.clock import FixedClock, SystemClock
-from nudgelib.eventlog import dispatcher as eventlog
 from nudgelib.eventlog.dispatcher import LogDispatcher
 from nudgelib.eventlog.horizon import enter_gate, position_sql
 from nudgelib.eventlog.lanes import lane_of
@@ -334,7 +333,7 @@ async def test_items_wait_for_a_consumer_that_is_down_and_drain_when_it_is_back(
         await insert(pool, app, *[event(f"w{i}", f"u{i % 3}", "tap") for i in range(9)])
         d.wake()
         await asyncio.sleep(0.5)
-        backlog, age = await eventlog.backlog(pool, store.LOG, store.CONSUMER_KINDS, 1000)
+        backlog, age = await d.measure_backlog(1000)
         assert backlog == {"segmentation": 9, "decision": 9, "delivery": 9} and age["segmentation"] > 0
         # Back on the same port: the loops' retries find it.
         fakes = Consumers()
@@ -342,7 +341,7 @@ async def test_items_wait_for_a_consumer_that_is_down_and_drain_when_it_is_back(
         await fakes.start()
         # Each consumer's loops retry on their own backoff: all drain, not at the same moment.
         await eventually(lambda: drained(pool), timeout=10)
-        assert (await eventlog.backlog(pool, store.LOG, store.CONSUMER_KINDS, 1000))[0] == {
+        assert (await d.measure_backlog(1000))[0] == {
             "segmentation": 0, "decision": 0, "delivery": 0}
         for recorder in (fakes.segmentation, fakes.decision, fakes.delivery):
             assert sorted(taken(recorder)) == sorted(f"w{i}" for i in range(9))

@@ -274,6 +274,7 @@ class LogDispatcher:
         self._cursors_sql = _cursors_sql(spec)
         self._horizon = SharedHorizon(pool, spec.gate, horizon_max_age)
         self._loops = [self._loop(t, i) for t in targets for i in range(workers)]
+        self._counted: dict[str, int] = {}  # the last backlog count
         # Items this dispatcher has had taken, and set aside (also in metrics).
         self.forwarded = 0
         self.dead_lettered = 0
@@ -283,14 +284,17 @@ class LogDispatcher:
         for loop in self._loops:
             loop.wake()
 
-    async def measure_backlog(self, cap: int = 1_000_000) -> tuple[dict[str, int], dict[str, float]]:
-        """Per consumer: items waiting (counted up to `cap`) and the oldest one's age in seconds,
-        also published as gauges."""
-        items, ages = await backlog(self._pool, self.spec, {t.name: t.kinds for t in self._targets.values()}, cap)
+    async def measure_backlog(self, cap: int = 1_000_000, count: bool = True) -> tuple[dict[str, int], dict[str, float]]:
+        """Per consumer: items waiting (counted up to `cap`; without `count`, the last count)
+        and the oldest one's age in seconds, also published as gauges."""
+        kinds = {t.name: t.kinds for t in self._targets.values()}
+        ages = await backlog_ages(self._pool, self.spec, kinds)
+        if count or not self._counted:
+            self._counted = await backlog_counts(self._pool, self.spec, kinds, cap)
         if self._metrics:
-            for consumer in items:
-                self._metrics.backlog(consumer, items[consumer], ages[consumer])
-        return items, ages
+            for consumer, items in self._counted.items():
+                self._metrics.backlog(consumer, items, ages[consumer])
+        return dict(self._counted), ages
 
     async def run_backlog_gauges(self, interval: float = 5.0) -> None:
         """Keeps the backlog gauges fresh (for logs that no backpressure monitor reads)."""
@@ -559,57 +563,80 @@ def _cursors(runs: list[Run], cursors: dict[int, int], cycle: _Cycle) -> dict[in
 # ---------------------------------------------------------------- backlog
 
 
-async def backlog(conn: asyncpg.Connection | asyncpg.Pool, spec: LogSpec, kinds: dict[str, tuple[int, ...]],
-                  cap: int) -> tuple[dict[str, int], dict[str, float]]:
-    """Per consumer: items after its cursors, and the age in seconds of the oldest waiting item
-    (a held app's included).
+def _kind_arrays(kinds: dict[str, tuple[int, ...]]) -> list[str]:
+    return ["{" + ",".join(map(str, v)) + "}" for v in kinds.values()]
 
-    The items are counted in one pass for all consumers, from each lane's lowest cursor, over
-    at most `cap` items in all: a deep backlog costs no more to read than the bound it is
-    compared with, and a count that reaches `cap` says the furthest-behind consumer is past it."""
-    arrays = ["{" + ",".join(map(str, v)) + "}" for v in kinds.values()]
+
+_CONSUMER_KINDS = """k AS (
+    SELECT n.consumer, ($2::text[])[n.i]::smallint[] AS kinds FROM unnest($1::text[]) WITH ORDINALITY AS n(consumer, i)
+)"""
+
+
+def _waiting_sql(spec: LogSpec, consumer: str, kinds: str, cap: str) -> str:
+    """SQL of the items waiting for a consumer, at most `cap` of them: those after its cursors,
+    and those of apps held in a lane (from the held item up to the cursor)."""
+    return f"""(
+        SELECT x.app_id, x.at FROM {spec.cursors} c CROSS JOIN LATERAL (
+            SELECT e.app_id, e.{spec.time_column} AS at FROM {spec.table} e
+            WHERE e.lane = c.lane AND e.position > c.position AND e.kind = any({kinds})
+            ORDER BY e.position LIMIT {cap}) AS x
+        WHERE c.consumer = {consumer}
+        UNION ALL
+        SELECT x.app_id, x.at FROM {spec.holds} h
+        JOIN {spec.cursors} c ON c.consumer = h.consumer AND c.lane = h.lane
+        CROSS JOIN LATERAL (
+            SELECT e.app_id, e.{spec.time_column} AS at FROM {spec.table} e
+            WHERE e.lane = h.lane AND e.app_id = h.app_id AND e.position >= h.from_position
+              AND e.position <= c.position AND e.kind = any({kinds})
+            LIMIT {cap}) AS x
+        WHERE h.consumer = {consumer}
+        LIMIT {cap})"""
+
+
+async def backlog_counts(conn: asyncpg.Connection | asyncpg.Pool, spec: LogSpec,
+                         kinds: dict[str, tuple[int, ...]], cap: int) -> dict[str, int]:
+    """Per consumer: items waiting for it (held apps' included), counted up to `cap` (a deep
+    backlog costs no more to read than the bound it is compared with, but still a scan of
+    that many index entries: callers read it sparingly)."""
     rows = await conn.fetch(
-        f"""WITH k AS (
-                SELECT n.consumer, ($2::text[])[n.i]::smallint[] AS kinds
-                FROM unnest($1::text[]) WITH ORDINALITY AS n(consumer, i)
-            ), c AS (
-                SELECT k.consumer, k.kinds, c.lane, c.position FROM {spec.cursors} c JOIN k USING (consumer)
-            ), waiting AS (
-                SELECT x.lane, x.position, x.kind FROM (SELECT lane, min(position) AS low FROM c GROUP BY lane) AS l
-                CROSS JOIN LATERAL (
-                    SELECT lane, position, kind FROM {spec.table} e
-                    WHERE e.lane = l.lane AND e.position > l.low ORDER BY e.position LIMIT $3) AS x
-                LIMIT $3
-            )
-            SELECT k.consumer,
-                   (SELECT count(*) FROM c JOIN waiting w ON w.lane = c.lane AND w.position > c.position
-                    WHERE c.consumer = k.consumer AND w.kind = any(k.kinds)) AS items,
-                   greatest(0, extract(epoch FROM now() - least(
-                       (SELECT min(x.at) FROM c CROSS JOIN LATERAL (
-                            SELECT {spec.time_column} AS at FROM {spec.table} e
-                            WHERE e.lane = c.lane AND e.position > c.position AND e.kind = any(c.kinds)
-                            ORDER BY e.position LIMIT 1) AS x
-                        WHERE c.consumer = k.consumer),
-                       (SELECT min(since) FROM {spec.holds} h WHERE h.consumer = k.consumer))))::float8 AS age
+        f"""WITH {_CONSUMER_KINDS}
+            SELECT k.consumer, (SELECT count(*) FROM {_waiting_sql(spec, "k.consumer", "k.kinds", "$3")} AS w) AS items
             FROM k""",
-        list(kinds), arrays, cap)
-    return ({r["consumer"]: r["items"] for r in rows}, {r["consumer"]: r["age"] or 0.0 for r in rows})
+        list(kinds), _kind_arrays(kinds), cap)
+    return {r["consumer"]: r["items"] for r in rows}
+
+
+async def backlog_ages(conn: asyncpg.Connection | asyncpg.Pool, spec: LogSpec,
+                       kinds: dict[str, tuple[int, ...]]) -> dict[str, float]:
+    """Per consumer: the age in seconds of the oldest item waiting for it, a held app's
+    included (one index probe per lane)."""
+    rows = await conn.fetch(
+        f"""WITH {_CONSUMER_KINDS}
+            SELECT k.consumer, greatest(0, extract(epoch FROM now() - least(
+                (SELECT min(x.at) FROM {spec.cursors} c CROSS JOIN LATERAL (
+                     SELECT {spec.time_column} AS at FROM {spec.table} e
+                     WHERE e.lane = c.lane AND e.position > c.position AND e.kind = any(k.kinds)
+                     ORDER BY e.position LIMIT 1) AS x
+                 WHERE c.consumer = k.consumer),
+                (SELECT min(since) FROM {spec.holds} h WHERE h.consumer = k.consumer))))::float8 AS age
+            FROM k""",
+        list(kinds), _kind_arrays(kinds))
+    return {r["consumer"]: r["age"] or 0.0 for r in rows}
 
 
 async def backlog_by_app(conn: asyncpg.Connection | asyncpg.Pool, spec: LogSpec, kinds: dict[str, tuple[int, ...]],
                          cap: int) -> dict[str, dict[str, tuple[int, float]]]:
-    """Per consumer and app: items waiting and the age of the oldest, from the first `cap`
-    items after each consumer's cursors (read only while a total passes a bound)."""
-    out: dict[str, dict[str, tuple[int, float]]] = {}
-    for consumer, consumer_kinds in kinds.items():
-        rows = await conn.fetch(
-            f"""SELECT y.app_id, count(*) AS items, greatest(0, extract(epoch FROM now() - min(y.at)))::float8 AS age
-                FROM (SELECT x.app_id, x.at FROM {spec.cursors} c CROSS JOIN LATERAL (
-                          SELECT e.app_id, e.{spec.time_column} AS at FROM {spec.table} e
-                          WHERE e.lane = c.lane AND e.position > c.position AND e.kind = any($2::smallint[])
-                          ORDER BY e.position LIMIT $3) AS x
-                      WHERE c.consumer = $1 LIMIT $3) AS y
-                GROUP BY y.app_id""",
-            consumer, list(consumer_kinds), cap)
-        out[consumer] = {r["app_id"]: (r["items"], r["age"]) for r in rows}
+    """Per consumer and app: items waiting (held apps' included) and the age of the oldest,
+    from the first `cap` waiting items of each consumer (read only while a total passes a
+    bound)."""
+    rows = await conn.fetch(
+        f"""WITH {_CONSUMER_KINDS}
+            SELECT k.consumer, w.app_id, count(*) AS items,
+                   greatest(0, extract(epoch FROM now() - min(w.at)))::float8 AS age
+            FROM k CROSS JOIN LATERAL {_waiting_sql(spec, "k.consumer", "k.kinds", "$3")} AS w
+            GROUP BY k.consumer, w.app_id""",
+        list(kinds), _kind_arrays(kinds), cap)
+    out: dict[str, dict[str, tuple[int, float]]] = {c: {} for c in kinds}
+    for r in rows:
+        out[r["consumer"]][r["app_id"]] = (r["items"], r["age"])
     return out
