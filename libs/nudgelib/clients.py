@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -81,6 +81,12 @@ class Peer:
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise Unavailable(f"{self.name} is unavailable ({exc.code().name}); retry shortly") from exc
             raise
+
+    def stream(self, method: Callable[..., Any], request: Req, timeout: float) -> Any:
+        """A server-streaming call (iterate it for the replies), with the token and a deadline
+        for the whole stream. A peer that is down fails it at once (no wait_for_ready: the
+        deadline is the whole stream's); its failures, and resuming, are the caller's."""
+        return method(request, metadata=self._metadata, timeout=timeout)
 
     async def ask(self, method: Callable[..., Awaitable[Resp]], request: Req, purpose: str) -> Resp:
         """`call` for an answer a public RPC cannot go on without (does a segment exist, does

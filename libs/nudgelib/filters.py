@@ -10,7 +10,8 @@ One rule for every caller:
 - WITHIN_DISTANCE: the property is an object with numeric `latitude` and `longitude` (degrees),
   and its great-circle distance to the filter's circle's centre is at most the radius.
 
-Segmentation counts filtered events in SQL as well (its `sqlrules`); it follows these rules.
+Every filter is evaluated here, in Python: segmentation's counters (live, and filled from
+ingestion's past events when a filter is new) included.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ async def wire(host: ServiceHost, s: IngestionSettings) -> None:
     ingestion_service_pb2_grpc.add_IngestionServiceServicer_to_server(
         IngestionServicer(host.pool, host.clock, host.peers, intake), host.server)
     ingestion_internal_service_pb2_grpc.add_IngestionInternalServiceServicer_to_server(
-        IngestionInternalServicer(intake), host.server)
+        IngestionInternalServicer(intake, host.pool), host.server)
 
 
 SPEC = ServiceSpec(

@@ -19,9 +19,10 @@ from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
 from nudgelib.clock import Clock
 from nudgelib.errors import FieldViolation, InvalidArgument, Unavailable
+from nudgelib.eventlog.framing import varint
 from nudgelib.eventlog.lanes import lane_of
 from nudgelib.protoconv import to_timestamp
-from services.ingestion import store
+from services.ingestion import reads, store
 from services.ingestion.intake import Intake
 from services.ingestion.keys import update_id
 from services.ingestion.validation import profile_violations, user_id_problem
@@ -105,10 +106,22 @@ class IngestionServicer(pb_grpc.IngestionServiceServicer):
 
 class IngestionInternalServicer(internal_pb_grpc.IngestionInternalServiceServicer):
     """Events from other Nudge services (delivery's interaction events), taken exactly like
-    TrackEvents for the app named in the request."""
+    TrackEvents for the app named in the request; and stored events read back (ReadEvents)."""
 
-    def __init__(self, intake: Intake) -> None:
+    def __init__(self, intake: Intake, pool) -> None:
         self._intake = intake
+        self._pool = pool
+
+    async def ReadEvents(self, request: internal_pb.ReadEventsRequest, context):
+        query: reads.Query | None = reads.parse(request)
+        while query is not None:
+            page = await reads.read_page(self._pool, query)
+            query = page.next
+            # The stored bytes framed as the records of `events` (field 1) and parsed once.
+            reply = internal_pb.ReadEventsResponse.FromString(
+                b"".join(b"\x0a" + varint(len(p)) + p for p in page.payloads))
+            reply.next_page_token = query.token if query is not None else ""
+            yield reply
 
     async def IngestEvents(self, request: internal_pb.IngestEventsRequest, context) -> internal_pb.IngestEventsResponse:
         if not request.app_id:

@@ -3,14 +3,14 @@ the counting rules are testable without a database."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_pb
-from nudgelib.filters import plain_struct
+from nudgelib.filters import Filter, match_all, plain_struct
 from nudgelib.protoconv import attribute_to_json, to_datetime
 from nudgelib.versions import parse_version
 from services.segmentation.model import Activity, AttributeChange
@@ -23,8 +23,17 @@ class Folded:
     days: dict[tuple[str, str, date], int] = field(default_factory=dict)
     # (user, counter key) -> [events, first, last]
     totals: dict[tuple[str, str], list] = field(default_factory=dict)
-    # Raw events kept for property filters saved later: (user, name, occurred, properties)
-    raw: list[tuple[str, str, datetime, dict[str, Any]]] = field(default_factory=list)
+
+    def count(self, user_id: str, key: str, at: datetime) -> None:
+        """One event of the user at `at` under the counter `key`."""
+        day_key = (user_id, key, at.date())
+        self.days[day_key] = self.days.get(day_key, 0) + 1
+        total = self.totals.get((user_id, key))
+        if total is None:
+            self.totals[(user_id, key)] = [1, at, at]
+        else:
+            total[0] += 1
+            total[1], total[2] = min(total[1], at), max(total[2], at)
 
 
 def unique(items: list, id_of: Callable[[Any], str] = lambda e: e.event_id) -> list:
@@ -38,24 +47,20 @@ def unique(items: list, id_of: Callable[[Any], str] = lambda e: e.event_id) -> l
     return out
 
 
+def _occurred(e: common_pb2.Event, now: datetime) -> datetime:
+    # An event without a time (ingestion always sets one) happened now.
+    return to_datetime(e.occurred_time) if e.HasField("occurred_time") else now
+
+
 def fold_events(events: list[common_pb2.Event], counters_for: Callable[[str, dict], list[str]],
-                keep_raw_from: datetime | None, now: datetime) -> Folded:
+                now: datetime) -> Folded:
     """counters_for(name, properties): the counters an event adds to (its name and the
-    property-filtered counters it matches). Raw events at or after keep_raw_from are kept.
-    An event without a time (ingestion always sets one) happened now."""
+    property-filtered counters it matches)."""
     out = Folded()
     for e in events:
-        at = to_datetime(e.occurred_time) if e.HasField("occurred_time") else now
-        props = plain_struct(e.properties)
-        for key in counters_for(e.name, props):
-            day_key = (e.user_id, key, at.date())
-            out.days[day_key] = out.days.get(day_key, 0) + 1
-            total = out.totals.get((e.user_id, key))
-            if total is None:
-                out.totals[(e.user_id, key)] = [1, at, at]
-            else:
-                total[0] += 1
-                total[1], total[2] = min(total[1], at), max(total[2], at)
+        at = _occurred(e, now)
+        for key in counters_for(e.name, plain_struct(e.properties)):
+            out.count(e.user_id, key, at)
         u = out.users.get(e.user_id)
         if u is None:
             u = out.users[e.user_id] = Activity(at, at, set())
@@ -67,9 +72,24 @@ def fold_events(events: list[common_pb2.Event], counters_for: Callable[[str, dic
             u.app_version, u.app_version_at = e.app_version, at
             parts = parse_version(e.app_version)
             u.app_version_parts = list(parts) if parts is not None else None
-        if keep_raw_from is not None and at >= keep_raw_from:
-            out.raw.append((e.user_id, e.name, at, props))
     return out
+
+
+def count_past(out: Folded, events: Iterable[common_pb2.Event],
+               wanted: Mapping[str, Sequence[tuple[str, tuple[Filter, ...]]]], now: datetime) -> None:
+    """Adds to `out` the events that match new property-filtered counters: `wanted` maps an
+    event name to its new counters (key, filters). Filters are matched exactly as the live
+    path matches them (nudgelib.filters), so a counter filled from the past agrees with one
+    fed as events arrive."""
+    for e in events:
+        counters = wanted.get(e.name)
+        if not counters:
+            continue
+        props = plain_struct(e.properties)
+        at = _occurred(e, now)
+        for key, compiled in counters:
+            if match_all(compiled, props):
+                out.count(e.user_id, key, at)
 
 
 def merge_updates(updates: list[internal_pb.ProfileUpdate]) -> dict[str, AttributeChange]:

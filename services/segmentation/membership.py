@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 import structlog
@@ -124,12 +124,11 @@ class Memberships:
             applied = len(fresh)
             if not fresh:
                 return {}, []
-            days = self.settings.event_property_days
-            folded = aggregates.fold_events(fresh, catalog.counters_for,
-                                            now - timedelta(days=days) if days else None, now)
+            # No raw copy of the events is kept: a property filter saved later counts its
+            # past from ingestion's stored events (segments.Segments._follow).
+            folded = aggregates.fold_events(fresh, catalog.counters_for, now)
             rows = await profiles.upsert_activity(conn, app_id, folded.users)
             await profiles.add_counts(conn, app_id, folded.days, folded.totals)
-            await profiles.add_recent_events(conn, app_id, folded.raw)
             # Most events change nothing decision keeps (only last seen and counters move), and
             # are not announced; see `_context_moved`.
             return await self._record(conn, catalog, app_id, rows, now, announce="moved")

@@ -22,6 +22,7 @@ from services.segmentation import announcements, store
 from services.segmentation.announcements import DecisionSender
 from services.segmentation.caches import Catalogs, ContextCache
 from services.segmentation.membership import Memberships
+from services.segmentation.past_events import IngestionEvents
 from services.segmentation.segments import Segments
 from services.segmentation.servicer import SegmentationInternalServicer, SegmentationServicer
 from services.segmentation.settings import SegmentationSettings
@@ -49,10 +50,11 @@ async def wire(host: ServiceHost, settings: SegmentationSettings) -> None:
 
     memberships = Memberships(host.pool, catalogs, cache, host.clock, settings, outbox.wake)
     host.on_close(memberships.close)
-    segments = Segments(host.pool, catalogs, host.clock, settings, outbox.wake)
+    segments = Segments(host.pool, catalogs, host.clock, settings, outbox.wake,
+                        past=IngestionEvents(host.peers["ingestion"]))
     host.run_in_background(memberships.run_sweeper(), "sweeper")
     replays = Replays(host.pool, "segment_requests", timedelta(hours=settings.request_id_window_hours), host.clock)
-    host.run_in_background(prune_loop(host.pool, host.clock, [*settings.retentions(), replays.retention()],
+    host.run_in_background(prune_loop(host.pool, host.clock, [replays.retention()],
                                       settings.maintenance_interval_seconds), "prune")
 
     segmentation_service_pb2_grpc.add_SegmentationServiceServicer_to_server(
@@ -71,5 +73,6 @@ SPEC = ServiceSpec(
     ),
     settings=SegmentationSettings.from_env,
     wire=wire,
-    peers=("decision",),
+    # Ingestion: the past events a new property filter counts (past_events).
+    peers=("decision", "ingestion"),
 )

@@ -7,11 +7,8 @@ time-passing sweeper, the announcement outbox and the audience queries.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-
 from nudgelib.config import Settings, group, setting
 from nudgelib.dead_letters import FailureSettings
-from nudgelib.retention import Retention
 
 PREFIX = "NUDGE_SEGMENTATION_"
 
@@ -20,8 +17,10 @@ PREFIX = "NUDGE_SEGMENTATION_"
 class SegmentationSettings(Settings):
     # User contexts kept in memory per replica; 0 turns the cache off.
     context_cache_size: int = setting(PREFIX + "CONTEXT_CACHE_SIZE", 100_000, low=0, high=10_000_000)
-    # Days of raw event properties kept, so a property filter saved in a segment counts the
-    # events of that many days before it was saved; 0 keeps none.
+    # Days of past events a property filter new to the app's segments counts when it is saved
+    # (read from ingestion, which keeps them NUDGE_INGESTION_EVENT_RETENTION_DAYS: a longer
+    # look-back finds no more), and an EstimateAudience of a draft with one; 0: none, the
+    # filter counts from its save on.
     event_property_days: int = setting(PREFIX + "EVENT_PROPERTY_DAYS", 30, low=0, high=3660)
     # How often users whose memberships change by the passage of time are re-evaluated.
     sweep_interval_seconds: float = setting(PREFIX + "SWEEP_INTERVAL_SECONDS", 1.0, low=0.01, high=3600)
@@ -37,14 +36,9 @@ class SegmentationSettings(Settings):
     # Hours a mutating RPC's response is kept under its request_id: a retry within them gets
     # it back and changes nothing again; later, the id is forgotten (nudgelib.replay).
     request_id_window_hours: float = setting(PREFIX + "REQUEST_ID_WINDOW_HOURS", 24.0, low=0.01, high=720)
-    # How often raw event properties and request ids past their retention are deleted.
+    # How often request ids past their retention are deleted.
     maintenance_interval_seconds: float = setting(PREFIX + "MAINTENANCE_INTERVAL_SECONDS", 300.0,
                                                   low=1, high=86_400)
     # When a consumer call fails for some items: retries, then dead letters (nudgelib.isolation).
     failures: FailureSettings = group(FailureSettings)
 
-    def retentions(self) -> list[Retention]:
-        kept = []
-        if self.event_property_days:
-            kept.append(Retention("recent_events", "occurred_at", timedelta(days=self.event_property_days)))
-        return kept

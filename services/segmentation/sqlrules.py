@@ -12,25 +12,24 @@ one over profiles. That needs the hash tables to fit in work_mem, which the call
 for these queries.
 
 A property-filtered counter that no saved segment tracks yet (an EstimateAudience of a draft)
-is computed from the raw recent events, exactly as saving it would backfill it.
+is read from a `Draft`: its counts, folded from ingestion's past events exactly as saving it
+would fill it, handed over as array parameters in the shape of the counter tables.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
-from nudgelib import filters
 from nudgelib.protoconv import to_timedelta
 from nudgelib.versions import parse_version
 from services.segmentation.rule_tree import DAY, attribute_value, counter_key, midnight, window_days
 
 A = pb.AttributeOperator
-P = common_pb2.PropertyOperator
 E = pb.EventOperator
 _SQL_ORDER = {A.ATTRIBUTE_OPERATOR_GREATER: ">", A.ATTRIBUTE_OPERATOR_GREATER_OR_EQUAL: ">=",
               A.ATTRIBUTE_OPERATOR_LESS: "<", A.ATTRIBUTE_OPERATOR_LESS_OR_EQUAL: "<="}
@@ -50,6 +49,28 @@ class Params:
         return f"${len(self.values)}::{cast}"
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A counter not stored anywhere: event_totals' and event_days' columns as arrays."""
+
+    users: list[str]
+    counts: list[int]
+    firsts: list[datetime]
+    lasts: list[datetime]
+    day_users: list[str]
+    days: list[date]
+    day_counts: list[int]
+
+    @classmethod
+    def of(cls, folded, key: str) -> Draft:
+        """The counter `key` of an aggregates.Folded."""
+        totals = sorted((u, t) for (u, k), t in folded.totals.items() if k == key)
+        days = sorted((u, d, n) for (u, k, d), n in folded.days.items() if k == key)
+        return cls([u for u, _ in totals], [t[0] for _, t in totals], [t[1] for _, t in totals],
+                   [t[2] for _, t in totals], [u for u, _, _ in days], [d for _, d, _ in days],
+                   [n for _, _, n in days])
+
+
 @dataclass
 class Compiler:
     params: Params
@@ -60,6 +81,8 @@ class Compiler:
     segments: dict[str, pb.Rule] = field(default_factory=dict)
     app: str = "$1"
     alias: str = "p"
+    # Counters of a draft rule that no saved segment tracks, by key.
+    drafts: dict[str, Draft] = field(default_factory=dict)
 
     @property
     def today(self) -> date:
@@ -182,27 +205,24 @@ class Compiler:
 
     # ------------------------------------------------------------ events
 
-    def _sources(self, c: pb.EventCondition) -> tuple[str, str]:
-        """FROM items for (totals, days) of the condition's counter; each yields user_id and
-        count (totals also first_at, last_at; days also day)."""
+    def _sources(self, c: pb.EventCondition) -> tuple[Callable[[], str], Callable[[], str]]:
+        """Makers of the FROM items for (totals, days) of the condition's counter; each yields
+        user_id and count (totals also first_at, last_at; days also day). Made only when used:
+        a parameter the statement does not use has no type PostgreSQL can infer."""
         key = counter_key(c)
-        if key in self.tracked or not c.property_filters:
-            k = self.params.add(key, "text")
-            return (f"(SELECT user_id, count, first_at, last_at FROM event_totals"
-                    f" WHERE app_id = {self.app} AND key = {k}) t",
-                    f"(SELECT user_id, day, count FROM event_days WHERE app_id = {self.app} AND key = {k}) d")
-        raw = self.raw_events(c.name, filters.compile_filters(c.property_filters))
-        return (f"(SELECT user_id, count(*) AS count, min(occurred_at) AS first_at,"
-                f" max(occurred_at) AS last_at FROM {raw} GROUP BY user_id) t",
-                f"(SELECT user_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, count(*) AS count"
-                f" FROM {raw} GROUP BY 1, 2) d")
-
-    def raw_events(self, name: str, matching: tuple[filters.Filter, ...]) -> str:
-        """The recent events of one name matching filters, as a FROM item `r`."""
-        conditions = " AND ".join(f"coalesce({property_predicate(self.params, f, 'r.properties')}, false)"
-                                  for f in matching) or "true"
-        return (f"(SELECT r.user_id, r.occurred_at FROM recent_events r WHERE r.app_id = {self.app}"
-                f" AND r.name = {self.params.add(name, 'text')} AND {conditions}) r")
+        draft = self.drafts.get(key)
+        p = self.params
+        if key in self.tracked or not c.property_filters or draft is None:
+            # A filtered counter neither stored nor drafted has no rows: nobody matched yet.
+            return (lambda: f"(SELECT user_id, count, first_at, last_at FROM event_totals"
+                            f" WHERE app_id = {self.app} AND key = {p.add(key, 'text')}) t",
+                    lambda: f"(SELECT user_id, day, count FROM event_days WHERE app_id = {self.app}"
+                            f" AND key = {p.add(key, 'text')}) d")
+        return (lambda: f"(SELECT * FROM unnest({p.add(draft.users, 'text[]')}, {p.add(draft.counts, 'bigint[]')},"
+                        f" {p.add(draft.firsts, 'timestamptz[]')}, {p.add(draft.lasts, 'timestamptz[]')})"
+                        f" AS t(user_id, count, first_at, last_at)) t",
+                lambda: f"(SELECT * FROM unnest({p.add(draft.day_users, 'text[]')}, {p.add(draft.days, 'date[]')},"
+                        f" {p.add(draft.day_counts, 'integer[]')}) AS d(user_id, day, count)) d")
 
     def _in(self, subquery: str) -> str:
         return f"({self.alias}.user_id IN ({subquery}))"
@@ -214,12 +234,12 @@ class Compiler:
         totals, days = self._sources(c)
         if op == E.EVENT_OPERATOR_LAST_PERFORMED_MORE_THAN_AGO:
             cut = self.params.add(self.now - to_timedelta(c.window), "timestamptz")
-            return self._in(f"SELECT user_id FROM {totals} WHERE last_at < {cut}")
+            return self._in(f"SELECT user_id FROM {totals()} WHERE last_at < {cut}")
         window = window_days(c)
         if op == E.EVENT_OPERATOR_EACH_DAY:
             first = self.params.add(self.today - (window - 1) * DAY, "date")
             today = self.params.add(self.today, "date")
-            return self._in(f"SELECT user_id FROM {days} WHERE day BETWEEN {first} AND {today}"
+            return self._in(f"SELECT user_id FROM {days()} WHERE day BETWEEN {first} AND {today}"
                             f" AND count > 0 GROUP BY user_id HAVING count(*) = {window}")
         if op == E.EVENT_OPERATOR_NEVER:
             op, count = E.EVENT_OPERATOR_EXACTLY, 0
@@ -228,10 +248,10 @@ class Compiler:
         if window:
             first = self.params.add(self.today - (window - 1) * DAY, "date")
             today = self.params.add(self.today, "date")
-            rows = f"SELECT user_id FROM {days} WHERE day BETWEEN {first} AND {today}"
+            rows = f"SELECT user_id FROM {days()} WHERE day BETWEEN {first} AND {today}"
             having = " GROUP BY user_id HAVING sum(count) "
         else:
-            rows = f"SELECT user_id FROM {totals} WHERE true"
+            rows = f"SELECT user_id FROM {totals()} WHERE true"
             having = " AND count "
         if op == E.EVENT_OPERATOR_AT_LEAST:
             return self._in(f"{rows}{having}>= {self.params.add(count, 'bigint')}")
@@ -295,66 +315,3 @@ class Compiler:
         d = self.params.add(limit, "interval")
         now = self.params.add(self.now, "timestamptz")
         return f"(CASE WHEN {instant} + {d} >= {now} THEN {instant} + {d} + {TICK} END)"
-
-
-def _property_at(params: Params, f: filters.Filter, column: str) -> str:
-    """The jsonb at the filter's dotted path, SQL NULL when absent: as filters.lookup, a path
-    only steps into objects (jsonb's #> would also step into an array by index)."""
-    path = f.path
-    at = f"({column} #> {params.add(list(path), 'text[]')})"
-    if len(path) == 1:
-        return at
-    guards = " AND ".join(f"jsonb_typeof({column} #> {params.add(list(path[:i]), 'text[]')}) = 'object'"
-                          for i in range(1, len(path)))
-    return f"(CASE WHEN {guards} THEN {at} END)"
-
-
-def _within_distance(params: Params, x: str, circle: tuple[float, float, float]) -> str:
-    """filters.location and filters.distance_meters in SQL: haversine on the mean Earth radius."""
-    lat, lon, radius = (params.add(v, "float8") for v in circle)
-    plat, plon = f"(({x} ->> 'latitude')::float8)", f"(({x} ->> 'longitude')::float8)"
-    h = (f"(sin(radians({plat} - {lat}) / 2) ^ 2 + cos(radians({lat})) * cos(radians({plat}))"
-         f" * sin(radians({plon} - {lon}) / 2) ^ 2)")
-    return (f"(CASE WHEN jsonb_typeof({x}) = 'object' AND jsonb_typeof({x} -> 'latitude') = 'number'"
-            f" AND jsonb_typeof({x} -> 'longitude') = 'number' THEN"
-            f" {plat} BETWEEN -90 AND 90 AND {plon} BETWEEN -180 AND 180"
-            f" AND 2 * {filters.EARTH_RADIUS_METERS} * asin(least(1.0, sqrt({h}))) <= {radius} ELSE false END)")
-
-
-def property_predicate(params: Params, f: filters.Filter, column: str) -> str:
-    """One property filter over a jsonb column of properties, as filters.matches."""
-    x = _property_at(params, f, column)
-    op = f.operator
-    if op == P.PROPERTY_OPERATOR_EXISTS:
-        return f"({x} IS NOT NULL AND jsonb_typeof({x}) <> 'null')"
-    if op == P.PROPERTY_OPERATOR_IS_EMPTY:
-        return f"({x} IS NULL OR {x} IN ('null'::jsonb, '\"\"'::jsonb, '[]'::jsonb))"
-    if op in (P.PROPERTY_OPERATOR_EQUALS, P.PROPERTY_OPERATOR_NOT_EQUALS):
-        equal = _property_equal(params, x, f.value)
-        return equal if op == P.PROPERTY_OPERATOR_EQUALS else f"(NOT coalesce({equal}, false))"
-    if op in (P.PROPERTY_OPERATOR_IN, P.PROPERTY_OPERATOR_NOT_IN):
-        any_equal = "(" + " OR ".join(f"coalesce({_property_equal(params, x, v)}, false)" for v in f.value) + ")"
-        return any_equal if op == P.PROPERTY_OPERATOR_IN else f"(NOT {any_equal})"
-    if op in _SQL_ORDER:
-        sql_op = _SQL_ORDER[op]
-        if isinstance(f.value, str):
-            return (f"(jsonb_typeof({x}) = 'string' AND ({x} #>> '{{}}') COLLATE \"C\" {sql_op}"
-                    f" {params.add(f.value, 'text')})")
-        return f"(jsonb_typeof({x}) = 'number' AND ({x})::float8 {sql_op} {params.add(f.value, 'float8')})"
-    if op == P.PROPERTY_OPERATOR_CONTAINS:
-        v = params.add(f.value, "text")
-        return (f"(CASE jsonb_typeof({x}) WHEN 'string' THEN strpos({x} #>> '{{}}', {v}) > 0"
-                f" WHEN 'array' THEN {x} ? {v} ELSE false END)")
-    if op == P.PROPERTY_OPERATOR_STARTS_WITH:
-        return f"(jsonb_typeof({x}) = 'string' AND starts_with({x} #>> '{{}}', {params.add(f.value, 'text')}))"
-    if op == P.PROPERTY_OPERATOR_WITHIN_DISTANCE:
-        return _within_distance(params, x, f.value)
-    return "false"
-
-
-def _property_equal(params: Params, x: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return f"({x} = {params.add(json.dumps(value), 'jsonb')})"
-    if isinstance(value, str):
-        return f"(jsonb_typeof({x}) = 'string' AND {x} #>> '{{}}' = {params.add(value, 'text')})"
-    return f"(jsonb_typeof({x}) = 'number' AND ({x})::float8 = {params.add(float(value), 'float8')})"

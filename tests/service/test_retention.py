@@ -1,4 +1,4 @@
-"""Applied ids and raw event properties past their retention are deleted; newer rows stay."""
+"""Rows past their retention are deleted, in bounded batches; newer rows stay."""
 
 from __future__ import annotations
 
@@ -8,27 +8,8 @@ from datetime import datetime, timedelta, timezone
 from nudgelib import db
 from nudgelib.retention import Retention, delete_before, prune
 from services.decision.settings import DecisionSettings
-from services.segmentation.settings import SegmentationSettings
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-
-
-async def test_segmentation_keeps_raw_properties_for_their_window(database_url):
-    app = f"app_{secrets.token_hex(4)}"
-    pool = await db.create_pool(database_url, "segmentation", 1, 2)
-    try:
-        for age, user in ((timedelta(days=31), "old"), (timedelta(days=29), "new")):
-            await pool.execute("INSERT INTO recent_events (app_id, user_id, name, occurred_at, properties)"
-                               " VALUES ($1, $2, 'buy', $3, '{}')", app, user, NOW - age)
-
-        settings = SegmentationSettings(event_property_days=30)
-        await prune(pool, NOW, settings.retentions())
-
-        assert [r[0] for r in await pool.fetch("SELECT user_id FROM recent_events WHERE app_id = $1", app)] == ["new"]
-        # 0 keeps for ever.
-        assert SegmentationSettings(event_property_days=0).retentions() == []
-    finally:
-        await pool.close()
 
 
 async def test_old_rows_go_in_bounded_batches(database_url):

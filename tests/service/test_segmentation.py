@@ -1,4 +1,5 @@
-"""Segmentation against real PostgreSQL, driven over gRPC, with a recording fake of decision:
+"""Segmentation against real PostgreSQL, driven over gRPC, with a recording fake of decision
+and a fake of ingestion's stored events (the past a new property filter counts):
 real-time membership, announcements (once, in order, retried), time passing on an injected
 clock, windows, property filters, rule validation, versions, paging and erasure.
 
@@ -20,6 +21,8 @@ from google.protobuf import duration_pb2, struct_pb2
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as decision_grpc
+from nudge.ingestion.v1 import ingestion_internal_service_pb2 as ingestion_pb
+from nudge.ingestion.v1 import ingestion_internal_service_pb2_grpc as ingestion_grpc
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_pb
 from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as internal_grpc
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
@@ -65,20 +68,43 @@ class RecordingDecision(decision_grpc.DecisionInternalServiceServicer):
         return sum(1 for r in self.requests if r.app_id == app_id and r.segments_changed)
 
 
+class StoredEvents(ingestion_grpc.IngestionInternalServiceServicer):
+    """Ingestion's ReadEvents over the events this module sent to segmentation, at the lanes
+    and positions their spans gave them: what a new property filter counts of the past."""
+
+    def __init__(self) -> None:
+        self.stored: list[tuple[str, int, int, common_pb2.Event]] = []
+
+    def keep(self, app_id: str, events, span: common_pb2.LogSpan) -> None:
+        self.stored += [(app_id, lane, position, e) for e, lane, position in zip(events, span.lanes, span.positions)]
+
+    async def ReadEvents(self, request, context):
+        upto = {b.lane: b.position for b in request.upto}
+        since = to_datetime(request.occurred_since)
+        found = sorted((lane, position, e) for app_id, lane, position, e in self.stored
+                       if app_id == request.app_id and e.name in request.names
+                       and position <= upto.get(lane, 0) and to_datetime(e.occurred_time) >= since)
+        yield ingestion_pb.ReadEventsResponse(events=[e for _, _, e in found])
+
+
 class Seg:
     """The service under test and what it talks to."""
 
-    def __init__(self, host, decision: RecordingDecision, clock: FixedClock, channel: grpc.aio.Channel) -> None:
+    def __init__(self, host, decision: RecordingDecision, ingestion: StoredEvents, clock: FixedClock,
+                 channel: grpc.aio.Channel) -> None:
         self.host = host
         self.decision = decision
+        self.ingestion = ingestion
         self.clock = clock
         self.public = pb_grpc.SegmentationServiceStub(channel)
         self.internal = internal_grpc.SegmentationInternalServiceStub(channel)
         self.log = LogPositions()  # as ingestion's log would place what is sent
 
     async def events(self, app_id: str, *events: common_pb2.Event) -> int:
+        span = self.log.span(app_id, events)
         reply = await self.internal.ApplyEvents(internal_pb.ApplyEventsRequest(
-            app_id=app_id, events=events, span=self.log.span(app_id, events)), metadata=INTERNAL)
+            app_id=app_id, events=events, span=span), metadata=INTERNAL)
+        self.ingestion.keep(app_id, events, span)
         return reply.applied_count
 
     async def identify(self, app_id: str, update_id: str, user_id: str, **attributes) -> None:
@@ -116,17 +142,20 @@ async def app(seg_url) -> App:
 @pytest.fixture(scope="module")
 async def seg(seg_url):
     decision = RecordingDecision()
+    ingestion = StoredEvents()
     server = grpc.aio.server()
     decision_grpc.add_DecisionInternalServiceServicer_to_server(decision, server)
+    ingestion_grpc.add_IngestionInternalServiceServicer_to_server(ingestion, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     clock = FixedClock(START)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("NUDGE_SEGMENTATION_SWEEP_INTERVAL_SECONDS", "0.05")
         env.setenv("NUDGE_SEGMENTATION_OUTBOX_MAX_BACKOFF_SECONDS", "0.2")
-        host = await start_host(SEGMENTATION, seg_url, {"decision": f"127.0.0.1:{port}"}, clock=clock)
+        host = await start_host(SEGMENTATION, seg_url, {"decision": f"127.0.0.1:{port}",
+                                                        "ingestion": f"127.0.0.1:{port}"}, clock=clock)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{host.port}")
-    yield Seg(host, decision, clock, channel)
+    yield Seg(host, decision, ingestion, clock, channel)
     await channel.close()
     await host.stop()
     await server.stop(0)
@@ -286,7 +315,7 @@ async def test_property_filters_count_matching_events_including_before_the_segme
     await seg.events(app.id, event("b1", "u1", "purchase", START - timedelta(days=2), cart_value=150),
                      event("b2", "u2", "purchase", START, cart_value=50),
                      event("b3", "u3", "purchase", START, cart_value="lots"))
-    # Not saved yet: estimated from the recent raw events.
+    # Not saved yet: estimated from the past events ingestion keeps.
     assert await seg.estimate(app, big) == 1
     segment = await seg.segment(app, big)  # its counter is filled from the same events
     assert list((await seg.context(app.id, "u1")).segment_ids) == [segment.id]
@@ -300,8 +329,8 @@ async def test_property_filters_count_matching_events_including_before_the_segme
 
 
 async def test_a_distance_and_a_dotted_filter_count_the_same_before_and_after_saving(seg, app):
-    """"Came within 500 m of our store on a paid plan": from raw events in SQL while a draft,
-    from the counter fed by the shared evaluator once saved."""
+    """"Came within 500 m of our store on a paid plan": from past events while a draft, from
+    the counter fed as events arrive once saved; the same filter language both times."""
     near = common_pb2.PropertyFilter(name="where", operator=common_pb2.PROPERTY_OPERATOR_WITHIN_DISTANCE,
                                      circle=common_pb2.GeoCircle(latitude=48.852968, longitude=2.349902,
                                                                  radius_meters=500))
@@ -432,7 +461,7 @@ async def test_erasure_leaves_nothing_of_the_user(seg, app, seg_url):
                                                  metadata=app.auth("admin")), grpc.StatusCode.NOT_FOUND)
     conn = await asyncpg.connect(seg_url)
     try:
-        for table in ("profiles", "event_totals", "event_days", "recent_events", "outbox"):
+        for table in ("profiles", "event_totals", "event_days", "outbox"):
             assert await conn.fetchval(f"SELECT count(*) FROM segmentation.{table}"
                                        " WHERE app_id = $1 AND user_id = 'gone'", app.id) == 0, table
         assert await conn.fetchval("SELECT count(*) FROM segmentation.event_totals"

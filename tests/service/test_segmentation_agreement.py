@@ -1,7 +1,7 @@
 """The two evaluators agree: random rules over random users, each user's memberships as the
 per-user evaluator (rule_evaluation.py) sees them, against the whole-population SQL (sqlrules.py) run
 by PostgreSQL, now and later (time passing), with property-filtered counters filled as events
-arrive or backfilled when the segment is saved after them, plus the stored memberships and
+arrive or filled from the past events when the segment is saved after them, plus the stored memberships and
 each user's valid_until. On a database of its own, where no other replica sweeps its users."""
 
 from __future__ import annotations
@@ -211,6 +211,18 @@ def users(draw):
 # ---------------------------------------------------------------- the world
 
 
+class AppliedEvents:
+    """The past a new property filter counts (segments' PastEvents): here, every event this
+    test applied, as ingestion would hand back the events segmentation had applied."""
+
+    def __init__(self) -> None:
+        self.by_app: dict[str, list[common_pb2.Event]] = {}
+
+    async def read(self, app_id, names, since, upto, timeout):
+        yield [e for e in self.by_app.get(app_id, []) if e.name in names and e.occurred_time.ToDatetime(
+            timezone.utc) >= since]
+
+
 @dataclass
 class World:
     loop: asyncio.AbstractEventLoop
@@ -218,6 +230,7 @@ class World:
     clock: FixedClock
     memberships: Memberships
     segments: Segments
+    past: AppliedEvents
 
     def run(self, coro):
         return self.loop.run_until_complete(coro)
@@ -232,8 +245,9 @@ def world(database_url):
     clock = FixedClock(NOW)
     config = SegmentationSettings()
     catalogs = Catalogs(pool)
+    past = AppliedEvents()
     w = World(loop, pool, clock, Memberships(pool, catalogs, ContextCache(0), clock, config),
-              Segments(pool, catalogs, clock, config))
+              Segments(pool, catalogs, clock, config, past=past), past)
     yield w
     loop.run_until_complete(w.memberships.close())
     loop.run_until_complete(pool.close())
@@ -278,9 +292,11 @@ def test_per_user_and_sql_evaluators_agree(world, data, people, early, later):
     updates = [u for u, _ in people if u is not None]
     if updates:
         w.run(w.memberships.apply_profile_updates(app_id, updates))
-    w.run(w.memberships.apply_events(app_id, [e for _, events in people for e in events]))
+    applied = [e for _, events in people for e in events]
+    w.run(w.memberships.apply_events(app_id, applied))
+    w.past.by_app[app_id] = applied
     if target is None:
-        drafted = w.run(w.segments.estimate(app_id, rule))  # unsaved filters: from raw events
+        drafted = w.run(w.segments.estimate(app_id, rule))  # unsaved filters: from past events
         target = w.run(w.segments.create(app_id, "target", "", rule))
     else:
         drafted = None

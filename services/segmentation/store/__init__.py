@@ -1,10 +1,11 @@
 """SQL for segmentation's own schema, a module per group of tables:
 
-- profiles: profiles, event counters, raw recent events, applied event and update ids;
+- profiles: profiles and event counters;
 - memberships: stored memberships, and the outbox that announces their changes;
 - definitions: segments and their versions, each app's rules version, request-id responses;
-- audiences: whole-population statements (audience counts, member pages, recomputing and
-  backfilling after a rules change).
+- audiences: whole-population statements (audience counts, member pages, recomputing after
+  a rules change, dropping counters no rule reads) and what a new counter's past is read up
+  to (the positions of ingestion's log applied here).
 
 Every batch is one statement (unnest), never a query per item. The modules return rows and
 the plain types of `model`; compiling rules (the Catalog) is for the pure `catalog`.

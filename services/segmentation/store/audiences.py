@@ -1,6 +1,6 @@
 """Whole-population statements over an app's profiles, with predicates compiled from the
 rules by sqlrules: audience counts, member pages, and what a rules change sets off
-(memberships recomputed, counters backfilled from raw recent events or dropped)."""
+(memberships recomputed, counters dropped), and what a new counter's past is read up to."""
 
 from __future__ import annotations
 
@@ -60,20 +60,20 @@ async def recompute(conn: asyncpg.Connection, hits: str, bound: str | None, para
     return int(result.split()[-1])
 
 
-async def backfill(conn: asyncpg.Connection, key: str, raw: str, params: list[Any]) -> None:
-    """Fills a newly tracked counter from the raw recent events `raw` (a FROM item `r` with
-    user_id and occurred_at). params: app ($1), key ($2), then raw's."""
-    await conn.execute(
-        f"""INSERT INTO event_days (app_id, user_id, key, day, count)
-            SELECT $1, r.user_id, $2, (r.occurred_at AT TIME ZONE 'UTC')::date, count(*)
-            FROM {raw} GROUP BY 2, 4
-            ON CONFLICT (app_id, user_id, key, day) DO UPDATE SET count = excluded.count""", *params)
-    await conn.execute(
-        f"""INSERT INTO event_totals (app_id, user_id, key, count, first_at, last_at)
-            SELECT $1, r.user_id, $2, count(*), min(r.occurred_at), max(r.occurred_at)
-            FROM {raw} GROUP BY 2
-            ON CONFLICT (app_id, user_id, key) DO UPDATE SET count = excluded.count,
-                first_at = excluded.first_at, last_at = excluded.last_at""", *params)
+async def applied_positions(conn: asyncpg.Connection | asyncpg.Pool, source: str, app_id: str) -> dict[int, int]:
+    """Per lane of the log `source`, the position of the app's last item applied here
+    (nudgelib.eventlog.positions). Under the app's exclusive lock this is an exact boundary:
+    every event at or below it has been counted, every one above it will be, by the rules
+    that are current when it is applied."""
+    rows = await conn.fetch("SELECT lane, position FROM log_positions WHERE source = $1 AND app_id = $2",
+                            source, app_id)
+    return {r["lane"]: r["position"] for r in rows}
+
+
+async def has_profiles(conn: asyncpg.Connection | asyncpg.Pool, app_id: str) -> bool:
+    """Whether any user of the app is known: applying an event creates its user's profile, so
+    an app without profiles has no past events to count."""
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM profiles WHERE app_id = $1)", app_id)
 
 
 async def drop_counters(conn: asyncpg.Connection, app_id: str, keys: list[str]) -> None:

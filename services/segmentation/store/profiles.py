@@ -1,6 +1,5 @@
-"""Profiles and what is counted of each user: profiles, event counters (event_totals,
-event_days), raw recent events, and the ids of events and updates already applied. Reads of
-users bring their stored memberships along."""
+"""Profiles and what is counted of each user: profiles and event counters (event_totals,
+event_days). Reads of users bring their stored memberships along."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
 
 import asyncpg
 
@@ -90,17 +88,6 @@ async def add_counts(conn: asyncpg.Connection, app_id: str,
                last_at = greatest(t.last_at, excluded.last_at)""",
         app_id, [k[0] for k in total_keys], [k[1] for k in total_keys],
         [totals[k][0] for k in total_keys], [totals[k][1] for k in total_keys], [totals[k][2] for k in total_keys])
-
-
-async def add_recent_events(conn: asyncpg.Connection, app_id: str,
-                            rows: list[tuple[str, str, datetime, dict[str, Any]]]) -> None:
-    if not rows:
-        return
-    await conn.execute(
-        """INSERT INTO recent_events (app_id, user_id, name, occurred_at, properties)
-           SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[])""",
-        app_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-        [json.dumps(r[3]) for r in rows])
 
 
 async def upsert_attributes(conn: asyncpg.Connection, app_id: str,
@@ -253,4 +240,3 @@ async def erase_user(conn: asyncpg.Connection, app_id: str, user_id: str) -> Non
     await conn.execute("DELETE FROM memberships WHERE app_id = $1 AND user_id = $2", app_id, user_id)
     await conn.execute("DELETE FROM event_totals WHERE app_id = $1 AND user_id = $2", app_id, user_id)
     await conn.execute("DELETE FROM event_days WHERE app_id = $1 AND user_id = $2", app_id, user_id)
-    await conn.execute("DELETE FROM recent_events WHERE app_id = $1 AND user_id = $2", app_id, user_id)

@@ -41,6 +41,11 @@ class IngestionInternalServiceStub:
                 request_serializer=nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.IngestEventsRequest.SerializeToString,
                 response_deserializer=nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.IngestEventsResponse.FromString,
                 _registered_method=True)
+        self.ReadEvents = channel.unary_stream(
+                '/nudge.ingestion.v1.IngestionInternalService/ReadEvents',
+                request_serializer=nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.ReadEventsRequest.SerializeToString,
+                response_deserializer=nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.ReadEventsResponse.FromString,
+                _registered_method=True)
 
 
 class IngestionInternalServiceServicer:
@@ -56,6 +61,18 @@ class IngestionInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadEvents(self, request, context):
+        """Streams an app's stored events (never profile updates) of some names, up to a position
+        per lane, in (lane, position) order, a page per message; the stream ends after the page
+        whose next_page_token is empty. A stream that breaks is resumed by calling again with the
+        last page_token received (the same request otherwise). Used by segmentation to count the
+        past of a property filter a segment starts using. Bounded by ingestion's event retention
+        (NUDGE_INGESTION_EVENT_RETENTION_DAYS): older events are gone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestionInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +80,11 @@ def add_IngestionInternalServiceServicer_to_server(servicer, server):
                     servicer.IngestEvents,
                     request_deserializer=nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.IngestEventsRequest.FromString,
                     response_serializer=nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.IngestEventsResponse.SerializeToString,
+            ),
+            'ReadEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadEvents,
+                    request_deserializer=nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.ReadEventsRequest.FromString,
+                    response_serializer=nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.ReadEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -94,6 +116,33 @@ class IngestionInternalService:
             '/nudge.ingestion.v1.IngestionInternalService/IngestEvents',
             nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.IngestEventsRequest.SerializeToString,
             nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.IngestEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/nudge.ingestion.v1.IngestionInternalService/ReadEvents',
+            nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.ReadEventsRequest.SerializeToString,
+            nudge_dot_ingestion_dot_v1_dot_ingestion__internal__service__pb2.ReadEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
