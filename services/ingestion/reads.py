@@ -20,10 +20,10 @@ import asyncpg
 
 from nudge.ingestion.v1 import ingestion_internal_service_pb2 as pb
 from nudgelib.errors import FieldViolation, InvalidArgument
+from nudgelib.eventlog.lanes import LANES
 from nudgelib.names import is_event_name
 from nudgelib.pagination import decode_token, encode_token, page_size
 from nudgelib.protoconv import to_datetime
-from services.ingestion.keys import LANES
 from services.ingestion.store import EVENT
 from services.ingestion.validation import MAX_EVENT_BYTES, MAX_FUTURE_SKEW
 

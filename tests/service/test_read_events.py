@@ -24,7 +24,7 @@ EVERY_LANE = 1 << 62  # a position above any stored one
 
 
 @pytest.fixture
-def reader(stack) -> pb_grpc.IngestionInternalServiceStub:
+async def reader(stack) -> pb_grpc.IngestionInternalServiceStub:
     return pb_grpc.IngestionInternalServiceStub(stack.channel("ingestion"))
 
 
