@@ -4,7 +4,9 @@ property filters) and needs the past it has already applied, and none of what it
 
 A page is one statement over the `(lane, position)` index: rows after the last one sent, at or
 below the lane's bound, ordered by lane then position, so where a page ends is a (lane,
-position) pair and the next page (or a resumed stream) starts right after it. Events are
+position) pair and the next page (or a resumed stream) starts right after it. A bound taken
+from what a consumer has applied is final: the log's readers hand over only items below their
+horizon (nudgelib.eventlog.horizon), so no item at or below it can still commit. Events are
 partitioned by the day they were received, and an event is never dated more than
 `MAX_FUTURE_SKEW` after its arrival (validation refuses it), so one that occurred at or after
 `since` was received at or after `since - MAX_FUTURE_SKEW`: earlier partitions are pruned.
