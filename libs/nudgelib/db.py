@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 
+from nudgelib.lost_connections import connection_lost
 from nudgelib.loops import Backoff, Loop
 
 log = structlog.get_logger(__name__)
@@ -93,7 +94,7 @@ def unreachable(exc: BaseException) -> bool:
     while exc is not None and seen < 5:
         if isinstance(exc, _UNREACHABLE):
             return True
-        if isinstance(exc, asyncpg.InterfaceError) and ("closed" in str(exc) or "closing" in str(exc)):
+        if connection_lost(exc):
             return True
         exc = exc.__cause__ or exc.__context__
         seen += 1

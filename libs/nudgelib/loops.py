@@ -24,6 +24,7 @@ import grpc
 import structlog
 
 from nudgelib.errors import Unavailable
+from nudgelib.lost_connections import connection_lost
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +53,13 @@ EXPECTED: tuple[type[BaseException], ...] = (
     grpc.aio.AioRpcError,
     Unavailable,
 )
+
+
+def expected(exc: BaseException) -> bool:
+    """Whether a step's failure passes by itself: one of EXPECTED, or asyncpg telling that
+    PostgreSQL dropped the connection under the step (see nudgelib.lost_connections)."""
+    return isinstance(exc, EXPECTED) or connection_lost(exc)
+
 
 # What a step returns: how long, at most, until the loop looks again. AT_ONCE when more work is
 # waiting; None for the loop's poll interval. A wake-up always comes sooner.
@@ -114,7 +122,10 @@ class Loop:
             self._wake.clear()
             try:
                 after = await self._step()
-            except EXPECTED as exc:
+            except Exception as exc:
+                if not expected(exc):
+                    log.exception("loop_crashed", loop=self.name)
+                    raise
                 self.failures += 1
                 delay = self._backoff.delay(self.failures)
                 error = f"{type(exc).__name__}: {exc}"
@@ -126,9 +137,6 @@ class Loop:
                     self._on_failure(exc)
                 await asyncio.sleep(delay)
                 continue
-            except Exception:
-                log.exception("loop_crashed", loop=self.name)
-                raise
             if failing is not None:
                 log.info("loop_recovered", loop=self.name, failures=self.failures)
                 failing = None

@@ -12,7 +12,9 @@ def test_a_lost_or_restarting_database_is_unreachable():
                 asyncpg.CannotConnectNowError("starting up"), asyncpg.AdminShutdownError("shutdown"),
                 asyncpg.exceptions.ConnectionDoesNotExistError("closed in the middle of operation"),
                 asyncpg.TooManyConnectionsError("too many"), asyncpg.InterfaceError("connection is closed"),
-                asyncpg.InterfaceError("pool is closing")):
+                asyncpg.InterfaceError("pool is closing"),
+                # A connection the killed server dropped while its last error was being read.
+                asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation (2) is in progress")):
         assert unreachable(exc), exc
 
 
@@ -25,7 +27,8 @@ def test_what_caused_an_error_counts_and_bugs_do_not():
     except RuntimeError as outer:
         assert unreachable(outer)
     for exc in (ValueError(), KeyError("x"), asyncpg.UniqueViolationError("dup"),
-                asyncpg.InterfaceError("cannot perform operation: another operation is in progress")):
+                asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+                asyncpg.exceptions.InternalClientError("ConnectionHolder.release() called on a free connection holder")):
         assert not unreachable(exc), exc
 
 

@@ -158,6 +158,9 @@ async def test_more_work_runs_again_at_once_and_a_deadline_sooner_than_the_poll(
     asyncpg.exceptions.SerializationError("could not serialize access"),
     asyncpg.exceptions.LockNotAvailableError("canceling statement due to lock timeout"),
     asyncpg.exceptions.TooManyConnectionsError("too many clients"),
+    # PostgreSQL killed under a transaction: asyncpg says so when the connection is next used.
+    asyncpg.InterfaceError("cannot call Transaction.__aexit__(): the underlying connection is closed"),
+    asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
     grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "down"),
     grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(), "peer bug"),
     Unavailable("decision is unavailable (DEADLINE_EXCEEDED); retry shortly"),
@@ -191,6 +194,7 @@ async def test_an_expected_failure_backs_off_then_the_loop_recovers(error):
     TypeError("unsupported operand"),
     asyncpg.exceptions.UndefinedColumnError('column "x" does not exist'),
     RuntimeError("oops"),
+    asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
 ])
 async def test_a_bug_ends_the_loop_and_is_logged_with_its_name(bug):
     steps = Steps(script=[None, bug])
