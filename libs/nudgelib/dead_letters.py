@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 from nudgelib.config import setting
 from nudgelib.errors import Unavailable
 from nudgelib.isolation import Fault, Policy, fault_of_code
-from nudgelib.loops import EXPECTED
+from nudgelib.loops import expected
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +45,7 @@ def fault_of(exc: BaseException) -> tuple[Fault, str]:
     if isinstance(exc, grpc.aio.AioRpcError):
         code = exc.code().name
         return fault_of_code(code), f"{code}: {exc.details() or ''}"[:2000]
-    if isinstance(exc, (Unavailable, *EXPECTED)):
+    if isinstance(exc, Unavailable) or expected(exc):
         return Fault.DOWN, f"{type(exc).__name__}: {exc}"
     if isinstance(exc, DecodeError):
         return Fault.ITEM, f"DecodeError: {exc}"[:2000]

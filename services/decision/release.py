@@ -43,7 +43,7 @@ from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grp
 from nudgelib.clients import Peer
 from nudgelib.dead_letters import fault_of, warn_dead
 from nudgelib.isolation import Fault, Ledger, Policy
-from nudgelib.loops import AT_ONCE, EXPECTED, Backoff, Loop
+from nudgelib.loops import AT_ONCE, Backoff, Loop, expected
 from nudgelib.protoconv import to_timestamp
 from services.decision import store
 from services.decision.decider import Decider
@@ -170,9 +170,9 @@ class Releaser:
                 continue  # no longer stored: nothing to count it under
             try:
                 arm, _ = arm_for(campaign, r["user_id"], await self._d.states.get(r["app_id"], r["user_id"]))
-            except EXPECTED:
-                raise
             except Exception as exc:  # noqa: BLE001 - a poisoned campaign must not fail the batch
+                if expected(exc):  # the database or a peer away: the loop backs off
+                    raise
                 # Settled all the same; only the count in delivery's statistics is lost.
                 log.warning("unsent_not_reported", app_id=r["app_id"], campaign_id=r["campaign_id"],
                             send=r["id"], error=f"{type(exc).__name__}: {exc}")
@@ -248,9 +248,9 @@ class Releaser:
         the outcome of a failure (`_failure`) instead of failing the whole batch."""
         try:
             return await self._outcome(row, now)
-        except EXPECTED:
-            raise
         except Exception as exc:  # noqa: BLE001 - a bug or poisoned data of this one send
+            if expected(exc):  # the database or a peer away: the loop backs off
+                raise
             return self._failure(row, f"{type(exc).__name__}: {exc}", now)
 
     def _refused_by_delivery(self, rows: list[asyncpg.Record], outcomes: list[Outcome],
