@@ -91,7 +91,6 @@ class Run:
     kind: int
     positions: list[int]
     users: list[str]
-    ats: list  # when each was written
     framed: bytes
 
     def __getitem__(self, key: str):  # grouping.group reads rows by key
@@ -115,8 +114,8 @@ class Run:
         """The run as runs of one item each (to find the one a consumer refuses)."""
         if len(self.positions) == 1:
             return [self]
-        return [Run(self.lane, self.app_id, self.kind, [p], [u], [a], frame_item(payload))
-                for p, u, a, payload in zip(self.positions, self.users, self.ats, self.payloads())]
+        return [Run(self.lane, self.app_id, self.kind, [p], [u], frame_item(payload))
+                for p, u, payload in zip(self.positions, self.users, self.payloads())]
 
     @property
     def user_id(self) -> str:  # of a one-item run
@@ -173,17 +172,19 @@ SELECT coalesce(array_agg(l), '{{}}') FROM (
 
 
 def _runs_of(items: str) -> str:
-    """SQL folding `items` (a FROM item `x` with lane, position, app_id, user_id, kind, payload,
-    at) into runs: consecutive items of one app and kind (the classic gaps-and-islands count),
-    framed in SQL."""
+    """SQL folding `items` (a FROM item `x` with lane, position, app_id, user_id, kind, payload)
+    into runs: consecutive items of one app and kind, framed in SQL. One window order, the
+    lane's position order the items come in: an item whose app or kind differs from the one
+    before starts a run, and the running count of starts numbers them."""
     return f"""
     SELECT g.lane, g.app_id, g.kind, array_agg(g.position ORDER BY g.position) AS positions,
-           array_agg(g.user_id ORDER BY g.position) AS users, array_agg(g.at ORDER BY g.position) AS ats,
+           array_agg(g.user_id ORDER BY g.position) AS users,
            string_agg(pb_item_header(length(g.payload)) || g.payload, ''::bytea ORDER BY g.position) AS framed
-    FROM (SELECT x.*, row_number() OVER (PARTITION BY x.lane ORDER BY x.position)
-                      - row_number() OVER (PARTITION BY x.lane, x.app_id, x.kind ORDER BY x.position) AS island
-          FROM {items}) AS g
-    GROUP BY g.lane, g.app_id, g.kind, g.island"""
+    FROM (SELECT s.*, sum(s.starts) OVER (PARTITION BY s.lane ORDER BY s.position) AS run
+          FROM (SELECT x.*, CASE WHEN (x.app_id, x.kind) IS NOT DISTINCT FROM
+                                      (lag(x.app_id) OVER w, lag(x.kind) OVER w) THEN 0 ELSE 1 END AS starts
+                FROM {items} WINDOW w AS (PARTITION BY x.lane ORDER BY x.position)) AS s) AS g
+    GROUP BY g.lane, g.run, g.app_id, g.kind"""
 
 
 def _read_sql(spec: LogSpec) -> str:
@@ -191,7 +192,7 @@ def _read_sql(spec: LogSpec) -> str:
     items = f"""(
         SELECT y.*, sum(length(y.payload)) OVER (PARTITION BY y.lane ORDER BY y.position) AS upto
         FROM {spec.cursors} c CROSS JOIN LATERAL (
-            SELECT lane, position, app_id, user_id, kind, payload, {spec.time_column} AS at FROM {spec.table}
+            SELECT lane, position, app_id, user_id, kind, payload FROM {spec.table}
             WHERE lane = c.lane AND position > c.position AND position < $3 AND kind = any($4::smallint[])
             ORDER BY position LIMIT $5
         ) AS y
@@ -210,7 +211,7 @@ def _held_sql(spec: LogSpec) -> str:
         SELECT e.* FROM unnest($1::smallint[], $2::text[], $3::bigint[], $4::bigint[])
             AS h(lane, app_id, from_position, upto)
         CROSS JOIN LATERAL (
-            SELECT lane, position, app_id, user_id, kind, payload, {spec.time_column} AS at FROM {spec.table}
+            SELECT lane, position, app_id, user_id, kind, payload FROM {spec.table}
             WHERE lane = h.lane AND app_id = h.app_id AND position >= h.from_position AND position <= h.upto
               AND kind = any($5::smallint[])
             ORDER BY position LIMIT $6
@@ -486,6 +487,19 @@ class LogDispatcher:
     async def _commit(self, conn: asyncpg.Connection, consumer: str, moved: dict[int, int], cycle: _Cycle) -> None:
         """Within the cycle's transaction: cursors, holds and dead letters, one statement each."""
         spec = self.spec
+        if cycle.dead:  # first: a queue's taken items are deleted below
+            await conn.execute(
+                f"""INSERT INTO {spec.dead_letters} (consumer, lane, app_id, kind, items, user_ids, payload,
+                                                    created_at, error, attempts, position)
+                    SELECT $1, t.lane, t.app_id, t.kind, 1, ARRAY[t.user_id], t.payload,
+                           coalesce((SELECT e.{spec.time_column} FROM {spec.table} e
+                                     WHERE e.lane = t.lane AND e.position = t.position LIMIT 1), now()),
+                           t.error, t.attempts, t.position
+                    FROM unnest($2::smallint[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[],
+                                $8::int[], $9::bigint[])
+                        AS t(lane, app_id, kind, user_id, payload, error, attempts, position)""",
+                consumer, *zip(*[(i.lane, i.app_id, spec.kinds[i.kind], i.user_id, i.payloads()[0], error,
+                                  attempts, i.position) for i, error, attempts in cycle.dead]))
         if moved:
             await conn.execute(
                 f"UPDATE {spec.cursors} c SET position = t.position"
@@ -522,21 +536,10 @@ class LogDispatcher:
                       AND NOT EXISTS (SELECT 1 FROM {spec.holds} h WHERE h.consumer = $1 AND h.lane = t.lane
                                         AND h.app_id = t.app_id AND t.position >= h.from_position)""",
                 consumer, sorted({*moved, *(h.lane for h in cycle.holds.values())}))
-        if cycle.dead:
-            await conn.execute(
-                f"""INSERT INTO {spec.dead_letters} (consumer, lane, app_id, kind, items, user_ids, payload,
-                                                    created_at, error, attempts, position)
-                    SELECT $1, t.lane, t.app_id, t.kind, 1, ARRAY[t.user_id], t.payload, t.at, t.error,
-                           t.attempts, t.position
-                    FROM unnest($2::smallint[], $3::text[], $4::text[], $5::text[], $6::bytea[],
-                                $7::timestamptz[], $8::text[], $9::int[], $10::bigint[])
-                        AS t(lane, app_id, kind, user_id, payload, at, error, attempts, position)""",
-                consumer, *zip(*[(i.lane, i.app_id, spec.kinds[i.kind], i.user_id, i.payloads()[0], i.ats[0], error,
-                                  attempts, i.position) for i, error, attempts in cycle.dead]))
 
 
 def _run(r: asyncpg.Record) -> Run:
-    return Run(r["lane"], r["app_id"], r["kind"], r["positions"], r["users"], r["ats"], bytes(r["framed"]))
+    return Run(r["lane"], r["app_id"], r["kind"], r["positions"], r["users"], bytes(r["framed"]))
 
 
 def _cursors(runs: list[Run], cursors: dict[int, int], cycle: _Cycle) -> dict[int, int]:
