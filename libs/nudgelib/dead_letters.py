@@ -1,7 +1,7 @@
 """The edges of the failure policy (`nudgelib.isolation`): its settings, whose fault a raised
 error is, and the warning and count of each item set aside.
 
-Every dispatcher that forwards items of many apps (ingestion's outbox, `ShardedOutbox`,
+Every loop that forwards items of many apps (the log readers of nudgelib.eventlog,
 decision's releaser) uses these, so the policy reads the same everywhere.
 """
 
