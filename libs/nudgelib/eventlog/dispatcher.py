@@ -9,7 +9,9 @@ moves the cursors and commits, which releases the lanes. The rows are read by a 
 after the locks are held, so a loop never reads a cursor older than the last commit on it.
 
 **Batches.** At most `batch_items` items and about `batch_bytes` bytes are read per cycle,
-split evenly between the claimed lanes. Items become as few calls as the per-lane order
+split evenly between the claimed lanes, as runs (consecutive items of one app and kind)
+framed in SQL, so forwarding costs no work per item unless a consumer refuses one. Runs become
+as few calls as the per-lane order
 allows (`grouping.group`: one app and kind per call), each call at most `call_items` items
 and about `call_bytes` bytes.
 
@@ -30,7 +32,8 @@ The table shapes (names from `LogSpec`):
 - holds: `consumer, lane, app_id, from_position bigint, attempts integer, next_try
   timestamptz, error text, since timestamptz`, keyed by (consumer, lane, app_id);
 - dead letters: `consumer, lane, app_id, kind text, items integer, user_ids text[], payload,
-  created_at, error, attempts, position`.
+  created_at, error, attempts, position`;
+- and the function `pb_item_header(integer) -> bytea` in the schema (the producers' migrations).
 """
 
 from __future__ import annotations
