@@ -3,6 +3,8 @@ and the four services running in this process on port 0."""
 
 from __future__ import annotations
 
+import nudgetools  # noqa: F401, I001  first: it turns off gRPC's fork handlers before grpc loads
+
 import asyncio
 import os
 import secrets
