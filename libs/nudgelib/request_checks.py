@@ -12,7 +12,9 @@ the wire format of the refused bytes to name the field (it runs only for bytes t
 
 A service that validates the items of a batch one by one, answering partial success (as
 ingestion does for events), names their message types in `per_item`: the walk leaves them to
-it, so one bad event is rejected on its own rather than refusing its whole batch.
+it, so one bad event is rejected on its own rather than refusing its whole batch. The
+consumers of ingestion's log leave events alone likewise (`INGESTED`): they come only from
+ingestion, whose door and `check_event` passed each before it was stored.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ MAX_DURATION_SECONDS = 315576000000
 MAX_NANOS = 999_999_999
 # A request with this many violations is refused with these; the walk stops there.
 MAX_VIOLATIONS = 10
+# Items that reach a consumer only through ingestion's log, checked when they were ingested.
+INGESTED = ("nudge.common.v1.Event",)
 
 _STRING, _ENUM, _MESSAGE, _MAP, _TIMESTAMP, _DURATION, _STRUCT, _SKIP, _PAGE_SIZE = range(9)
 _INTEGERS = frozenset((_d.FieldDescriptor.TYPE_INT32, _d.FieldDescriptor.TYPE_INT64,

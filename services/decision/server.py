@@ -14,6 +14,7 @@ from nudge.decision.v1 import (
 from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.replay import Replays
+from nudgelib.request_checks import INGESTED
 from nudgelib.retention import prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.decision.caches import CampaignCatalog, UserContexts, UserStates
@@ -61,4 +62,6 @@ SPEC = ServiceSpec(
     settings=DecisionSettings.from_env,
     wire=wire,
     peers=("segmentation", "delivery"),
+    # Events come only from ingestion's log (internal ApplyEvents), checked at its door.
+    checked_upstream=INGESTED,
 )

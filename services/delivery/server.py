@@ -14,6 +14,7 @@ from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.eventlog.dispatcher import LogDispatcher
 from nudgelib.eventlog.metrics import LogMetrics
+from nudgelib.request_checks import INGESTED
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.delivery import interaction_events
 from services.delivery.campaigns import Campaigns
@@ -63,4 +64,6 @@ SPEC = ServiceSpec(
     settings=DeliverySettings.from_env,
     wire=wire,
     peers=("decision", "ingestion"),
+    # Events come only from ingestion's log (internal ApplyEvents), checked at its door.
+    checked_upstream=INGESTED,
 )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from google.protobuf import struct_pb2
+
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_pb
 from nudgelib.filters import Filter, match_all, plain_struct
@@ -52,14 +54,14 @@ def _occurred(e: common_pb2.Event, now: datetime) -> datetime:
     return to_datetime(e.occurred_time) if e.HasField("occurred_time") else now
 
 
-def fold_events(events: list[common_pb2.Event], counters_for: Callable[[str, dict], list[str]],
+def fold_events(events: list[common_pb2.Event], counters_for: Callable[[str, struct_pb2.Struct], list[str]],
                 now: datetime) -> Folded:
     """counters_for(name, properties): the counters an event adds to (its name and the
     property-filtered counters it matches)."""
     out = Folded()
     for e in events:
         at = _occurred(e, now)
-        for key in counters_for(e.name, plain_struct(e.properties)):
+        for key in counters_for(e.name, e.properties):
             out.count(e.user_id, key, at)
         u = out.users.get(e.user_id)
         if u is None:

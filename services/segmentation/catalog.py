@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from google.protobuf import struct_pb2
+
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
-from nudgelib.filters import Filter, compile_filters, match_all
+from nudgelib.filters import Filter, compile_filters, match_all, plain_struct
 from services.segmentation import properties
 from services.segmentation.model import Profile, SegmentDef
 from services.segmentation.rule_evaluation import Node, compile_rule, memberships
@@ -70,10 +72,15 @@ class Catalog:
         """The earliest day any rule can look at; older day counts need not be loaded."""
         return today - timedelta(days=max(self.widest_window, 1) - 1)
 
-    def counters_for(self, name: str, props: dict) -> list[str]:
-        """The counters one event adds to: its name, and each matching filtered counter."""
+    def counters_for(self, name: str, properties: struct_pb2.Struct) -> list[str]:
+        """The counters one event adds to: its name, and each matching filtered counter. The
+        properties are converted only for a name some filter reads: most events' are not."""
+        filtered = self.filters.get(name)
+        if not filtered:
+            return [name]
         found = [name]
-        for key, compiled in self.filters.get(name, ()):
+        props = plain_struct(properties)
+        for key, compiled in filtered:
             if match_all(compiled, props):
                 found.append(key)
         return found

@@ -16,6 +16,7 @@ from nudgelib.eventlog.dispatcher import LogDispatcher
 from nudgelib.eventlog.metrics import LogMetrics
 from nudgelib.interceptor import AccessPolicy
 from nudgelib.replay import Replays
+from nudgelib.request_checks import INGESTED
 from nudgelib.retention import prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.segmentation import announcements, store
@@ -75,4 +76,6 @@ SPEC = ServiceSpec(
     wire=wire,
     # Ingestion: the past events a new property filter counts (past_events).
     peers=("decision", "ingestion"),
+    # Events come only from ingestion's log (internal ApplyEvents), checked at its door.
+    checked_upstream=INGESTED,
 )

@@ -140,8 +140,8 @@ async def follow_up_on_purchases(target: str, auth, delay_seconds: int = 86400) 
             decision_pb.CreateCampaignRequest(campaign=campaign), metadata=auth)
 
 
-async def end_to_end(url: str, target: str, decision: str,
-                     batches: list[bytes]) -> tuple[dict[str, float], PhaseCost]:
+async def end_to_end(url: str, target: str, decision: str, batches: list[bytes],
+                     services: dict[str, int]) -> tuple[dict[str, float], PhaseCost]:
     app = await create_app(url)
     await follow_up_on_purchases(decision, app.auth("admin"))
     total = len(batches) * BATCH
@@ -173,7 +173,7 @@ async def end_to_end(url: str, target: str, decision: str,
 
         conn = await asyncpg.connect(url)
         try:
-            meter = await PhaseMeter.start(conn)
+            meter = await PhaseMeter.start(conn, services)
             began = time.perf_counter()
             await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
             acked = time.perf_counter()
@@ -207,7 +207,8 @@ async def main() -> None:
     async with database(preload=PRELOAD) as url:
         floor_rate = await floor(url, batches)
         async with running_cluster(url) as cluster:
-            result, cost = await end_to_end(url, cluster.target("ingestion"), cluster.target("decision"), batches)
+            result, cost = await end_to_end(url, cluster.target("ingestion"), cluster.target("decision"), batches,
+                                          {n: p.pid for n, p in cluster.processes.items()})
             memory = {n: peak_rss_mb(p.pid) for n, p in cluster.processes.items()}
 
     print(f"\ningestion: {total} events in batches of {BATCH} over {USERS // 1000}k users, "

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -26,7 +26,8 @@ TOP = 8
 # Fields of /proc/<pid>/stat after the command name, counted from 0 (field 3, the state):
 # ppid is field 4; utime, stime, cutime, cstime are fields 14 to 17.
 _PPID = 1
-_TIMES = slice(11, 15)
+_TIMES = slice(11, 15)   # the process's own and its exited children's
+_OWN_TIMES = slice(11, 13)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class PhaseCost:
     cpu_seconds: float | None        # None: the server is not a process on this machine
     exec_ms: float | None            # None: pg_stat_statements is not loaded
     top: tuple[Statement, ...]
+    # CPU seconds of each service process over the phase, so PostgreSQL's share is seen
+    # next to what the services themselves spend.
+    services: dict[str, float] = field(default_factory=dict)
 
     def cpu_us_per(self, events: int) -> float | None:
         return None if self.cpu_seconds is None else self.cpu_seconds * 1e6 / events
@@ -61,6 +65,12 @@ def _stat(pid: int) -> list[str] | None:
 
 def _ticks(fields: list[str]) -> int:
     return sum(int(x) for x in fields[_TIMES])
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of one process so far; None once it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else sum(int(x) for x in fields[_OWN_TIMES]) / CLOCK_TICKS
 
 
 def server_cpu_seconds(postmaster: int) -> float:
@@ -108,29 +118,43 @@ async def statements_loaded(conn: asyncpg.Connection) -> bool:
 class PhaseMeter:
     """Started before a phase, stopped after it: `cost = await (await PhaseMeter.start(conn)).stop(conn)`."""
 
-    def __init__(self, postmaster: int | None, statements: bool, cpu_before: float | None) -> None:
+    def __init__(self, postmaster: int | None, statements: bool, cpu_before: float | None,
+                 services: dict[str, int], services_before: dict[str, float | None]) -> None:
         self._postmaster, self._statements, self._cpu_before = postmaster, statements, cpu_before
+        self._services, self._services_before = services, services_before
 
     @classmethod
-    async def start(cls, conn: asyncpg.Connection) -> "PhaseMeter":
+    async def start(cls, conn: asyncpg.Connection, services: dict[str, int] | None = None) -> "PhaseMeter":
+        """`services`: name -> pid of each service process whose CPU is to be measured too."""
         postmaster = await postmaster_pid(conn)
         statements = await statements_loaded(conn)
         if statements:
             await conn.execute("SELECT pg_stat_statements_reset()")
+        services = services or {}
         # CPU last, so that setting up the meter is not part of what it measures.
-        return cls(postmaster, statements, server_cpu_seconds(postmaster) if postmaster else None)
+        return cls(postmaster, statements, server_cpu_seconds(postmaster) if postmaster else None,
+                   services, {n: process_cpu_seconds(p) for n, p in services.items()})
+
+    def _services_spent(self) -> dict[str, float]:
+        spent = {}
+        for name, pid in self._services.items():
+            before, now = self._services_before[name], process_cpu_seconds(pid)
+            if before is not None and now is not None:
+                spent[name] = now - before
+        return spent
 
     async def stop(self, conn: asyncpg.Connection) -> PhaseCost:
         # CPU first, so that reading the statements is not part of what is measured.
         cpu = None if self._postmaster is None else server_cpu_seconds(self._postmaster) - self._cpu_before
+        services = self._services_spent()
         if not self._statements:
-            return PhaseCost(cpu, None, ())
+            return PhaseCost(cpu, None, (), services)
         total = await conn.fetchval(f"SELECT coalesce(sum(total_exec_time), 0) FROM {STATEMENTS}")
         rows = await conn.fetch(f"SELECT query, calls, rows, total_exec_time FROM {STATEMENTS} "
                                 "ORDER BY total_exec_time DESC LIMIT $1", TOP)
         top = tuple(Statement(" ".join(r["query"].split()), r["calls"], r["rows"], r["total_exec_time"])
                     for r in rows)
-        return PhaseCost(cpu, total, top)
+        return PhaseCost(cpu, total, top, services)
 
 
 def print_cost(phase: str, cost: PhaseCost, events: int) -> None:
@@ -142,6 +166,9 @@ def print_cost(phase: str, cost: PhaseCost, events: int) -> None:
              if cpu is not None else "CPU not measured (the server is not a process on this machine)")
           + ("; statement execution (pg_stat_statements total_exec_time) "
              f"{exec_us:.1f} µs" if exec_us is not None else f"; {STATEMENTS} not loaded"))
+    if cost.services:
+        print("services' own CPU per event: " + ", ".join(
+            f"{name} {seconds * 1e6 / events:.1f} µs" for name, seconds in cost.services.items()))
     if not cost.top:
         return
     print(f"top {len(cost.top)} statements by total execution time:")

@@ -8,7 +8,7 @@ from google.protobuf import struct_pb2
 
 from nudge.common.v1 import common_pb2
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as internal_pb
-from nudgelib.filters import compile_filters
+from nudgelib.filters import compile_filters, plain_struct
 from nudgelib.protoconv import to_timestamp
 from services.segmentation import aggregates
 
@@ -22,8 +22,9 @@ def event(event_id, user, name, at, version="", platform=0, **props) -> common_p
     return e
 
 
-def counters_for(name, props):
+def counters_for(name, properties):
     """As a catalog with one filtered counter: purchases over 100."""
+    props = plain_struct(properties)
     found = [name]
     if name == "purchase" and isinstance(props.get("v"), float) and props["v"] > 100:
         found.append("purchase#big")
