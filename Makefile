@@ -7,9 +7,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test bench protos lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]' -e clients/python
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -25,6 +25,7 @@ bench: setup
 
 protos: setup
 	$(BIN)/python -m nudgetools.protogen libs
+	$(BIN)/python -m nudgetools.protogen --client clients/python/src/nudge_client/_proto
 
 lint: setup
 	cd protos && ../$(BIN)/buf lint

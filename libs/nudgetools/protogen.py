@@ -1,12 +1,16 @@
 """Generates the Python protobuf and gRPC code (with .pyi stubs) from `protos/`.
 
-`make protos` writes into `libs/`; the test suite writes into a scratch folder and compares,
-so generated code that disagrees with the protos fails CI.
+`make protos` writes into `libs/`, and the public protos again into the client package
+(`clients/python`, under its own import name); the test suite writes into a scratch folder and
+compares, so generated code that disagrees with the protos fails CI.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +18,9 @@ from grpc_tools import protoc
 
 REPO = Path(__file__).resolve().parents[2]
 PROTO_ROOT = REPO / "protos"
+CLIENT_PROTO_DIR = REPO / "clients" / "python" / "src" / "nudge_client" / "_proto"
+# The client's copy lives under this package, so `nudge_client` never shadows `nudge`.
+CLIENT_PACKAGE = "nudge_client._proto"
 
 
 def proto_files() -> list[Path]:
@@ -51,7 +58,47 @@ def generate(out_dir: Path) -> list[Path]:
     return written
 
 
+def is_public(proto: Path) -> bool:
+    """The protos a client needs: the shared types and the public services (internal
+    service-to-service RPCs stay out of the client package)."""
+    return not proto.name.endswith("_internal_service.proto")
+
+
+def generate_client(out_dir: Path) -> list[Path]:
+    """The public protos' code under `nudge_client._proto`: generated as usual, then its
+    imports of `nudge.` rewritten to the client's own package. The serialized descriptors are
+    unchanged, so in a process that loads both copies (the monorepo's tests) protobuf finds the
+    same files twice, takes them as one, and the message classes are shared."""
+    with tempfile.TemporaryDirectory() as scratch:
+        written = generate(Path(scratch))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True)
+        (out_dir / "__init__.py").write_text("")
+        result = []
+        for path in written:
+            rel = path.relative_to(scratch)
+            if path.name.endswith(("_internal_service_pb2.py", "_internal_service_pb2.pyi",
+                                   "_internal_service_pb2_grpc.py")):
+                continue
+            target = out_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            text = re.sub(r"^(from|import) nudge\.", rf"\1 {CLIENT_PACKAGE}.nudge.", path.read_text(), flags=re.M)
+            target.write_text(text)
+            result.append(target)
+        for init in Path(scratch).rglob("__init__.py"):
+            target = out_dir / init.relative_to(scratch)
+            if target.parent.exists():
+                target.write_text("")
+        return sorted(result)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--client"]:
+        target = Path(sys.argv[2]) if len(sys.argv) > 2 else CLIENT_PROTO_DIR
+        for path in generate_client(target):
+            print(path.relative_to(target))
+        sys.exit(0)
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "libs"
     for path in generate(target):
         print(path.relative_to(target))
