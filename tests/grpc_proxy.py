@@ -58,9 +58,16 @@ class Proxy:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    async def stop(self) -> None:
-        await self._server.stop(grace=None)
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops listening; calls in flight finish within `grace` (None: cut at once)."""
+        await self._server.stop(grace=grace)
         await self._channel.close()
+
+    async def restart(self, down_for: float) -> None:
+        """Down for `down_for` seconds (connections refused), then back on the same port."""
+        await self.stop(grace=1.0)
+        await asyncio.sleep(down_for)
+        await self.start()
 
     def count(self, method_suffix: str) -> int:
         return sum(1 for c in self.calls if c.method.endswith(method_suffix))
