@@ -4,6 +4,7 @@ a deadline on every call, and retries of the calls that are safe to try twice.""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -60,8 +61,16 @@ class _Base:
         self._options = CHANNEL_OPTIONS + list(options or [])
         self._channels: dict[str, Any] = {}  # target -> channel, shared by services on one address
         self._stubs: dict[str, Any] = {}
+        self._lock = threading.Lock()  # the blocking client may be shared by threads
 
     def _stub(self, service: str) -> Any:
+        stub = self._stubs.get(service)
+        if stub is not None:
+            return stub
+        with self._lock:
+            return self._new_stub(service)
+
+    def _new_stub(self, service: str) -> Any:
         if service not in self._stubs:
             address = self._targets.get(service)
             if address is None:

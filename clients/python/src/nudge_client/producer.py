@@ -198,6 +198,17 @@ class EventProducer:
     # The sender: one batch at a time, in order.
 
     async def _run(self) -> None:
+        try:
+            await self._send_batches()
+        except Exception as exc:  # a bug here must not leave callers waiting on their futures
+            log.exception("nudge_producer_stopped")
+            self._closing = True
+            leftover = [*self._in_flight, *self._queue]
+            self._queue.clear()
+            self._fail([i.event for i in leftover], [i.future for i in leftover],
+                       DeliveryFailed(f"the producer stopped: {exc!r}", exc))
+
+    async def _send_batches(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             while not self._queue:
