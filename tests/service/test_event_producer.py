@@ -13,8 +13,10 @@ import asyncpg
 import pytest
 
 from nudge_client import AsyncNudge, BufferFull, DeliveryFailed, EventProducer, ProducerClosed, RetryPolicy
-from nudge_client.protos import common, ingestion
+from nudge_client.protos import common, ingestion, segmentation
+from tests.conftest import eventually
 from tests.grpc_proxy import Fate, Plan, Proxy
+from tests.helpers import log_drained
 
 FAST = RetryPolicy(max_attempts=20, initial_backoff=0.01, max_backoff=0.1)
 
@@ -50,6 +52,11 @@ async def test_with_unavailable_injected_the_producer_loses_and_duplicates_nothi
         return {1: Plan(Fate.FAIL_AFTER), 2: Plan(Fate.FAIL_BEFORE)}.get(n % 3, Plan())
     proxy.plan = plan
     failed: list = []
+    async with AsyncNudge({"segmentation": stack.target("segmentation")}, app.keys["admin"]) as admin:
+        # Segmentation's count of each user's events, seen through its API: 10 each, not more.
+        exactly_ten = (await admin.create_segment(name="Ten views", rule=segmentation.Rule(
+            event=segmentation.EventCondition(name="page_viewed", operator=segmentation.EVENT_OPERATOR_EXACTLY,
+                                              count=10)))).segment.id
     async with AsyncNudge({"ingestion": proxy.target}, app.keys["events"]) as nudge:
         producer = EventProducer(nudge, max_batch_events=25, linger=0.01, retry=FAST,
                                  on_failed=lambda events, error: failed.append(error))
@@ -72,6 +79,10 @@ async def test_with_unavailable_injected_the_producer_loses_and_duplicates_nothi
     assert producer.stats.duplicates >= sum(len(ingestion.TrackEventsRequest.FromString(c.request).events)
                                             for c in lost_replies)
     assert (producer.stats.accepted, producer.stats.failed, producer.stats.rejected) == (300, 0, 0)
+    await eventually(lambda: log_drained(database_url, app.id))
+    async with AsyncNudge({"segmentation": stack.target("segmentation")}, app.keys["admin"]) as admin:
+        estimate = await admin.estimate_audience(segment_id=exactly_ten)
+    assert (estimate.user_count, estimate.total_user_count) == (30, 30)
 
 
 async def test_batches_close_at_the_count_the_bytes_or_the_linger(stack, app, proxy):
