@@ -105,12 +105,13 @@ async def test_batches_close_at_the_count_the_bytes_or_the_linger(stack, app, pr
             sent_at = asyncio.get_running_loop().time()
             result = await (await by_time.send(user_id="u1", name="tick"))
             assert result.accepted
-            assert 0.3 <= proxy.calls[0].at - sent_at < 1.0
+            assert 0.3 <= proxy.calls[0].at - sent_at < 1.5
+        async with EventProducer(nudge, linger=5.0) as flushed:
             # flush does not wait for the linger
             began = time.monotonic()
-            pending = await by_time.send(user_id="u1", name="tick")
-            await by_time.flush()
-            assert pending.done() and time.monotonic() - began < 0.25
+            pending = await flushed.send(user_id="u1", name="tick")
+            await flushed.flush()
+            assert pending.done() and time.monotonic() - began < 2.0
 
 
 async def test_an_event_without_id_gets_a_uuid_and_the_callers_event_is_left_alone(stack, app, database_url):
@@ -158,7 +159,7 @@ async def test_a_full_buffer_makes_send_wait_or_raise_after_send_timeout(stack, 
         began = time.monotonic()
         with pytest.raises(BufferFull):
             await impatient.send(user_id="u1", name="tick")
-        assert 0.2 <= time.monotonic() - began < 0.5
+        assert 0.2 <= time.monotonic() - began < 0.9
         await impatient.close()
         assert impatient.stats.accepted == 4
 

@@ -105,17 +105,17 @@ async def test_a_wrong_key_or_a_bad_field_is_the_servers_answer_not_retried(stac
 
 async def test_the_default_deadline_and_a_per_call_one_cut_a_slow_call(stack, app, proxied):
     proxied.plan = lambda method, n: Plan(hold=3.0)
-    async with AsyncNudge({"decision": proxied.target}, app.keys["admin"], timeout=0.3) as nudge:
+    async with AsyncNudge({"decision": proxied.target}, app.keys["admin"], timeout=1.0) as nudge:
         began = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as by_default:
             await nudge.get_app_settings()
         assert by_default.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert 0.25 < time.monotonic() - began < 1.5
+        assert 0.95 < time.monotonic() - began < 2.5
         began = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as per_call:
             await nudge.get_app_settings(timeout=0.1)
         assert per_call.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert time.monotonic() - began < 0.25
+        assert time.monotonic() - began < 0.6
 
     def blocking() -> grpc.StatusCode:
         with Nudge({"decision": proxied.target}, app.keys["admin"], timeout=0.2) as nudge:
@@ -136,7 +136,7 @@ async def test_a_retry_after_unavailable_waits_the_delay_the_server_asked_for(st
     async with AsyncNudge({"decision": proxied.target}, app.keys["admin"], retry=FAST) as nudge:
         await nudge.get_app_settings()
     first, second = proxied.calls
-    assert 0.4 <= second.at - first.at < 1.0
+    assert 0.4 <= second.at - first.at < 1.5
 
 
 async def test_the_blocking_client_waits_the_advised_delay_too(stack, app, proxied):
@@ -148,7 +148,7 @@ async def test_the_blocking_client_waits_the_advised_delay_too(stack, app, proxi
             nudge.get_app_settings()
     await asyncio.to_thread(blocking)
     first, second = proxied.calls
-    assert 0.3 <= second.at - first.at < 1.0
+    assert 0.3 <= second.at - first.at < 1.5
 
 
 async def test_resource_exhausted_is_retried_only_with_retry_info(stack, app, proxied):
