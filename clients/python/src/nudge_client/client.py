@@ -115,8 +115,7 @@ class AsyncNudge(_Base):
         self._stubs.clear()
 
     async def _call(self, rpc: rpcs.Rpc, request: Message | None, fields: dict[str, Any],
-                    timeout: float | None, retry: RetryPolicy | None = None,
-                    also_retry: frozenset[str] = frozenset()) -> Any:
+                    timeout: float | None, retry: RetryPolicy | None = None) -> Any:
         message = rpcs.prepared(rpc, request, fields)
         policy = self._policy(rpc, retry)
         method = getattr(self._stub(rpc.service), rpc.method)
@@ -128,7 +127,7 @@ class AsyncNudge(_Base):
             try:
                 return await method(message, metadata=self._metadata, timeout=max(deadline - loop.time(), 0.001))
             except grpc.aio.AioRpcError as exc:
-                wait = policy.delay(exc.code().name, attempt, retry_delay(exc), also=also_retry)
+                wait = policy.delay(exc.code().name, attempt, retry_delay(exc))
                 # A wait that would end past the deadline cannot succeed: fail now, not later.
                 if wait is None or loop.time() + wait >= deadline:
                     raise

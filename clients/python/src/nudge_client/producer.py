@@ -248,6 +248,8 @@ class EventProducer:
 
     async def _deliver(self, batch: list[_Item]) -> None:
         request = ingestion.TrackEventsRequest(events=[i.event for i in batch])
+        # The client's channel and key, with the producer's own attempts: a timeout per
+        # attempt (not one budget for all) and DEADLINE_EXCEEDED retried too.
         stub = self._client._stub("ingestion")
         attempt = 0
         while True:
