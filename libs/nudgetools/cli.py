@@ -10,6 +10,9 @@
     nudge keys list APP
     nudge keys create APP --scope admin|events:write|messages:read [--label L]
     nudge keys revoke KEY_ID
+    nudge simulate -f FILE|DIR --timeline USER.yaml
+                                    replay one user's timeline through the rules, no services
+                                    needed: what they would receive, when, and why not
 
 Each command says on stderr which database it uses. Without DATABASE_URL it is the embedded
 PostgreSQL in the data folder: NUDGE_DATA_DIR, by default `.nudge` in the Nudge checkout
@@ -148,6 +151,13 @@ async def reset(args: argparse.Namespace) -> int:
     return 0
 
 
+async def simulate(args: argparse.Namespace) -> int:
+    # No database and no service: the rules alone (nudgetools.simulate).
+    from nudgetools import simulate as simulation
+
+    return simulation.main(args.files, args.timeline)
+
+
 async def run(args: argparse.Namespace) -> int:
     return await run_local(data_dir())
 
@@ -179,6 +189,12 @@ def parser() -> argparse.ArgumentParser:
     kr = keys.add_parser("revoke", help="revoke a key by id")
     kr.add_argument("key_id", help="the id shown by `keys list` (the part after nudge_)")
     kr.set_defaults(func=keys_revoke)
+
+    sim = sub.add_parser("simulate", help="replay a user's timeline through campaigns, without services")
+    sim.add_argument("-f", dest="files", action="append", required=True, metavar="FILE|DIR",
+                     help="campaign, segment and app settings documents (repeatable)")
+    sim.add_argument("--timeline", required=True, metavar="USER.yaml", help="the user's scripted timeline")
+    sim.set_defaults(func=simulate)
     return p
 
 

@@ -21,7 +21,7 @@ from services.decision.catalog import AppCatalog
 from services.decision.drops import EXPIRED, drop_reason
 from services.decision.eligibility import rank_key
 from services.decision.judge import judge
-from services.decision.model import DEFAULT_TTL, Action, PendingSend, Reservation, UserState
+from services.decision.model import DEFAULT_TTL, Action, PendingSend, Reservation, UserState, Verdict
 from services.decision.selection import delivered, select
 from services.decision.variants import in_locale, pick_content
 
@@ -32,6 +32,9 @@ class PullPlan:
     controls: list[internal_pb.Decision] = field(default_factory=list)
     dropped: list[internal_pb.DroppedMessage] = field(default_factory=list)
     reservation: Reservation = field(default_factory=lambda: Reservation([], []))
+    # Every on-request campaign's verdict, with why it was not chosen (what `nudge simulate`
+    # prints); empty for a pending_only plan.
+    verdicts: list[Verdict] = field(default_factory=list)
 
     @property
     def writes(self) -> bool:
@@ -89,6 +92,7 @@ def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.Req
         return plan
     verdicts = select(list(catalog.compiled), catalog.settings, user, request,
                       UserState(history, state.arms), now, limit - len(plan.decisions))
+    plan.verdicts = verdicts
     for v in verdicts:
         if v.verdict == pb.VERDICT_CHOSEN:
             decision = on_request_decision(v.campaign, v.arm, locales, now)
