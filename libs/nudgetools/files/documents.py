@@ -178,7 +178,7 @@ def _plain(node: Any, path: Path_, lines: dict[str, int]) -> Any:
 
 
 def _normalize(data: Any, descriptor: Descriptor, path: Path_, lines: dict[str, int],
-               problem: Callable[[Path_, str], None]) -> Any:
+               problem: Callable[..., None]) -> Any:
     """A message's mapping with lowerCamelCase names turned into proto names (lines follow);
     a field written twice, or a second field of a oneof, is a problem. Unknown names stay,
     for the schema to name."""
@@ -193,11 +193,11 @@ def _normalize(data: Any, descriptor: Descriptor, path: Path_, lines: dict[str, 
             out[name] = value
             continue
         here = (*path, f.name)
+        if f.name in out:
+            problem(here, f"is given twice (as {f.name} and {f.json_name})", lines.get(_dotted((*path, name))))
+            continue
         if f.name != name:
             _move_lines(lines, _dotted((*path, name)), _dotted(here))
-        if f.name in out:
-            problem(here, f"is given twice (as {f.name} and {f.json_name})")
-            continue
         group = f.containing_oneof
         if group is not None and group.name in oneofs and not _synthetic(group):
             problem(here, f"only one of {', '.join(x.name for x in group.fields)} may be set "
@@ -214,7 +214,7 @@ def _synthetic(group) -> bool:
 
 
 def _normalize_field(value: Any, f: FieldDescriptor, path: Path_, lines: dict[str, int],
-                     problem: Callable[[Path_, str], None]) -> Any:
+                     problem: Callable[..., None]) -> Any:
     if f.type != FieldDescriptor.TYPE_MESSAGE or f.message_type.full_name in _STRUCTS | _SCALAR_MESSAGES:
         return value
     if f.message_type.GetOptions().map_entry:
@@ -248,8 +248,9 @@ def _schema_problems(kind: str, spec: Any) -> list[tuple[Path_, str]]:
     found: list[tuple[Path_, str]] = []
     # Server-assigned fields and `key` are `false` schemas at the top of spec; jsonschema
     # reports a false schema without its path, so they are named here instead.
-    refused = [name for name in spec if name in SERVER_FIELDS | {"key"}
-               and name in KINDS[kind].DESCRIPTOR.fields_by_name]
+    # `key` whether or not the message has such a field yet.
+    refused = [name for name in spec if name == "key" or (
+        name in SERVER_FIELDS and name in KINDS[kind].DESCRIPTOR.fields_by_name)]
     for name in refused:
         found.append((("spec", name), "is written at the document's top level, not in spec" if name == "key"
                       else "is assigned by the service and not written in files"))
@@ -260,7 +261,7 @@ def _schema_problems(kind: str, spec: Any) -> list[tuple[Path_, str]]:
         if e.validator == "additionalProperties" and isinstance(e.instance, dict):
             known = e.schema.get("properties", {})
             allowed = [k for k, v in known.items() if v is not False]
-            for extra in (k for k in e.instance if k not in known):
+            for extra in (k for k in e.instance if k not in known and (path != ("spec",) or k not in refused)):
                 close = difflib.get_close_matches(extra, allowed, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else f"; known: {', '.join(allowed)}"
                 found.append(((*path, extra), f"is not a field here{hint}"))
@@ -299,9 +300,9 @@ def _read_document(node: Any, file: str, start: int, problems: list[Problem]) ->
     origin = Origin(file, start, lines)
     found: list[Problem] = []
 
-    def problem(path: Path_, message: str) -> None:
+    def problem(path: Path_, message: str, line: int | None = None) -> None:
         text = _dotted(path)
-        found.append(Problem(file, origin.line_of(text), text, message))
+        found.append(Problem(file, line or origin.line_of(text), text, message))
 
     data = _plain(node, (), lines)
     if not isinstance(data, dict):
