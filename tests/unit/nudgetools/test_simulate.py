@@ -8,7 +8,8 @@ import pytest
 
 from nudgetools import cli
 from nudgetools.files import DocumentError, load_documents
-from nudgetools.simulate import TimelineError, parse_timeline, render, simulate
+from nudgetools.simulate import render, simulate
+from nudgetools.timeline import TimelineError, parse_timeline
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
