@@ -205,6 +205,7 @@ class Simulation:
         """The releaser's round at `now`: each send due is judged (judge.py) and released,
         held, dropped or treated as control."""
         user = self.context()
+        released = 0
         for s in sorted((s for s in self.pending if s.due <= now), key=lambda s: (s.due, s.id)):
             send = PendingSend(self.timeline.user_id, s.campaign_id, s.expires, s.due, s.cause, s.triggered_at)
             verdict = judge(send, self.catalog.by_id.get(s.campaign_id), self.catalog.settings, user, self.state, now)
@@ -232,7 +233,8 @@ class Simulation:
                 content=content.content, locale=content.locale, expire_time=to_timestamp(s.expires),
                 event_properties=properties))
             self.say(now, s.campaign_id, "released", f"to the inbox (variant {verdict.arm})")
-        if self.timeline.stream and self.inbox:
+            released += 1
+        if self.timeline.stream and released:  # delivery offers what it enqueues to the open stream
             self.pull(now, self.timeline.client, len(self.inbox), pending_only=True)
 
     def pull(self, now: datetime, request: pb.RequestContext, limit: int, pending_only: bool = False) -> None:
@@ -304,6 +306,8 @@ class Simulation:
                 self.release_due(step.at)
             else:
                 break
+        else:
+            self.say(until, "simulate", "stopped", f"after {MAX_MOMENTS} moments")
         for s in self.pending:
             self.say(until, s.campaign_id, "waiting", f"still pending at the end, due at {local_text(s.due, self.tz)}")
         for m in self.inbox:

@@ -480,7 +480,7 @@ def segment_references(doc: Document) -> list[Reference]:
     return [Reference(path, _get(holder, slot)) for path, holder, slot in _reference_slots(doc.kind, doc.message)]
 
 
-def _mapped(kind: str, message: Message, mapping: Mapping[str, str], what: str,
+def _mapped(kind: str, message: Message, mapping: Mapping[str, str],
             on_missing: Callable[[str, str], None]) -> Message:
     out = type(message)()
     out.CopyFrom(message)
@@ -502,7 +502,7 @@ def with_segment_ids(doc: Document, ids: Mapping[str, str]) -> Message:
         origin = doc.origin or Origin("<document>", 0)
         problems.append(Problem(origin.file, origin.line_of(path), path, f"no segment has the key {key!r}"))
 
-    out = _mapped(doc.kind, doc.message, ids, "key", missing)
+    out = _mapped(doc.kind, doc.message, ids, missing)
     if problems:
         raise DocumentError(problems)
     return out
@@ -522,7 +522,7 @@ def from_message(kind: str, message: Message, key: str = "", segment_keys: Mappi
     def missing(path: str, segment_id: str) -> None:
         raise KeyError(f"{path}: segment {segment_id!r} has no key")
 
-    out = _mapped(kind, message, segment_keys or {}, "id", missing)
+    out = _mapped(kind, message, segment_keys or {}, missing)
     for name in SERVER_FIELDS:
         if name in descriptor.fields_by_name:
             out.ClearField(name)

@@ -12,13 +12,12 @@ documents.py). What the schema adds to the protos:
 - server-assigned fields (`id`, `version`, `create_time`, `update_time`) and `key` are
   refused inside `spec` (the key is the document's own top-level field).
 
-`python -m nudgetools.files.schema` prints the schema of a whole document, e.g. for an
+`python -m nudgetools.files` prints the schema of a whole document, e.g. for an
 editor's YAML language server.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -160,7 +159,3 @@ def document_schema() -> dict[str, Any]:
         "allOf": branches,
         "$defs": defs,
     }
-
-
-if __name__ == "__main__":
-    print(json.dumps(document_schema(), indent=2))
