@@ -118,11 +118,11 @@ class Simulation:
         self.members, self.valid_until = found.segment_ids, found.valid_until
         return entered
 
-    def count(self, step: Step) -> None:
+    def count(self, step: Step, properties: struct_pb2.Struct) -> None:
         p = self.profile
         p.known = True
         at = step.at
-        for key in self.segments.counters_for(step.event, step.properties):
+        for key in self.segments.counters_for(step.event, properties):
             c = p.counters.get(key)
             days = dict(c.days) if c else {}
             days[at.date()] = days.get(at.date(), 0) + 1
@@ -150,10 +150,10 @@ class Simulation:
         self.events += 1
         now = step.at
         self.say(now, "event", "event", f"{step.event} {json.dumps(step.properties)}" if step.properties else step.event)
-        self.count(step)
-        entered = self.evaluate(now)
         properties = struct_pb2.Struct()
         properties.update(step.properties)
+        self.count(step, properties)
+        entered = self.evaluate(now)
         e = common_pb2.Event(event_id=f"sim-{self.events}", user_id=self.timeline.user_id, name=step.event,
                              properties=properties, occurred_time=to_timestamp(now), platform=step.platform,
                              app_version=step.app_version)

@@ -167,3 +167,28 @@ steps:
     assert "2026-12-01T08:00:00+00:00    new-users: segment: enters segment" in out
     assert '2026-12-01T09:00:00+00:00  profile plan="pro", age=41, beta=true, time_zone=Asia/Kolkata' in out
     assert "2026-12-01T09:01:00+00:00    tour-step-1: shown" in out
+
+
+def test_a_segment_counting_filtered_events_sees_the_timeline_s_events(tmp_path):
+    (tmp_path / "s.yaml").write_text("""\
+kind: Segment
+key: big-buyers
+spec:
+  name: Big buyers
+  rule:
+    event:
+      name: purchase
+      operator: EVENT_OPERATOR_AT_LEAST
+      count: 2
+      property_filters: [{name: amount, operator: PROPERTY_OPERATOR_GREATER_OR_EQUAL, value: 50}]
+""")
+    docs = load_documents([tmp_path])
+    t = parse_timeline("""
+steps:
+  - {at: "2026-12-01T10:00:00Z", event: purchase, properties: {amount: 80}}
+  - {after: 1h, event: purchase, properties: {amount: 20}}
+  - {after: 1h, event: purchase, properties: {amount: 50}}
+""")
+    out = render(simulate(docs, t), t, docs)
+    assert "big-buyers" not in out.split("amount\": 50")[0]
+    assert "2026-12-01T12:00:00+00:00    big-buyers: segment: enters segment" in out
