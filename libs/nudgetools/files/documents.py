@@ -246,9 +246,8 @@ def _validator(kind: str) -> jsonschema.protocols.Validator:
 
 def _schema_problems(kind: str, spec: Any) -> list[tuple[Path_, str]]:
     found: list[tuple[Path_, str]] = []
-    # Server-assigned fields and `key` are `false` schemas at the top of spec; jsonschema
-    # reports a false schema without its path, so they are named here instead.
-    # `key` whether or not the message has such a field yet.
+    # Server-assigned fields and `key` (whether or not the message has such a field yet) are
+    # refused at the top of spec here: jsonschema reports a `false` schema without its path.
     refused = [name for name in spec if name == "key" or (
         name in SERVER_FIELDS and name in KINDS[kind].DESCRIPTOR.fields_by_name)]
     for name in refused:
