@@ -152,7 +152,8 @@ async def reset(args: argparse.Namespace) -> int:
 
 
 async def simulate(args: argparse.Namespace) -> int:
-    # No database and no service: the rules alone (nudgetools.simulate).
+    # No database and no service: the rules alone. Imported here, as it loads the services'
+    # rule modules, which the other commands do not need.
     from nudgetools import simulate as simulation
 
     return simulation.main(args.files, args.timeline)

@@ -32,8 +32,8 @@ class PullPlan:
     controls: list[internal_pb.Decision] = field(default_factory=list)
     dropped: list[internal_pb.DroppedMessage] = field(default_factory=list)
     reservation: Reservation = field(default_factory=lambda: Reservation([], []))
-    # Every on-request campaign's verdict, with why it was not chosen (what `nudge simulate`
-    # prints); empty for a pending_only plan.
+    # The selection's verdict on every active campaign, with why it was not chosen (triggered
+    # ones are TRIGGERED_ONLY); what `nudge simulate` prints. Empty for a pending_only plan.
     verdicts: list[Verdict] = field(default_factory=list)
 
     @property
