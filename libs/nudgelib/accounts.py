@@ -31,6 +31,9 @@ class Scope(str, Enum):
     EVENTS_WRITE = "events:write"  # producers: TrackEvents, Identify
     MESSAGES_READ = "messages:read"  # mobile backends: FetchMessages, Subscribe, ReportInteraction
     ADMIN = "admin"  # operators: everything public, including the above
+    # Keys that may ship inside an app or a page: only with a user token, only for its user,
+    # only the RPCs in nudgelib.public_clients. Not part of `admin`.
+    PUBLIC = "public"
 
 
 # The keys `nudge apps create` issues, one per kind of caller.
@@ -49,6 +52,12 @@ class Principal:
     key_id: str
     scopes: frozenset[str]
     internal: bool = False
+    # For a public key: the user its user token names (the only user the call may reach).
+    user_id: str = ""
+
+    @property
+    def public(self) -> bool:
+        return Scope.PUBLIC.value in self.scopes
 
     def allows(self, scope: Scope) -> bool:
         return Scope.ADMIN.value in self.scopes or scope.value in self.scopes

@@ -162,6 +162,16 @@ class LogSettings(Settings):
     level: str = setting("NUDGE_LOG_LEVEL", "info", choices=("debug", "info", "warning", "error"))
 
 
+@dataclass(frozen=True)
+class UserTokenSettings(Settings):
+    """How user tokens (the JWTs of public keys, nudgelib.user_tokens) are checked."""
+
+    # The longest lifetime (exp - iat) a token may have; 24 hours by default.
+    max_lifetime_seconds: float = setting("NUDGE_USER_TOKEN_MAX_LIFETIME_SECONDS", 86_400.0, low=60, high=7 * 86_400)
+    # Tolerance for clock skew on exp, nbf and iat.
+    leeway_seconds: float = setting("NUDGE_USER_TOKEN_LEEWAY_SECONDS", 30.0, low=0, high=300)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServiceSettings:
     """Everything one service process needs to start."""
@@ -179,6 +189,7 @@ class ServiceSettings:
     internal_token: str = setting("NUDGE_INTERNAL_TOKEN", min_length=16)
     peers: Mapping[str, str]
     log: LogSettings = group(LogSettings)
+    user_tokens: UserTokenSettings = group(UserTokenSettings)
     # Seconds in-flight calls get after SIGTERM.
     shutdown_grace: float = setting("NUDGE_SHUTDOWN_GRACE_SECONDS", 5.0, low=0, high=300)
     db_pool_min: int = setting("NUDGE_{SERVICE}_DB_POOL_MIN", 2, low=1, high=1000)

@@ -21,9 +21,11 @@ class NudgeError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     reason: str = "INTERNAL"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if reason is not None:  # a finer reason than the code's, e.g. USER_TOKEN_EXPIRED
+            self.reason = reason
 
     def details(self) -> list[any_pb2.Any]:
         info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN)

@@ -13,6 +13,11 @@ the field (after authentication, so an unknown caller learns nothing about the A
 grpc's own answer for a request it could not decode (UNKNOWN) is never seen. A database that
 cannot be reached (see db.unreachable) answers UNAVAILABLE with RetryInfo, not INTERNAL.
 
+A public key (scope `public`, nudgelib.public_clients) reaches only the RPCs open to it, with
+a user token in `x-nudge-user-token` metadata (nudgelib.user_tokens), and only for the token's
+user: each user id the request names is checked once the request is decoded, before the
+handler runs. Refusals carry their reason in ErrorInfo (USER_TOKEN_EXPIRED, ...).
+
 A unary handler may return its response already serialized (`bytes`), for example from a
 cache that keeps messages serialized; it is sent as it is.
 """
@@ -20,6 +25,7 @@ cache that keeps messages serialized; it is sent as it is.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import inspect
 import random
@@ -30,8 +36,10 @@ from typing import Any
 import grpc
 import structlog
 
-from nudgelib import calls, db
+from nudgelib import calls, db, public_clients
 from nudgelib.accounts import INTERNAL, KeyCache, Principal, Scope
+from nudgelib.user_token_keys import UserTokens
+from nudgelib.user_tokens import MISSING
 from nudgelib.errors import (
     InvalidArgument, NudgeError, PermissionDenied, Unauthenticated, Unavailable, Unimplemented, internal_status,
 )
@@ -42,6 +50,8 @@ log = structlog.get_logger(__name__)
 
 # Standard services that answer without a key, so probes and `buf curl` discovery work.
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+# Where a public key's call carries its user token (a JWT), beside `authorization`.
+USER_TOKEN_HEADER = "x-nudge-user-token"
 
 
 class AccessPolicy:
@@ -52,6 +62,13 @@ class AccessPolicy:
         self._scopes = dict(scopes)
 
     def check(self, method: str, principal: Principal) -> None:
+        if principal.public:
+            if not public_clients.is_public_method(method):
+                raise PermissionDenied(
+                    f"{method.rsplit('/', 1)[-1]} is not open to public keys (they may call "
+                    "FetchMessages, Subscribe, ReportInteraction, TrackEvents and Identify)",
+                    reason=public_clients.METHOD_NOT_ALLOWED)
+            return
         service = method.rsplit("/", 2)[-2]
         if service.endswith("InternalService"):
             if not principal.internal:
@@ -65,11 +82,20 @@ class AccessPolicy:
             need = scope.value if scope else "a scope this method does not grant"
             raise PermissionDenied(f"this API key lacks the {need!r} scope")
 
+    @staticmethod
+    def check_request(method: str, principal: Principal, request) -> None:
+        """A public key's request names only its token's user."""
+        other = public_clients.other_user(method, request, principal.user_id)
+        if other is not None:
+            raise PermissionDenied(f"the user token is for another user than {other!r}",
+                                   reason=public_clients.WRONG_USER)
+
 
 class Authenticator:
-    def __init__(self, keys: KeyCache, internal_token: str) -> None:
+    def __init__(self, keys: KeyCache, internal_token: str, user_tokens: UserTokens | None = None) -> None:
         self._keys = keys
         self._internal_token = internal_token.encode()
+        self._user_tokens = user_tokens
 
     async def authenticate(self, metadata: Mapping[str, str]) -> Principal:
         header = metadata.get("authorization", "")
@@ -80,6 +106,14 @@ class Authenticator:
         if hmac.compare_digest(token.encode(), self._internal_token):
             return INTERNAL
         return await self._keys.authenticate(token)
+
+    async def with_user(self, principal: Principal, metadata: Mapping[str, str]) -> Principal:
+        """A public key's principal bound to the user its user token names."""
+        token = metadata.get(USER_TOKEN_HEADER, "").strip()
+        if self._user_tokens is None:
+            raise Unauthenticated("this server checks no user tokens", reason=MISSING)
+        user_id = await self._user_tokens.user_of(principal.app_id, token)
+        return dataclasses.replace(principal, user_id=user_id)
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
@@ -110,6 +144,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         )
         principal = await self._auth.authenticate(metadata)
         self._policy.check(method, principal)
+        if principal.public:
+            principal = await self._auth.with_user(principal, metadata)
         if principal.app_id:
             structlog.contextvars.bind_contextvars(app_id=principal.app_id)
         calls.set_principal(principal)
@@ -184,8 +220,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 start = time.perf_counter()
                 error: BaseException | None = None
                 try:
-                    await enter(method, context)
-                    return await inner(admitted(request), context)
+                    principal = await enter(method, context)
+                    request = admitted(request)
+                    if principal is not None and principal.public:
+                        self._policy.check_request(method, principal, request)
+                    return await inner(request, context)
                 except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
                     error = exc
                     raise
@@ -205,8 +244,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             start = time.perf_counter()
             error: BaseException | None = None
             try:
-                await enter(method, context)
-                async for item in inner(admitted(request), context):
+                principal = await enter(method, context)
+                request = admitted(request)
+                if principal is not None and principal.public:
+                    self._policy.check_request(method, principal, request)
+                async for item in inner(request, context):
                     yield item
             except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit) as exc:
                 error = exc if not isinstance(exc, GeneratorExit) else asyncio.CancelledError()

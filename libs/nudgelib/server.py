@@ -37,6 +37,8 @@ from nudgelib.config import ConfigError, ServiceSettings, load_or_exit
 from nudgelib.interceptor import AccessPolicy, Authenticator, ServerInterceptor
 from nudgelib.metrics import RpcMetrics, serve_metrics
 from nudgelib.request_checks import RequestDoor
+from nudgelib.user_token_keys import NOTIFY_PAYLOAD, UserTokenKeyCache, UserTokens
+from nudgelib.user_tokens import TokenRules
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +95,10 @@ class ServiceHost:
     drain_delay: float = 0.5
 
     pool: asyncpg.Pool = field(init=False)
+    # The accounts schema's pool (the service's own when both live in one database).
+    accounts_pool: asyncpg.Pool = field(init=False)
+    # The user token check of public keys, and its per-app key cache.
+    user_tokens: UserTokens = field(init=False)
     server: grpc.aio.Server = field(init=False)
     health: HealthServicer = field(init=False)
     peers: dict[str, Peer] = field(init=False, default_factory=dict)
@@ -154,16 +160,27 @@ class ServiceHost:
         else:
             keys_pool = await db.create_pool(s.accounts_database_url, accounts.SCHEMA, 1, 2)
             self.on_close(keys_pool.close)
+        self.accounts_pool = keys_pool
         keys = KeyCache(keys_pool)
         await keys.reload()
-        self._listen(s.accounts_database_url, accounts.NOTIFY_CHANNEL, keys.reload)
+        self.user_tokens = UserTokens(UserTokenKeyCache(keys_pool), self.clock,
+                                      TokenRules(s.user_tokens.max_lifetime_seconds, s.user_tokens.leeway_seconds))
+
+        async def on_key_change(payload: str | None) -> None:
+            # A change to user token keys leaves API keys alone; None (notifications may
+            # have been missed) drops both.
+            self.user_tokens.invalidate()
+            if payload != NOTIFY_PAYLOAD:
+                await keys.reload()
+
+        self._listen(s.accounts_database_url, accounts.NOTIFY_CHANNEL, on_key_change)
 
         for name in self.spec.peers:
             self.peers[name] = Peer(name, s.peers[name], s.internal_token)
 
         metrics = RpcMetrics(self.spec.name, self.registry)
         self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(Authenticator(keys, s.internal_token), self.spec.policy, metrics,
+            interceptors=[ServerInterceptor(Authenticator(keys, s.internal_token, self.user_tokens), self.spec.policy, metrics,
                                             RequestDoor(self.spec.per_item + self.spec.checked_upstream))],
             options=SERVER_OPTIONS,
         )

@@ -10,6 +10,8 @@ from nudge.decision.v1 import (
     decision_internal_service_pb2_grpc,
     decision_service_pb2,
     decision_service_pb2_grpc,
+    user_token_key_service_pb2,
+    user_token_key_service_pb2_grpc,
 )
 from nudgelib.accounts import Scope
 from nudgelib.interceptor import AccessPolicy
@@ -22,12 +24,14 @@ from services.decision.decider import Decider
 from services.decision.release import Releaser
 from services.decision.servicer import DecisionInternalServicer, DecisionServicer
 from services.decision.settings import DecisionSettings
+from services.decision.user_token_key_servicer import UserTokenKeyServicer
 from services.decision.store import CAMPAIGNS_CHANNEL, ERASED_USERS_CHANNEL, STATES_CHANNEL
 
 POLICY = AccessPolicy({
     name: Scope.ADMIN
     for name in ("CreateCampaign", "UpdateCampaign", "GetCampaign", "ListCampaigns", "SetCampaignStatus",
-                 "ExplainDecision", "ListPendingSends", "GetAppSettings", "UpdateAppSettings")
+                 "ExplainDecision", "ListPendingSends", "GetAppSettings", "UpdateAppSettings",
+                 "AddUserTokenKey", "ListUserTokenKeys", "RevokeUserTokenKey")
 })
 
 
@@ -49,6 +53,8 @@ async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
     decision_service_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(decider, replays, host.peers["segmentation"]), host.server)
     decision_internal_service_pb2_grpc.add_DecisionInternalServiceServicer_to_server(
         DecisionInternalServicer(decider), host.server)
+    user_token_key_service_pb2_grpc.add_UserTokenKeyServiceServicer_to_server(
+        UserTokenKeyServicer(host.accounts_pool), host.server)
 
 
 SPEC = ServiceSpec(
@@ -58,6 +64,7 @@ SPEC = ServiceSpec(
     service_names=(
         decision_service_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name,
         decision_internal_service_pb2.DESCRIPTOR.services_by_name["DecisionInternalService"].full_name,
+        user_token_key_service_pb2.DESCRIPTOR.services_by_name["UserTokenKeyService"].full_name,
     ),
     settings=DecisionSettings.from_env,
     wire=wire,

@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 #
 # Left out, and why: ingestion's pressure (reads /proc through os).
 PURE: dict[str, set[str]] = {
-    "nudgelib": {"buckets", "compare", "filters", "isolation", "names", "pagination", "protoconv", "request_checks", "templates",
-                 "timezones", "versions", "violations"},
+    "nudgelib": {"buckets", "compare", "filters", "isolation", "names", "pagination", "protoconv", "public_clients", "request_checks",
+                 "templates", "timezones", "user_tokens", "versions", "violations"},
     "nudgelib.eventlog": {"framing", "grouping", "lanes"},
     "services.decision": {"caps", "catalog", "drops", "eligibility", "explain", "judge", "model", "plan", "reactions",
                           "references", "selection", "triggers", "validation", "variants", "windows"},
@@ -39,8 +39,9 @@ PURE: dict[str, set[str]] = {
 }
 
 # Third-party packages a pure module may use: protobuf messages, Liquid templates, and the
-# time zone database that zoneinfo reads on machines without one.
-THIRD_PARTY_FOR_PURE = frozenset({"google.protobuf", "liquid", "tzdata"})
+# time zone database that zoneinfo reads on machines without one; JWTs and the public keys
+# that verify them (user tokens: signatures are computation, not I/O).
+THIRD_PARTY_FOR_PURE = frozenset({"google.protobuf", "liquid", "tzdata", "jwt", "cryptography"})
 
 # The standard library a pure module may not import: what does I/O or reads state that is not
 # in its arguments. (A module ban cannot see `datetime.now()`; the rules take a `now` or a
