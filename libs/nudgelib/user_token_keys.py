@@ -108,6 +108,12 @@ async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, kid: str, app_id: 
     return [_key(r) for r in rows]
 
 
+async def revoke_key_candidates(conn: asyncpg.Connection, kid: str) -> list[TokenKey]:
+    """Every key of that id, of any app (to revoke by id alone only when it is unambiguous)."""
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM {SCHEMA}.user_token_keys WHERE kid = $1", kid)
+    return [_key(r) for r in rows]
+
+
 # What a token check needs per key: the key as registered, and the key object verify() uses.
 AppKeys = Mapping[str, tuple[RegisteredKey, Any]]
 

@@ -13,6 +13,11 @@
     nudge simulate -f FILE|DIR --timeline USER.yaml
                                     replay one user's timeline through the rules, no services
                                     needed: what they would receive, when, and why not
+    nudge user-token-keys add APP --file key.pem [--key-id KID]
+                                    register a public key (PEM or JWK; ES256 or RS256) that
+                                    the app's backend signs user tokens with
+    nudge user-token-keys list APP [--all]
+    nudge user-token-keys revoke KEY_ID [--app APP]
 
 Each command says on stderr which database it uses. Without DATABASE_URL it is the embedded
 PostgreSQL in the data folder: NUDGE_DATA_DIR, by default `.nudge` in the Nudge checkout
@@ -28,12 +33,15 @@ import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 
-from nudgelib import accounts, runtime
+from nudgelib import accounts, runtime, user_token_keys
 from nudgelib.config import ConfigError, LogSettings
+from nudgelib.errors import NudgeError
 from nudgelib.logs import configure_logging
+from nudgelib.user_tokens import BadPublicKey, parse_public_key
 from nudgetools import embedded
 from nudgetools.database import data_dir, database_url, migrate_all
 from nudgetools.local import FolderInUse, claim, run_local
@@ -111,6 +119,78 @@ async def keys_revoke(args: argparse.Namespace) -> int:
         return 1
     print(f"revoked {args.key_id}; services stop accepting it within a second")
     return 0
+
+
+def print_token_key(key: user_token_keys.TokenKey) -> None:
+    state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+    print(f"{key.kid}  {key.algorithm}  added {key.created_at:%Y-%m-%d %H:%M}  {state}")
+
+
+async def token_keys_add(args: argparse.Namespace) -> int:
+    try:
+        parsed = parse_public_key(args.file.read_text(), args.key_id)
+    except (OSError, UnicodeError, BadPublicKey) as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 1
+    async with _connected() as conn:
+        if (app_id := await _find_app(conn, args.app)) is None:
+            return 1
+        try:
+            key, created = await user_token_keys.add_key(conn, app_id, parsed)
+        except NudgeError as exc:
+            print(exc.message, file=sys.stderr)
+            return 1
+    print_token_key(key)
+    if not created:
+        print("(registered before: unchanged)")
+    return 0
+
+
+async def token_keys_list(args: argparse.Namespace) -> int:
+    async with _connected() as conn:
+        if (app_id := await _find_app(conn, args.app)) is None:
+            return 1
+        for key in await user_token_keys.list_keys(conn, app_id, include_revoked=args.all):
+            print_token_key(key)
+    return 0
+
+
+async def token_keys_revoke(args: argparse.Namespace) -> int:
+    async with _connected() as conn:
+        app_id = None
+        if args.app and (app_id := await _find_app(conn, args.app)) is None:
+            return 1
+        if app_id is None:
+            apps = {k.app_id for k in await user_token_keys.revoke_key_candidates(conn, args.key_id)}
+            if len(apps) > 1:
+                print(f"apps {', '.join(sorted(apps))} each have a key {args.key_id!r}: say which with --app",
+                      file=sys.stderr)
+                return 1
+        revoked = await user_token_keys.revoke_key(conn, args.key_id, app_id)
+    if not revoked:
+        print(f"no user token key {args.key_id!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id} of {revoked[0].app_id}; services refuse its tokens within a second")
+    return 0
+
+
+def _user_token_keys_parser(sub) -> None:
+    tk = sub.add_parser("user-token-keys", help="public keys that sign the user tokens of public API keys")
+    group = tk.add_subparsers(dest="user_token_keys_command", required=True)
+    add = group.add_parser("add", help="register a public key (PEM or JWK; EC P-256 or RSA >= 2048 bits)")
+    add.add_argument("app", help="app id or name")
+    add.add_argument("--file", required=True, type=Path, help="the public key: PEM or a JWK (JSON)")
+    add.add_argument("--key-id", default="", help="the `kid` tokens name (default: the JWK's kid, else the "
+                                                  "key's RFC 7638 thumbprint)")
+    add.set_defaults(func=token_keys_add)
+    ls = group.add_parser("list", help="list an app's user token keys")
+    ls.add_argument("app", help="app id or name")
+    ls.add_argument("--all", action="store_true", help="revoked keys too")
+    ls.set_defaults(func=token_keys_list)
+    rv = group.add_parser("revoke", help="revoke a user token key by its id")
+    rv.add_argument("key_id")
+    rv.add_argument("--app", default="", help="app id or name (needed when several apps use the id)")
+    rv.set_defaults(func=token_keys_revoke)
 
 
 async def migrate(args: argparse.Namespace) -> int:
@@ -196,6 +276,7 @@ def parser() -> argparse.ArgumentParser:
                      help="campaign, segment and app settings documents (repeatable)")
     sim.add_argument("--timeline", required=True, metavar="USER.yaml", help="the user's scripted timeline")
     sim.set_defaults(func=simulate)
+    _user_token_keys_parser(sub)
     return p
 
 
