@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -134,8 +135,9 @@ def _from_pem(text: str):
         raise BadPublicKey("this is a private key: register only its public half (keep the private key secret)")
     try:
         return serialization.load_pem_public_key(text.encode())
-    except (ValueError, TypeError) as exc:
-        raise BadPublicKey(f"not a PEM public key ({exc})") from None
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise BadPublicKey("not a PEM public key (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`) "
+                           "of a type cryptography reads") from None
 
 
 def _from_jwk(text: str):
@@ -156,7 +158,7 @@ def _from_jwk(text: str):
             return ECAlgorithm.from_jwk(jwk), kid
         if kty == "RSA":
             return RSAAlgorithm.from_jwk(jwk), kid
-    except (jwt.InvalidKeyError, ValueError, KeyError, TypeError) as exc:
+    except (jwt.InvalidKeyError, ValueError, KeyError, TypeError, AttributeError, UnsupportedAlgorithm) as exc:
         raise BadPublicKey(f"not a valid {kty} JWK ({exc})") from None
     raise BadPublicKey("a JWK's kty must be EC or RSA")
 

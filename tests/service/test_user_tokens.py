@@ -6,7 +6,10 @@ key is refused on every replica, and backend keys work as before."""
 from __future__ import annotations
 
 import asyncio
+import re
+import textwrap
 import time
+from pathlib import Path
 
 import asyncpg
 import grpc
@@ -222,6 +225,9 @@ async def test_rpcs_outside_the_five_are_closed_to_public_keys(stack, app, signe
         internal.Decide(decision_internal_pb.DecideRequest(app_id=app.id, user_id="alice"), metadata=meta),
     ):
         assert await refused(call, DENIED) == "PUBLIC_KEY_METHOD_NOT_ALLOWED"
+    # Closed whatever the token: the method is checked first.
+    no_token = api.decision.ListCampaigns(decision_pb.ListCampaignsRequest(), metadata=client.auth(""))
+    assert await refused(no_token, DENIED) == "PUBLIC_KEY_METHOD_NOT_ALLOWED"
     events = api.ingestion.StreamEvents(metadata=meta)
     await events.write(ingestion_pb.StreamEventsRequest(batch_id="b", events=[event("s1", "alice", "signup")]))
     assert await refused(events.read(), DENIED) == "PUBLIC_KEY_METHOD_NOT_ALLOWED"
@@ -340,3 +346,19 @@ async def test_backend_keys_work_as_before_and_ignore_user_tokens(stack, app, si
     internal = decision_internal_grpc.DecisionInternalServiceStub(stack.channel("decision"))
     await internal.Decide(decision_internal_pb.DecideRequest(app_id=app.id, user_id="bob"),
                           metadata=(("authorization", f"Bearer {INTERNAL_TOKEN}"),))
+
+
+async def test_the_readme_example_signs_tokens_the_services_accept(stack, app, client, tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = re.search(r"```python\n([^`]*def nudge_user_token[^`]*)```", readme).group(1)
+    key = SigningKey("ES256", kid="web-2026")  # the README's key id
+    await register(stack, app, key)
+    (tmp_path / "user-token-key.pem").write_text(key.private_pem)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(textwrap.dedent(example), "README.md", "exec"), namespace)
+    token = namespace["nudge_user_token"]("alice")
+    api = Clients(stack.channel)
+    await api.delivery.FetchMessages(delivery_pb.FetchMessagesRequest(user_id="alice"), metadata=client.auth(token))
+    assert await refused(api.delivery.FetchMessages(delivery_pb.FetchMessagesRequest(user_id="bob"),
+                                                    metadata=client.auth(token)), DENIED) == "USER_TOKEN_WRONG_USER"
