@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
@@ -52,8 +52,10 @@ class Principal:
     key_id: str
     scopes: frozenset[str]
     internal: bool = False
-    # For a public key: the user its user token names (the only user the call may reach).
+    # For a public key: the user its user token names (the only user the call may reach),
+    # and the token, for a stream to be checked again while it is open.
     user_id: str = ""
+    user_token: str = field(default="", repr=False)
 
     @property
     def public(self) -> bool:

@@ -16,7 +16,8 @@ cannot be reached (see db.unreachable) answers UNAVAILABLE with RetryInfo, not I
 A public key (scope `public`, nudgelib.public_clients) reaches only the RPCs open to it, with
 a user token in `x-nudge-user-token` metadata (nudgelib.user_tokens), and only for the token's
 user: each user id the request names is checked once the request is decoded, before the
-handler runs. Refusals carry their reason in ErrorInfo (USER_TOKEN_EXPIRED, ...).
+handler runs; a stream (Subscribe) ends when its token expires or its key is revoked.
+Refusals carry their reason in ErrorInfo (USER_TOKEN_EXPIRED, ...).
 
 A unary handler may return its response already serialized (`bytes`), for example from a
 cache that keeps messages serialized; it is sent as it is.
@@ -113,7 +114,12 @@ class Authenticator:
         if self._user_tokens is None:
             raise Unauthenticated("this server checks no user tokens", reason=MISSING)
         user_id = await self._user_tokens.user_of(principal.app_id, token)
-        return dataclasses.replace(principal, user_id=user_id)
+        return dataclasses.replace(principal, user_id=user_id, user_token=token)
+
+    def held(self, principal: Principal, items):
+        """A public key's stream, ended (UNAUTHENTICATED) when its user token expires or its key
+        is revoked."""
+        return self._user_tokens.held(principal.app_id, principal.user_token, items)
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
@@ -246,9 +252,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             try:
                 principal = await enter(method, context)
                 request = admitted(request)
+                items = inner(request, context)
                 if principal is not None and principal.public:
                     self._policy.check_request(method, principal, request)
-                async for item in inner(request, context):
+                    items = self._auth.held(principal, items)
+                async for item in items:
                     yield item
             except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit) as exc:
                 error = exc if not isinstance(exc, GeneratorExit) else asyncio.CancelledError()

@@ -37,7 +37,7 @@ from nudgelib.config import ConfigError, ServiceSettings, load_or_exit
 from nudgelib.interceptor import AccessPolicy, Authenticator, ServerInterceptor
 from nudgelib.metrics import RpcMetrics, serve_metrics
 from nudgelib.request_checks import RequestDoor
-from nudgelib.user_token_keys import NOTIFY_PAYLOAD, UserTokenKeyCache, UserTokens
+from nudgelib.user_token_keys import UserTokenKeyCache, UserTokens, changed_app
 from nudgelib.user_tokens import TokenRules
 
 log = structlog.get_logger(__name__)
@@ -167,11 +167,15 @@ class ServiceHost:
                                       TokenRules(s.user_tokens.max_lifetime_seconds, s.user_tokens.leeway_seconds))
 
         async def on_key_change(payload: str | None) -> None:
-            # A change to user token keys leaves API keys alone; None (notifications may
-            # have been missed) drops both.
-            self.user_tokens.invalidate()
-            if payload != NOTIFY_PAYLOAD:
-                await keys.reload()
+            # A change to one app's user token keys leaves API keys alone, and API key changes
+            # leave token keys alone; None (notifications may have been missed) drops both.
+            app_id = changed_app(payload)
+            if app_id is not None:
+                self.user_tokens.invalidate(app_id)
+                return
+            if payload is None:
+                self.user_tokens.invalidate()
+            await keys.reload()
 
         self._listen(s.accounts_database_url, accounts.NOTIFY_CHANNEL, on_key_change)
 

@@ -2,20 +2,21 @@
 checks the user tokens of public keys against them (nudgelib.user_tokens has the rules).
 
 Each service keeps, per app, the app's token keys in memory (revoked ones too, so a revoked
-key's token is refused as such), loaded on the app's first public call. Any change to the
-table is notified on the accounts channel (`nudge_keys`, payload `user_token_keys`) and
-every replica drops its copies, so a revocation holds everywhere within the notification's
-delay. Verified tokens are remembered until they expire, so a client's calls after its
-first cost no signature check; they are forgotten with the keys.
+key's token is refused as such), loaded on the app's first public call. A change to an app's
+keys is notified on the accounts channel (`nudge_keys`, payload `user_token_keys:<app id>`)
+and every replica drops its copy of that app's keys, so a revocation holds everywhere within
+the notification's delay. Verified tokens are remembered until they expire, so a client's
+calls after its first cost no signature check; a change to the app's keys makes them be
+checked again, and so does each open stream of the app (a stream ends when its token does).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -27,8 +28,10 @@ from nudgelib.user_tokens import (
     MAX_ACTIVE_KEYS, ParsedKey, RegisteredKey, TokenRefused, TokenRules, Verified, load_key, verify,
 )
 
-# The notification payload of a change to user token keys (see the 0002 migration).
-NOTIFY_PAYLOAD = "user_token_keys"
+# A change to an app's user token keys is notified as `user_token_keys:<app id>` (see the
+# 0002 migration).
+NOTIFY_PREFIX = "user_token_keys:"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -116,22 +119,41 @@ async def revoke_key_candidates(conn: asyncpg.Connection, kid: str) -> list[Toke
 
 # What a token check needs per key: the key as registered, and the key object verify() uses.
 AppKeys = Mapping[str, tuple[RegisteredKey, Any]]
+# Which state of an app's keys something was read from: (changes to every app, to this app).
+Version = tuple[int, int]
+
+
+def changed_app(payload: str | None) -> str | None:
+    """The app whose token keys a notification on the accounts channel says changed, if any."""
+    if payload and payload.startswith(NOTIFY_PREFIX):
+        return payload[len(NOTIFY_PREFIX):]
+    return None
 
 
 class UserTokenKeyCache:
-    """Each app's token keys, loaded once per app and dropped on any change (`invalidate`)."""
+    """Each app's token keys, loaded once per app and dropped when they change (`invalidate`)."""
 
     def __init__(self, pool: asyncpg.Pool, max_apps: int = 10_000) -> None:
         self._pool = pool
         self._apps: LruCache[str, AppKeys] = LruCache(max_apps)
         self._loading: dict[str, asyncio.Future[AppKeys]] = {}
-        # Bumped by each invalidation: a load begun before one is not kept after it.
-        self.generation = 0
+        self._epoch = 0
+        self._app_epochs: dict[str, int] = {}
 
-    def invalidate(self) -> None:
-        self.generation += 1
-        self._apps.clear()
-        self._loading.clear()
+    def version(self, app_id: str) -> Version:
+        return self._epoch, self._app_epochs.get(app_id, 0)
+
+    def invalidate(self, app_id: str | None = None) -> None:
+        """Drops one app's keys, or every app's (None: notifications may have been missed)."""
+        if app_id is None:
+            self._epoch += 1
+            self._app_epochs.clear()
+            self._apps.clear()
+            self._loading.clear()
+            return
+        self._app_epochs[app_id] = self._app_epochs.get(app_id, 0) + 1
+        self._apps.pop(app_id)
+        self._loading.pop(app_id, None)
 
     async def keys_of(self, app_id: str) -> AppKeys:
         found = self._apps.get(app_id)
@@ -140,11 +162,11 @@ class UserTokenKeyCache:
         loading = self._loading.get(app_id)
         if loading is None:
             # Calls arriving for a cold app share one query.
-            loading = asyncio.ensure_future(self._load(app_id, self.generation))
+            loading = asyncio.ensure_future(self._load(app_id, self.version(app_id)))
             self._loading[app_id] = loading
         return await asyncio.shield(loading)
 
-    async def _load(self, app_id: str, generation: int) -> AppKeys:
+    async def _load(self, app_id: str, version: Version) -> AppKeys:
         try:
             rows = await self._pool.fetch(
                 f"SELECT kid, algorithm, public_key, revoked_at IS NOT NULL AS revoked"
@@ -153,46 +175,95 @@ class UserTokenKeyCache:
             for r in rows:
                 registered = RegisteredKey(r["kid"], r["algorithm"], r["public_key"], r["revoked"])
                 keys[r["kid"]] = (registered, None if registered.revoked else load_key(registered))
-            if generation == self.generation:
+            # Read before a change landed: good for the calls that asked, not to keep.
+            if version == self.version(app_id):
                 self._apps.put(app_id, keys)
             return keys
         finally:
-            if generation == self.generation:
+            if version == self.version(app_id):
                 self._loading.pop(app_id, None)
 
 
 class UserTokens:
     """Checks the user token of a public key's call: the token's user, or Unauthenticated with
-    the reason (nudgelib.user_tokens)."""
+    the reason (nudgelib.user_tokens). Holds streams to their token (`held`)."""
 
     def __init__(self, keys: UserTokenKeyCache, clock: Clock, rules: TokenRules,
                  remembered: int = 100_000) -> None:
         self._keys = keys
         self._clock = clock
         self._rules = rules
-        self._verified: LruCache[tuple[str, str], Verified] = LruCache(remembered)
-        self._generation = keys.generation
+        self._verified: LruCache[tuple[str, str], tuple[Verified, Version]] = LruCache(remembered)
+        # Set when an app's keys change, for the streams of that app to check their token again.
+        self._changes: dict[str, asyncio.Event] = {}
 
-    def invalidate(self) -> None:
-        self._keys.invalidate()
-        self._verified.clear()
+    def invalidate(self, app_id: str | None = None) -> None:
+        """Forgets an app's keys (None: every app's), and what was verified with them."""
+        self._keys.invalidate(app_id)
+        changed = list(self._changes) if app_id is None else [app_id]
+        for app in changed:
+            event = self._changes.pop(app, None)
+            if event is not None:
+                event.set()
 
-    async def user_of(self, app_id: str, token: str) -> str:
+    async def verify(self, app_id: str, token: str) -> Verified:
         now = self._clock.now().timestamp()
-        if self._generation != self._keys.generation:  # keys changed: what was verified may not hold
-            self._verified.clear()
-            self._generation = self._keys.generation
+        version = self._keys.version(app_id)
         known = self._verified.get((app_id, token))
         if known is not None:
-            if now < known.valid_until:
-                return known.user_id
+            verified, checked = known
+            if checked == version and now < verified.valid_until:
+                return verified
             self._verified.pop((app_id, token))
-        generation = self._keys.generation
         keys = await self._keys.keys_of(app_id)
         try:
             verified = verify(token, keys, app_id, now, self._rules)
         except TokenRefused as refused:
             raise Unauthenticated(refused.message, reason=refused.reason) from None
-        if generation == self._keys.generation:
-            self._verified.put((app_id, token), verified)
-        return verified.user_id
+        self._verified.put((app_id, token), (verified, version))
+        return verified
+
+    async def user_of(self, app_id: str, token: str) -> str:
+        return (await self.verify(app_id, token)).user_id
+
+    async def held(self, app_id: str, token: str, items: AsyncIterator[T]) -> AsyncIterator[T]:
+        """The items of a stream opened with `token`, for as long as the token is good: when it
+        expires, or its key is revoked, the stream ends with Unauthenticated and its reason, at
+        once rather than at its next item (a stream may be quiet for long)."""
+        watch = asyncio.ensure_future(self._watch(app_id, token))
+        step: asyncio.Future[T] | None = None
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(items))
+                await asyncio.wait((step, watch), return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    # The token went bad while the stream waited: end it before anything else
+                    # is handed out (what waits in the inbox stays there).
+                    step.cancel()
+                    await asyncio.gather(step, return_exceptions=True)
+                    watch.result()  # raises
+                try:
+                    item = step.result()
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            # Cancelled (the client went away) or ended: the step in flight goes first, as a
+            # generator cannot be closed while it runs.
+            for task in (step, watch):
+                if task is not None and not task.done():
+                    task.cancel()
+            await asyncio.gather(*(t for t in (step, watch) if t is not None), return_exceptions=True)
+            await items.aclose()
+
+    async def _watch(self, app_id: str, token: str) -> None:
+        """Returns never; raises Unauthenticated once the token is refused."""
+        while True:
+            verified = await self.verify(app_id, token)
+            change = self._changes.setdefault(app_id, asyncio.Event())
+            left = verified.valid_until - self._clock.now().timestamp()
+            try:
+                async with asyncio.timeout(max(left, 0.0)):
+                    await change.wait()
+            except TimeoutError:
+                pass

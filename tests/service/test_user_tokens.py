@@ -327,6 +327,42 @@ async def test_a_revoked_key_is_refused_on_every_replica(stack, database_url, ap
             await h.stop()
 
 
+# --- open streams ---------------------------------------------------------------------------
+
+async def test_a_stream_ends_when_its_token_expires(stack, app, signer, client):
+    api = Clients(stack.channel)
+    now = time.time()
+    # Past its exp, within the 30 s leeway for two more seconds.
+    token = signer.token("alice", iat=int(now) - 29, exp=int(now) - 28)
+    stream = api.delivery.Subscribe(delivery_pb.SubscribeRequest(user_id="alice"), metadata=client.auth(token))
+    await asyncio.wait_for(stream.initial_metadata(), 5)
+    started = time.monotonic()
+    assert await refused(asyncio.wait_for(stream.read(), 10), UNAUTHENTICATED) == "USER_TOKEN_EXPIRED"
+    # At its end, not at the next keep-alive (15 s away).
+    assert 0.5 < time.monotonic() - started < 5
+
+
+async def test_a_stream_ends_when_its_key_is_revoked_and_lives_on_through_other_changes(stack, app, signer, client):
+    api = Clients(stack.channel)
+    campaign = await create_campaign(api, app, make_campaign("Ping", on="ping"))
+    client.token = signer.token("alice")
+    stream = api.delivery.Subscribe(delivery_pb.SubscribeRequest(user_id="alice"), metadata=client.auth())
+    try:
+        await asyncio.wait_for(stream.initial_metadata(), 5)
+        # Another key added: the stream checks its token again and stays open, still delivering.
+        await register(stack, app, SigningKey("ES256", kid="next-key"))
+        await asyncio.sleep(0.3)
+        await api.ingestion.TrackEvents(track([event("p1", "alice", "ping")]), metadata=client.auth())
+        item = await asyncio.wait_for(stream.read(), 10)
+        assert item.message.campaign_id == campaign.id
+        # Its own key revoked: it ends at once, with the reason.
+        await key_stub(stack).RevokeUserTokenKey(keys_pb.RevokeUserTokenKeyRequest(key_id=signer.kid),
+                                                 metadata=app.auth("admin"))
+        assert await refused(asyncio.wait_for(stream.read(), 5), UNAUTHENTICATED) == "USER_TOKEN_KEY_REVOKED"
+    finally:
+        stream.cancel()
+
+
 # --- backend keys ---------------------------------------------------------------------------
 
 async def test_backend_keys_work_as_before_and_ignore_user_tokens(stack, app, signer):

@@ -15,13 +15,19 @@ CREATE TABLE user_token_keys (
 -- `nudge user-token-keys revoke KEY_ID` finds a key by its id alone.
 CREATE INDEX user_token_keys_kid_idx ON user_token_keys (kid);
 
--- Services cache each app's token keys; a change tells every replica to drop its copy, on the
--- channel API key changes use, with a payload saying which kind of key changed.
+-- Services cache each app's token keys; a change tells every replica to drop that app's copy
+-- (and to check again the open streams of its public clients), on the channel API key changes
+-- use, with the payload `user_token_keys:<app id>`.
 CREATE FUNCTION notify_user_token_key_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('nudge_keys', 'user_token_keys');
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('nudge_keys', 'user_token_keys:' || OLD.app_id);
+    ELSE
+        PERFORM pg_notify('nudge_keys', 'user_token_keys:' || NEW.app_id);
+    END IF;
     RETURN NULL;
 END $$;
 
+-- Per row, to name the app; PostgreSQL folds equal notifications of one transaction into one.
 CREATE TRIGGER user_token_keys_changed AFTER INSERT OR UPDATE OR DELETE ON user_token_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION notify_user_token_key_change();
+    FOR EACH ROW EXECUTE FUNCTION notify_user_token_key_change();
