@@ -39,13 +39,13 @@ import structlog
 
 from nudgelib import calls, db, public_clients
 from nudgelib.accounts import INTERNAL, KeyCache, Principal, Scope
-from nudgelib.user_token_keys import UserTokens
-from nudgelib.user_tokens import MISSING
 from nudgelib.errors import (
     InvalidArgument, NudgeError, PermissionDenied, Unauthenticated, Unavailable, Unimplemented, internal_status,
 )
 from nudgelib.metrics import RpcMetrics
 from nudgelib.request_checks import Refused, RequestDoor
+from nudgelib.user_token_keys import UserTokens
+from nudgelib.user_tokens import MISSING
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@
     nudge apps create NAME          create an app and its admin, events and client keys
     nudge apps list
     nudge keys list APP
-    nudge keys create APP --scope admin|events:write|messages:read [--label L]
+    nudge keys create APP --scope admin|events:write|messages:read|public [--label L]
     nudge keys revoke KEY_ID
     nudge simulate -f FILE|DIR --timeline USER.yaml
                                     replay one user's timeline through the rules, no services
