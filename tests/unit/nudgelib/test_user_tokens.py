@@ -1,5 +1,5 @@
-"""The rules of user tokens (nudgelib.user_tokens) and of public keys (nudgelib.public_clients),
-without servers: which registered keys are accepted, and which tokens, with which reason."""
+"""The rules of user tokens (nudgelib.user_tokens), without servers: which registered keys are
+accepted, and which tokens, with which reason."""
 
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from nudge.common.v1 import common_pb2
-from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
-from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
-from nudgelib import public_clients
 from nudgelib import user_tokens as ut
 from tests.signing import SigningKey
 
@@ -201,25 +197,3 @@ def test_an_audience_when_present_names_the_app(es):
     assert ut.verify(es.token("u", now=NOW, aud=["other", APP]), keys, APP, NOW, RULES).user_id == "u"
     assert refusal(es.token("u", now=NOW, aud="app_other"), keys) == ut.WRONG_AUDIENCE
     assert refusal(es.token("u", now=NOW, aud=7), keys) == ut.WRONG_AUDIENCE
-
-
-# --- what a public key may call -------------------------------------------------------------
-
-def test_exactly_five_rpcs_are_open_to_public_keys():
-    assert {m.rsplit("/", 1)[-1] for m in public_clients.PUBLIC_METHODS} == {
-        "FetchMessages", "Subscribe", "ReportInteraction", "TrackEvents", "Identify"}
-    assert not public_clients.is_public_method("/nudge.ingestion.v1.IngestionService/StreamEvents")
-    assert not public_clients.is_public_method("/nudge.ingestion.v1.IngestionService/DeleteUser")
-
-
-def test_every_user_a_request_names_must_be_the_tokens():
-    fetch = "/nudge.delivery.v1.DeliveryService/FetchMessages"
-    assert public_clients.other_user(fetch, delivery_pb.FetchMessagesRequest(user_id="u"), "u") is None
-    assert public_clients.other_user(fetch, delivery_pb.FetchMessagesRequest(user_id="v"), "u") == "v"
-    assert public_clients.other_user(fetch, delivery_pb.FetchMessagesRequest(), "u") == ""
-
-    track = "/nudge.ingestion.v1.IngestionService/TrackEvents"
-    mine = [common_pb2.Event(event_id=f"e{i}", user_id="u", name="x") for i in range(3)]
-    assert public_clients.other_user(track, ingestion_pb.TrackEventsRequest(events=mine), "u") is None
-    mixed = [*mine, common_pb2.Event(event_id="e9", user_id="v", name="x")]
-    assert public_clients.other_user(track, ingestion_pb.TrackEventsRequest(events=mixed), "u") == "v"
