@@ -37,6 +37,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 ALGORITHMS = ("ES256", "RS256")
 MIN_RSA_BITS = 2048
+# Larger keys verify slowly for no gain: a cap keeps every token check cheap.
+MAX_RSA_BITS = 8192
 MAX_USER_ID_LENGTH = 256
 # Longer is not a token an app's backend made (and would bloat the cache of verified tokens).
 MAX_TOKEN_LENGTH = 8192
@@ -108,9 +110,9 @@ def parse_public_key(text: str, kid: str = "") -> ParsedKey:
     text = text.strip()
     if not text:
         raise BadPublicKey("no key given")
-    jwk_kid = ""
+    jwk_kid = jwk_alg = ""
     if text.startswith("{"):
-        key, jwk_kid = _from_jwk(text)
+        key, jwk_kid, jwk_alg = _from_jwk(text)
     else:
         key = _from_pem(text)
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -118,11 +120,13 @@ def parse_public_key(text: str, kid: str = "") -> ParsedKey:
             raise BadPublicKey(f"EC keys must be on P-256 (ES256), not {key.curve.name}")
         algorithm = "ES256"
     elif isinstance(key, rsa.RSAPublicKey):
-        if key.key_size < MIN_RSA_BITS:
-            raise BadPublicKey(f"RSA keys need at least {MIN_RSA_BITS} bits, this one has {key.key_size}")
+        if not MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
+            raise BadPublicKey(f"RSA keys need {MIN_RSA_BITS} to {MAX_RSA_BITS} bits, this one has {key.key_size}")
         algorithm = "RS256"
     else:
         raise BadPublicKey("only EC P-256 (ES256) and RSA (RS256) keys are accepted")
+    if jwk_alg and jwk_alg != algorithm:
+        raise BadPublicKey(f"the JWK says alg {jwk_alg!r}, but this key signs {algorithm}")
     kid = kid or jwk_kid or thumbprint(key)
     if not KID_PATTERN.fullmatch(kid):
         raise BadPublicKey("a key id is 1 to 128 letters, digits or . _ : -")
@@ -149,15 +153,15 @@ def _from_jwk(text: str):
         raise BadPublicKey("a JWK is a JSON object")
     if "d" in jwk:
         raise BadPublicKey("this JWK holds a private key: register only its public half")
-    kid = jwk.get("kid", "")
-    if not isinstance(kid, str):
-        raise BadPublicKey("the JWK's kid must be a string")
+    kid, alg = jwk.get("kid", ""), jwk.get("alg", "")
+    if not isinstance(kid, str) or not isinstance(alg, str):
+        raise BadPublicKey("the JWK's kid and alg must be strings")
     kty = jwk.get("kty")
     try:
         if kty == "EC":
-            return ECAlgorithm.from_jwk(jwk), kid
+            return ECAlgorithm.from_jwk(jwk), kid, alg
         if kty == "RSA":
-            return RSAAlgorithm.from_jwk(jwk), kid
+            return RSAAlgorithm.from_jwk(jwk), kid, alg
     except (jwt.InvalidKeyError, ValueError, KeyError, TypeError, AttributeError, UnsupportedAlgorithm) as exc:
         raise BadPublicKey(f"not a valid {kty} JWK ({exc})") from None
     raise BadPublicKey("a JWK's kty must be EC or RSA")

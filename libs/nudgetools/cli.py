@@ -177,7 +177,7 @@ async def token_keys_revoke(args: argparse.Namespace) -> int:
 def _user_token_keys_parser(sub) -> None:
     tk = sub.add_parser("user-token-keys", help="public keys that sign the user tokens of public API keys")
     group = tk.add_subparsers(dest="user_token_keys_command", required=True)
-    add = group.add_parser("add", help="register a public key (PEM or JWK; EC P-256 or RSA >= 2048 bits)")
+    add = group.add_parser("add", help="register a public key (PEM or JWK; EC P-256, or RSA of 2048 to 8192 bits)")
     add.add_argument("app", help="app id or name")
     add.add_argument("--file", required=True, type=Path, help="the public key: PEM or a JWK (JSON)")
     add.add_argument("--key-id", default="", help="the `kid` tokens name (default: the JWK's kid, else the "

@@ -84,7 +84,8 @@ def _pem(public) -> str:
 
 @pytest.mark.parametrize("make, complaint", [
     (lambda: _pem(ec.generate_private_key(ec.SECP384R1()).public_key()), "P-256"),
-    (lambda: _pem(rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()), "2048 bits"),
+    (lambda: _pem(rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()), "2048 to 8192 bits"),
+    (lambda: SigningKey("ES256").public_jwk(alg="ES384"), "alg 'ES384'"),
     (lambda: SigningKey("ES256").private_pem, "private key"),
     (lambda: SigningKey("ES256").public_jwk(d="c2VjcmV0"), "private key"),
     (lambda: '{"kty": "oct", "k": "c2VjcmV0"}', "EC or RSA"),
