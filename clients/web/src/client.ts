@@ -40,6 +40,8 @@ export interface NudgeOptions {
   sessionId?: string;
   beforeDisplay?: BeforeDisplay;
   onDeepLink?: (target: string, message: InAppMessage) => void;
+  /** How a URL button opens its (checked, http(s)) address; default: a new tab, no opener. */
+  openUrl?: (url: string) => void;
   /** Errors the SDK handled itself (a failed report, a dropped stream); default: console.warn. */
   onError?: (error: unknown) => void;
   /** Where messages are drawn; default: document.body. */
@@ -144,6 +146,7 @@ export class Nudge {
       },
       beforeDisplay: options.beforeDisplay,
       onDeepLink: options.onDeepLink,
+      openUrl: options.openUrl,
       onError: this.onError,
       container: options.container,
       injectStyles: options.injectStyles,

@@ -1,4 +1,4 @@
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { InAppMessageSchema, type InAppMessage } from "../src/gen/nudge/delivery/v1/delivery_service_pb.js";
 import { ButtonActionType, Layout, QuestionType } from "../src/gen/nudge/common/v1/common_pb.js";
@@ -6,8 +6,8 @@ import { ButtonActionType, Layout, QuestionType } from "../src/gen/nudge/common/
 let n = 0;
 
 /** A message as delivery would hand it out, with an hour to live unless told otherwise. */
-export function message(content: MessageInitShape<typeof InAppMessageSchema>["content"] = {},
-                        extra: Partial<MessageInitShape<typeof InAppMessageSchema>> = {}): InAppMessage {
+// Loosely typed on purpose: tests write content as plain objects, as a campaign would.
+export function message(content: Record<string, any> = {}, extra: Record<string, any> = {}): InAppMessage {
   n += 1;
   return create(InAppMessageSchema, {
     messageId: `m-${n}`,
@@ -18,7 +18,7 @@ export function message(content: MessageInitShape<typeof InAppMessageSchema>["co
     expireTime: timestampFromDate(new Date(Date.now() + 3_600_000)),
     content: { layout: Layout.MODAL, title: "Welcome", body: "Glad you are here", ...content },
     ...extra,
-  });
+  } as any);
 }
 
 export const buttons = {
