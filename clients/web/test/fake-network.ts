@@ -157,9 +157,9 @@ export async function settle(rounds = 20): Promise<void> {
   for (let i = 0; i < rounds; i += 1) await new Promise((r) => setTimeout(r, 0));
 }
 
-/** Waits until `check` holds, failing after a second. */
+/** Waits until `check` holds, failing after three seconds (generous for a loaded machine). */
 export async function until(check: () => boolean, what = "condition"): Promise<void> {
-  const end = Date.now() + 1_000;
+  const end = Date.now() + 3_000;
   while (!check()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 2));

@@ -49,15 +49,16 @@ describe("subscribe through the SDK", () => {
 
   it("reopens a stream the server ended, and one that went silent past the idle timeout", async () => {
     const net = new FakeNudge();
-    start(net, { idleTimeoutMs: 30 });
+    start(net, { idleTimeoutMs: 150 });
     sdk!.subscribe();
     const [first] = await net.streamsOpened(1);
     first.end();
     const [, second] = await net.streamsOpened(2);
     // Keep-alives hold the stream open past the idle timeout…
-    for (let i = 0; i < 4; i += 1) {
+    // (ten of them 40 ms apart: well past the 150 ms timeout, with room for a slow machine)
+    for (let i = 0; i < 10; i += 1) {
       second.push({ item: { case: "keepAliveTime", value: { seconds: 1n, nanos: 0 } } });
-      await new Promise((r) => setTimeout(r, 15));
+      await new Promise((r) => setTimeout(r, 40));
     }
     expect(net.streams.length).toBe(2);
     // …and silence does not.
