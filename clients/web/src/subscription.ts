@@ -130,6 +130,11 @@ export class Subscription {
     if (this.seen.has(message.messageId)) return;
     this.seen.add(message.messageId);
     if (this.seen.size > SEEN_LIMIT) this.seen.delete(this.seen.values().next().value as string);
-    this.options.onMessage(message);
+    try {
+      this.options.onMessage(message);
+    } catch (err) {
+      // The page's handler failing is no reason to drop a healthy stream.
+      this.options.onError?.(ConnectError.from(err));
+    }
   }
 }

@@ -144,6 +144,25 @@ describe("Subscription backoff", () => {
     expect(() => new Backoff({ jitter: 1 })).toThrow(RangeError);
   });
 
+  it("keeps the stream when the page's handler throws, and reports the error", async () => {
+    const errors: ConnectError[] = [];
+    let opens = 0;
+    let sub: Subscription;
+    const open = async function* () {
+      opens += 1;
+      yield { item: { case: "message" as const, value: message() } } as never;
+      yield { item: { case: "message" as const, value: message() } } as never;
+      sub.close();
+    };
+    let handled = 0;
+    sub = new Subscription(open, { onMessage: () => { handled += 1; throw new Error("page bug"); },
+      onError: (e) => errors.push(e), sleep: async () => {} });
+    await sub.done;
+    expect(opens).toBe(1);
+    expect(handled).toBe(2);
+    expect(errors.map((e) => e.rawMessage)).toEqual(["page bug", "page bug"]);
+  });
+
   it("hands each message on once, however often it is replayed", async () => {
     const seen: InAppMessage[] = [];
     const m = message();
