@@ -17,7 +17,10 @@ export const STYLESHEET = `
 }
 :where(.nudge-dialog) { position: relative; background: var(--nudge-background); color: var(--nudge-text); max-width: min(32rem, 92vw); max-height: 90vh; overflow: auto;
   padding: 1.5rem; border-radius: 12px; box-shadow: 0 12px 40px rgba(0, 0, 0, 0.3); }
-:where(.nudge-full-screen .nudge-dialog) { max-width: none; width: 100vw; height: 100vh; max-height: none; border-radius: 0; }
+:where(.nudge-full-screen .nudge-dialog) { max-width: none; width: 100vw; height: 100vh; max-height: none; border-radius: 0;
+  display: flex; flex-direction: column; align-items: center; justify-content: center; text-align: center; }
+:where(.nudge-full-screen .nudge-buttons) { justify-content: center; }
+:where(.nudge-full-screen .nudge-title) { padding-right: 0; }
 :where(.nudge-banner) { position: fixed; top: 0; left: 0; right: 0; z-index: 2147483000; display: flex;
   flex-wrap: wrap; gap: 0.5rem 1rem; align-items: center; padding: 0.75rem 3rem 0.75rem 1rem;
   box-shadow: 0 2px 12px rgba(0, 0, 0, 0.2); }
@@ -30,7 +33,7 @@ export const STYLESHEET = `
 :where(.nudge-tooltip[data-placement=below] .nudge-tooltip-arrow) { top: -5px; }
 :where(.nudge-tooltip[data-placement=above] .nudge-tooltip-arrow) { bottom: -5px; }
 :where(.nudge-step) { font-size: 0.8em; opacity: 0.75; margin: 0 0 0.25rem; }
-:where(.nudge-title) { margin: 0 0 0.5rem; font-size: 1.2em; }
+:where(.nudge-title) { margin: 0 0 0.5rem; padding-right: 2rem; font-size: 1.2em; }
 :where(.nudge-banner .nudge-title) { margin: 0; font-size: 1em; }
 :where(.nudge-body) { margin: 0 0 0.75rem; }
 :where(.nudge-banner .nudge-body) { margin: 0; }
@@ -42,6 +45,8 @@ export const STYLESHEET = `
   border-radius: 50%; background: transparent; color: inherit; font-size: 1.25rem; line-height: 1; cursor: pointer; }
 :where(.nudge-message :focus-visible) { outline: 2px solid var(--nudge-button-background); outline-offset: 2px; }
 :where(.nudge-slide[hidden]) { display: none; }
+:where(.nudge-slides) { margin-bottom: 0.75rem; }
+:where(.nudge-slide-title) { margin: 0 0 0.25rem; font-size: 1.05em; }
 :where(.nudge-carousel-controls) { display: flex; align-items: center; justify-content: space-between; gap: 0.5rem; margin-top: 0.75rem; }
 :where(.nudge-carousel-prev, .nudge-carousel-next) { padding: 0.25rem 0.75rem; border: 1px solid currentColor;
   border-radius: 6px; background: transparent; color: inherit; cursor: pointer; font: inherit; }
