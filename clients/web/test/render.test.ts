@@ -64,6 +64,14 @@ describe("modal", () => {
   });
 });
 
+describe("layouts this SDK does not know yet", () => {
+  it("are drawn as a modal, so a newer campaign still reaches the user", async () => {
+    await sdk.show(message({ layout: 99 as Layout, title: "From the future" }));
+    expect(q(".nudge-modal [role=dialog]")).not.toBeNull();
+    expect(q(".nudge-title")!.textContent).toBe("From the future");
+  });
+});
+
 describe("theme", () => {
   it("sets the message's colours as custom properties, ignoring malformed ones", async () => {
     await sdk.show(message({ theme: { backgroundColor: "#112233", textColor: "#FFFFFFCC", buttonColor: "red;}body{display:none", buttonTextColor: "" } }));
