@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench protos lint clean
+.PHONY: setup run test bench protos lint clean web web-protos
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,25 @@ bench: setup
 protos: setup
 	$(BIN)/python -m nudgetools.protogen libs
 	$(BIN)/python -m nudgetools.protogen --client clients/python/src/nudge_client/_proto
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory web-protos; \
+	else echo "make protos: npm not found, so clients/web/src/gen was not regenerated"; fi
 
 lint: setup
 	cd protos && ../$(BIN)/buf lint
 
+# The web SDK (clients/web) needs Node 20 and npm; `make test` runs this target through
+# tests/unit/test_web_sdk.py. node_modules is reinstalled only when package-lock.json changes.
+WEB := clients/web
+$(WEB)/node_modules/.installed: $(WEB)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make web: npm not found; Node 20 and npm build the web SDK"; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web: $(WEB)/node_modules/.installed
+	cd $(WEB) && npm run --silent build && npm test --silent
+
+web-protos: $(WEB)/node_modules/.installed
+	cd $(WEB) && npm run --silent generate
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(WEB)/node_modules $(WEB)/dist
