@@ -4,6 +4,9 @@ Each field of a settings dataclass says where it comes from: `setting(...)` give
 variable's name, its default and its bounds, and `read` fills any such class from an
 environment. A missing or malformed value raises ConfigError with one line naming the
 variable; a service prints it and stops before it touches the database (`load_or_exit`).
+
+A secret (`setting(..., from_file=True)`) may instead be read from the file that `<NAME>_FILE`
+names, as container platforms hand secrets over as files (compose volumes, Kubernetes Secrets).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class Variable:
     min_length: int = 0
     # The prefixes a URL must start with.
     schemes: tuple[str, ...] = ()
+    # Also read from the file named by `<name>_FILE` (surrounding whitespace dropped).
+    from_file: bool = False
 
 
 _VARIABLE = "nudge.variable"
@@ -51,9 +56,9 @@ _GROUP = "nudge.group"
 
 def setting(name: str, default: Any = MISSING, *, fallback: tuple[str, ...] = (), low: float | None = None,
             high: float | None = None, choices: tuple[str, ...] = (), min_length: int = 0,
-            schemes: tuple[str, ...] = ()) -> Any:
+            schemes: tuple[str, ...] = (), from_file: bool = False) -> Any:
     """A dataclass field read from the variable `name` (else from those in `fallback`)."""
-    variable = Variable((name, *fallback), default, low, high, choices, min_length, schemes)
+    variable = Variable((name, *fallback), default, low, high, choices, min_length, schemes, from_file)
     if default is MISSING or isinstance(default, Mapping):
         return field(metadata={_VARIABLE: variable})
     return field(default=default, metadata={_VARIABLE: variable})
@@ -93,15 +98,34 @@ def _value(variable: Variable, kind: type, env: Mapping[str, str], service: str 
     names = [n.format(SERVICE=service.upper()) if "{" in n else n for n in variable.names]
     for name in names:
         raw = env.get(name, "").strip()
+        path = env.get(name + "_FILE", "").strip() if variable.from_file else ""
+        if raw and path:
+            raise ConfigError(f"set {name} or {name}_FILE, not both")
+        if path:
+            name, raw = name + "_FILE", _read_file(name + "_FILE", path)
         if raw:
             return _checked(variable, name, _parse(kind, name, raw))
     default = variable.default
     if isinstance(default, Mapping):
         default = default[service]
     if default is MISSING:
+        if variable.from_file:
+            names = [*(n + "_FILE" for n in names), *names]
         others = f" (or {', '.join(names[:-1])})" if len(names) > 1 else ""
         raise ConfigError(f"{names[-1]}{others} is required but not set")
     return default
+
+
+def _read_file(name: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = f.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ConfigError(f"{name}: cannot read {path}: {reason}") from None
+    if not raw:
+        raise ConfigError(f"{name}: {path} is empty")
+    return raw
 
 
 def _parse(kind: type, name: str, raw: str) -> Any:
@@ -186,7 +210,7 @@ class ServiceSettings:
     port: int = setting("NUDGE_{SERVICE}_PORT", DEFAULT_PORTS, low=0, high=65535)
     # 0 disables the metrics endpoint.
     metrics_port: int = setting("NUDGE_{SERVICE}_METRICS_PORT", DEFAULT_METRICS_PORTS, low=0, high=65535)
-    internal_token: str = setting("NUDGE_INTERNAL_TOKEN", min_length=16)
+    internal_token: str = setting("NUDGE_INTERNAL_TOKEN", min_length=16, from_file=True)
     peers: Mapping[str, str]
     log: LogSettings = group(LogSettings)
     user_tokens: UserTokenSettings = group(UserTokenSettings)
