@@ -342,3 +342,14 @@ def test_the_dev_database_takes_only_nudge_pods() -> None:
     assert allowed(docs, pod(docs, "migrate"), "postgres", 5432)
     assert not allowed(docs, pod(docs, "edge"), "postgres", 5432)
     assert not allowed(docs, OUTSIDE, "postgres", 5432)
+
+
+def test_ingestion_refuses_calls_before_its_memory_limit_kills_it(overlay) -> None:
+    _name, docs = overlay
+    c = container(objects(docs, "Deployment")["ingestion"])
+    limit = c["resources"]["limits"]["memory"]
+    units = {"Mi": 1, "Gi": 1024}
+    limit_mb = int(limit[:-2]) * units[limit[-2:]]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    bound = int(env["NUDGE_INGESTION_MAX_MEMORY_MB"])
+    assert 0 < bound <= limit_mb * 0.8, (bound, limit)
