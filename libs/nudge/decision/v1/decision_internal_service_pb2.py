@@ -29,15 +29,15 @@ from nudge.common.v1 import common_pb2 as nudge_dot_common_dot_v1_dot_common__pb
 from nudge.decision.v1 import decision_service_pb2 as nudge_dot_decision_dot_v1_dot_decision__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1nudge/decision/v1/decision_internal_service.proto\x12\x11nudge.decision.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnudge/common/v1/common.proto\x1a(nudge/decision/v1/decision_service.proto\"t\n\x12\x41pplyEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12&\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x16.nudge.common.v1.Event\x12&\n\x04span\x18\x03 \x01(\x0b\x32\x18.nudge.common.v1.LogSpan\",\n\x13\x41pplyEventsResponse\x12\x15\n\rapplied_count\x18\x01 \x01(\r\"\x98\x01\n\nUserChange\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x1b\n\x13\x65ntered_segment_ids\x18\x02 \x03(\t\x12\x1a\n\x12\x65xited_segment_ids\x18\x03 \x03(\t\x12-\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x1c.nudge.common.v1.UserContext\x12\x11\n\tchange_id\x18\x05 \x01(\t\"s\n\x17\x41pplyUserChangesRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12.\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1d.nudge.decision.v1.UserChange\x12\x18\n\x10segments_changed\x18\x03 \x01(\x08\"\x1a\n\x18\x41pplyUserChangesResponse\"\xb7\x01\n\rDecideRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x32\n\x07\x63ontext\x18\x03 \x01(\x0b\x32!.nudge.decision.v1.RequestContext\x12\r\n\x05limit\x18\x04 \x01(\r\x12,\n\x07pending\x18\x05 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12\x14\n\x0cpending_only\x18\x06 \x01(\x08\"\xda\x02\n\x08\x44\x65\x63ision\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x18\n\x10\x63\x61mpaign_version\x18\x03 \x01(\r\x12\x12\n\nvariant_id\x18\x04 \x01(\t\x12\x30\n\x07\x63ontent\x18\x05 \x01(\x0b\x32\x1f.nudge.common.v1.MessageContent\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x10\x65vent_properties\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x19\n\x11\x63onversion_events\x18\t \x03(\t\x12\x36\n\x13\x63onversion_deadline\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\"\xf3\x01\n\x0e\x44\x65\x63ideResponse\x12.\n\tdecisions\x18\x01 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12*\n\x04user\x18\x02 \x01(\x0b\x32\x1c.nudge.common.v1.UserContext\x12\x36\n\x11\x63ontrol_exposures\x18\x03 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12\x32\n\x07\x64ropped\x18\x05 \x03(\x0b\x32!.nudge.decision.v1.DroppedMessageJ\x04\x08\x04\x10\x05R\x13\x64ropped_message_ids\"S\n\x0e\x44roppedMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12-\n\x06reason\x18\x02 \x01(\x0e\x32\x1d.nudge.decision.v1.DropReason\"H\n\x12\x44\x65\x63ideBatchRequest\x12\x32\n\x08requests\x18\x01 \x03(\x0b\x32 .nudge.decision.v1.DecideRequest\"G\n\x13\x44\x65\x63ideBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.nudge.decision.v1.DecideResult\"\x80\x01\n\x0c\x44\x65\x63ideResult\x12\x35\n\x08response\x18\x01 \x01(\x0b\x32!.nudge.decision.v1.DecideResponseH\x00\x12/\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1e.nudge.decision.v1.DecideErrorH\x00\x42\x08\n\x06result\",\n\x0b\x44\x65\x63ideError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"3\n\x10\x45raseUserRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x13\n\x11\x45raseUserResponse\"C\n\x1cGetCampaignDefinitionRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\"N\n\x1dGetCampaignDefinitionResponse\x12-\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1b.nudge.decision.v1.Campaign\"R\n\x1aReleaseReservationsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x03 \x03(\t\"5\n\x1bReleaseReservationsResponse\x12\x16\n\x0ereleased_count\x18\x01 \x01(\r\"B\n\x1c\x43\x61mpaignsUsingSegmentRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x12\n\nsegment_id\x18\x02 \x01(\t\"l\n\x14\x43\x61mpaignUsingSegment\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.nudge.decision.v1.CampaignStatus\"[\n\x1d\x43\x61mpaignsUsingSegmentResponse\x12:\n\tcampaigns\x18\x01 \x03(\x0b\x32\'.nudge.decision.v1.CampaignUsingSegment*\x93\x02\n\nDropReason\x12\x1b\n\x17\x44ROP_REASON_UNSPECIFIED\x10\x00\x12$\n DROP_REASON_CAMPAIGN_NOT_RUNNING\x10\x01\x12\x1f\n\x1b\x44ROP_REASON_NOT_IN_AUDIENCE\x10\x02\x12\x1e\n\x1a\x44ROP_REASON_OUTSIDE_WINDOW\x10\x03\x12\x1b\n\x17\x44ROP_REASON_QUIET_HOURS\x10\x04\x12\x16\n\x12\x44ROP_REASON_CAPPED\x10\x05\x12\x1d\n\x19\x44ROP_REASON_RENDER_FAILED\x10\x06\x12\x15\n\x11\x44ROP_REASON_OTHER\x10\x07\x12\x16\n\x12\x44ROP_REASON_FAILED\x10\x08\x32\xd7\x06\n\x17\x44\x65\x63isionInternalService\x12\\\n\x0b\x41pplyEvents\x12%.nudge.decision.v1.ApplyEventsRequest\x1a&.nudge.decision.v1.ApplyEventsResponse\x12k\n\x10\x41pplyUserChanges\x12*.nudge.decision.v1.ApplyUserChangesRequest\x1a+.nudge.decision.v1.ApplyUserChangesResponse\x12M\n\x06\x44\x65\x63ide\x12 .nudge.decision.v1.DecideRequest\x1a!.nudge.decision.v1.DecideResponse\x12\\\n\x0b\x44\x65\x63ideBatch\x12%.nudge.decision.v1.DecideBatchRequest\x1a&.nudge.decision.v1.DecideBatchResponse\x12V\n\tEraseUser\x12#.nudge.decision.v1.EraseUserRequest\x1a$.nudge.decision.v1.EraseUserResponse\x12z\n\x15GetCampaignDefinition\x12/.nudge.decision.v1.GetCampaignDefinitionRequest\x1a\x30.nudge.decision.v1.GetCampaignDefinitionResponse\x12t\n\x13ReleaseReservations\x12-.nudge.decision.v1.ReleaseReservationsRequest\x1a..nudge.decision.v1.ReleaseReservationsResponse\x12z\n\x15\x43\x61mpaignsUsingSegment\x12/.nudge.decision.v1.CampaignsUsingSegmentRequest\x1a\x30.nudge.decision.v1.CampaignsUsingSegmentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1nudge/decision/v1/decision_internal_service.proto\x12\x11nudge.decision.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnudge/common/v1/common.proto\x1a(nudge/decision/v1/decision_service.proto\"t\n\x12\x41pplyEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12&\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x16.nudge.common.v1.Event\x12&\n\x04span\x18\x03 \x01(\x0b\x32\x18.nudge.common.v1.LogSpan\",\n\x13\x41pplyEventsResponse\x12\x15\n\rapplied_count\x18\x01 \x01(\r\"\x98\x01\n\nUserChange\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x1b\n\x13\x65ntered_segment_ids\x18\x02 \x03(\t\x12\x1a\n\x12\x65xited_segment_ids\x18\x03 \x03(\t\x12-\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x1c.nudge.common.v1.UserContext\x12\x11\n\tchange_id\x18\x05 \x01(\t\"s\n\x17\x41pplyUserChangesRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12.\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1d.nudge.decision.v1.UserChange\x12\x18\n\x10segments_changed\x18\x03 \x01(\x08\"\x1a\n\x18\x41pplyUserChangesResponse\"\xb7\x01\n\rDecideRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x32\n\x07\x63ontext\x18\x03 \x01(\x0b\x32!.nudge.decision.v1.RequestContext\x12\r\n\x05limit\x18\x04 \x01(\r\x12,\n\x07pending\x18\x05 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12\x14\n\x0cpending_only\x18\x06 \x01(\x08\"\xe8\x02\n\x08\x44\x65\x63ision\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x18\n\x10\x63\x61mpaign_version\x18\x03 \x01(\r\x12\x12\n\nvariant_id\x18\x04 \x01(\t\x12\x30\n\x07\x63ontent\x18\x05 \x01(\x0b\x32\x1f.nudge.common.v1.MessageContent\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x10\x65vent_properties\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x19\n\x11\x63onversion_events\x18\t \x03(\t\x12\x36\n\x13\x63onversion_deadline\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04test\x18\x0b \x01(\x08\"\xf3\x01\n\x0e\x44\x65\x63ideResponse\x12.\n\tdecisions\x18\x01 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12*\n\x04user\x18\x02 \x01(\x0b\x32\x1c.nudge.common.v1.UserContext\x12\x36\n\x11\x63ontrol_exposures\x18\x03 \x03(\x0b\x32\x1b.nudge.decision.v1.Decision\x12\x32\n\x07\x64ropped\x18\x05 \x03(\x0b\x32!.nudge.decision.v1.DroppedMessageJ\x04\x08\x04\x10\x05R\x13\x64ropped_message_ids\"S\n\x0e\x44roppedMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12-\n\x06reason\x18\x02 \x01(\x0e\x32\x1d.nudge.decision.v1.DropReason\"H\n\x12\x44\x65\x63ideBatchRequest\x12\x32\n\x08requests\x18\x01 \x03(\x0b\x32 .nudge.decision.v1.DecideRequest\"G\n\x13\x44\x65\x63ideBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.nudge.decision.v1.DecideResult\"\x80\x01\n\x0c\x44\x65\x63ideResult\x12\x35\n\x08response\x18\x01 \x01(\x0b\x32!.nudge.decision.v1.DecideResponseH\x00\x12/\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1e.nudge.decision.v1.DecideErrorH\x00\x42\x08\n\x06result\",\n\x0b\x44\x65\x63ideError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"3\n\x10\x45raseUserRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x13\n\x11\x45raseUserResponse\"C\n\x1cGetCampaignDefinitionRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\"a\n\x1dGetCampaignDefinitionResponse\x12-\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1b.nudge.decision.v1.Campaign\x12\x11\n\ttime_zone\x18\x02 \x01(\t\"R\n\x1aReleaseReservationsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x03 \x03(\t\"5\n\x1bReleaseReservationsResponse\x12\x16\n\x0ereleased_count\x18\x01 \x01(\r\"B\n\x1c\x43\x61mpaignsUsingSegmentRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x12\n\nsegment_id\x18\x02 \x01(\t\"l\n\x14\x43\x61mpaignUsingSegment\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.nudge.decision.v1.CampaignStatus\"[\n\x1d\x43\x61mpaignsUsingSegmentResponse\x12:\n\tcampaigns\x18\x01 \x03(\x0b\x32\'.nudge.decision.v1.CampaignUsingSegment*\x93\x02\n\nDropReason\x12\x1b\n\x17\x44ROP_REASON_UNSPECIFIED\x10\x00\x12$\n DROP_REASON_CAMPAIGN_NOT_RUNNING\x10\x01\x12\x1f\n\x1b\x44ROP_REASON_NOT_IN_AUDIENCE\x10\x02\x12\x1e\n\x1a\x44ROP_REASON_OUTSIDE_WINDOW\x10\x03\x12\x1b\n\x17\x44ROP_REASON_QUIET_HOURS\x10\x04\x12\x16\n\x12\x44ROP_REASON_CAPPED\x10\x05\x12\x1d\n\x19\x44ROP_REASON_RENDER_FAILED\x10\x06\x12\x15\n\x11\x44ROP_REASON_OTHER\x10\x07\x12\x16\n\x12\x44ROP_REASON_FAILED\x10\x08\x32\xd7\x06\n\x17\x44\x65\x63isionInternalService\x12\\\n\x0b\x41pplyEvents\x12%.nudge.decision.v1.ApplyEventsRequest\x1a&.nudge.decision.v1.ApplyEventsResponse\x12k\n\x10\x41pplyUserChanges\x12*.nudge.decision.v1.ApplyUserChangesRequest\x1a+.nudge.decision.v1.ApplyUserChangesResponse\x12M\n\x06\x44\x65\x63ide\x12 .nudge.decision.v1.DecideRequest\x1a!.nudge.decision.v1.DecideResponse\x12\\\n\x0b\x44\x65\x63ideBatch\x12%.nudge.decision.v1.DecideBatchRequest\x1a&.nudge.decision.v1.DecideBatchResponse\x12V\n\tEraseUser\x12#.nudge.decision.v1.EraseUserRequest\x1a$.nudge.decision.v1.EraseUserResponse\x12z\n\x15GetCampaignDefinition\x12/.nudge.decision.v1.GetCampaignDefinitionRequest\x1a\x30.nudge.decision.v1.GetCampaignDefinitionResponse\x12t\n\x13ReleaseReservations\x12-.nudge.decision.v1.ReleaseReservationsRequest\x1a..nudge.decision.v1.ReleaseReservationsResponse\x12z\n\x15\x43\x61mpaignsUsingSegment\x12/.nudge.decision.v1.CampaignsUsingSegmentRequest\x1a\x30.nudge.decision.v1.CampaignsUsingSegmentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'nudge.decision.v1.decision_internal_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DROPREASON']._serialized_start=2527
-  _globals['_DROPREASON']._serialized_end=2802
+  _globals['_DROPREASON']._serialized_start=2560
+  _globals['_DROPREASON']._serialized_end=2835
   _globals['_APPLYEVENTSREQUEST']._serialized_start=239
   _globals['_APPLYEVENTSREQUEST']._serialized_end=355
   _globals['_APPLYEVENTSRESPONSE']._serialized_start=357
@@ -51,37 +51,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECIDEREQUEST']._serialized_start=704
   _globals['_DECIDEREQUEST']._serialized_end=887
   _globals['_DECISION']._serialized_start=890
-  _globals['_DECISION']._serialized_end=1236
-  _globals['_DECIDERESPONSE']._serialized_start=1239
-  _globals['_DECIDERESPONSE']._serialized_end=1482
-  _globals['_DROPPEDMESSAGE']._serialized_start=1484
-  _globals['_DROPPEDMESSAGE']._serialized_end=1567
-  _globals['_DECIDEBATCHREQUEST']._serialized_start=1569
-  _globals['_DECIDEBATCHREQUEST']._serialized_end=1641
-  _globals['_DECIDEBATCHRESPONSE']._serialized_start=1643
-  _globals['_DECIDEBATCHRESPONSE']._serialized_end=1714
-  _globals['_DECIDERESULT']._serialized_start=1717
-  _globals['_DECIDERESULT']._serialized_end=1845
-  _globals['_DECIDEERROR']._serialized_start=1847
-  _globals['_DECIDEERROR']._serialized_end=1891
-  _globals['_ERASEUSERREQUEST']._serialized_start=1893
-  _globals['_ERASEUSERREQUEST']._serialized_end=1944
-  _globals['_ERASEUSERRESPONSE']._serialized_start=1946
-  _globals['_ERASEUSERRESPONSE']._serialized_end=1965
-  _globals['_GETCAMPAIGNDEFINITIONREQUEST']._serialized_start=1967
-  _globals['_GETCAMPAIGNDEFINITIONREQUEST']._serialized_end=2034
-  _globals['_GETCAMPAIGNDEFINITIONRESPONSE']._serialized_start=2036
-  _globals['_GETCAMPAIGNDEFINITIONRESPONSE']._serialized_end=2114
-  _globals['_RELEASERESERVATIONSREQUEST']._serialized_start=2116
-  _globals['_RELEASERESERVATIONSREQUEST']._serialized_end=2198
-  _globals['_RELEASERESERVATIONSRESPONSE']._serialized_start=2200
-  _globals['_RELEASERESERVATIONSRESPONSE']._serialized_end=2253
-  _globals['_CAMPAIGNSUSINGSEGMENTREQUEST']._serialized_start=2255
-  _globals['_CAMPAIGNSUSINGSEGMENTREQUEST']._serialized_end=2321
-  _globals['_CAMPAIGNUSINGSEGMENT']._serialized_start=2323
-  _globals['_CAMPAIGNUSINGSEGMENT']._serialized_end=2431
-  _globals['_CAMPAIGNSUSINGSEGMENTRESPONSE']._serialized_start=2433
-  _globals['_CAMPAIGNSUSINGSEGMENTRESPONSE']._serialized_end=2524
-  _globals['_DECISIONINTERNALSERVICE']._serialized_start=2805
-  _globals['_DECISIONINTERNALSERVICE']._serialized_end=3660
+  _globals['_DECISION']._serialized_end=1250
+  _globals['_DECIDERESPONSE']._serialized_start=1253
+  _globals['_DECIDERESPONSE']._serialized_end=1496
+  _globals['_DROPPEDMESSAGE']._serialized_start=1498
+  _globals['_DROPPEDMESSAGE']._serialized_end=1581
+  _globals['_DECIDEBATCHREQUEST']._serialized_start=1583
+  _globals['_DECIDEBATCHREQUEST']._serialized_end=1655
+  _globals['_DECIDEBATCHRESPONSE']._serialized_start=1657
+  _globals['_DECIDEBATCHRESPONSE']._serialized_end=1728
+  _globals['_DECIDERESULT']._serialized_start=1731
+  _globals['_DECIDERESULT']._serialized_end=1859
+  _globals['_DECIDEERROR']._serialized_start=1861
+  _globals['_DECIDEERROR']._serialized_end=1905
+  _globals['_ERASEUSERREQUEST']._serialized_start=1907
+  _globals['_ERASEUSERREQUEST']._serialized_end=1958
+  _globals['_ERASEUSERRESPONSE']._serialized_start=1960
+  _globals['_ERASEUSERRESPONSE']._serialized_end=1979
+  _globals['_GETCAMPAIGNDEFINITIONREQUEST']._serialized_start=1981
+  _globals['_GETCAMPAIGNDEFINITIONREQUEST']._serialized_end=2048
+  _globals['_GETCAMPAIGNDEFINITIONRESPONSE']._serialized_start=2050
+  _globals['_GETCAMPAIGNDEFINITIONRESPONSE']._serialized_end=2147
+  _globals['_RELEASERESERVATIONSREQUEST']._serialized_start=2149
+  _globals['_RELEASERESERVATIONSREQUEST']._serialized_end=2231
+  _globals['_RELEASERESERVATIONSRESPONSE']._serialized_start=2233
+  _globals['_RELEASERESERVATIONSRESPONSE']._serialized_end=2286
+  _globals['_CAMPAIGNSUSINGSEGMENTREQUEST']._serialized_start=2288
+  _globals['_CAMPAIGNSUSINGSEGMENTREQUEST']._serialized_end=2354
+  _globals['_CAMPAIGNUSINGSEGMENT']._serialized_start=2356
+  _globals['_CAMPAIGNUSINGSEGMENT']._serialized_end=2464
+  _globals['_CAMPAIGNSUSINGSEGMENTRESPONSE']._serialized_start=2466
+  _globals['_CAMPAIGNSUSINGSEGMENTRESPONSE']._serialized_end=2557
+  _globals['_DECISIONINTERNALSERVICE']._serialized_start=2838
+  _globals['_DECISIONINTERNALSERVICE']._serialized_end=3693
 # @@protoc_insertion_point(module_scope)

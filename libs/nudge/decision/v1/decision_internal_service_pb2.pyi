@@ -96,7 +96,7 @@ class DecideRequest(_message.Message):
     def __init__(self, app_id: _Optional[str] = ..., user_id: _Optional[str] = ..., context: _Optional[_Union[_decision_service_pb2.RequestContext, _Mapping]] = ..., limit: _Optional[int] = ..., pending: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., pending_only: _Optional[bool] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("message_id", "campaign_id", "campaign_version", "variant_id", "content", "locale", "expire_time", "event_properties", "conversion_events", "conversion_deadline")
+    __slots__ = ("message_id", "campaign_id", "campaign_version", "variant_id", "content", "locale", "expire_time", "event_properties", "conversion_events", "conversion_deadline", "test")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +107,7 @@ class Decision(_message.Message):
     EVENT_PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     CONVERSION_EVENTS_FIELD_NUMBER: _ClassVar[int]
     CONVERSION_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     campaign_id: str
     campaign_version: int
@@ -117,7 +118,8 @@ class Decision(_message.Message):
     event_properties: _struct_pb2.Struct
     conversion_events: _containers.RepeatedScalarFieldContainer[str]
     conversion_deadline: _duration_pb2.Duration
-    def __init__(self, message_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., locale: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., conversion_events: _Optional[_Iterable[str]] = ..., conversion_deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    test: bool
+    def __init__(self, message_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., locale: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., conversion_events: _Optional[_Iterable[str]] = ..., conversion_deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., test: _Optional[bool] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
     __slots__ = ("decisions", "user", "control_exposures", "dropped")
@@ -188,10 +190,12 @@ class GetCampaignDefinitionRequest(_message.Message):
     def __init__(self, app_id: _Optional[str] = ..., campaign_id: _Optional[str] = ...) -> None: ...
 
 class GetCampaignDefinitionResponse(_message.Message):
-    __slots__ = ("campaign",)
+    __slots__ = ("campaign", "time_zone")
     CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
     campaign: _decision_service_pb2.Campaign
-    def __init__(self, campaign: _Optional[_Union[_decision_service_pb2.Campaign, _Mapping]] = ...) -> None: ...
+    time_zone: str
+    def __init__(self, campaign: _Optional[_Union[_decision_service_pb2.Campaign, _Mapping]] = ..., time_zone: _Optional[str] = ...) -> None: ...
 
 class ReleaseReservationsRequest(_message.Message):
     __slots__ = ("app_id", "user_id", "message_ids")

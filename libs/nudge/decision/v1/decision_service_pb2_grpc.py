@@ -27,6 +27,11 @@ if _version_not_supported:
 
 class DecisionServiceStub:
     """The public API for campaigns and app-wide delivery rules.
+
+    Upsert by key is left to the client (there is no Upsert RPC): GetCampaign with `key`;
+    NOT_FOUND means CreateCampaign with that `campaign.key`, else UpdateCampaign with the id
+    and `expected_version` found. Two clients racing are safe: the second CreateCampaign is
+    ALREADY_EXISTS and the second UpdateCampaign ABORTED, and either retries from the Get.
     """
 
     def __init__(self, channel):
@@ -84,23 +89,31 @@ class DecisionServiceStub:
 
 class DecisionServiceServicer:
     """The public API for campaigns and app-wide delivery rules.
+
+    Upsert by key is left to the client (there is no Upsert RPC): GetCampaign with `key`;
+    NOT_FOUND means CreateCampaign with that `campaign.key`, else UpdateCampaign with the id
+    and `expected_version` found. Two clients racing are safe: the second CreateCampaign is
+    ALREADY_EXISTS and the second UpdateCampaign ABORTED, and either retries from the Get.
     """
 
     def CreateCampaign(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """ALREADY_EXISTS when `campaign.key` is another non-archived campaign's of the app.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateCampaign(self, request, context):
         """Saves a new version of the campaign; messages record the version they came from.
+        ALREADY_EXISTS when `campaign.key` is another non-archived campaign's of the app.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCampaign(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """By id, or by key (the non-archived campaign with that key). NOT_FOUND when none.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -204,6 +217,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class DecisionService:
     """The public API for campaigns and app-wide delivery rules.
+
+    Upsert by key is left to the client (there is no Upsert RPC): GetCampaign with `key`;
+    NOT_FOUND means CreateCampaign with that `campaign.key`, else UpdateCampaign with the id
+    and `expected_version` found. Two clients racing are safe: the second CreateCampaign is
+    ALREADY_EXISTS and the second UpdateCampaign ABORTED, and either retries from the Get.
     """
 
     @staticmethod
