@@ -12,7 +12,7 @@ not shown at all (`RenderError`), never half-rendered.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -127,13 +127,41 @@ def _plain(value: struct_pb2.Value) -> Any:
     return getattr(value, kind) if kind and kind != "null_value" else None
 
 
-def render(content: common_pb2.MessageContent, variables: dict[str, Any]) -> common_pb2.MessageContent:
-    """A rendered copy of the content; raises RenderError naming the first failing field."""
+def _render_each(content: common_pb2.MessageContent, variables: dict[str, Any],
+                 failed: Callable[[RenderError], None]) -> common_pb2.MessageContent:
+    """A copy of the content with every templated field rendered, field by field; a field
+    that fails is handed to `failed` (which may raise) and keeps its template text."""
     out = common_pb2.MessageContent()
     out.CopyFrom(content)
     for path, msg, attr in _text_paths(out):
-        setattr(msg, attr, _render(getattr(msg, attr), variables, path))
+        try:
+            setattr(msg, attr, _render(getattr(msg, attr), variables, path))
+        except RenderError as exc:
+            failed(exc)
     for key, value in out.custom_data.fields.items():
         for path, leaf in _struct_strings(value, f"custom_data.{key}"):
-            leaf.string_value = _render(leaf.string_value, variables, path)
+            try:
+                leaf.string_value = _render(leaf.string_value, variables, path)
+            except RenderError as exc:
+                failed(exc)
     return out
+
+
+def _raise(exc: RenderError) -> None:
+    raise exc
+
+
+def render(content: common_pb2.MessageContent, variables: dict[str, Any]) -> common_pb2.MessageContent:
+    """A rendered copy of the content; raises RenderError naming the first failing field."""
+    return _render_each(content, variables, _raise)
+
+
+def render_report(content: common_pb2.MessageContent,
+                  variables: dict[str, Any]) -> tuple[common_pb2.MessageContent, list[tuple[str, str]]]:
+    """What `render` does, without stopping at a failure: the content with every field that
+    renders rendered (a failing one keeps its template text), and (field, problem) for each
+    that fails, in field order. For previews: production shows no message with a problem."""
+    problems: list[tuple[str, str]] = []
+    out = _render_each(content, variables,
+                       lambda exc: problems.append((exc.field, str(exc.__cause__).splitlines()[0])))
+    return out, problems

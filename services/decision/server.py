@@ -31,7 +31,7 @@ POLICY = AccessPolicy({
     name: Scope.ADMIN
     for name in ("CreateCampaign", "UpdateCampaign", "GetCampaign", "ListCampaigns", "SetCampaignStatus",
                  "ExplainDecision", "ListPendingSends", "GetAppSettings", "UpdateAppSettings",
-                 "AddUserTokenKey", "ListUserTokenKeys", "RevokeUserTokenKey")
+                 "AddUserTokenKey", "ListUserTokenKeys", "RevokeUserTokenKey", "PreviewMessage", "SendTestMessage")
 })
 
 
@@ -50,7 +50,8 @@ async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
     replays = Replays(host.pool, "request_responses", timedelta(hours=settings.request_id_window_hours), host.clock)
     kept = [replays.retention(), *settings.retentions()]
     host.run_in_background(prune_loop(host.pool, host.clock, kept, settings.maintenance_interval_seconds), "prune")
-    decision_service_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(decider, replays, host.peers["segmentation"]), host.server)
+    decision_service_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(
+        decider, replays, host.peers["segmentation"], host.peers["delivery"]), host.server)
     decision_internal_service_pb2_grpc.add_DecisionInternalServiceServicer_to_server(
         DecisionInternalServicer(decider), host.server)
     user_token_key_service_pb2_grpc.add_UserTokenKeyServiceServicer_to_server(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime
 
 import asyncpg
@@ -10,23 +11,29 @@ import grpc
 import structlog
 from google.protobuf import timestamp_pb2
 
+from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_internal_service_pb2_grpc as internal_grpc
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.decision.v1 import decision_service_pb2_grpc as pb_grpc
+from nudge.delivery.v1 import delivery_internal_service_pb2 as delivery_pb
+from nudge.delivery.v1 import delivery_internal_service_pb2_grpc as delivery_grpc
 from nudge.segmentation.v1 import segmentation_internal_service_pb2 as seg_pb
 from nudge.segmentation.v1 import segmentation_internal_service_pb2_grpc as seg_grpc
 from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
 from nudgelib.db import unreachable
-from nudgelib.errors import Aborted, FieldViolation, InvalidArgument, NotFound, NudgeError
+from nudgelib import templates
+from nudgelib.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, NudgeError
 from nudgelib.eventlog import positions
+from nudgelib.keys import key_problems
 from nudgelib.pagination import decode_token, encode_token, page_size
-from nudgelib.protoconv import to_datetime
+from nudgelib.protoconv import to_datetime, to_timedelta, to_timestamp
 from nudgelib.replay import Remember, Replays, keeping
 from nudgelib.timezones import is_valid_time_zone
-from services.decision import store
+from services.decision import preview, store
 from services.decision.decider import Decider
+from services.decision.model import DEFAULT_TTL
 from services.decision.references import segment_references, uses_segment
 from services.decision.validation import campaign_violations, settings_violations
 
@@ -36,11 +43,13 @@ MAX_BATCH = 256
 
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
-    def __init__(self, decider: Decider, replays: Replays, segmentation: Peer) -> None:
+    def __init__(self, decider: Decider, replays: Replays, segmentation: Peer, delivery: Peer) -> None:
         self._d = decider
         self._replays = replays
         self._segmentation = segmentation
         self._segments = seg_grpc.SegmentationInternalServiceStub(segmentation.channel)
+        self._delivery = delivery
+        self._inboxes = delivery_grpc.DeliveryInternalServiceStub(delivery.channel)
 
     async def _check_segments(self, app_id: str, campaign: pb.Campaign) -> None:
         """Every segment the campaign names is one of the app's: segmentation answers for
@@ -96,16 +105,26 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
 
     async def GetCampaign(self, request: pb.GetCampaignRequest, context) -> pb.GetCampaignResponse:
         app_id = current_app_id()
-        if not request.campaign_id:
-            raise InvalidArgument.field("campaign_id", "is required")
-        campaign = await store.get_campaign(self._d.pool, app_id, request.campaign_id, request.version)
+        if request.campaign_id and request.key:
+            raise InvalidArgument.field("key", "give campaign_id or key, not both")
+        campaign_id = request.campaign_id
+        if request.key:
+            _check_key(request.key)
+            campaign_id = await store.campaign_id_by_key(self._d.pool, app_id, request.key)
+            if campaign_id is None:
+                raise NotFound(f"no campaign with key {request.key!r} that is not archived")
+        elif not campaign_id:
+            raise InvalidArgument.field("campaign_id", "is required (or key)")
+        campaign = await store.get_campaign(self._d.pool, app_id, campaign_id, request.version)
         if campaign is None:
-            raise NotFound(f"campaign {request.campaign_id!r} (version {request.version or 'latest'}) not found")
+            raise NotFound(f"campaign {campaign_id!r} (version {request.version or 'latest'}) not found")
         return pb.GetCampaignResponse(campaign=campaign)
 
     async def ListCampaigns(self, request: pb.ListCampaignsRequest, context) -> pb.ListCampaignsResponse:
         size = page_size(request.page_size)
-        rows = await store.list_campaigns(self._d.pool, current_app_id(), request.page_token, size + 1, request.status)
+        _check_key(request.key)
+        rows = await store.list_campaigns(self._d.pool, current_app_id(), request.page_token, size + 1, request.status,
+                                          request.key)
         more = len(rows) > size
         rows = rows[:size]
         return pb.ListCampaignsResponse(campaigns=rows, next_page_token=rows[-1].id if more else "")
@@ -146,6 +165,62 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         sends = sends[:size]
         token = encode_token(sends[-1].trigger_time.ToJsonString(), sends[-1].id) if more else ""
         return pb.ListPendingSendsResponse(pending_sends=sends, next_page_token=token)
+
+    async def _message_of(self, app_id: str, campaign_id: str, version: int, variant_id: str, locale: str,
+                          user_id: str, attributes=None) -> tuple[pb.Campaign, pb.Variant, pb.LocalizedContent,
+                                                                  common_pb2.UserContext]:
+        """The campaign (at `version`, 0 the latest), the variant and content a pull would
+        show `user_id` (segmentation's context, `attributes` over it), and that context."""
+        campaign = await store.get_campaign(self._d.pool, app_id, campaign_id, version)
+        if campaign is None:
+            raise NotFound(f"campaign {campaign_id!r} (version {version or 'latest'}) not found")
+        variant = preview.variant_of(campaign, variant_id)
+        if variant is None:
+            raise InvalidArgument.field("variant_id", f"the campaign has no variant {variant_id!r}")
+        known = await self._d.contexts.get(app_id, user_id, fresh=True) if user_id else common_pb2.UserContext()
+        user = preview.preview_user(known, user_id, attributes or {})
+        settings = (await self._d.catalog.get(app_id)).settings
+        return campaign, variant, preview.content_for(variant, locale, user, settings), user
+
+    async def PreviewMessage(self, request: pb.PreviewMessageRequest, context) -> pb.PreviewMessageResponse:
+        problems = preview.request_problems(request.campaign_id, request.user_id, request.locale, False,
+                                            len(request.attributes))
+        if problems:
+            raise InvalidArgument(problems)
+        campaign, variant, chosen, user = await self._message_of(
+            current_app_id(), request.campaign_id, request.version, request.variant_id, request.locale,
+            request.user_id, request.attributes)
+        rendered, errors = templates.render_report(chosen.content, templates.variables(
+            user, request.event_properties if request.HasField("event_properties") else None))
+        return pb.PreviewMessageResponse(
+            campaign_id=campaign.id, campaign_version=campaign.version, variant_id=variant.id, locale=chosen.locale,
+            content=rendered, errors=[pb.TemplateError(field=f, message=m) for f, m in errors], user=user)
+
+    async def SendTestMessage(self, request: pb.SendTestMessageRequest, context) -> pb.SendTestMessageResponse:
+        app_id = current_app_id()
+        problems = preview.request_problems(request.campaign_id, request.user_id, request.locale, True)
+        if problems:
+            raise InvalidArgument(problems)
+        campaign, variant, chosen, user = await self._message_of(
+            app_id, request.campaign_id, 0, request.variant_id, request.locale, request.user_id)
+        event = request.event_properties if request.HasField("event_properties") else None
+        try:
+            # Delivery's own rendering, here: a test message goes to the client without a Decide.
+            content = templates.render(chosen.content, templates.variables(user, event))
+        except templates.RenderError as exc:
+            raise FailedPrecondition(f"the template of {exc.field} failed for user {request.user_id!r}: "
+                                     f"{str(exc.__cause__).splitlines()[0]}; nothing was sent") from None
+        now = self._d.clock.now()
+        message = internal_pb.Decision(
+            message_id=f"test_{uuid.uuid4().hex}", campaign_id=campaign.id, campaign_version=campaign.version,
+            variant_id=variant.id, content=content, locale=chosen.locale,
+            expire_time=to_timestamp(now + (to_timedelta(campaign.message_ttl) or DEFAULT_TTL)), test=True)
+        if event is not None:
+            message.event_properties.CopyFrom(event)
+        await self._delivery.call(self._inboxes.EnqueueMessages, delivery_pb.EnqueueMessagesRequest(
+            app_id=app_id, user_id=request.user_id, decisions=[message]))
+        return pb.SendTestMessageResponse(message_id=message.message_id, variant_id=variant.id, locale=chosen.locale,
+                                          content=content, expire_time=message.expire_time)
 
     async def GetAppSettings(self, request: pb.GetAppSettingsRequest, context) -> pb.GetAppSettingsResponse:
         return pb.GetAppSettingsResponse(settings=await store.get_settings(self._d.pool, current_app_id()))
@@ -223,7 +298,9 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
     async def GetCampaignDefinition(self, request: internal_pb.GetCampaignDefinitionRequest,
                                     context) -> internal_pb.GetCampaignDefinitionResponse:
         campaign = await _existing(self._d.pool, request.app_id, request.campaign_id, "campaign_id")
-        return internal_pb.GetCampaignDefinitionResponse(campaign=campaign)
+        catalog = await self._d.catalog.get(request.app_id)
+        return internal_pb.GetCampaignDefinitionResponse(
+            campaign=campaign, time_zone=catalog.settings.default_time_zone or "UTC")
 
     async def ReleaseReservations(self, request: internal_pb.ReleaseReservationsRequest,
                                   context) -> internal_pb.ReleaseReservationsResponse:
@@ -255,6 +332,12 @@ def _send_cursor(token: str) -> tuple[datetime, str] | None:
     except ValueError:
         raise InvalidArgument.field("page_token", "is not a token this RPC returned") from None
     return to_datetime(stamp), send_id
+
+
+def _check_key(key: str) -> None:
+    problems = key_problems(key, "key")
+    if problems:
+        raise InvalidArgument(problems)
 
 
 def _check(campaign: pb.Campaign) -> None:

@@ -11,6 +11,7 @@ import asyncpg
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib.errors import AlreadyExists
 from nudgelib.eventlog import positions
 from nudgelib.protoconv import set_timestamp
 from services.decision.model import Cancel, Delivered, NewPending, Reaction, Reservation, StoredSend, UserState
@@ -33,6 +34,13 @@ def _campaign(row: asyncpg.Record) -> pb.Campaign:
     return campaign
 
 
+KEY_INDEX = "campaigns_key_idx"  # migration 0008
+
+
+def _key_taken(key: str) -> AlreadyExists:
+    return AlreadyExists(f"campaign.key: {key!r} is the key of another campaign of this app that is not archived")
+
+
 async def create_campaign(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign,
                           keep: KeepCampaign | None = None, at: datetime | None = None) -> pb.Campaign:
     """Stores a new campaign; `at` (now) is when it became active, if it is created ACTIVE."""
@@ -42,10 +50,16 @@ async def create_campaign(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign
     campaign.ClearField("update_time")
     blob = campaign.SerializeToString()
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "INSERT INTO campaigns (app_id, id, version, name, status, definition, active_since)"
-            " VALUES ($1, $2, 1, $3, $4, $5, CASE WHEN $4::smallint = $7::smallint THEN $6::timestamptz END) RETURNING *",
-            app_id, campaign.id, campaign.name, campaign.status, blob, at, pb.CAMPAIGN_STATUS_ACTIVE)
+        try:
+            row = await conn.fetchrow(
+                "INSERT INTO campaigns (app_id, id, version, name, status, definition, active_since, key)"
+                " VALUES ($1, $2, 1, $3, $4, $5, CASE WHEN $4::smallint = $7::smallint THEN $6::timestamptz END, $8)"
+                " RETURNING *",
+                app_id, campaign.id, campaign.name, campaign.status, blob, at, pb.CAMPAIGN_STATUS_ACTIVE, campaign.key)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != KEY_INDEX:
+                raise
+            raise _key_taken(campaign.key) from None
         await conn.execute(
             "INSERT INTO campaign_versions (app_id, id, version, definition) VALUES ($1, $2, 1, $3)",
             app_id, campaign.id, blob)
@@ -70,13 +84,18 @@ async def save_version(pool: asyncpg.Pool, app_id: str, campaign: pb.Campaign,
         campaign.ClearField("create_time")
         campaign.ClearField("update_time")
         blob = campaign.SerializeToString()
-        row = await conn.fetchrow(
-            "UPDATE campaigns SET version = $3, name = $4, status = $5, definition = $6, updated_at = now(),"
-            " active_since = CASE WHEN $5::smallint <> $8::smallint THEN NULL WHEN status = $8::smallint THEN active_since"
-            " ELSE $7::timestamptz END"
-            " WHERE app_id = $1 AND id = $2 RETURNING *",
-            app_id, campaign.id, campaign.version, campaign.name, campaign.status, blob, at,
-            pb.CAMPAIGN_STATUS_ACTIVE)
+        try:
+            row = await conn.fetchrow(
+                "UPDATE campaigns SET version = $3, name = $4, status = $5, definition = $6, updated_at = now(),"
+                " active_since = CASE WHEN $5::smallint <> $8::smallint THEN NULL"
+                " WHEN status = $8::smallint THEN active_since ELSE $7::timestamptz END, key = $9"
+                " WHERE app_id = $1 AND id = $2 RETURNING *",
+                app_id, campaign.id, campaign.version, campaign.name, campaign.status, blob, at,
+                pb.CAMPAIGN_STATUS_ACTIVE, campaign.key)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != KEY_INDEX:
+                raise
+            raise _key_taken(campaign.key) from None
         await conn.execute(
             "INSERT INTO campaign_versions (app_id, id, version, definition) VALUES ($1, $2, $3, $4)",
             app_id, campaign.id, campaign.version, blob)
@@ -99,11 +118,18 @@ async def get_campaign(pool: asyncpg.Pool, app_id: str, campaign_id: str, versio
     return _campaign(row) if row else None
 
 
-async def list_campaigns(pool: asyncpg.Pool, app_id: str, after: str, limit: int, status: int) -> list[pb.Campaign]:
+async def campaign_id_by_key(pool: asyncpg.Pool, app_id: str, key: str) -> str | None:
+    """The id of the app's non-archived campaign with this key (at most one: the index)."""
+    return await pool.fetchval("SELECT id FROM campaigns WHERE app_id = $1 AND key = $2 AND status <> $3",
+                               app_id, key, pb.CAMPAIGN_STATUS_ARCHIVED)
+
+
+async def list_campaigns(pool: asyncpg.Pool, app_id: str, after: str, limit: int, status: int,
+                         key: str = "") -> list[pb.Campaign]:
     rows = await pool.fetch(
-        "SELECT * FROM campaigns WHERE app_id = $1 AND id > $2 AND ($4 = 0 OR status = $4)"
+        "SELECT * FROM campaigns WHERE app_id = $1 AND id > $2 AND ($4 = 0 OR status = $4) AND ($5 = '' OR key = $5)"
         " ORDER BY id LIMIT $3",
-        app_id, after, limit, status)
+        app_id, after, limit, status, key)
     return [_campaign(r) for r in rows]
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib import filters, templates
+from nudgelib.keys import key_problems
 from nudgelib.violations import FieldViolation
 from nudgelib.names import EVENT_NAME_RULE, is_event_name
 from nudgelib.versions import parse_version
@@ -146,6 +147,7 @@ def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldVio
         out.append(FieldViolation(f"{path}.name", "is required"))
     elif len(c.name) > MAX_NAME:
         out.append(FieldViolation(f"{path}.name", f"is longer than {MAX_NAME} characters"))
+    out += key_problems(c.key, f"{path}.key")
     bounds = [(name, getattr(c, name)) for name in ("start_time", "end_time") if c.HasField(name)]
     for name, ts in bounds:
         out += _instant(ts, f"{path}.{name}")

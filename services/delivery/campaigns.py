@@ -20,6 +20,10 @@ class Campaigns:
     async def get(self, app_id: str, campaign_id: str) -> decision_public_pb.Campaign:
         """The campaign's latest definition; NotFound for an unknown id or another app's
         (decision unreachable: Unavailable, from the peer)."""
+        return (await self.definition(app_id, campaign_id)).campaign
+
+    async def definition(self, app_id: str, campaign_id: str) -> decision_pb.GetCampaignDefinitionResponse:
+        """The campaign's latest definition and the app's time zone, as get() says."""
         try:
             reply = await self._decision.call(self._stub.GetCampaignDefinition, decision_pb.GetCampaignDefinitionRequest(
                 app_id=app_id, campaign_id=campaign_id))
@@ -27,4 +31,4 @@ class Campaigns:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise NotFound(f"campaign {campaign_id!r} not found") from exc
             raise
-        return reply.campaign
+        return reply

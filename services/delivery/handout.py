@@ -32,7 +32,8 @@ MAX_PER_CALL = 10
 
 def in_app(d: decision_pb.Decision) -> pb.InAppMessage:
     return pb.InAppMessage(message_id=d.message_id, campaign_id=d.campaign_id, campaign_version=d.campaign_version,
-                           variant_id=d.variant_id, content=d.content, locale=d.locale, expire_time=d.expire_time)
+                           variant_id=d.variant_id, content=d.content, locale=d.locale, expire_time=d.expire_time,
+                           test=d.test)
 
 
 class Handout:
@@ -118,12 +119,18 @@ class Handout:
         now = self._clock.now()
         if pending is None:
             pending = await self._inbox(app_id, user_id, now)
-        if via == "stream" and not pending:
-            return []
-        decided = await self._decide(decision_pb.DecideRequest(
-            app_id=app_id, user_id=user_id, context=context, limit=limit, pending=pending,
-            pending_only=via == "stream"))
+        # Test sends skip decision (no rule holds them, no cap counts them) and come first;
+        # their content was rendered when they were sent.
+        tests = [d for d in pending if d.test][:limit]
+        pending = [d for d in pending if not d.test]
+        if via == "stream" and not pending or len(tests) >= limit:
+            decided = decision_pb.DecideResponse()
+        else:
+            decided = await self._decide(decision_pb.DecideRequest(
+                app_id=app_id, user_id=user_id, context=context, limit=limit - len(tests), pending=pending,
+                pending_only=via == "stream"))
         rendered, failed = self._render(decided.decisions, decided.user)
+        rendered = tests + rendered
         dropped = [(d.message_id, reason_name(d.reason)) for d in decided.dropped]
         if not (rendered or failed or decided.control_exposures or dropped):
             return []
@@ -139,7 +146,7 @@ class Handout:
             raise
         # A template that failed: the message is dropped, and counts toward no cap.
         await self._give_back(app_id, user_id, [d.message_id for d in failed])
-        if dropped or failed or any(d.message_id in won for d in pending):
+        if dropped or failed or any(d.message_id in won for d in pending + tests):
             self._empty_inbox.pop((app_id, user_id))
         messages = [in_app(d) for d in rendered if d.message_id in won]
         if messages:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from google.protobuf import struct_pb2
@@ -18,10 +19,10 @@ from nudgelib.clock import Clock
 from nudgelib.errors import FieldViolation, InvalidArgument, NotFound
 from nudgelib.protoconv import optional_datetime, to_timestamp
 from nudgelib.pagination import page_size
-from services.delivery import store, surveys
+from services.delivery import days, store, surveys
 from services.delivery.campaigns import Campaigns
 from services.delivery.handout import MAX_PER_CALL, Handout
-from services.delivery.stats import campaign_stats, reason_name, variant_counts
+from services.delivery.stats import campaign_stats, daily_stats, reason_name, variant_counts
 
 MAX_USER_ID = 256
 
@@ -148,7 +149,8 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         elif request.answers:
             raise InvalidArgument.field("answers", "only survey answers carry answers")
         at = optional_datetime(request, "occurred_time") or self._clock.now()
-        event = interaction_event(message, request, at).SerializeToString()
+        # A test message's interactions trigger nothing and change no segment: no event.
+        event = None if message.test else interaction_event(message, request, at).SerializeToString()
         recorded = await store.record_interaction(
             self._pool, app_id, request.user_id, message.message_id, request.type, button_id, answers, at, event)
         return pb.ReportInteractionResponse(recorded=recorded)
@@ -157,12 +159,24 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         app_id = current_app_id()
         if not request.campaign_id:
             raise InvalidArgument.field("campaign_id", "is required")
-        campaign = await self._campaigns.get(app_id, request.campaign_id)
-        messages, interactions = await store.campaign_rows(
-            self._pool, app_id, request.campaign_id,
-            optional_datetime(request, "start_time"), optional_datetime(request, "end_time"), self._clock.now())
+        has_times = request.HasField("start_time") or request.HasField("end_time")
+        dates, problems = days.day_range(request.start_date, request.end_date, has_times)
+        if problems:
+            raise InvalidArgument(problems)
+        found = await self._campaigns.definition(app_id, request.campaign_id)
+        campaign, now = found.campaign, self._clock.now()
+        start, end = optional_datetime(request, "start_time"), optional_datetime(request, "end_time")
+        tz_name = found.time_zone or "UTC"
+        if dates is not None:
+            start, end = days.bounds(*dates, ZoneInfo(tz_name))
+        messages, interactions = await store.campaign_rows(self._pool, app_id, request.campaign_id, start, end, now)
         counts = variant_counts(messages, interactions, [v.id for v in campaign.variants], campaign.control_weight > 0)
-        return pb.GetCampaignStatsResponse(variants=campaign_stats(counts))
+        reply = pb.GetCampaignStatsResponse(variants=campaign_stats(counts))
+        if dates is not None:
+            rows = await store.daily_rows(self._pool, app_id, request.campaign_id, start, end, now, tz_name)
+            reply.days.extend(daily_stats(days.days(*dates), rows, counts))
+            reply.time_zone = tz_name
+        return reply
 
     async def ListSurveyAnswers(self, request: pb.ListSurveyAnswersRequest, context) -> pb.ListSurveyAnswersResponse:
         app_id = current_app_id()

@@ -18,6 +18,7 @@ difference of two proportions: d ± 1.96·sqrt(p1(1-p1)/n1 + p0(1-p0)/n0).
 from __future__ import annotations
 
 import math
+from datetime import date
 
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as pb
@@ -117,6 +118,7 @@ def variant_stats(c: VariantCounts, control: VariantCounts | None) -> pb.Variant
     if control is not None and not c.control:
         out.uplift, out.uplift_ci_low, out.uplift_ci_high = uplift(
             c.conversions, c.delivered, control.conversions, control.delivered)
+    out.funnel.extend(funnel(c))
     for blob in c.answers:
         for answer in pb.ReportInteractionRequest.FromString(blob).answers:
             keys = list(answer.choices) or ([str(answer.rating)] if answer.rating else ["text"])
@@ -125,6 +127,33 @@ def variant_stats(c: VariantCounts, control: VariantCounts | None) -> pb.Variant
     return out
 
 
+def funnel(c: VariantCounts) -> list[pb.FunnelStep]:
+    """sent → delivered → impression → click → conversion, each with its share of the step
+    before (sent: of itself)."""
+    steps = [(pb.FUNNEL_STAGE_SENT, c.sent), (pb.FUNNEL_STAGE_DELIVERED, c.delivered),
+             (pb.FUNNEL_STAGE_IMPRESSION, c.impressions), (pb.FUNNEL_STAGE_CLICK, sum(c.clicks_by_button.values())),
+             (pb.FUNNEL_STAGE_CONVERSION, c.conversions)]
+    out, before = [], c.sent
+    for stage, count in steps:
+        out.append(pb.FunnelStep(stage=stage, count=count, rate=_rate(count, before)))
+        before = count
+    return out
+
+
 def campaign_stats(counts: list[VariantCounts]) -> list[pb.VariantStats]:
     control = next((c for c in counts if c.control), None)
     return [variant_stats(c, control) for c in counts]
+
+
+def daily_stats(days: list[date], rows: dict[date, tuple[list[MessageRow], list[InteractionRow]]],
+                totals: list[VariantCounts]) -> list[pb.DailyStats]:
+    """One bucket per day of `days`, each with a row for every row of the totals, in their
+    order (zeros on a day without traffic)."""
+    variant_ids = [c.variant_id for c in totals if not c.control]
+    has_control = any(c.control for c in totals)
+    out = []
+    for day in days:
+        messages, interactions = rows.get(day, ([], []))
+        counts = variant_counts(messages, interactions, variant_ids, has_control)
+        out.append(pb.DailyStats(date=day.isoformat(), variants=campaign_stats(counts)))
+    return out

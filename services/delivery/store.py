@@ -4,7 +4,7 @@ exposures, conversions (the log of interaction events is interaction_events.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import asyncpg
 
@@ -20,7 +20,7 @@ from services.delivery.model import InteractionRow, MessageRow, SurveyRow
 INBOX_CHANNEL = "nudge_inbox"
 
 _COLUMNS = "message_id, user_id, campaign_id, campaign_version, variant_id, locale, content, created_at, " \
-           "expire_at, event_properties, conversion_events, conversion_deadline"
+           "expire_at, event_properties, conversion_events, conversion_deadline, test"
 
 
 def _arrays(decisions: list[decision_pb.Decision]) -> list[list]:
@@ -32,18 +32,19 @@ def _arrays(decisions: list[decision_pb.Decision]) -> list[list]:
         [d.event_properties.SerializeToString() if d.HasField("event_properties") else None for d in decisions],
         ["\x1f".join(d.conversion_events) for d in decisions],
         [to_timedelta(d.conversion_deadline) if d.HasField("conversion_deadline") else None for d in decisions],
+        [d.test for d in decisions],
     ]
 
 
 _INSERT = """
     INSERT INTO messages (app_id, user_id, status, triggered, delivered_at, delivered_via, created_at,
                           message_id, campaign_id, campaign_version, variant_id, locale, content, expire_at,
-                          event_properties, conversion_events, conversion_deadline)
+                          event_properties, conversion_events, conversion_deadline, test)
     SELECT $1, $2, $3, $4, $5, $6, $7, m, c, v, var, l, b, e, p,
-           CASE WHEN ce = '' THEN '{}'::text[] ELSE string_to_array(ce, E'\\x1f') END, cd
+           CASE WHEN ce = '' THEN '{}'::text[] ELSE string_to_array(ce, E'\\x1f') END, cd, t
     FROM unnest($8::text[], $9::text[], $10::int[], $11::text[], $12::text[], $13::bytea[],
-                $14::timestamptz[], $15::bytea[], $16::text[], $17::interval[])
-        AS t(m, c, v, var, l, b, e, p, ce, cd)
+                $14::timestamptz[], $15::bytea[], $16::text[], $17::interval[], $18::bool[])
+        AS t(m, c, v, var, l, b, e, p, ce, cd, t)
     ON CONFLICT (app_id, message_id) DO NOTHING
     RETURNING message_id
 """
@@ -111,7 +112,7 @@ def _decision(r: asyncpg.Record) -> decision_pb.Decision:
         message_id=r["message_id"], campaign_id=r["campaign_id"], campaign_version=r["campaign_version"],
         variant_id=r["variant_id"], locale=r["locale"],
         content=common_pb2.MessageContent.FromString(r["content"]),
-        conversion_events=list(r["conversion_events"]))
+        conversion_events=list(r["conversion_events"]), test=r["test"])
     set_timestamp(d.expire_time, r["expire_at"])
     if r["event_properties"]:
         d.event_properties.ParseFromString(r["event_properties"])
@@ -203,31 +204,35 @@ class StoredMessage:
     variant_id: str
     status: str
     content: common_pb2.MessageContent
+    test: bool = False
 
 
 async def get_message(pool: asyncpg.Pool, app_id: str, message_id: str) -> StoredMessage | None:
     row = await pool.fetchrow(
-        "SELECT message_id, user_id, campaign_id, variant_id, status, content FROM messages"
+        "SELECT message_id, user_id, campaign_id, variant_id, status, content, test FROM messages"
         " WHERE app_id = $1 AND message_id = $2", app_id, message_id)
     if row is None:
         return None
     return StoredMessage(row["message_id"], row["user_id"], row["campaign_id"], row["variant_id"],
-                         row["status"], common_pb2.MessageContent.FromString(row["content"]))
+                         row["status"], common_pb2.MessageContent.FromString(row["content"]), row["test"])
 
 
 async def record_interaction(pool: asyncpg.Pool, app_id: str, user_id: str, message_id: str, kind: int,
-                             button_id: str, answers: bytes | None, at: datetime, event: bytes) -> bool:
-    """Records an interaction once and queues its event for ingestion, in one transaction.
-    True if recorded now, False if the same interaction had been recorded before."""
+                             button_id: str, answers: bytes | None, at: datetime, event: bytes | None) -> bool:
+    """Records an interaction once and queues its event for ingestion (unless `event` is
+    None: a test message's), in one transaction. True if recorded now, False if the same
+    interaction had been recorded before."""
     async with pool.acquire() as conn, conn.transaction():
-        await interaction_events.begin_writing(conn)
+        if event is not None:
+            await interaction_events.begin_writing(conn)
         row = await conn.fetchrow(
             """INSERT INTO interactions (app_id, message_id, type, button_id, answers, occurred_at)
                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1""",
             app_id, message_id, kind, button_id, answers, at)
         if row is None:
             return False
-        await interaction_events.queue(conn, app_id, user_id, event)
+        if event is not None:
+            await interaction_events.queue(conn, app_id, user_id, event)
     return True
 
 
@@ -263,14 +268,19 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
         await conn.execute("DELETE FROM dead_letters WHERE app_id = $1 AND $2 = any(user_ids)", app_id, user_id)
 
 
+# The messages a campaign's statistics count: sent in [$3, $4) (unset bounds: unbounded), and
+# never a test send.
+_STATS_WINDOW = """m.app_id = $1 AND m.campaign_id = $2 AND NOT m.test
+                   AND ($3::timestamptz IS NULL OR m.created_at >= $3)
+                   AND ($4::timestamptz IS NULL OR m.created_at < $4)"""
+
+
 async def campaign_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, start: datetime | None,
                         end: datetime | None, now: datetime) -> tuple[list[MessageRow], list[InteractionRow]]:
     """Message counts per variant, status and drop reason (a pending message past its expiry
     counts as expired), and interaction counts per variant, for messages created in
     [start, end): grouped queries, no loop."""
-    window = """m.app_id = $1 AND m.campaign_id = $2
-                AND ($3::timestamptz IS NULL OR m.created_at >= $3)
-                AND ($4::timestamptz IS NULL OR m.created_at < $4)"""
+    window = _STATS_WINDOW
     async with pool.acquire() as conn:
         sent = await conn.fetch(
             f"""SELECT m.variant_id,
@@ -291,6 +301,39 @@ async def campaign_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, start
     return ([MessageRow(r["variant_id"], r["status"], r["n"], r["conversions"], r["drop_reason"]) for r in sent],
             [InteractionRow(r["variant_id"], r["type"], r["button_id"], r["n"], tuple(r["answers"] or ()))
              for r in acts])
+
+
+async def daily_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, start: datetime, end: datetime,
+                     now: datetime, time_zone: str) -> dict[date, tuple[list[MessageRow], list[InteractionRow]]]:
+    """campaign_rows' counts for each day of [start, end) in `time_zone` (the day a message
+    was sent; its interactions and conversion count on that day), in one query: messages
+    and interactions grouped per day side by side. Days without messages are absent."""
+    rows = await pool.fetch(
+        f"""WITH m AS (
+                SELECT m.message_id, m.variant_id, (m.created_at AT TIME ZONE $6)::date AS day,
+                       CASE WHEN m.status = 'pending' AND m.expire_at <= $5 THEN 'expired' ELSE m.status END
+                           AS status,
+                       m.drop_reason
+                FROM messages m WHERE {_STATS_WINDOW})
+            SELECT 'm' AS kind, m.day, m.variant_id, m.status, m.drop_reason, 0 AS type, '' AS button_id,
+                   count(*) AS n, count(c.message_id) AS conversions, NULL::bytea[] AS answers
+            FROM m LEFT JOIN conversions c ON c.app_id = $1 AND c.message_id = m.message_id
+            GROUP BY m.day, m.variant_id, m.status, m.drop_reason
+            UNION ALL
+            SELECT 'i', m.day, m.variant_id, '', '', i.type, i.button_id, count(*), 0,
+                   array_agg(i.answers) FILTER (WHERE i.answers IS NOT NULL)
+            FROM interactions i JOIN m ON i.app_id = $1 AND i.message_id = m.message_id
+            GROUP BY m.day, m.variant_id, i.type, i.button_id""",
+        app_id, campaign_id, start, end, now, time_zone)
+    out: dict[date, tuple[list[MessageRow], list[InteractionRow]]] = {}
+    for r in rows:
+        messages, interactions = out.setdefault(r["day"], ([], []))
+        if r["kind"] == "m":
+            messages.append(MessageRow(r["variant_id"], r["status"], r["n"], r["conversions"], r["drop_reason"]))
+        else:
+            interactions.append(InteractionRow(r["variant_id"], r["type"], r["button_id"], r["n"],
+                                               tuple(r["answers"] or ())))
+    return out
 
 
 async def survey_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, variant_id: str,

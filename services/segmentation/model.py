@@ -58,6 +58,8 @@ class SegmentDef:
     version: int
     created_at: datetime
     updated_at: datetime
+    # The operator's key (Segment.key); '' for none.
+    key: str = ""
 
 
 @dataclass

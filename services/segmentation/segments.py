@@ -69,18 +69,18 @@ class Segments:
     # ------------------------------------------------------------ definitions
 
     async def create(self, app_id: str, name: str, description: str, rule: pb.Rule,
-                     remember: Remember | None = None) -> SegmentDef:
+                     remember: Remember | None = None, key: str = "") -> SegmentDef:
         async def change(conn: asyncpg.Connection, old: Catalog) -> tuple[SegmentDef, dict[str, SegmentDef], str]:
             _check(reference_problems(rule, None, old.rules))
             _, seq = await definitions.bump_catalog(conn, app_id, take_seq=True)
-            segment = await definitions.insert_segment(conn, app_id, seq, name, description, rule)
+            segment = await definitions.insert_segment(conn, app_id, seq, name, description, rule, key)
             return segment, {**old.segments, segment.id: segment}, segment.id
 
         return await self._change(app_id, change, remember)
 
     async def update(self, app_id: str, segment_id: str, name: str, description: str, rule: pb.Rule,
                      expected_version: int,
-                     remember: Remember | None = None) -> SegmentDef:
+                     remember: Remember | None = None, key: str = "") -> SegmentDef:
         async def change(conn: asyncpg.Connection, old: Catalog):
             existing = old.segments.get(segment_id)
             if existing is None:
@@ -89,7 +89,7 @@ class Segments:
                 raise Aborted(f"segment is at version {existing.version}, not {expected_version}")
             _check(reference_problems(rule, segment_id, old.rules))
             await definitions.bump_catalog(conn, app_id)
-            segment = await definitions.update_segment(conn, app_id, segment_id, name, description, rule)
+            segment = await definitions.update_segment(conn, app_id, segment_id, name, description, rule, key)
             same_rule = existing.rule.SerializeToString(deterministic=True) == rule.SerializeToString(deterministic=True)
             return segment, {**old.segments, segment.id: segment}, None if same_rule else segment.id
 

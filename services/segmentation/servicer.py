@@ -14,6 +14,7 @@ from nudge.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 from nudgelib.calls import current_app_id
 from nudgelib.clients import Peer
 from nudgelib.eventlog import positions
+from nudgelib.keys import key_problems
 from nudgelib.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from nudgelib.pagination import decode_token, encode_token, page_size
 from nudgelib.protoconv import set_timestamp
@@ -31,14 +32,15 @@ MAX_CHECKED = 1000
 
 
 def segment_proto(s: SegmentDef) -> pb.Segment:
-    out = pb.Segment(id=s.id, name=s.name, description=s.description, rule=s.rule, version=s.version)
+    out = pb.Segment(id=s.id, name=s.name, description=s.description, rule=s.rule, version=s.version, key=s.key)
     set_timestamp(out.create_time, s.created_at)
     set_timestamp(out.update_time, s.updated_at)
     return out
 
 
-def _check_definition(name: str, description: str, rule_set: bool, rule: pb.Rule, request_id: str) -> None:
-    problems: list[FieldViolation] = []
+def _check_definition(name: str, description: str, rule_set: bool, rule: pb.Rule, request_id: str,
+                      key: str = "") -> None:
+    problems: list[FieldViolation] = key_problems(key, "key")
     if not name.strip():
         problems.append(FieldViolation("name", "is required"))
     elif len(name) > MAX_NAME or "\x00" in name:
@@ -50,6 +52,12 @@ def _check_definition(name: str, description: str, rule_set: bool, rule: pb.Rule
     else:
         problems += validate(rule, "rule")
     problems += request_id_problems(request_id)
+    if problems:
+        raise InvalidArgument(problems)
+
+
+def _check_key(key: str) -> None:
+    problems = key_problems(key, "key")
     if problems:
         raise InvalidArgument(problems)
 
@@ -86,11 +94,12 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
     async def CreateSegment(self, request: pb.CreateSegmentRequest, context) -> pb.CreateSegmentResponse:
         app_id = current_app_id()
         _check_definition(request.name, request.description, request.HasField("rule"), request.rule,
-                          request.request_id)
+                          request.request_id, request.key)
 
         async def call(remember: Remember | None) -> pb.CreateSegmentResponse:
             row = await self._segments.create(app_id, request.name, request.description, request.rule,
-                                              keeping(remember, lambda s: pb.CreateSegmentResponse(segment=segment_proto(s))))
+                                              keeping(remember, lambda s: pb.CreateSegmentResponse(segment=segment_proto(s))),
+                                              request.key)
             return pb.CreateSegmentResponse(segment=segment_proto(row))
 
         return await self._replays.once(app_id, "CreateSegment", request, pb.CreateSegmentResponse, call)
@@ -100,24 +109,34 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         if not request.segment_id:
             raise InvalidArgument.field("segment_id", "is required")
         _check_definition(request.name, request.description, request.HasField("rule"), request.rule,
-                          request.request_id)
+                          request.request_id, request.key)
 
         async def call(remember: Remember | None) -> pb.UpdateSegmentResponse:
             row = await self._segments.update(
                 app_id, request.segment_id, request.name, request.description, request.rule,
                 request.expected_version,
-                keeping(remember, lambda s: pb.UpdateSegmentResponse(segment=segment_proto(s))))
+                keeping(remember, lambda s: pb.UpdateSegmentResponse(segment=segment_proto(s))), request.key)
             return pb.UpdateSegmentResponse(segment=segment_proto(row))
 
         return await self._replays.once(app_id, "UpdateSegment", request, pb.UpdateSegmentResponse, call)
 
     async def GetSegment(self, request: pb.GetSegmentRequest, context) -> pb.GetSegmentResponse:
-        return pb.GetSegmentResponse(segment=segment_proto(await self._existing(current_app_id(), request.segment_id)))
+        app_id = current_app_id()
+        if request.segment_id and request.key:
+            raise InvalidArgument.field("key", "give segment_id or key, not both")
+        segment_id = request.segment_id
+        if request.key:
+            _check_key(request.key)
+            segment_id = await definitions.segment_id_by_key(self._segments.pool, app_id, request.key)
+            if segment_id is None:
+                raise NotFound(f"no segment with key {request.key!r}")
+        return pb.GetSegmentResponse(segment=segment_proto(await self._existing(app_id, segment_id)))
 
     async def ListSegments(self, request: pb.ListSegmentsRequest, context) -> pb.ListSegmentsResponse:
         size = page_size(request.page_size)
+        _check_key(request.key)
         rows = await definitions.list_segments(self._segments.pool, current_app_id(), _decode_token(request.page_token),
-                                         size + 1)
+                                         size + 1, request.key)
         more = len(rows) > size
         rows = rows[:size]
         return pb.ListSegmentsResponse(segments=[segment_proto(r) for r in rows],

@@ -9,9 +9,11 @@ import uuid
 import asyncpg
 
 from nudge.segmentation.v1 import segmentation_service_pb2 as pb
+from nudgelib.errors import AlreadyExists
 from services.segmentation.model import SegmentDef
 from services.segmentation.store import SEGMENTS_CHANNEL
 
+KEY_INDEX = "segments_key_idx"  # migration 0009
 _VERSION = "coalesce((SELECT version FROM catalogs WHERE app_id = $1), 0)"
 
 
@@ -29,7 +31,7 @@ async def rules_version(conn: asyncpg.Connection | asyncpg.Pool, app_id: str) ->
 
 def _segment(row: asyncpg.Record) -> SegmentDef:
     return SegmentDef(row["id"], row["seq"], row["name"], row["description"], pb.Rule.FromString(row["rule"]),
-                      row["version"], row["created_at"], row["updated_at"])
+                      row["version"], row["created_at"], row["updated_at"], row["key"])
 
 
 async def all_segments(conn: asyncpg.Connection | asyncpg.Pool, app_id: str) -> tuple[int, list[SegmentDef]]:
@@ -40,10 +42,25 @@ async def all_segments(conn: asyncpg.Connection | asyncpg.Pool, app_id: str) -> 
     return rows[0]["catalog_version"], [_segment(r) for r in rows if r["id"] is not None]
 
 
-async def list_segments(pool: asyncpg.Pool, app_id: str, after: str, limit: int) -> list[SegmentDef]:
+async def list_segments(pool: asyncpg.Pool, app_id: str, after: str, limit: int, key: str = "") -> list[SegmentDef]:
     rows = await pool.fetch(
-        "SELECT * FROM segments WHERE app_id = $1 AND id > $2 ORDER BY id LIMIT $3", app_id, after, limit)
+        "SELECT * FROM segments WHERE app_id = $1 AND id > $2 AND ($4 = '' OR key = $4) ORDER BY id LIMIT $3",
+        app_id, after, limit, key)
     return [_segment(r) for r in rows]
+
+
+async def segment_id_by_key(pool: asyncpg.Pool, app_id: str, key: str) -> str | None:
+    return await pool.fetchval("SELECT id FROM segments WHERE app_id = $1 AND key = $2", app_id, key)
+
+
+async def _write_segment(conn: asyncpg.Connection, key: str, query: str, *args) -> asyncpg.Record:
+    """Runs the insert or update of a segment row; a key another segment holds is ALREADY_EXISTS."""
+    try:
+        return await conn.fetchrow(query, *args)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != KEY_INDEX:
+            raise
+        raise AlreadyExists(f"key: {key!r} is the key of another segment of this app") from None
 
 
 async def get_segment(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, segment_id: str) -> SegmentDef | None:
@@ -62,23 +79,25 @@ async def bump_catalog(conn: asyncpg.Connection, app_id: str, take_seq: bool = F
 
 
 async def insert_segment(conn: asyncpg.Connection, app_id: str, seq: int, name: str, description: str,
-                         rule: pb.Rule) -> SegmentDef:
+                         rule: pb.Rule, key: str = "") -> SegmentDef:
     segment_id = f"seg_{uuid.uuid4().hex}"
     blob = rule.SerializeToString()
-    row = await conn.fetchrow(
-        """INSERT INTO segments (app_id, id, seq, name, description, rule) VALUES ($1, $2, $3, $4, $5, $6)
-           RETURNING *""", app_id, segment_id, seq, name, description, blob)
+    row = await _write_segment(
+        conn, key, """INSERT INTO segments (app_id, id, seq, name, description, rule, key)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *""",
+        app_id, segment_id, seq, name, description, blob, key)
     await conn.execute("INSERT INTO segment_versions (app_id, id, version, rule) VALUES ($1, $2, 1, $3)",
                        app_id, segment_id, blob)
     return _segment(row)
 
 
 async def update_segment(conn: asyncpg.Connection, app_id: str, segment_id: str, name: str, description: str,
-                         rule: pb.Rule) -> SegmentDef:
+                         rule: pb.Rule, key: str = "") -> SegmentDef:
     blob = rule.SerializeToString()
-    row = await conn.fetchrow(
-        """UPDATE segments SET name = $3, description = $4, rule = $5, version = version + 1, updated_at = now()
-           WHERE app_id = $1 AND id = $2 RETURNING *""", app_id, segment_id, name, description, blob)
+    row = await _write_segment(
+        conn, key, """UPDATE segments SET name = $3, description = $4, rule = $5, key = $6, version = version + 1,
+                             updated_at = now()
+                      WHERE app_id = $1 AND id = $2 RETURNING *""", app_id, segment_id, name, description, blob, key)
     await conn.execute("INSERT INTO segment_versions (app_id, id, version, rule) VALUES ($1, $2, $3, $4)",
                        app_id, segment_id, row["version"], blob)
     return _segment(row)
