@@ -27,13 +27,13 @@ REPO = Path(__file__).resolve().parents[2]
 #
 # Left out, and why: ingestion's pressure (reads /proc through os).
 PURE: dict[str, set[str]] = {
-    "nudgelib": {"buckets", "compare", "filters", "isolation", "names", "pagination", "protoconv", "public_clients", "request_checks",
-                 "templates", "timezones", "user_tokens", "versions", "violations"},
+    "nudgelib": {"buckets", "compare", "filters", "isolation", "keys", "names", "pagination", "protoconv", "public_clients",
+                 "request_checks", "templates", "timezones", "user_tokens", "versions", "violations"},
     "nudgelib.eventlog": {"framing", "grouping", "lanes"},
-    "services.decision": {"caps", "catalog", "drops", "eligibility", "explain", "judge", "model", "plan", "reactions",
-                          "references", "selection", "triggers", "validation", "variants", "windows"},
+    "services.decision": {"caps", "catalog", "drops", "eligibility", "explain", "judge", "model", "plan", "preview",
+                          "reactions", "references", "selection", "triggers", "validation", "variants", "windows"},
     "services.ingestion": {"keys", "partitions", "validation"},
-    "services.delivery": {"model", "stats", "surveys"},
+    "services.delivery": {"days", "model", "stats", "surveys"},
     "services.segmentation": {"aggregates", "catalog", "contexts", "model", "properties", "rule_evaluation",
                               "rule_tree", "rule_validation", "sqlrules"},
 }

@@ -12,8 +12,8 @@ from nudge.delivery.v1 import delivery_service_pb2 as pb
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.delivery.model import CONTROL, InteractionRow, MessageRow
-from services.delivery.stats import DROP_REASONS, campaign_stats, uplift, variant_counts
+from services.delivery.model import CONTROL, InteractionRow, MessageRow, VariantCounts
+from services.delivery.stats import DROP_REASONS, campaign_stats, funnel, uplift, variant_counts
 
 
 def answers(*items: pb.SurveyAnswer) -> bytes:
@@ -101,3 +101,13 @@ def test_a_campaign_without_traffic_has_a_zero_row_per_variant_and_control():
     # No control group: no control row; a variant removed since keeps its row after the current ones.
     stats = campaign_stats(variant_counts([MessageRow("old", "delivered", 1)], [], ["A"]))
     assert [v.variant_id for v in stats] == ["A", "old"]
+
+
+def test_the_funnel_reads_the_counts_with_each_steps_share_of_the_one_before():
+    counts = VariantCounts("A", sent=10, delivered=8, impressions=4, conversions=3, clicks_by_button={"x": 1, "y": 1})
+    steps = funnel(counts)
+    assert [(s.stage, s.count) for s in steps] == [
+        (pb.FUNNEL_STAGE_SENT, 10), (pb.FUNNEL_STAGE_DELIVERED, 8), (pb.FUNNEL_STAGE_IMPRESSION, 4),
+        (pb.FUNNEL_STAGE_CLICK, 2), (pb.FUNNEL_STAGE_CONVERSION, 3)]
+    assert [s.rate for s in steps] == [1.0, 0.8, 0.5, 0.5, 1.5]
+    assert [s.rate for s in funnel(VariantCounts("B"))] == [0.0] * 5
