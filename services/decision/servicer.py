@@ -201,6 +201,10 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         problems = preview.request_problems(request.campaign_id, request.user_id, request.locale, True)
         if problems:
             raise InvalidArgument(problems)
+        return await self._replays.once(app_id, "SendTestMessage", request, pb.SendTestMessageResponse,
+                                        lambda _remember: self._send_test(app_id, request))
+
+    async def _send_test(self, app_id: str, request: pb.SendTestMessageRequest) -> pb.SendTestMessageResponse:
         campaign, variant, chosen, user = await self._message_of(
             app_id, request.campaign_id, 0, request.variant_id, request.locale, request.user_id)
         event = request.event_properties if request.HasField("event_properties") else None

@@ -134,3 +134,16 @@ async def test_bad_test_sends_send_nothing(stack, database_url):
                              grpc.StatusCode.FAILED_PRECONDITION)
     assert "body" in exc.details()
     assert await fetch_messages(api, app, "u", limit=5) == []
+
+
+async def test_a_retried_test_send_with_a_request_id_sends_once(stack, database_url):
+    app = await create_app(database_url)
+    api = Clients(stack.channel)
+    draft = await create_campaign(api, app, untouchable())
+    first = await send_test(api, app, campaign_id=draft.id, user_id="retry", request_id="send-1")
+    again = await send_test(api, app, campaign_id=draft.id, user_id="retry", request_id="send-1")
+    assert again == first
+    assert [m.message_id for m in await fetch_messages(api, app, "retry", limit=5)] == [first.message_id]
+    exc = await expect_error(send_test(api, app, campaign_id=draft.id, user_id="other", request_id="send-1"),
+                             grpc.StatusCode.INVALID_ARGUMENT)
+    assert violated_fields(exc) == {"request_id"}

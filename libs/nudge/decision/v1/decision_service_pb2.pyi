@@ -497,18 +497,20 @@ class PreviewMessageResponse(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., locale: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[TemplateError, _Mapping]]] = ..., user: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ...) -> None: ...
 
 class SendTestMessageRequest(_message.Message):
-    __slots__ = ("campaign_id", "variant_id", "user_id", "locale", "event_properties")
+    __slots__ = ("campaign_id", "variant_id", "user_id", "locale", "event_properties", "request_id")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     LOCALE_FIELD_NUMBER: _ClassVar[int]
     EVENT_PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     variant_id: str
     user_id: str
     locale: str
     event_properties: _struct_pb2.Struct
-    def __init__(self, campaign_id: _Optional[str] = ..., variant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., locale: _Optional[str] = ..., event_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, campaign_id: _Optional[str] = ..., variant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., locale: _Optional[str] = ..., event_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class SendTestMessageResponse(_message.Message):
     __slots__ = ("message_id", "variant_id", "locale", "content", "expire_time")
