@@ -3,17 +3,19 @@ bound them in the app's time zone out. Pure."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from nudgelib.violations import FieldViolation
 
 MAX_DAYS = 366
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def _parse(text: str, field: str, problems: list[FieldViolation]) -> date | None:
     try:
-        if len(text) != 10:
+        if DATE_RE.match(text) is None:  # fromisoformat also reads week dates, 2026-W01-1
             raise ValueError
         return date.fromisoformat(text)
     except ValueError:

@@ -22,6 +22,7 @@ def test_no_dates_is_no_range_and_each_bad_date_names_its_field():
     assert fields("2026-03-01", "") == {"end_date"}
     assert fields("", "2026-03-01") == {"start_date"}
     assert fields("2026-3-1", "2026-03-01") == {"start_date"}
+    assert fields("2026-W01-1", "2026-03-01") == {"start_date"}
     assert fields("2026-03-01", "2026-02-30") == {"end_date"}
     assert fields("2026-03-02", "2026-03-01") == {"end_date"}
     assert fields("2026-03-01", "2026-03-02", has_times=True) == {"start_date"}
