@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from nudge_client._proto.nudge.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
@@ -181,7 +182,7 @@ class Conversion(_message.Message):
     def __init__(self, event_names: _Optional[_Iterable[str]] = ..., deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Campaign(_message.Message):
-    __slots__ = ("id", "version", "name", "tags", "priority", "status", "start_time", "end_time", "audience", "delivery_mode", "triggers", "send_window", "variants", "control_weight", "message_ttl", "conversion", "caps", "create_time", "update_time")
+    __slots__ = ("id", "version", "name", "tags", "priority", "status", "start_time", "end_time", "audience", "delivery_mode", "triggers", "send_window", "variants", "control_weight", "message_ttl", "conversion", "caps", "create_time", "update_time", "key")
     ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +202,7 @@ class Campaign(_message.Message):
     CAPS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     version: int
     name: str
@@ -220,7 +222,8 @@ class Campaign(_message.Message):
     caps: CampaignCaps
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., status: _Optional[_Union[CampaignStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[Audience, _Mapping]] = ..., delivery_mode: _Optional[_Union[DeliveryMode, str]] = ..., triggers: _Optional[_Iterable[_Union[Trigger, _Mapping]]] = ..., send_window: _Optional[_Union[SendWindow, _Mapping]] = ..., variants: _Optional[_Iterable[_Union[Variant, _Mapping]]] = ..., control_weight: _Optional[int] = ..., message_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., conversion: _Optional[_Union[Conversion, _Mapping]] = ..., caps: _Optional[_Union[CampaignCaps, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    key: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., status: _Optional[_Union[CampaignStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audience: _Optional[_Union[Audience, _Mapping]] = ..., delivery_mode: _Optional[_Union[DeliveryMode, str]] = ..., triggers: _Optional[_Iterable[_Union[Trigger, _Mapping]]] = ..., send_window: _Optional[_Union[SendWindow, _Mapping]] = ..., variants: _Optional[_Iterable[_Union[Variant, _Mapping]]] = ..., control_weight: _Optional[int] = ..., message_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., conversion: _Optional[_Union[Conversion, _Mapping]] = ..., caps: _Optional[_Union[CampaignCaps, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key: _Optional[str] = ...) -> None: ...
 
 class CreateCampaignRequest(_message.Message):
     __slots__ = ("campaign", "request_id")
@@ -253,12 +256,14 @@ class UpdateCampaignResponse(_message.Message):
     def __init__(self, campaign: _Optional[_Union[Campaign, _Mapping]] = ...) -> None: ...
 
 class GetCampaignRequest(_message.Message):
-    __slots__ = ("campaign_id", "version")
+    __slots__ = ("campaign_id", "version", "key")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     version: int
-    def __init__(self, campaign_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    key: str
+    def __init__(self, campaign_id: _Optional[str] = ..., version: _Optional[int] = ..., key: _Optional[str] = ...) -> None: ...
 
 class GetCampaignResponse(_message.Message):
     __slots__ = ("campaign",)
@@ -267,14 +272,16 @@ class GetCampaignResponse(_message.Message):
     def __init__(self, campaign: _Optional[_Union[Campaign, _Mapping]] = ...) -> None: ...
 
 class ListCampaignsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "status")
+    __slots__ = ("page_size", "page_token", "status", "key")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     status: CampaignStatus
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., status: _Optional[_Union[CampaignStatus, str]] = ...) -> None: ...
+    key: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., status: _Optional[_Union[CampaignStatus, str]] = ..., key: _Optional[str] = ...) -> None: ...
 
 class ListCampaignsResponse(_message.Message):
     __slots__ = ("campaigns", "next_page_token")
@@ -437,3 +444,84 @@ class ListPendingSendsResponse(_message.Message):
     pending_sends: _containers.RepeatedCompositeFieldContainer[PendingSend]
     next_page_token: str
     def __init__(self, pending_sends: _Optional[_Iterable[_Union[PendingSend, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class PreviewMessageRequest(_message.Message):
+    __slots__ = ("campaign_id", "version", "variant_id", "locale", "user_id", "attributes", "event_properties")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _common_pb2.AttributeValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_common_pb2.AttributeValue, _Mapping]] = ...) -> None: ...
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCALE_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    EVENT_PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    version: int
+    variant_id: str
+    locale: str
+    user_id: str
+    attributes: _containers.MessageMap[str, _common_pb2.AttributeValue]
+    event_properties: _struct_pb2.Struct
+    def __init__(self, campaign_id: _Optional[str] = ..., version: _Optional[int] = ..., variant_id: _Optional[str] = ..., locale: _Optional[str] = ..., user_id: _Optional[str] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ..., event_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class TemplateError(_message.Message):
+    __slots__ = ("field", "message")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    message: str
+    def __init__(self, field: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class PreviewMessageResponse(_message.Message):
+    __slots__ = ("campaign_id", "campaign_version", "variant_id", "locale", "content", "errors", "user")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCALE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    campaign_version: int
+    variant_id: str
+    locale: str
+    content: _common_pb2.MessageContent
+    errors: _containers.RepeatedCompositeFieldContainer[TemplateError]
+    user: _common_pb2.UserContext
+    def __init__(self, campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., locale: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[TemplateError, _Mapping]]] = ..., user: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ...) -> None: ...
+
+class SendTestMessageRequest(_message.Message):
+    __slots__ = ("campaign_id", "variant_id", "user_id", "locale", "event_properties", "request_id")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCALE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    variant_id: str
+    user_id: str
+    locale: str
+    event_properties: _struct_pb2.Struct
+    request_id: str
+    def __init__(self, campaign_id: _Optional[str] = ..., variant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., locale: _Optional[str] = ..., event_properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SendTestMessageResponse(_message.Message):
+    __slots__ = ("message_id", "variant_id", "locale", "content", "expire_time")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCALE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    variant_id: str
+    locale: str
+    content: _common_pb2.MessageContent
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, message_id: _Optional[str] = ..., variant_id: _Optional[str] = ..., locale: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

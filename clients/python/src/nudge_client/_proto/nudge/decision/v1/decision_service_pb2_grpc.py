@@ -27,6 +27,11 @@ if _version_not_supported:
 
 class DecisionServiceStub:
     """The public API for campaigns and app-wide delivery rules.
+
+    Upsert by key is left to the client (there is no Upsert RPC): GetCampaign with `key`;
+    NOT_FOUND means CreateCampaign with that `campaign.key`, else UpdateCampaign with the id
+    and `expected_version` found. Two clients racing are safe: the second CreateCampaign is
+    ALREADY_EXISTS and the second UpdateCampaign ABORTED, and either retries from the Get.
     """
 
     def __init__(self, channel):
@@ -80,27 +85,45 @@ class DecisionServiceStub:
                 request_serializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsRequest.SerializeToString,
                 response_deserializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsResponse.FromString,
                 _registered_method=True)
+        self.PreviewMessage = channel.unary_unary(
+                '/nudge.decision.v1.DecisionService/PreviewMessage',
+                request_serializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.PreviewMessageRequest.SerializeToString,
+                response_deserializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.PreviewMessageResponse.FromString,
+                _registered_method=True)
+        self.SendTestMessage = channel.unary_unary(
+                '/nudge.decision.v1.DecisionService/SendTestMessage',
+                request_serializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.SendTestMessageRequest.SerializeToString,
+                response_deserializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.SendTestMessageResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
     """The public API for campaigns and app-wide delivery rules.
+
+    Upsert by key is left to the client (there is no Upsert RPC): GetCampaign with `key`;
+    NOT_FOUND means CreateCampaign with that `campaign.key`, else UpdateCampaign with the id
+    and `expected_version` found. Two clients racing are safe: the second CreateCampaign is
+    ALREADY_EXISTS and the second UpdateCampaign ABORTED, and either retries from the Get.
     """
 
     def CreateCampaign(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """ALREADY_EXISTS when `campaign.key` is another non-archived campaign's of the app.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateCampaign(self, request, context):
         """Saves a new version of the campaign; messages record the version they came from.
+        ALREADY_EXISTS when `campaign.key` is another non-archived campaign's of the app.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCampaign(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """By id, or by key (the non-archived campaign with that key). NOT_FOUND when none.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -141,6 +164,30 @@ class DecisionServiceServicer:
         window, quiet hours or a cap, waiting for segmentation) and those settled in the last
         seven days (released, control, cancelled by an exception event, dropped, expired), newest
         trigger first. The same detail as ExplainDecision's `pending_sends`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewMessage(self, request, context):
+        """Renders one variant of a campaign in one locale, as delivery would render it for a user
+        (the user's context from segmentation, and the same template code), or for attributes
+        and event properties given here. Changes nothing and counts nothing. A template that
+        fails is reported per field in `errors`, never as a failed call. NOT_FOUND for an unknown
+        campaign or version; INVALID_ARGUMENT on `variant_id` for a variant it does not have.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendTestMessage(self, request, context):
+        """Delivers one variant of a campaign to one user now, rendered for that user, whatever the
+        campaign's status, schedule, audience, send window and the user's caps. The message is
+        marked `test` (nudge.delivery.v1.InAppMessage.test), reaches the user's next pull or open
+        stream like a triggered message, and is never counted: not toward any cap or
+        re-eligibility, not in GetCampaignStats, no conversion; its interactions are recorded
+        but become no events (they trigger nothing and change no segment). FAILED_PRECONDITION,
+        naming the field, when a template fails for this user (nothing is sent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -194,6 +241,16 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     request_deserializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsRequest.FromString,
                     response_serializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsResponse.SerializeToString,
             ),
+            'PreviewMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewMessage,
+                    request_deserializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.PreviewMessageRequest.FromString,
+                    response_serializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.PreviewMessageResponse.SerializeToString,
+            ),
+            'SendTestMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendTestMessage,
+                    request_deserializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.SendTestMessageRequest.FromString,
+                    response_serializer=nudge_dot_decision_dot_v1_dot_decision__service__pb2.SendTestMessageResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'nudge.decision.v1.DecisionService', rpc_method_handlers)
@@ -204,6 +261,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class DecisionService:
     """The public API for campaigns and app-wide delivery rules.
+
+    Upsert by key is left to the client (there is no Upsert RPC): GetCampaign with `key`;
+    NOT_FOUND means CreateCampaign with that `campaign.key`, else UpdateCampaign with the id
+    and `expected_version` found. Two clients racing are safe: the second CreateCampaign is
+    ALREADY_EXISTS and the second UpdateCampaign ABORTED, and either retries from the Get.
     """
 
     @staticmethod
@@ -439,6 +501,60 @@ class DecisionService:
             '/nudge.decision.v1.DecisionService/ListPendingSends',
             nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsRequest.SerializeToString,
             nudge_dot_decision_dot_v1_dot_decision__service__pb2.ListPendingSendsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.decision.v1.DecisionService/PreviewMessage',
+            nudge_dot_decision_dot_v1_dot_decision__service__pb2.PreviewMessageRequest.SerializeToString,
+            nudge_dot_decision_dot_v1_dot_decision__service__pb2.PreviewMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendTestMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.decision.v1.DecisionService/SendTestMessage',
+            nudge_dot_decision_dot_v1_dot_decision__service__pb2.SendTestMessageRequest.SerializeToString,
+            nudge_dot_decision_dot_v1_dot_decision__service__pb2.SendTestMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,

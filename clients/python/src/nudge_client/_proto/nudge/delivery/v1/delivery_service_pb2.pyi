@@ -18,14 +18,29 @@ class InteractionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INTERACTION_TYPE_CLICK: _ClassVar[InteractionType]
     INTERACTION_TYPE_DISMISS: _ClassVar[InteractionType]
     INTERACTION_TYPE_SURVEY_ANSWER: _ClassVar[InteractionType]
+
+class FunnelStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FUNNEL_STAGE_UNSPECIFIED: _ClassVar[FunnelStage]
+    FUNNEL_STAGE_SENT: _ClassVar[FunnelStage]
+    FUNNEL_STAGE_DELIVERED: _ClassVar[FunnelStage]
+    FUNNEL_STAGE_IMPRESSION: _ClassVar[FunnelStage]
+    FUNNEL_STAGE_CLICK: _ClassVar[FunnelStage]
+    FUNNEL_STAGE_CONVERSION: _ClassVar[FunnelStage]
 INTERACTION_TYPE_UNSPECIFIED: InteractionType
 INTERACTION_TYPE_IMPRESSION: InteractionType
 INTERACTION_TYPE_CLICK: InteractionType
 INTERACTION_TYPE_DISMISS: InteractionType
 INTERACTION_TYPE_SURVEY_ANSWER: InteractionType
+FUNNEL_STAGE_UNSPECIFIED: FunnelStage
+FUNNEL_STAGE_SENT: FunnelStage
+FUNNEL_STAGE_DELIVERED: FunnelStage
+FUNNEL_STAGE_IMPRESSION: FunnelStage
+FUNNEL_STAGE_CLICK: FunnelStage
+FUNNEL_STAGE_CONVERSION: FunnelStage
 
 class InAppMessage(_message.Message):
-    __slots__ = ("message_id", "campaign_id", "campaign_version", "variant_id", "content", "locale", "expire_time")
+    __slots__ = ("message_id", "campaign_id", "campaign_version", "variant_id", "content", "locale", "expire_time", "test")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +48,7 @@ class InAppMessage(_message.Message):
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     LOCALE_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     campaign_id: str
     campaign_version: int
@@ -40,7 +56,8 @@ class InAppMessage(_message.Message):
     content: _common_pb2.MessageContent
     locale: str
     expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, message_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., locale: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    test: bool
+    def __init__(self, message_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_version: _Optional[int] = ..., variant_id: _Optional[str] = ..., content: _Optional[_Union[_common_pb2.MessageContent, _Mapping]] = ..., locale: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., test: _Optional[bool] = ...) -> None: ...
 
 class FetchMessagesRequest(_message.Message):
     __slots__ = ("user_id", "platform", "screen", "app_version", "locale", "limit")
@@ -121,17 +138,31 @@ class ReportInteractionResponse(_message.Message):
     def __init__(self, recorded: _Optional[bool] = ...) -> None: ...
 
 class GetCampaignStatsRequest(_message.Message):
-    __slots__ = ("campaign_id", "start_time", "end_time")
+    __slots__ = ("campaign_id", "start_time", "end_time", "start_date", "end_date")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_DATE_FIELD_NUMBER: _ClassVar[int]
+    END_DATE_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, campaign_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    start_date: str
+    end_date: str
+    def __init__(self, campaign_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_date: _Optional[str] = ..., end_date: _Optional[str] = ...) -> None: ...
+
+class FunnelStep(_message.Message):
+    __slots__ = ("stage", "count", "rate")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    stage: FunnelStage
+    count: int
+    rate: float
+    def __init__(self, stage: _Optional[_Union[FunnelStage, str]] = ..., count: _Optional[int] = ..., rate: _Optional[float] = ...) -> None: ...
 
 class VariantStats(_message.Message):
-    __slots__ = ("variant_id", "control", "sent", "delivered", "impressions", "clicks_by_button", "dismissals", "conversions", "survey_answers", "impression_rate", "click_rate", "conversion_rate", "uplift", "uplift_ci_low", "uplift_ci_high", "expired", "dropped", "dropped_by_reason", "waiting", "delivery_rate")
+    __slots__ = ("variant_id", "control", "sent", "delivered", "impressions", "clicks_by_button", "dismissals", "conversions", "survey_answers", "impression_rate", "click_rate", "conversion_rate", "uplift", "uplift_ci_low", "uplift_ci_high", "expired", "dropped", "dropped_by_reason", "waiting", "delivery_rate", "funnel")
     class ClicksByButtonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +204,7 @@ class VariantStats(_message.Message):
     DROPPED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_RATE_FIELD_NUMBER: _ClassVar[int]
+    FUNNEL_FIELD_NUMBER: _ClassVar[int]
     variant_id: str
     control: bool
     sent: int
@@ -193,13 +225,26 @@ class VariantStats(_message.Message):
     dropped_by_reason: _containers.ScalarMap[str, int]
     waiting: int
     delivery_rate: float
-    def __init__(self, variant_id: _Optional[str] = ..., control: _Optional[bool] = ..., sent: _Optional[int] = ..., delivered: _Optional[int] = ..., impressions: _Optional[int] = ..., clicks_by_button: _Optional[_Mapping[str, int]] = ..., dismissals: _Optional[int] = ..., conversions: _Optional[int] = ..., survey_answers: _Optional[_Mapping[str, int]] = ..., impression_rate: _Optional[float] = ..., click_rate: _Optional[float] = ..., conversion_rate: _Optional[float] = ..., uplift: _Optional[float] = ..., uplift_ci_low: _Optional[float] = ..., uplift_ci_high: _Optional[float] = ..., expired: _Optional[int] = ..., dropped: _Optional[int] = ..., dropped_by_reason: _Optional[_Mapping[str, int]] = ..., waiting: _Optional[int] = ..., delivery_rate: _Optional[float] = ...) -> None: ...
+    funnel: _containers.RepeatedCompositeFieldContainer[FunnelStep]
+    def __init__(self, variant_id: _Optional[str] = ..., control: _Optional[bool] = ..., sent: _Optional[int] = ..., delivered: _Optional[int] = ..., impressions: _Optional[int] = ..., clicks_by_button: _Optional[_Mapping[str, int]] = ..., dismissals: _Optional[int] = ..., conversions: _Optional[int] = ..., survey_answers: _Optional[_Mapping[str, int]] = ..., impression_rate: _Optional[float] = ..., click_rate: _Optional[float] = ..., conversion_rate: _Optional[float] = ..., uplift: _Optional[float] = ..., uplift_ci_low: _Optional[float] = ..., uplift_ci_high: _Optional[float] = ..., expired: _Optional[int] = ..., dropped: _Optional[int] = ..., dropped_by_reason: _Optional[_Mapping[str, int]] = ..., waiting: _Optional[int] = ..., delivery_rate: _Optional[float] = ..., funnel: _Optional[_Iterable[_Union[FunnelStep, _Mapping]]] = ...) -> None: ...
+
+class DailyStats(_message.Message):
+    __slots__ = ("date", "variants")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    variants: _containers.RepeatedCompositeFieldContainer[VariantStats]
+    def __init__(self, date: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantStats, _Mapping]]] = ...) -> None: ...
 
 class GetCampaignStatsResponse(_message.Message):
-    __slots__ = ("variants",)
+    __slots__ = ("variants", "days", "time_zone")
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
     variants: _containers.RepeatedCompositeFieldContainer[VariantStats]
-    def __init__(self, variants: _Optional[_Iterable[_Union[VariantStats, _Mapping]]] = ...) -> None: ...
+    days: _containers.RepeatedCompositeFieldContainer[DailyStats]
+    time_zone: str
+    def __init__(self, variants: _Optional[_Iterable[_Union[VariantStats, _Mapping]]] = ..., days: _Optional[_Iterable[_Union[DailyStats, _Mapping]]] = ..., time_zone: _Optional[str] = ...) -> None: ...
 
 class ListSurveyAnswersRequest(_message.Message):
     __slots__ = ("campaign_id", "variant_id", "start_time", "end_time", "page_size", "page_token")

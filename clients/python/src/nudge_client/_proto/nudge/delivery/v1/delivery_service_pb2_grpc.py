@@ -92,6 +92,9 @@ class DeliveryServiceServicer:
         """Per-variant (and control) results of a campaign.
         One row per variant of the campaign's latest version (zeros without traffic), per
         variant seen in its messages, and for control when the campaign has a control group.
+        With `start_date` and `end_date`, also one bucket per day of that range in the app's
+        time zone, each with the same rows; the buckets add up to the totals. Test messages
+        (DecisionService.SendTestMessage) are never counted.
         NOT_FOUND for an unknown campaign or another app's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -78,7 +78,7 @@ EVENT_OPERATOR_NEVER: EventOperator
 EVENT_OPERATOR_EACH_DAY: EventOperator
 
 class Segment(_message.Message):
-    __slots__ = ("id", "name", "description", "rule", "version", "create_time", "update_time")
+    __slots__ = ("id", "name", "description", "rule", "version", "create_time", "update_time", "key")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class Segment(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -93,7 +94,8 @@ class Segment(_message.Message):
     version: int
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., rule: _Optional[_Union[Rule, _Mapping]] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    key: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., rule: _Optional[_Union[Rule, _Mapping]] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key: _Optional[str] = ...) -> None: ...
 
 class Rule(_message.Message):
     __slots__ = ("group", "attribute", "event", "inactive", "platform", "app_version", "random_bucket", "segment")
@@ -192,16 +194,18 @@ class SegmentMembershipCondition(_message.Message):
     def __init__(self, segment_id: _Optional[str] = ..., negate: _Optional[bool] = ...) -> None: ...
 
 class CreateSegmentRequest(_message.Message):
-    __slots__ = ("name", "description", "rule", "request_id")
+    __slots__ = ("name", "description", "rule", "request_id", "key")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     rule: Rule
     request_id: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., rule: _Optional[_Union[Rule, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    key: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., rule: _Optional[_Union[Rule, _Mapping]] = ..., request_id: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class CreateSegmentResponse(_message.Message):
     __slots__ = ("segment",)
@@ -210,20 +214,22 @@ class CreateSegmentResponse(_message.Message):
     def __init__(self, segment: _Optional[_Union[Segment, _Mapping]] = ...) -> None: ...
 
 class UpdateSegmentRequest(_message.Message):
-    __slots__ = ("segment_id", "name", "description", "rule", "expected_version", "request_id")
+    __slots__ = ("segment_id", "name", "description", "rule", "expected_version", "request_id", "key")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     segment_id: str
     name: str
     description: str
     rule: Rule
     expected_version: int
     request_id: str
-    def __init__(self, segment_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., rule: _Optional[_Union[Rule, _Mapping]] = ..., expected_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    key: str
+    def __init__(self, segment_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., rule: _Optional[_Union[Rule, _Mapping]] = ..., expected_version: _Optional[int] = ..., request_id: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class UpdateSegmentResponse(_message.Message):
     __slots__ = ("segment",)
@@ -232,10 +238,12 @@ class UpdateSegmentResponse(_message.Message):
     def __init__(self, segment: _Optional[_Union[Segment, _Mapping]] = ...) -> None: ...
 
 class GetSegmentRequest(_message.Message):
-    __slots__ = ("segment_id",)
+    __slots__ = ("segment_id", "key")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     segment_id: str
-    def __init__(self, segment_id: _Optional[str] = ...) -> None: ...
+    key: str
+    def __init__(self, segment_id: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class GetSegmentResponse(_message.Message):
     __slots__ = ("segment",)
@@ -244,12 +252,14 @@ class GetSegmentResponse(_message.Message):
     def __init__(self, segment: _Optional[_Union[Segment, _Mapping]] = ...) -> None: ...
 
 class ListSegmentsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token")
+    __slots__ = ("page_size", "page_token", "key")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    key: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class ListSegmentsResponse(_message.Message):
     __slots__ = ("segments", "next_page_token")

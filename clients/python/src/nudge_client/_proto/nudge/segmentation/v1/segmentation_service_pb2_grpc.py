@@ -27,6 +27,11 @@ if _version_not_supported:
 
 class SegmentationServiceStub:
     """The public API for segments and profiles.
+
+    Upsert by key is left to the client (there is no Upsert RPC): GetSegment with `key`;
+    NOT_FOUND means CreateSegment with that key, else UpdateSegment with the id and
+    `expected_version` found. Racing clients are safe: the second CreateSegment is
+    ALREADY_EXISTS and the second UpdateSegment ABORTED, and either retries from the Get.
     """
 
     def __init__(self, channel):
@@ -79,23 +84,31 @@ class SegmentationServiceStub:
 
 class SegmentationServiceServicer:
     """The public API for segments and profiles.
+
+    Upsert by key is left to the client (there is no Upsert RPC): GetSegment with `key`;
+    NOT_FOUND means CreateSegment with that key, else UpdateSegment with the id and
+    `expected_version` found. Racing clients are safe: the second CreateSegment is
+    ALREADY_EXISTS and the second UpdateSegment ABORTED, and either retries from the Get.
     """
 
     def CreateSegment(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """ALREADY_EXISTS when `key` is another segment's of the app.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateSegment(self, request, context):
-        """Replaces the rule; the segment's version goes up by one.
+        """Replaces the rule; the segment's version goes up by one. ALREADY_EXISTS when `key` is
+        another segment's of the app.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSegment(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """By id or by key. NOT_FOUND when none.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -184,6 +197,11 @@ def add_SegmentationServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class SegmentationService:
     """The public API for segments and profiles.
+
+    Upsert by key is left to the client (there is no Upsert RPC): GetSegment with `key`;
+    NOT_FOUND means CreateSegment with that key, else UpdateSegment with the id and
+    `expected_version` found. Racing clients are safe: the second CreateSegment is
+    ALREADY_EXISTS and the second UpdateSegment ABORTED, and either retries from the Get.
     """
 
     @staticmethod
