@@ -339,12 +339,13 @@ async def daily_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, start: d
 async def survey_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, variant_id: str,
                       start: datetime | None, end: datetime | None,
                       after: tuple[datetime, str] | None, limit: int) -> list[SurveyRow]:
-    """Survey reports of a campaign's messages answered in [start, end), in (answered time,
-    message id) order from `after` (inclusive: its report may be partly read), at most `limit`."""
+    """Survey reports of a campaign's messages (test messages' left out) answered in
+    [start, end), in (answered time, message id) order from `after` (inclusive: its report may be partly read), at most `limit`."""
     rows = await pool.fetch(
         """SELECT i.message_id, m.user_id, m.variant_id, i.answers, i.occurred_at
            FROM interactions i JOIN messages m USING (app_id, message_id)
            WHERE i.app_id = $1 AND i.type = $2 AND m.campaign_id = $3 AND ($4 = '' OR m.variant_id = $4)
+             AND NOT m.test
              AND ($5::timestamptz IS NULL OR i.occurred_at >= $5)
              AND ($6::timestamptz IS NULL OR i.occurred_at < $6)
              AND ($7::timestamptz IS NULL OR (i.occurred_at, i.message_id) >= ($7, $8))

@@ -1,7 +1,8 @@
 """SendTestMessage: one user gets the message now — by pull or on an open stream — marked as
 a test, whatever the campaign's status, audience, window and the user's caps; it moves no cap
 (the user's next real message still fits a 1-per-day cap), no statistic (GetCampaignStats
-unchanged, interactions included), and its interactions trigger nothing."""
+unchanged, interactions included; survey answers never listed), and its interactions trigger
+nothing."""
 
 from __future__ import annotations
 
@@ -147,3 +148,24 @@ async def test_a_retried_test_send_with_a_request_id_sends_once(stack, database_
     exc = await expect_error(send_test(api, app, campaign_id=draft.id, user_id="other", request_id="send-1"),
                              grpc.StatusCode.INVALID_ARGUMENT)
     assert violated_fields(exc) == {"request_id"}
+
+
+async def test_a_test_surveys_answers_are_recorded_but_never_listed(stack, database_url):
+    app = await create_app(database_url)
+    api = Clients(stack.channel)
+    c = untouchable()
+    content = c.variants[0].contents[0].content
+    content.layout = common_pb2.LAYOUT_SURVEY
+    content.questions.add(id="nps", text="How likely?", type=common_pb2.QUESTION_TYPE_RATING, max_rating=10)
+    survey = await create_campaign(api, app, c)
+    await send_test(api, app, campaign_id=survey.id, user_id="rater")
+    (got,) = await fetch_messages(api, app, "rater")
+    assert got.test and got.content.questions[0].id == "nps"
+    answered = await api.delivery.ReportInteraction(delivery_pb.ReportInteractionRequest(
+        message_id=got.message_id, user_id="rater", type=delivery_pb.INTERACTION_TYPE_SURVEY_ANSWER,
+        answers=[delivery_pb.SurveyAnswer(question_id="nps", rating=9)]), metadata=app.auth("client"))
+    assert answered.recorded
+    listed = await api.delivery.ListSurveyAnswers(delivery_pb.ListSurveyAnswersRequest(campaign_id=survey.id),
+                                                  metadata=app.auth("admin"))
+    assert list(listed.answers) == []
+    assert all(not v.survey_answers for v in await stats(api, app, survey.id))

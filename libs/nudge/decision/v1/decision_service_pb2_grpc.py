@@ -185,9 +185,11 @@ class DecisionServiceServicer:
         campaign's status, schedule, audience, send window and the user's caps. The message is
         marked `test` (nudge.delivery.v1.InAppMessage.test), reaches the user's next pull or open
         stream like a triggered message, and is never counted: not toward any cap or
-        re-eligibility, not in GetCampaignStats, no conversion; its interactions are recorded
-        but become no events (they trigger nothing and change no segment). FAILED_PRECONDITION,
-        naming the field, when a template fails for this user (nothing is sent).
+        re-eligibility, not in GetCampaignStats or ListSurveyAnswers, no conversion; its
+        interactions are recorded but become no events (they trigger nothing and change no
+        segment). FAILED_PRECONDITION, naming the field, when a template fails for this user
+        (nothing is sent). NOT_FOUND for an unknown campaign; INVALID_ARGUMENT on `variant_id`
+        for a variant it does not have.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
