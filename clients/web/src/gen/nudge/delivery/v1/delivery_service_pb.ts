@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nudge/delivery/v1/delivery_service.proto.
  */
 export const file_nudge_delivery_v1_delivery_service: GenFile = /*@__PURE__*/
-  fileDesc("CihudWRnZS9kZWxpdmVyeS92MS9kZWxpdmVyeV9zZXJ2aWNlLnByb3RvEhFudWRnZS5kZWxpdmVyeS52MSLYAQoMSW5BcHBNZXNzYWdlEhIKCm1lc3NhZ2VfaWQYASABKAkSEwoLY2FtcGFpZ25faWQYAiABKAkSGAoQY2FtcGFpZ25fdmVyc2lvbhgDIAEoDRISCgp2YXJpYW50X2lkGAQgASgJEjAKB2NvbnRlbnQYBSABKAsyHy5udWRnZS5jb21tb24udjEuTWVzc2FnZUNvbnRlbnQSDgoGbG9jYWxlGAYgASgJEi8KC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKYAQoURmV0Y2hNZXNzYWdlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIrCghwbGF0Zm9ybRgCIAEoDjIZLm51ZGdlLmNvbW1vbi52MS5QbGF0Zm9ybRIOCgZzY3JlZW4YAyABKAkSEwoLYXBwX3ZlcnNpb24YBCABKAkSDgoGbG9jYWxlGAUgASgJEg0KBWxpbWl0GAYgASgNIkoKFUZldGNoTWVzc2FnZXNSZXNwb25zZRIxCghtZXNzYWdlcxgBIAMoCzIfLm51ZGdlLmRlbGl2ZXJ5LnYxLkluQXBwTWVzc2FnZSKOAQoQU3Vic2NyaWJlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEisKCHBsYXRmb3JtGAIgASgOMhkubnVkZ2UuY29tbW9uLnYxLlBsYXRmb3JtEhMKC2FwcF92ZXJzaW9uGAMgASgJEg4KBmxvY2FsZRgEIAEoCRIXCg9sYXN0X21lc3NhZ2VfaWQYBSABKAkihgEKEVN1YnNjcmliZVJlc3BvbnNlEjIKB21lc3NhZ2UYASABKAsyHy5udWRnZS5kZWxpdmVyeS52MS5JbkFwcE1lc3NhZ2VIABI1Cg9rZWVwX2FsaXZlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSABCBgoEaXRlbSJSCgxTdXJ2ZXlBbnN3ZXISEwoLcXVlc3Rpb25faWQYASABKAkSDwoHY2hvaWNlcxgCIAMoCRIOCgZyYXRpbmcYAyABKA0SDAoEdGV4dBgEIAEoCSLpAQoYUmVwb3J0SW50ZXJhY3Rpb25SZXF1ZXN0EhIKCm1lc3NhZ2VfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIwCgR0eXBlGAMgASgOMiIubnVkZ2UuZGVsaXZlcnkudjEuSW50ZXJhY3Rpb25UeXBlEhEKCWJ1dHRvbl9pZBgEIAEoCRIwCgdhbnN3ZXJzGAUgAygLMh8ubnVkZ2UuZGVsaXZlcnkudjEuU3VydmV5QW5zd2VyEjEKDW9jY3VycmVkX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIi0KGVJlcG9ydEludGVyYWN0aW9uUmVzcG9uc2USEAoIcmVjb3JkZWQYASABKAgijAEKF0dldENhbXBhaWduU3RhdHNSZXF1ZXN0EhMKC2NhbXBhaWduX2lkGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLyBQoMVmFyaWFudFN0YXRzEhIKCnZhcmlhbnRfaWQYASABKAkSDwoHY29udHJvbBgCIAEoCBIMCgRzZW50GAMgASgEEhEKCWRlbGl2ZXJlZBgEIAEoBBITCgtpbXByZXNzaW9ucxgFIAEoBBJNChBjbGlja3NfYnlfYnV0dG9uGAYgAygLMjMubnVkZ2UuZGVsaXZlcnkudjEuVmFyaWFudFN0YXRzLkNsaWNrc0J5QnV0dG9uRW50cnkSEgoKZGlzbWlzc2FscxgHIAEoBBITCgtjb252ZXJzaW9ucxgIIAEoBBJKCg5zdXJ2ZXlfYW5zd2VycxgJIAMoCzIyLm51ZGdlLmRlbGl2ZXJ5LnYxLlZhcmlhbnRTdGF0cy5TdXJ2ZXlBbnN3ZXJzRW50cnkSFwoPaW1wcmVzc2lvbl9yYXRlGAogASgBEhIKCmNsaWNrX3JhdGUYCyABKAESFwoPY29udmVyc2lvbl9yYXRlGAwgASgBEg4KBnVwbGlmdBgNIAEoARIVCg11cGxpZnRfY2lfbG93GA4gASgBEhYKDnVwbGlmdF9jaV9oaWdoGA8gASgBEg8KB2V4cGlyZWQYECABKAQSDwoHZHJvcHBlZBgRIAEoBBJPChFkcm9wcGVkX2J5X3JlYXNvbhgSIAMoCzI0Lm51ZGdlLmRlbGl2ZXJ5LnYxLlZhcmlhbnRTdGF0cy5Ecm9wcGVkQnlSZWFzb25FbnRyeRIPCgd3YWl0aW5nGBMgASgEEhUKDWRlbGl2ZXJ5X3JhdGUYFCABKAEaNQoTQ2xpY2tzQnlCdXR0b25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBGjQKElN1cnZleUFuc3dlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBGjYKFERyb3BwZWRCeVJlYXNvbkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBDoCOAEiTQoYR2V0Q2FtcGFpZ25TdGF0c1Jlc3BvbnNlEjEKCHZhcmlhbnRzGAEgAygLMh8ubnVkZ2UuZGVsaXZlcnkudjEuVmFyaWFudFN0YXRzIsgBChhMaXN0U3VydmV5QW5zd2Vyc1JlcXVlc3QSEwoLY2FtcGFpZ25faWQYASABKAkSEgoKdmFyaWFudF9pZBgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAUgASgNEhIKCnBhZ2VfdG9rZW4YBiABKAkiwgEKElN1cnZleUFuc3dlclJlY29yZBISCgptZXNzYWdlX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEgoKdmFyaWFudF9pZBgDIAEoCRITCgtxdWVzdGlvbl9pZBgEIAEoCRIPCgdjaG9pY2VzGAUgAygJEg4KBnJhdGluZxgGIAEoDRIMCgR0ZXh0GAcgASgJEi8KC2Fuc3dlcl90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsChlMaXN0U3VydmV5QW5zd2Vyc1Jlc3BvbnNlEjYKB2Fuc3dlcnMYASADKAsyJS5udWRnZS5kZWxpdmVyeS52MS5TdXJ2ZXlBbnN3ZXJSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKrIBCg9JbnRlcmFjdGlvblR5cGUSIAocSU5URVJBQ1RJT05fVFlQRV9VTlNQRUNJRklFRBAAEh8KG0lOVEVSQUNUSU9OX1RZUEVfSU1QUkVTU0lPThABEhoKFklOVEVSQUNUSU9OX1RZUEVfQ0xJQ0sQAhIcChhJTlRFUkFDVElPTl9UWVBFX0RJU01JU1MQAxIiCh5JTlRFUkFDVElPTl9UWVBFX1NVUlZFWV9BTlNXRVIQBDKcBAoPRGVsaXZlcnlTZXJ2aWNlEmIKDUZldGNoTWVzc2FnZXMSJy5udWRnZS5kZWxpdmVyeS52MS5GZXRjaE1lc3NhZ2VzUmVxdWVzdBooLm51ZGdlLmRlbGl2ZXJ5LnYxLkZldGNoTWVzc2FnZXNSZXNwb25zZRJYCglTdWJzY3JpYmUSIy5udWRnZS5kZWxpdmVyeS52MS5TdWJzY3JpYmVSZXF1ZXN0GiQubnVkZ2UuZGVsaXZlcnkudjEuU3Vic2NyaWJlUmVzcG9uc2UwARJuChFSZXBvcnRJbnRlcmFjdGlvbhIrLm51ZGdlLmRlbGl2ZXJ5LnYxLlJlcG9ydEludGVyYWN0aW9uUmVxdWVzdBosLm51ZGdlLmRlbGl2ZXJ5LnYxLlJlcG9ydEludGVyYWN0aW9uUmVzcG9uc2USawoQR2V0Q2FtcGFpZ25TdGF0cxIqLm51ZGdlLmRlbGl2ZXJ5LnYxLkdldENhbXBhaWduU3RhdHNSZXF1ZXN0GisubnVkZ2UuZGVsaXZlcnkudjEuR2V0Q2FtcGFpZ25TdGF0c1Jlc3BvbnNlEm4KEUxpc3RTdXJ2ZXlBbnN3ZXJzEisubnVkZ2UuZGVsaXZlcnkudjEuTGlzdFN1cnZleUFuc3dlcnNSZXF1ZXN0GiwubnVkZ2UuZGVsaXZlcnkudjEuTGlzdFN1cnZleUFuc3dlcnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_nudge_common_v1_common]);
+  fileDesc("CihudWRnZS9kZWxpdmVyeS92MS9kZWxpdmVyeV9zZXJ2aWNlLnByb3RvEhFudWRnZS5kZWxpdmVyeS52MSLmAQoMSW5BcHBNZXNzYWdlEhIKCm1lc3NhZ2VfaWQYASABKAkSEwoLY2FtcGFpZ25faWQYAiABKAkSGAoQY2FtcGFpZ25fdmVyc2lvbhgDIAEoDRISCgp2YXJpYW50X2lkGAQgASgJEjAKB2NvbnRlbnQYBSABKAsyHy5udWRnZS5jb21tb24udjEuTWVzc2FnZUNvbnRlbnQSDgoGbG9jYWxlGAYgASgJEi8KC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0ZXN0GAggASgIIpgBChRGZXRjaE1lc3NhZ2VzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEisKCHBsYXRmb3JtGAIgASgOMhkubnVkZ2UuY29tbW9uLnYxLlBsYXRmb3JtEg4KBnNjcmVlbhgDIAEoCRITCgthcHBfdmVyc2lvbhgEIAEoCRIOCgZsb2NhbGUYBSABKAkSDQoFbGltaXQYBiABKA0iSgoVRmV0Y2hNZXNzYWdlc1Jlc3BvbnNlEjEKCG1lc3NhZ2VzGAEgAygLMh8ubnVkZ2UuZGVsaXZlcnkudjEuSW5BcHBNZXNzYWdlIo4BChBTdWJzY3JpYmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSKwoIcGxhdGZvcm0YAiABKA4yGS5udWRnZS5jb21tb24udjEuUGxhdGZvcm0SEwoLYXBwX3ZlcnNpb24YAyABKAkSDgoGbG9jYWxlGAQgASgJEhcKD2xhc3RfbWVzc2FnZV9pZBgFIAEoCSKGAQoRU3Vic2NyaWJlUmVzcG9uc2USMgoHbWVzc2FnZRgBIAEoCzIfLm51ZGdlLmRlbGl2ZXJ5LnYxLkluQXBwTWVzc2FnZUgAEjUKD2tlZXBfYWxpdmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAEIGCgRpdGVtIlIKDFN1cnZleUFuc3dlchITCgtxdWVzdGlvbl9pZBgBIAEoCRIPCgdjaG9pY2VzGAIgAygJEg4KBnJhdGluZxgDIAEoDRIMCgR0ZXh0GAQgASgJIukBChhSZXBvcnRJbnRlcmFjdGlvblJlcXVlc3QSEgoKbWVzc2FnZV9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEjAKBHR5cGUYAyABKA4yIi5udWRnZS5kZWxpdmVyeS52MS5JbnRlcmFjdGlvblR5cGUSEQoJYnV0dG9uX2lkGAQgASgJEjAKB2Fuc3dlcnMYBSADKAsyHy5udWRnZS5kZWxpdmVyeS52MS5TdXJ2ZXlBbnN3ZXISMQoNb2NjdXJyZWRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLQoZUmVwb3J0SW50ZXJhY3Rpb25SZXNwb25zZRIQCghyZWNvcmRlZBgBIAEoCCKyAQoXR2V0Q2FtcGFpZ25TdGF0c1JlcXVlc3QSEwoLY2FtcGFpZ25faWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnN0YXJ0X2RhdGUYBCABKAkSEAoIZW5kX2RhdGUYBSABKAkiWAoKRnVubmVsU3RlcBItCgVzdGFnZRgBIAEoDjIeLm51ZGdlLmRlbGl2ZXJ5LnYxLkZ1bm5lbFN0YWdlEg0KBWNvdW50GAIgASgEEgwKBHJhdGUYAyABKAEioQYKDFZhcmlhbnRTdGF0cxISCgp2YXJpYW50X2lkGAEgASgJEg8KB2NvbnRyb2wYAiABKAgSDAoEc2VudBgDIAEoBBIRCglkZWxpdmVyZWQYBCABKAQSEwoLaW1wcmVzc2lvbnMYBSABKAQSTQoQY2xpY2tzX2J5X2J1dHRvbhgGIAMoCzIzLm51ZGdlLmRlbGl2ZXJ5LnYxLlZhcmlhbnRTdGF0cy5DbGlja3NCeUJ1dHRvbkVudHJ5EhIKCmRpc21pc3NhbHMYByABKAQSEwoLY29udmVyc2lvbnMYCCABKAQSSgoOc3VydmV5X2Fuc3dlcnMYCSADKAsyMi5udWRnZS5kZWxpdmVyeS52MS5WYXJpYW50U3RhdHMuU3VydmV5QW5zd2Vyc0VudHJ5EhcKD2ltcHJlc3Npb25fcmF0ZRgKIAEoARISCgpjbGlja19yYXRlGAsgASgBEhcKD2NvbnZlcnNpb25fcmF0ZRgMIAEoARIOCgZ1cGxpZnQYDSABKAESFQoNdXBsaWZ0X2NpX2xvdxgOIAEoARIWCg51cGxpZnRfY2lfaGlnaBgPIAEoARIPCgdleHBpcmVkGBAgASgEEg8KB2Ryb3BwZWQYESABKAQSTwoRZHJvcHBlZF9ieV9yZWFzb24YEiADKAsyNC5udWRnZS5kZWxpdmVyeS52MS5WYXJpYW50U3RhdHMuRHJvcHBlZEJ5UmVhc29uRW50cnkSDwoHd2FpdGluZxgTIAEoBBIVCg1kZWxpdmVyeV9yYXRlGBQgASgBEi0KBmZ1bm5lbBgVIAMoCzIdLm51ZGdlLmRlbGl2ZXJ5LnYxLkZ1bm5lbFN0ZXAaNQoTQ2xpY2tzQnlCdXR0b25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBGjQKElN1cnZleUFuc3dlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBGjYKFERyb3BwZWRCeVJlYXNvbkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBDoCOAEiTQoKRGFpbHlTdGF0cxIMCgRkYXRlGAEgASgJEjEKCHZhcmlhbnRzGAIgAygLMh8ubnVkZ2UuZGVsaXZlcnkudjEuVmFyaWFudFN0YXRzIo0BChhHZXRDYW1wYWlnblN0YXRzUmVzcG9uc2USMQoIdmFyaWFudHMYASADKAsyHy5udWRnZS5kZWxpdmVyeS52MS5WYXJpYW50U3RhdHMSKwoEZGF5cxgCIAMoCzIdLm51ZGdlLmRlbGl2ZXJ5LnYxLkRhaWx5U3RhdHMSEQoJdGltZV96b25lGAMgASgJIsgBChhMaXN0U3VydmV5QW5zd2Vyc1JlcXVlc3QSEwoLY2FtcGFpZ25faWQYASABKAkSEgoKdmFyaWFudF9pZBgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAUgASgNEhIKCnBhZ2VfdG9rZW4YBiABKAkiwgEKElN1cnZleUFuc3dlclJlY29yZBISCgptZXNzYWdlX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEgoKdmFyaWFudF9pZBgDIAEoCRITCgtxdWVzdGlvbl9pZBgEIAEoCRIPCgdjaG9pY2VzGAUgAygJEg4KBnJhdGluZxgGIAEoDRIMCgR0ZXh0GAcgASgJEi8KC2Fuc3dlcl90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsChlMaXN0U3VydmV5QW5zd2Vyc1Jlc3BvbnNlEjYKB2Fuc3dlcnMYASADKAsyJS5udWRnZS5kZWxpdmVyeS52MS5TdXJ2ZXlBbnN3ZXJSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKrIBCg9JbnRlcmFjdGlvblR5cGUSIAocSU5URVJBQ1RJT05fVFlQRV9VTlNQRUNJRklFRBAAEh8KG0lOVEVSQUNUSU9OX1RZUEVfSU1QUkVTU0lPThABEhoKFklOVEVSQUNUSU9OX1RZUEVfQ0xJQ0sQAhIcChhJTlRFUkFDVElPTl9UWVBFX0RJU01JU1MQAxIiCh5JTlRFUkFDVElPTl9UWVBFX1NVUlZFWV9BTlNXRVIQBCqwAQoLRnVubmVsU3RhZ2USHAoYRlVOTkVMX1NUQUdFX1VOU1BFQ0lGSUVEEAASFQoRRlVOTkVMX1NUQUdFX1NFTlQQARIaChZGVU5ORUxfU1RBR0VfREVMSVZFUkVEEAISGwoXRlVOTkVMX1NUQUdFX0lNUFJFU1NJT04QAxIWChJGVU5ORUxfU1RBR0VfQ0xJQ0sQBBIbChdGVU5ORUxfU1RBR0VfQ09OVkVSU0lPThAFMpwECg9EZWxpdmVyeVNlcnZpY2USYgoNRmV0Y2hNZXNzYWdlcxInLm51ZGdlLmRlbGl2ZXJ5LnYxLkZldGNoTWVzc2FnZXNSZXF1ZXN0GigubnVkZ2UuZGVsaXZlcnkudjEuRmV0Y2hNZXNzYWdlc1Jlc3BvbnNlElgKCVN1YnNjcmliZRIjLm51ZGdlLmRlbGl2ZXJ5LnYxLlN1YnNjcmliZVJlcXVlc3QaJC5udWRnZS5kZWxpdmVyeS52MS5TdWJzY3JpYmVSZXNwb25zZTABEm4KEVJlcG9ydEludGVyYWN0aW9uEisubnVkZ2UuZGVsaXZlcnkudjEuUmVwb3J0SW50ZXJhY3Rpb25SZXF1ZXN0GiwubnVkZ2UuZGVsaXZlcnkudjEuUmVwb3J0SW50ZXJhY3Rpb25SZXNwb25zZRJrChBHZXRDYW1wYWlnblN0YXRzEioubnVkZ2UuZGVsaXZlcnkudjEuR2V0Q2FtcGFpZ25TdGF0c1JlcXVlc3QaKy5udWRnZS5kZWxpdmVyeS52MS5HZXRDYW1wYWlnblN0YXRzUmVzcG9uc2USbgoRTGlzdFN1cnZleUFuc3dlcnMSKy5udWRnZS5kZWxpdmVyeS52MS5MaXN0U3VydmV5QW5zd2Vyc1JlcXVlc3QaLC5udWRnZS5kZWxpdmVyeS52MS5MaXN0U3VydmV5QW5zd2Vyc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_nudge_common_v1_common]);
 
 /**
  * A rendered message ready to show.
@@ -62,6 +62,15 @@ export type InAppMessage = Message<"nudge.delivery.v1.InAppMessage"> & {
    * @generated from field: google.protobuf.Timestamp expire_time = 7;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * A test send from an operator (DecisionService.SendTestMessage), not a real one: show it
+   * as usual (a client may badge it); it is counted nowhere, and its interactions become no
+   * events.
+   *
+   * @generated from field: bool test = 8;
+   */
+  test: boolean;
 };
 
 /**
@@ -316,7 +325,9 @@ export const ReportInteractionResponseSchema: GenMessage<ReportInteractionRespon
   messageDesc(file_nudge_delivery_v1_delivery_service, 7);
 
 /**
- * Request for GetCampaignStats.
+ * Request for GetCampaignStats. Messages are counted by when they were sent (created):
+ * a message's interactions and conversion count where the message does, whenever they
+ * happened.
  *
  * @generated from message nudge.delivery.v1.GetCampaignStatsRequest
  */
@@ -327,7 +338,7 @@ export type GetCampaignStatsRequest = Message<"nudge.delivery.v1.GetCampaignStat
   campaignId: string;
 
   /**
-   * Unset bounds mean unbounded.
+   * Messages sent in [start_time, end_time); unset bounds mean unbounded. Not with dates.
    *
    * @generated from field: google.protobuf.Timestamp start_time = 2;
    */
@@ -337,6 +348,22 @@ export type GetCampaignStatsRequest = Message<"nudge.delivery.v1.GetCampaignStat
    * @generated from field: google.protobuf.Timestamp end_time = 3;
    */
   endTime?: Timestamp | undefined;
+
+  /**
+   * The first and last day (both included) of a range of days in the app's time zone
+   * (AppSettings.default_time_zone), as ISO dates `YYYY-MM-DD`: set both or neither, at most
+   * 366 days, `end_date` not before `start_date`, and not with start_time or end_time (each
+   * INVALID_ARGUMENT naming the field). The totals then cover the range, and `days` has one
+   * bucket per day.
+   *
+   * @generated from field: string start_date = 4;
+   */
+  startDate: string;
+
+  /**
+   * @generated from field: string end_date = 5;
+   */
+  endDate: string;
 };
 
 /**
@@ -345,6 +372,39 @@ export type GetCampaignStatsRequest = Message<"nudge.delivery.v1.GetCampaignStat
  */
 export const GetCampaignStatsRequestSchema: GenMessage<GetCampaignStatsRequest> = /*@__PURE__*/
   messageDesc(file_nudge_delivery_v1_delivery_service, 8);
+
+/**
+ * One step of a funnel: how many reached it, and the share of the step before.
+ *
+ * @generated from message nudge.delivery.v1.FunnelStep
+ */
+export type FunnelStep = Message<"nudge.delivery.v1.FunnelStep"> & {
+  /**
+   * @generated from field: nudge.delivery.v1.FunnelStage stage = 1;
+   */
+  stage: FunnelStage;
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+
+  /**
+   * count / the previous step's count (1 for SENT when anything was sent); zero when the
+   * previous step is zero. Not capped at 1: a message clicked on two buttons counts twice,
+   * and a conversion needs no click.
+   *
+   * @generated from field: double rate = 3;
+   */
+  rate: number;
+};
+
+/**
+ * Describes the message nudge.delivery.v1.FunnelStep.
+ * Use `create(FunnelStepSchema)` to create a new message.
+ */
+export const FunnelStepSchema: GenMessage<FunnelStep> = /*@__PURE__*/
+  messageDesc(file_nudge_delivery_v1_delivery_service, 9);
 
 /**
  * Counts for one variant, or for the control group. The counts add up:
@@ -468,6 +528,14 @@ export type VariantStats = Message<"nudge.delivery.v1.VariantStats"> & {
    * @generated from field: double delivery_rate = 20;
    */
   deliveryRate: number;
+
+  /**
+   * The funnel sent → delivered → impression → click → conversion, those five steps in
+   * that order, from the counts above.
+   *
+   * @generated from field: repeated nudge.delivery.v1.FunnelStep funnel = 21;
+   */
+  funnel: FunnelStep[];
 };
 
 /**
@@ -475,7 +543,36 @@ export type VariantStats = Message<"nudge.delivery.v1.VariantStats"> & {
  * Use `create(VariantStatsSchema)` to create a new message.
  */
 export const VariantStatsSchema: GenMessage<VariantStats> = /*@__PURE__*/
-  messageDesc(file_nudge_delivery_v1_delivery_service, 9);
+  messageDesc(file_nudge_delivery_v1_delivery_service, 10);
+
+/**
+ * One day of a campaign's results.
+ *
+ * @generated from message nudge.delivery.v1.DailyStats
+ */
+export type DailyStats = Message<"nudge.delivery.v1.DailyStats"> & {
+  /**
+   * The day in the app's time zone, `YYYY-MM-DD`.
+   *
+   * @generated from field: string date = 1;
+   */
+  date: string;
+
+  /**
+   * The same rows as the response's `variants`, in the same order, for messages sent that
+   * day (zeros included): each adds up as the totals do, and the days' rows sum to them.
+   *
+   * @generated from field: repeated nudge.delivery.v1.VariantStats variants = 2;
+   */
+  variants: VariantStats[];
+};
+
+/**
+ * Describes the message nudge.delivery.v1.DailyStats.
+ * Use `create(DailyStatsSchema)` to create a new message.
+ */
+export const DailyStatsSchema: GenMessage<DailyStats> = /*@__PURE__*/
+  messageDesc(file_nudge_delivery_v1_delivery_service, 11);
 
 /**
  * Response for GetCampaignStats.
@@ -487,6 +584,20 @@ export type GetCampaignStatsResponse = Message<"nudge.delivery.v1.GetCampaignSta
    * @generated from field: repeated nudge.delivery.v1.VariantStats variants = 1;
    */
   variants: VariantStats[];
+
+  /**
+   * With `start_date` and `end_date`: every day of the range, in order. Empty otherwise.
+   *
+   * @generated from field: repeated nudge.delivery.v1.DailyStats days = 2;
+   */
+  days: DailyStats[];
+
+  /**
+   * The time zone the days are in (the app's), with dates; empty otherwise.
+   *
+   * @generated from field: string time_zone = 3;
+   */
+  timeZone: string;
 };
 
 /**
@@ -494,7 +605,7 @@ export type GetCampaignStatsResponse = Message<"nudge.delivery.v1.GetCampaignSta
  * Use `create(GetCampaignStatsResponseSchema)` to create a new message.
  */
 export const GetCampaignStatsResponseSchema: GenMessage<GetCampaignStatsResponse> = /*@__PURE__*/
-  messageDesc(file_nudge_delivery_v1_delivery_service, 10);
+  messageDesc(file_nudge_delivery_v1_delivery_service, 12);
 
 /**
  * Request for ListSurveyAnswers.
@@ -546,7 +657,7 @@ export type ListSurveyAnswersRequest = Message<"nudge.delivery.v1.ListSurveyAnsw
  * Use `create(ListSurveyAnswersRequestSchema)` to create a new message.
  */
 export const ListSurveyAnswersRequestSchema: GenMessage<ListSurveyAnswersRequest> = /*@__PURE__*/
-  messageDesc(file_nudge_delivery_v1_delivery_service, 11);
+  messageDesc(file_nudge_delivery_v1_delivery_service, 13);
 
 /**
  * One answer to one question of a survey message.
@@ -606,7 +717,7 @@ export type SurveyAnswerRecord = Message<"nudge.delivery.v1.SurveyAnswerRecord">
  * Use `create(SurveyAnswerRecordSchema)` to create a new message.
  */
 export const SurveyAnswerRecordSchema: GenMessage<SurveyAnswerRecord> = /*@__PURE__*/
-  messageDesc(file_nudge_delivery_v1_delivery_service, 12);
+  messageDesc(file_nudge_delivery_v1_delivery_service, 14);
 
 /**
  * Response for ListSurveyAnswers.
@@ -635,7 +746,7 @@ export type ListSurveyAnswersResponse = Message<"nudge.delivery.v1.ListSurveyAns
  * Use `create(ListSurveyAnswersResponseSchema)` to create a new message.
  */
 export const ListSurveyAnswersResponseSchema: GenMessage<ListSurveyAnswersResponse> = /*@__PURE__*/
-  messageDesc(file_nudge_delivery_v1_delivery_service, 13);
+  messageDesc(file_nudge_delivery_v1_delivery_service, 15);
 
 /**
  * What the user did with a message.
@@ -674,6 +785,59 @@ export enum InteractionType {
  */
 export const InteractionTypeSchema: GenEnum<InteractionType> = /*@__PURE__*/
   enumDesc(file_nudge_delivery_v1_delivery_service, 0);
+
+/**
+ * A step of a variant's funnel.
+ *
+ * @generated from enum nudge.delivery.v1.FunnelStage
+ */
+export enum FunnelStage {
+  /**
+   * @generated from enum value: FUNNEL_STAGE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Sends of the variant (`sent`).
+   *
+   * @generated from enum value: FUNNEL_STAGE_SENT = 1;
+   */
+  SENT = 1,
+
+  /**
+   * Handed to a client (`delivered`; exposures, for control).
+   *
+   * @generated from enum value: FUNNEL_STAGE_DELIVERED = 2;
+   */
+  DELIVERED = 2,
+
+  /**
+   * Reported shown (`impressions`: one per message at most).
+   *
+   * @generated from enum value: FUNNEL_STAGE_IMPRESSION = 3;
+   */
+  IMPRESSION = 3,
+
+  /**
+   * Clicks on any button (the sum of `clicks_by_button`: one per message and button).
+   *
+   * @generated from enum value: FUNNEL_STAGE_CLICK = 4;
+   */
+  CLICK = 4,
+
+  /**
+   * Messages converted within the deadline (`conversions`).
+   *
+   * @generated from enum value: FUNNEL_STAGE_CONVERSION = 5;
+   */
+  CONVERSION = 5,
+}
+
+/**
+ * Describes the enum nudge.delivery.v1.FunnelStage.
+ */
+export const FunnelStageSchema: GenEnum<FunnelStage> = /*@__PURE__*/
+  enumDesc(file_nudge_delivery_v1_delivery_service, 1);
 
 /**
  * The public API for mobile and web backends.
@@ -716,6 +880,9 @@ export const DeliveryService: GenService<{
    * Per-variant (and control) results of a campaign.
    * One row per variant of the campaign's latest version (zeros without traffic), per
    * variant seen in its messages, and for control when the campaign has a control group.
+   * With `start_date` and `end_date`, also one bucket per day of that range in the app's
+   * time zone, each with the same rows; the buckets add up to the totals. Test messages
+   * (DecisionService.SendTestMessage) are never counted.
    * NOT_FOUND for an unknown campaign or another app's.
    *
    * @generated from rpc nudge.delivery.v1.DeliveryService.GetCampaignStats
