@@ -107,6 +107,7 @@ class ServiceHost:
     registry: prom.CollectorRegistry = field(init=False, default_factory=prom.CollectorRegistry)
     _closers: list[Callable[[], Awaitable[None]]] = field(init=False, default_factory=list)
     _background: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    _listeners: list[db.Listener] = field(init=False, default_factory=list)
     _metrics_server: object = field(init=False, default=None)
     _stopped: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     # Set when a background task failed: the service is NOT_SERVING for good and stops.
@@ -145,6 +146,7 @@ class ServiceHost:
     def _listen(self, url: str, channel: str, on_notify) -> db.Listener:
         listener = db.Listener(url, channel, on_notify)
         self.run_in_background(listener.run(), listener.name)
+        self._listeners.append(listener)
         return listener
 
     async def start(self) -> int:
@@ -205,6 +207,9 @@ class ServiceHost:
         if self.port == 0:
             raise ConfigError(f"NUDGE_{s.service.upper()}_PORT: cannot listen on {s.bind_host}:{s.port} "
                               "(in use by another process?)")
+        # No call is served before every listener is listening: a cache filled by a call before
+        # then could miss the NOTIFY that invalidates it (an erased user kept by this replica).
+        await self._listeners_ready()
         await self.server.start()
         if s.metrics_port:
             try:
@@ -217,6 +222,13 @@ class ServiceHost:
         await self._set_health(True)
         log.info("service_started", port=self.port, metrics_port=self.metrics_port)
         return self.port
+
+    async def _listeners_ready(self, timeout: float = 30.0) -> None:
+        try:
+            await asyncio.wait_for(asyncio.gather(*(x.ready.wait() for x in self._listeners)), timeout)
+        except TimeoutError:
+            waiting = ", ".join(x.name for x in self._listeners if not x.ready.is_set())
+            raise RuntimeError(f"not listening to the database after {timeout:.0f}s: {waiting}") from None
 
     async def _set_health(self, serving: bool) -> None:
         # A service whose background task failed stays NOT_SERVING until it is restarted.
