@@ -19,6 +19,16 @@
     nudge user-token-keys list APP [--all]
     nudge user-token-keys revoke KEY_ID [--app APP]
 
+Over the running services, through the client package (nudgetools.operate; --target or
+NUDGE_TARGET, the app's admin key in NUDGE_ADMIN_KEY; --output json|yaml for scripts):
+    nudge apply -f FILE|DIR [--dry-run]   upsert segments, campaigns and settings by key
+    nudge diff -f FILE|DIR                what apply would change, field by field
+    nudge export [--file PATH]            the app's state as files apply takes back unchanged
+    nudge campaigns list|show|pause|resume|archive|stats
+    nudge segments list|show|estimate|members
+    nudge users show|explain|delete
+    nudge preview CAMPAIGN    nudge send-test CAMPAIGN --user U
+
 Each command says on stderr which database it uses. Without DATABASE_URL it is the embedded
 PostgreSQL in the data folder: NUDGE_DATA_DIR, by default `.nudge` in the Nudge checkout
 whichever directory `nudge` runs from (nudgetools.database). Only `run` and `migrate` create
@@ -45,6 +55,7 @@ from nudgelib.user_tokens import BadPublicKey, parse_public_key
 from nudgetools import embedded
 from nudgetools.database import data_dir, database_url, migrate_all
 from nudgetools.local import FolderInUse, claim, run_local
+from nudgetools.operate.parser import add_parsers as add_operate_parsers
 
 
 @contextlib.asynccontextmanager
@@ -277,6 +288,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--timeline", required=True, metavar="USER.yaml", help="the user's scripted timeline")
     sim.set_defaults(func=simulate)
     _user_token_keys_parser(sub)
+    add_operate_parsers(sub)
     return p
 
 
