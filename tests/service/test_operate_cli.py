@@ -217,3 +217,34 @@ async def test_the_walk_through_on_a_demo_app(stack, database_url, examples):
     assert json.loads(test.stdout)["content"]["title"] == "Level 3 done!"
     paused = await nudge(stack, app, "campaigns", "pause", "level-up")
     assert paused.stdout == "campaign level-up (Level completed) is paused\n"
+
+
+async def test_apply_that_meets_a_concurrent_save_reads_again_and_wins(stack, database_url, examples):
+    """The upsert contract: a Create that finds the key taken (ALREADY_EXISTS) or an Update
+    that finds a newer version (ABORTED) is read again and sent against what is there now."""
+    from nudgetools.operate.files import execute, make_plan
+
+    app = await create_app(database_url)
+    assert (await nudge(stack, app, "apply", "-f", str(examples / "abandoned-cart.yaml"))).returncode == 0
+    async with admin(stack, app) as c:
+        plan = await make_plan(c, load_documents([examples / "abandoned-cart.yaml", examples / "app-caps.yaml"]))
+        assert [i.action for i in plan.items if i.doc.kind == "Campaign"] == ["unchanged", "create", "create"]
+        # Meanwhile, someone else saves abandoned-cart and creates security-alert by hand.
+        other = (await c.get_campaign(key="abandoned-cart")).campaign
+        other.priority = 99
+        await c.update_campaign(campaign=other)
+        [alert] = [i.doc for i in plan.items if i.doc.key == "security-alert"]
+        mine = decision.Campaign()
+        mine.CopyFrom(alert.message)
+        mine.name = "Someone else's"
+        await c.create_campaign(campaign=mine)
+        plan.items = [i for i in plan.items if i.doc.key != "abandoned-cart"] + [
+            i for i in plan.items if i.doc.key == "abandoned-cart"]
+        for i in plan.items:  # as if abandoned-cart had been edited in the file
+            if i.doc.key == "abandoned-cart":
+                i.current_version, i.changes = 1, ("edited",)
+        await execute(c, plan)
+        cart = (await c.get_campaign(key="abandoned-cart")).campaign
+        alert_now = (await c.get_campaign(key="security-alert")).campaign
+    assert (cart.version, cart.priority) == (3, 10)  # the file's priority, saved over the other
+    assert (alert_now.version, alert_now.name) == (2, "New sign-in to your account")

@@ -38,7 +38,7 @@ def _enum(value: int, enum: Any, prefix: str) -> str:
 
 async def _lookup(get, by_key: dict[str, str], by_id: dict[str, str]) -> Any:
     """By key first (what files and people use), then by id; NOT_FOUND for neither."""
-    if by_key[next(iter(by_key))] and _KEY.match(by_key[next(iter(by_key))]):
+    if _KEY.match(next(iter(by_key.values()))):
         try:
             return await get(**by_key)
         except grpc.aio.AioRpcError as exc:
@@ -47,12 +47,24 @@ async def _lookup(get, by_key: dict[str, str], by_id: dict[str, str]) -> Any:
     return await get(**by_id)
 
 
+async def _found(what: str, ref: str, call) -> Any:
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+            raise CommandError(f"no {what} {ref!r} in this app (neither a key nor an id)") from None
+        raise
+
+
 async def campaign(client: AsyncNudge, ref: str) -> Message:
-    return (await _lookup(client.get_campaign, {"key": ref}, {"campaign_id": ref})).campaign
+    """The non-archived campaign with key `ref`, else the campaign with id `ref`."""
+    got = await _found("campaign", ref, _lookup(client.get_campaign, {"key": ref}, {"campaign_id": ref}))
+    return got.campaign
 
 
 async def segment(client: AsyncNudge, ref: str) -> Message:
-    return (await _lookup(client.get_segment, {"key": ref}, {"segment_id": ref})).segment
+    got = await _found("segment", ref, _lookup(client.get_segment, {"key": ref}, {"segment_id": ref}))
+    return got.segment
 
 
 def _status(c: Message) -> str:
@@ -92,7 +104,7 @@ async def campaigns_show(client: AsyncNudge, args: argparse.Namespace) -> int:
             ("excluded", names(c.audience.exclude_segment_ids) if c.audience.exclude_segment_ids else ""),
             ("triggers", "; ".join(t.event_name or f"enters {segments.key_of.get(t.segment_entered_id, t.segment_entered_id)}"
                                    for t in c.triggers)),
-            ("variants", ", ".join(f"{v.id} ({v.weight})" for v in c.variants)
+            ("variants", ", ".join(f"{v.id} ({v.weight})" if v.weight else v.id for v in c.variants)
              + (f", control ({c.control_weight})" if c.control_weight else "")),
             ("created", _ts(c, "create_time")), ("updated", _ts(c, "update_time"))]
     output.table(None, ["field", "value"], [r for r in rows if r[1] not in ("", None)])

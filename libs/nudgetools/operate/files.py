@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 from google.protobuf.message import Message
 
 from nudge_client import AsyncNudge
@@ -106,8 +107,41 @@ async def execute(client: AsyncNudge, plan: Plan) -> None:
     todo = [i for i in plan.items if i.action != "unchanged"]
     with output.progress("applying", len(todo)) as advance:
         for item in todo:
-            await _send(client, item, with_segment_ids(item.doc, ids), ids)
+            for attempt in range(1, RACE_ATTEMPTS + 1):
+                try:
+                    await _send(client, item, with_segment_ids(item.doc, ids), ids)
+                    break
+                except grpc.aio.AioRpcError as exc:
+                    # Someone else created it (ALREADY_EXISTS) or saved it (ABORTED) since it
+                    # was read: read it again and send against what it is now (the protos'
+                    # upsert contract).
+                    if exc.code() not in RACES or attempt == RACE_ATTEMPTS:
+                        raise
+                    fresh = await _reread(client, item, plan.segments)
+                    item.current, item.current_id, item.current_version, item.changes = (
+                        fresh.current, fresh.current_id, fresh.current_version, fresh.changes)
+                    if item.action == "unchanged":
+                        break
             advance(1)
+
+
+RACES = (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.ABORTED)
+RACE_ATTEMPTS = 3
+
+
+async def _reread(client: AsyncNudge, item: Item, segments: Segments) -> Item:
+    doc = item.doc
+    if doc.kind == "Segment":
+        try:
+            s = (await client.get_segment(key=doc.key)).segment
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return _item(doc, None)
+        segments.add(s)
+        return _item(doc, segment_document(s, segments), s.id, s.version)
+    c = await campaign_by_key(client, doc.key)
+    return _item(doc, None) if c is None else _item(doc, campaign_document(c, segments), c.id, c.version)
 
 
 async def _send(client: AsyncNudge, item: Item, message: Message, ids: dict[str, str]) -> None:

@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from ruamel.yaml import YAML
 
 FORMATS = ("table", "json", "yaml")
@@ -47,11 +48,12 @@ def dump(data: Any, output: str) -> None:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    # Text, not str: values such as `[checkout]` are the user's, not rich markup.
+    t = Table(title=Text(title) if title else None, title_justify="left", show_edge=False, pad_edge=False)
     for c in columns:
         t.add_column(c, overflow="fold")
     for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
+        t.add_row(*(Text("" if v is None else str(v)) for v in row))
     stdout().print(t)
 
 
