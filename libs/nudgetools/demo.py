@@ -18,6 +18,8 @@ from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
 from nudge.segmentation.v1 import segmentation_service_pb2_grpc as seg_grpc
 
 APP = "demo"
+SEGMENT_KEY = "signed-up"
+CAMPAIGN_KEY = "welcome"
 
 
 async def app_keys(url: str, keys_file: Path) -> tuple[str, dict[str, str], bool]:
@@ -83,9 +85,13 @@ async def seed(segmentation_target: str, decision_target: str, admin_key: str) -
     metadata = (("authorization", f"Bearer {admin_key}"),)
     async with grpc.aio.insecure_channel(segmentation_target) as seg_channel, \
             grpc.aio.insecure_channel(decision_target) as dec_channel:
+        # With keys, so `nudge export` writes them and `nudge apply` of that finds them again.
+        request = signup_segment()
+        request.key = SEGMENT_KEY
         segment = (await seg_grpc.SegmentationServiceStub(seg_channel).CreateSegment(
-            signup_segment(), metadata=metadata, timeout=10)).segment
+            request, metadata=metadata, timeout=10)).segment
+        campaign = welcome_campaign(segment.id)
+        campaign.key = CAMPAIGN_KEY
         campaign = (await decision_grpc.DecisionServiceStub(dec_channel).CreateCampaign(
-            decision_pb.CreateCampaignRequest(campaign=welcome_campaign(segment.id)),
-            metadata=metadata, timeout=10)).campaign
+            decision_pb.CreateCampaignRequest(campaign=campaign), metadata=metadata, timeout=10)).campaign
     return segment.id, campaign.id

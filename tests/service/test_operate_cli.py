@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from nudge_client import AsyncNudge
-from nudge_client.protos import decision
+from nudge_client.protos import decision, delivery
 from nudgetools import demo
 from nudgetools.files import load_documents
 from tests.conftest import eventually
@@ -175,14 +175,14 @@ async def test_a_segment_key_nobody_has_is_named_before_anything_is_written(stac
 
 
 async def test_the_walk_through_on_a_demo_app(stack, database_url, examples):
-    """The README's newcomer walk: a demo-like app (its keyless segment and campaign), apply
-    the examples, send events, see the message, see the stats, with the commands built."""
+    """The README's newcomer walk: the demo app, apply the examples, preview, send an event,
+    see the message and report it shown, see the stats, export, with the commands built."""
     app = await create_app(database_url)
     await demo.seed(stack.target("segmentation"), stack.target("decision"), app.keys["admin"])
     applied = await nudge(stack, app, "apply", "-f", str(examples))
     assert applied.returncode == 0, applied.stderr
     listed = json.loads((await nudge(stack, app, "campaigns", "list", "-o", "json")).stdout)
-    assert {c.get("key", "") for c in listed} == {d.key for d in load_documents([examples]) if d.kind == "Campaign"} | {""}
+    assert {c["key"] for c in listed} == {d.key for d in load_documents([examples]) if d.kind == "Campaign"} | {"welcome"}
     table = (await nudge(stack, app, "campaigns", "list")).stdout
     assert "security-alert" in table and "Welcome" in table
 
@@ -200,11 +200,15 @@ async def test_the_walk_through_on_a_demo_app(stack, database_url, examples):
         [message] = await eventually(fetched, timeout=20)
     assert message.content.title == "New sign-in"
     assert "a Pixel" in message.content.body
+    async with AsyncNudge({"delivery": stack.target("delivery")}, app.keys["client"]) as client:
+        await client.report_interaction(message_id=message.message_id, user_id="ada",
+                                        type=delivery.INTERACTION_TYPE_IMPRESSION)
 
     stats = json.loads((await nudge(stack, app, "campaigns", "stats", "security-alert", "--days", "1",
                                     "-o", "json")).stdout)
     [main] = stats["variants"]
-    assert (main["variant_id"], int(main["sent"]), int(main["delivered"])) == ("main", 1, 1)
+    assert (main["variant_id"], int(main["sent"]), int(main["delivered"]), int(main["impressions"])) == (
+        "main", 1, 1, 1)
     [today] = stats["days"]
     assert int(today["variants"][0]["sent"]) == 1
     shown = await nudge(stack, app, "campaigns", "stats", "security-alert")
@@ -217,6 +221,15 @@ async def test_the_walk_through_on_a_demo_app(stack, database_url, examples):
     assert json.loads(test.stdout)["content"]["title"] == "Level 3 done!"
     paused = await nudge(stack, app, "campaigns", "pause", "level-up")
     assert paused.stdout == "campaign level-up (Level completed) is paused\n"
+
+    # The demo's own segment and campaign have keys: the export holds everything, and applies
+    # back as it is.
+    exported = await nudge(stack, app, "export")
+    assert exported.returncode == 0 and "left out" not in exported.stderr, exported.stderr
+    assert "key: welcome" in exported.stdout and "key: signed-up" in exported.stdout
+    (examples.parent / "state.yaml").write_text(exported.stdout)
+    again = await nudge(stack, app, "apply", "-f", str(examples.parent / "state.yaml"))
+    assert again.returncode == 0 and again.stdout == "", again.stderr
 
 
 async def test_apply_that_meets_a_concurrent_save_reads_again_and_wins(stack, database_url, examples):
