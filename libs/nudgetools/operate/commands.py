@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 from google.protobuf import json_format, struct_pb2
@@ -121,9 +122,15 @@ async def campaigns_set_status(client: AsyncNudge, args: argparse.Namespace, sta
     return 0
 
 
-def _stats_range(args: argparse.Namespace) -> dict[str, str]:
+async def _stats_range(client: AsyncNudge, args: argparse.Namespace) -> dict[str, str]:
     if args.days:
-        end = date.fromisoformat(args.to) if args.to else date.today()
+        if args.days < 1 or args.start:
+            raise CommandError("--days N is at least 1, and not with --from")
+        if args.to:
+            end = date.fromisoformat(args.to)
+        else:  # today where the stats' days are: the app's time zone
+            zone = (await client.get_app_settings()).settings.default_time_zone or "UTC"
+            end = datetime.now(ZoneInfo(zone)).date()
         return {"start_date": (end - timedelta(days=args.days - 1)).isoformat(), "end_date": end.isoformat()}
     if args.start or args.to:
         if not (args.start and args.to):
@@ -138,7 +145,7 @@ def _variant(v: Message) -> str:
 
 async def campaigns_stats(client: AsyncNudge, args: argparse.Namespace) -> int:
     c = await campaign(client, args.campaign)
-    stats = await client.get_campaign_stats(campaign_id=c.id, **_stats_range(args))
+    stats = await client.get_campaign_stats(campaign_id=c.id, **(await _stats_range(client, args)))
     if args.output != "table":
         output.dump(output.plain(stats), args.output)
         return 0

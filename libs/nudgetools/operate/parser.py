@@ -57,6 +57,9 @@ def _runs(command: str, handler: Handler, *, with_client: bool = True) -> Callab
         except files.DocumentError as exc:
             print(f"nudge {command}: bad input:\n{exc}", file=sys.stderr)
             return 2
+        except ValueError as exc:  # an option the client or a parser refused: --timeout 0, a bad date
+            print(f"nudge {command}: {exc}", file=sys.stderr)
+            return 2
         except commands.CommandError as exc:
             print(f"nudge {command}: {exc}", file=sys.stderr)
             return 1
