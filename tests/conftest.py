@@ -13,8 +13,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+import structlog
 
 from nudgelib.config import LogSettings, ServiceSettings
+from nudgelib.logs import console_renderer
 from nudgelib.server import ServiceHost, ServiceSpec
 from nudgetools import embedded
 from nudgetools.cluster import free_ports
@@ -24,6 +26,10 @@ from services.delivery.server import SPEC as DELIVERY
 from services.ingestion.server import SPEC as INGESTION
 from services.segmentation.server import SPEC as SEGMENTATION
 from tests.helpers import App, create_app
+
+# The services in this process log through structlog's default chain; only its renderer is
+# swapped, for the plain tracebacks the services' own configuration uses (nudgelib.logs).
+structlog.configure(processors=[*structlog.get_config()["processors"][:-1], console_renderer()])
 
 INTERNAL_TOKEN = "test-internal-token-" + secrets.token_hex(8)
 

@@ -14,10 +14,17 @@ import structlog
 from nudgelib.config import LogSettings
 
 
+def console_renderer() -> structlog.dev.ConsoleRenderer:
+    """Plain tracebacks whatever is installed: with `rich` present (the CLI draws its tables
+    with it) structlog would draw each traceback with rich, a tenth of a second of CPU for
+    every logged failure, enough to slow a service that is failing many calls."""
+    return structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+
+
 def configure_logging(service: str, settings: LogSettings) -> None:
     use_console = settings.format == "console" or (settings.format == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+        console_renderer() if use_console else structlog.processors.JSONRenderer()
     )
     level = getattr(logging, settings.level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
