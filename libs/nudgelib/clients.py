@@ -20,6 +20,9 @@ Resp = TypeVar("Resp")
 # DecideBatch, which hand out messages and so are never retried blindly.
 _SERVICE_CONFIG = json.dumps(
     {
+        # Spread calls over every address of the target: each replica of a list, or every
+        # address a name resolves to (replicas behind DNS), not just the first that connects.
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": [{}],
@@ -40,8 +43,6 @@ _SERVICE_CONFIG = json.dumps(
 CHANNEL_OPTIONS = [
     ("grpc.service_config", _SERVICE_CONFIG),
     ("grpc.enable_retries", 1),
-    # Spread calls over every address a name resolves to (replicas behind DNS).
-    ("grpc.lb_policy_name", "round_robin"),
     # A restarted peer is found again within a fraction of a second, not after gRPC's default
     # backoff of up to two minutes.
     ("grpc.initial_reconnect_backoff_ms", 100),

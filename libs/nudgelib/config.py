@@ -11,6 +11,7 @@ names, as container platforms hand secrets over as files (compose volumes, Kuber
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import sys
@@ -176,8 +177,45 @@ def variables(cls: type) -> dict[str, Variable]:
 
 
 def peer_address(env: Mapping[str, str], service: str) -> str:
-    """How this process reaches `service`: NUDGE_<SERVICE>_ADDR, by default its local port."""
-    return _value(Variable(("NUDGE_{SERVICE}_ADDR",), f"127.0.0.1:{DEFAULT_PORTS[service]}"), str, env, service)
+    """How this process reaches `service`, as a gRPC target: NUDGE_<SERVICE>_ADDR (see
+    `peer_target`), by default its local port."""
+    raw = _value(Variable(("NUDGE_{SERVICE}_ADDR",), f"127.0.0.1:{DEFAULT_PORTS[service]}"), str, env, service)
+    return peer_target(f"NUDGE_{service.upper()}_ADDR", raw)
+
+
+_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:")
+
+
+def peer_target(name: str, raw: str) -> str:
+    """The gRPC target for a peer's address as an operator writes it:
+
+    - `host:port`: one name (resolved by DNS; calls go round robin over every address it
+      resolves to, as a Kubernetes headless Service gives one per pod), or one replica;
+    - `dns:///host:port` (or any `ipv4:`, `ipv6:`, `unix:` target): as gRPC takes it;
+    - `10.0.0.5:50053,10.0.0.6:50053`: a list of replicas by IP address (gRPC's `ipv4:` or
+      `ipv6:` target), balanced round robin. A list of names is refused: gRPC resolves one name
+      per channel, so give a single name that resolves to every replica instead.
+    """
+    if raw.startswith(_SCHEMES):
+        return raw
+    items = [item.strip() for item in raw.split(",")]
+    families = set()
+    for item in items:
+        host, colon, port = item.rpartition(":")
+        if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"{name} must be host:port, a comma-separated list of ip:port, or dns:///host:port; "
+                              f"got {item!r}")
+        if len(items) > 1:
+            try:
+                families.add(ipaddress.ip_address(host.strip("[]")).version)
+            except ValueError:
+                raise ConfigError(f"{name}: a list holds IP addresses, got {host!r}; for replicas behind one "
+                                  "name give that name alone (dns:///host:port)") from None
+    if len(items) == 1:
+        return items[0]
+    if len(families) > 1:
+        raise ConfigError(f"{name}: a list holds IPv4 or IPv6 addresses, not both")
+    return f"ipv{families.pop()}:" + ",".join(items)
 
 
 @dataclass(frozen=True)
@@ -216,6 +254,12 @@ class ServiceSettings:
     user_tokens: UserTokenSettings = group(UserTokenSettings)
     # Seconds in-flight calls get after SIGTERM.
     shutdown_grace: float = setting("NUDGE_SHUTDOWN_GRACE_SECONDS", 5.0, low=0, high=300)
+    # A client's connection is asked to move on (GOAWAY) after this many seconds (0: never),
+    # so that clients balancing over replicas reconnect and spread onto replicas started since.
+    max_connection_age: float = setting("NUDGE_MAX_CONNECTION_AGE_SECONDS", 300.0, low=0, high=86400)
+    # Calls still running on a connection past its age, streams included, get this long
+    # before it is closed under them.
+    max_connection_age_grace: float = setting("NUDGE_MAX_CONNECTION_AGE_GRACE_SECONDS", 3600.0, low=0, high=86400)
     db_pool_min: int = setting("NUDGE_{SERVICE}_DB_POOL_MIN", 2, low=1, high=1000)
     db_pool_max: int = setting("NUDGE_{SERVICE}_DB_POOL_MAX", 10, low=1, high=1000)
     # uvloop | asyncio (nudgelib.runtime)

@@ -53,6 +53,18 @@ SERVER_OPTIONS = [
 ]
 
 
+def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
+    """SERVER_OPTIONS, and the connection age the settings give: a connection older than
+    that gets a GOAWAY (gRPC adds ±10% jitter, so replicas' clients do not reconnect in step);
+    the client opens a new one, re-resolving its target, and so spreads onto replicas started
+    after it first connected. Calls in flight keep the old connection for the grace."""
+    options = list(SERVER_OPTIONS)
+    if settings.max_connection_age > 0:
+        options += [("grpc.max_connection_age_ms", int(settings.max_connection_age * 1000)),
+                    ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace * 1000))]
+    return options
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """What distinguishes one service: its schema, migrations, API and how to wire it."""
@@ -188,7 +200,7 @@ class ServiceHost:
         self.server = grpc.aio.server(
             interceptors=[ServerInterceptor(Authenticator(keys, s.internal_token, self.user_tokens), self.spec.policy, metrics,
                                             RequestDoor(self.spec.per_item + self.spec.checked_upstream))],
-            options=SERVER_OPTIONS,
+            options=server_options(s),
         )
         self.health = HealthServicer()
         for name in ("", *self.spec.service_names):

@@ -1,7 +1,10 @@
 """`nudge`: the operator's command line.
 
-    nudge run                       start PostgreSQL (embedded unless DATABASE_URL is set),
-                                    migrate, start the four services, create the demo app
+    nudge run [--replicas decision=3,delivery=2]
+                                    start PostgreSQL (embedded unless DATABASE_URL is set),
+                                    migrate, start the four services (as many replicas of
+                                    each as asked, else NUDGE_REPLICAS) and the edge in
+                                    front of them, create the demo app
     nudge migrate                   apply every schema's migrations (DATABASE_URL, or the
                                     embedded PostgreSQL, created if there is none yet)
     nudge reset --yes               delete the embedded data folder (stop `nudge run` first)
@@ -251,13 +254,16 @@ async def simulate(args: argparse.Namespace) -> int:
 
 
 async def run(args: argparse.Namespace) -> int:
-    return await run_local(data_dir())
+    return await run_local(data_dir(), args.replicas)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nudge", description="Operate a Nudge installation.")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="start everything locally").set_defaults(func=run)
+    rn = sub.add_parser("run", help="start everything locally")
+    rn.add_argument("--replicas", metavar="SERVICE=N,...",
+                    help="processes per service, e.g. decision=3,delivery=2 (default: NUDGE_REPLICAS, else one each)")
+    rn.set_defaults(func=run)
     sub.add_parser("migrate", help="apply migrations").set_defaults(func=migrate)
     rs = sub.add_parser("reset", help="delete the embedded data folder")
     rs.add_argument("--yes", action="store_true", help="confirm: without it, reset only says what it would delete")

@@ -1,5 +1,12 @@
-"""The four services as separate processes: what `nudge run`, the end-to-end tests and the
-benchmark start. Each process is `python -m services.<name>` with its environment."""
+"""The four services as separate processes, and the edge in front of them: what `nudge run`,
+the end-to-end tests and the benchmark start. Each service process is `python -m
+services.<name>` with its environment; Envoy is the edge's (nudgetools.edge).
+
+A service may run as several replicas, each a process on ports of its own, named
+`<service>-<k>` (`decision-1`, `decision-2`…; a service with one replica is just `decision`).
+Every process is told every replica's address of each peer, as a list (`NUDGE_<SERVICE>_ADDR`,
+balanced round robin by the peer clients), and the edge lists them too.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from typing import IO
 
 from nudgelib.config import SERVICES
 from nudgetools import health
+from nudgetools.edge import Edge
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,22 +54,68 @@ def cannot_listen(host: str, port: int) -> str | None:
     return None
 
 
+# The process name of the edge, beside the services' instances.
+EDGE = "edge"
+
+
+def instance_names(service: str, count: int) -> list[str]:
+    """The process names of a service's replicas."""
+    return [service] if count == 1 else [f"{service}-{k}" for k in range(1, count + 1)]
+
+
+def service_of(instance: str) -> str:
+    return instance.partition("-")[0]
+
+
+def replica_ports(base: dict[str, int], replicas: dict[str, int], step: int = 100) -> dict[str, int]:
+    """Ports by instance: replica k (from 0) of a service on its base port + k·step (decision's
+    three on 50053, 50153, 50253), so that every port is known before anything starts. A base
+    of 0 (a metrics endpoint turned off) stays 0 for every replica."""
+    return {instance: base[name] + k * step if base[name] else 0
+            for name in base for k, instance in enumerate(instance_names(name, replicas.get(name, 1)))}
+
+
+def free_replica_ports(replicas: dict[str, int], extra: int = 0) -> tuple[dict[str, int], dict[str, int], list[int]]:
+    """gRPC and metrics ports by instance, and `extra` more (the edge's), all free right now and
+    all different (for tests and benchmarks)."""
+    instances = [i for name in SERVICES for i in instance_names(name, replicas.get(name, 1))]
+    n = len(instances)
+    ports = free_ports(2 * n + extra)
+    return dict(zip(instances, ports)), dict(zip(instances, ports[n:2 * n])), ports[2 * n:]
+
+
 @dataclass
 class Cluster:
     database_url: str
     internal_token: str
+    # By instance (a service's name, or `<service>-<k>` for one of several replicas).
     ports: dict[str, int]
     metrics_ports: dict[str, int]
     extra_env: dict[str, str] = field(default_factory=dict)
-    # Where each service's log goes; None inherits the terminal.
+    # Where each process's log goes; None inherits the terminal.
     log_dir: Path | None = None
+    # Envoy in front of the public services, started with them when set.
+    edge: Edge | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _logs: list[IO] = field(default_factory=list)
 
     def target(self, name: str) -> str:
+        """The address of an instance, or of a service's first replica."""
+        if name == EDGE and self.edge is not None:
+            return self.edge.target
+        if name not in self.ports:
+            name = self.instances(name)[0]
         return f"127.0.0.1:{self.ports[name]}"
 
-    def env(self) -> dict[str, str]:
+    def instances(self, service: str) -> list[str]:
+        return [i for i in self.ports if service_of(i) == service]
+
+    def addresses(self, service: str) -> list[str]:
+        """Every replica of a service, as host:port."""
+        return [self.target(i) for i in self.instances(service)]
+
+    def env(self, instance: str | None = None) -> dict[str, str]:
+        """The environment of a service process (of `instance`'s, with its own ports)."""
         env = dict(os.environ)
         env.update({
             "DATABASE_URL": self.database_url,
@@ -70,22 +124,31 @@ class Cluster:
         })
         for name in SERVICES:
             upper = name.upper()
-            env[f"NUDGE_{upper}_PORT"] = str(self.ports[name])
-            env[f"NUDGE_{upper}_METRICS_PORT"] = str(self.metrics_ports[name])
-            env[f"NUDGE_{upper}_ADDR"] = self.target(name)
+            own = instance if instance is not None and service_of(instance) == name else self.instances(name)[0]
+            env[f"NUDGE_{upper}_PORT"] = str(self.ports[own])
+            env[f"NUDGE_{upper}_METRICS_PORT"] = str(self.metrics_ports[own])
+            env[f"NUDGE_{upper}_ADDR"] = ",".join(self.addresses(name))
         env.update(self.extra_env)
         return env
 
-    def start(self, names: tuple[str, ...] = SERVICES) -> None:
-        env = self.env()
+    def start(self, names: tuple[str, ...] | None = None) -> None:
+        """Starts the named processes: by default every instance, then the edge if there is one."""
+        if names is None:
+            names = (*self.ports, *((EDGE,) if self.edge is not None else ()))
         for name in names:
             out: IO | None = None
             if self.log_dir is not None:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 out = open(self.log_dir / f"{name}.log", "ab")
                 self._logs.append(out)
+            if name == EDGE:
+                assert self.edge is not None
+                self.edge.write_config({s: self.addresses(s) for s in SERVICES})
+                command, env = self.edge.command(), None
+            else:
+                command, env = [sys.executable, "-m", f"services.{service_of(name)}"], self.env(name)
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"], env=env, cwd=REPO,
+                command, env=env, cwd=REPO,
                 stdout=out, stderr=subprocess.STDOUT if out else None,
                 # Own process group: Ctrl-C in a terminal reaches the supervisor only, which
                 # then stops the services in order.
@@ -93,10 +156,17 @@ class Cluster:
             )
 
     async def wait_ready(self, timeout: float = 60.0, names: tuple[str, ...] | None = None) -> None:
+        """Until each named process (by default every one started) is ready: a service SERVING,
+        the edge done with its first health checks."""
         names = names or tuple(self.processes)
-        await asyncio.gather(*(
-            health.wait_serving(self.target(n), timeout, alive=lambda n=n: self.processes[n].poll() is None)
-            for n in names))
+
+        def ready(n: str):
+            alive = lambda: self.processes[n].poll() is None  # noqa: E731
+            if n == EDGE and self.edge is not None:
+                return self.edge.wait_ready(timeout, alive=alive)
+            return health.wait_serving(self.target(n), timeout, alive=alive)
+
+        await asyncio.gather(*(ready(n) for n in names))
 
     def exited(self) -> list[str]:
         return [n for n, p in self.processes.items() if p.poll() is not None]

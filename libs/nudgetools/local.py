@@ -1,11 +1,13 @@
 """`nudge run`: the whole system on one machine, for trying Nudge and developing it: the
-database, its schemas, the four services as processes and the demo app.
+database, its schemas, the four services as processes (each as several replicas if asked:
+`--replicas decision=3,delivery=2`, or NUDGE_REPLICAS), Envoy in front of them as the one
+public port (nudgetools.edge), and the demo app.
 
 Before anything starts, it checks what would stop it half-way, each reported on one line
-with exit status 2: a bad setting, a data folder another `nudge run` holds, a gRPC or metrics
-port another process listens on. Once the services are up (the banner), they are supervised
-(nudgetools.supervisor): one that exits is restarted with a backoff while the others go on.
-Ctrl-C or SIGTERM stops everything.
+with exit status 2: a bad setting, a data folder another `nudge run` holds, a gRPC, metrics or
+edge port another process listens on. Once everything is up (the banner), the processes are
+supervised (nudgetools.supervisor): one that exits is restarted with a backoff while the others
+go on. Ctrl-C or SIGTERM stops everything.
 """
 
 from __future__ import annotations
@@ -20,18 +22,47 @@ from typing import IO
 
 from nudgelib.config import SERVICES, ConfigError, ServiceSettings
 from nudgetools import demo
-from nudgetools.cluster import Cluster, cannot_listen
+from nudgetools.cluster import EDGE, Cluster, cannot_listen, instance_names, replica_ports
+from nudgetools.edge import Edge, EdgeSettings
 from nudgetools.database import database_url, migrate_all
 from nudgetools.supervisor import Supervisor
 
 
+# Replicas per service that `nudge run` starts at most (their ports are the service's + 100·k).
+MAX_REPLICAS = 16
+
+
+def parse_replicas(text: str, source: str = "NUDGE_REPLICAS") -> dict[str, int]:
+    """`decision=3,delivery=2` as {"decision": 3, "delivery": 2} (services not named: one);
+    ConfigError naming `source` for anything else."""
+    counts: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, equals, count = (x.strip() for x in item.partition("="))
+        if not equals or name not in SERVICES:
+            raise ConfigError(f"{source} must be like decision=3,delivery=2 (services: {', '.join(SERVICES)}), "
+                              f"got {item!r}")
+        if not count.isdigit() or not 1 <= int(count) <= MAX_REPLICAS:
+            raise ConfigError(f"{source}: {name}'s replicas must be a whole number from 1 to {MAX_REPLICAS}, "
+                              f"got {count!r}")
+        counts[name] = int(count)
+    return counts
+
+
 def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
-    ingestion, delivery = cluster.target("ingestion"), cluster.target("delivery")
+    # Calls go through the edge; without one, straight to a replica.
+    rows = []
+    if cluster.edge is not None:
+        ingestion = delivery = cluster.target(EDGE)
+        rows.append(f"  {'edge':<15} grpc {ingestion:<17} admin http://{cluster.edge.admin_target}/stats/prometheus"
+                    "   (the public API of all four services)")
+    else:
+        ingestion, delivery = cluster.target("ingestion"), cluster.target("delivery")
+    rows += [f"  {n:<15} grpc {cluster.target(n):<17} metrics http://127.0.0.1:{cluster.metrics_ports[n]}/metrics"
+             for n in cluster.ports]
     lines = [
         "",
         "Nudge is running.",
-        *(f"  {n:<13} grpc {cluster.target(n)}   metrics http://127.0.0.1:{cluster.metrics_ports[n]}/metrics"
-          for n in SERVICES),
+        *rows,
         "",
         f"Demo app {app_id} (a 'Welcome' campaign for users who performed `signup`):",
         f"  export NUDGE_ADMIN_KEY={keys['admin']}",
@@ -75,23 +106,36 @@ def claim(folder: Path) -> IO[str]:
     return lock
 
 
-def busy_port(settings: dict[str, ServiceSettings]) -> str | None:
-    """The first gRPC or metrics port the services could not listen on, as one line."""
+def busy_port(settings: dict[str, ServiceSettings], replicas: dict[str, int] | None = None,
+              edge: EdgeSettings | None = None) -> str | None:
+    """The first gRPC, metrics or edge port that could not be listened on, as one line."""
+    replicas = replicas or {}
     for name, s in settings.items():
         upper = name.upper()
-        for variable, port in ((f"NUDGE_{upper}_PORT", s.port), (f"NUDGE_{upper}_METRICS_PORT", s.metrics_port)):
-            if port and (why := cannot_listen(s.bind_host, port)):
-                return f"port {port} ({variable}, {name}) on {s.bind_host} {why}"
+        instances = instance_names(name, replicas.get(name, 1))
+        for variable, base in ((f"NUDGE_{upper}_PORT", s.port), (f"NUDGE_{upper}_METRICS_PORT", s.metrics_port)):
+            for instance, port in replica_ports({name: base}, {name: len(instances)}).items():
+                if port and (why := cannot_listen(s.bind_host, port)):
+                    whose = name if instance == name else f"{name}, replica {instance}"
+                    return f"port {port} ({variable}, {whose}) on {s.bind_host} {why}"
+    if edge is not None:
+        for variable, port in (("NUDGE_EDGE_PORT", edge.port), ("NUDGE_EDGE_ADMIN_PORT", edge.admin_port)):
+            if why := cannot_listen(edge.bind_host, port):
+                return f"port {port} ({variable}, the edge) on {edge.bind_host} {why}"
     return None
 
 
-async def run_local(data_dir: Path) -> int:
+async def run_local(data_dir: Path, replicas: str | None = None) -> int:
+    """`replicas` as `--replicas` gives it (it wins over NUDGE_REPLICAS)."""
     env = os.environ
     try:
         # The same checks the services make, before anything starts.
         settings = {name: ServiceSettings.from_env(name, {**env, "DATABASE_URL": "postgresql://check",
                                                           "NUDGE_INTERNAL_TOKEN": "x" * 16})
                     for name in SERVICES}
+        edge = EdgeSettings.from_env(env)
+        counts = (parse_replicas(replicas, "--replicas") if replicas is not None
+                  else parse_replicas(env.get("NUDGE_REPLICAS", "")))
     except ConfigError as exc:
         print(f"nudge run: configuration error: {exc}")
         return 2
@@ -100,7 +144,7 @@ async def run_local(data_dir: Path) -> int:
     try:
         if data_dir.exists():
             lock = claim(data_dir)
-        if problem := busy_port(settings):
+        if problem := busy_port(settings, counts, edge):
             print(f"nudge run: {problem}")
             return 2
         url = await database_url(create=True)
@@ -109,19 +153,21 @@ async def run_local(data_dir: Path) -> int:
         print(f"nudge run: {exc}")
         return 2
     try:
-        return await _serve(url, data_dir, settings)
+        return await _serve(url, data_dir, settings, counts, edge)
     finally:
         lock.close()
 
 
-async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings]) -> int:
+async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings], replicas: dict[str, int],
+                 edge: EdgeSettings) -> int:
     env = os.environ
     await migrate_all(url)
     cluster = Cluster(
         database_url=url,
         internal_token=env.get("NUDGE_INTERNAL_TOKEN") or secrets.token_urlsafe(24),
-        ports={n: s.port for n, s in settings.items()},
-        metrics_ports={n: s.metrics_port for n, s in settings.items()},
+        ports=replica_ports({n: s.port for n, s in settings.items()}, replicas),
+        metrics_ports=replica_ports({n: s.metrics_port for n, s in settings.items()}, replicas),
+        edge=Edge(edge.port, edge.admin_port, data_dir / "envoy.yaml", host=edge.bind_host),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,5 +1,6 @@
-"""Keeps `nudge run`'s services running: one that exits is started again after a backoff,
-and the others (and PostgreSQL) go on serving meanwhile.
+"""Keeps `nudge run`'s processes running (each replica of each service, and the edge): one
+that exits is started again after a backoff, and the others (and PostgreSQL) go on serving
+meanwhile.
 
 Each service has a watcher. When its process exits, the watcher says so on one line, waits
 `backoff.delay(n)` for its n-th exit in a row, starts it again and says when it is serving
@@ -17,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nudgelib.loops import Backoff
-from nudgetools import health
 from nudgetools.cluster import Cluster
 
 # Restarts after 0.5 s, 1 s, 2 s… at most every 30 s for a service that keeps exiting.
@@ -74,8 +74,7 @@ class Supervisor:
             self.cluster.start((name,))
             self.restarts[name] = self.restarts.get(name, 0) + 1
             try:
-                await health.wait_serving(self.cluster.target(name), self.ready_timeout,
-                                          alive=lambda: self.cluster.processes[name].poll() is None)
+                await self.cluster.wait_ready(self.ready_timeout, names=(name,))
             except (RuntimeError, TimeoutError):
                 continue  # it exited again (the next round says so), or is still starting
             self.say(f"nudge run: {name} is serving again")

@@ -3,7 +3,10 @@ rendering, and one write that makes each message delivered exactly once."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
@@ -62,6 +65,26 @@ class Handout:
         self._inbox_notifications = 0
         # Tells this replica's own stream notifications apart from other replicas'.
         self._origin = uuid.uuid4().hex[:12]
+        # Stream hand-outs under way, by user, and how many wait for each (see _one_at_a_time).
+        self._offering: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, app_id: str, user_id: str) -> AsyncIterator[None]:
+        """One stream hand-out per user at a time on this replica, so that a stream shows
+        messages in the order of their hand-out (delivered_at, then message id): a client
+        resuming after the last one it got (`last_message_id`) is replayed exactly what came
+        after it. Two hand-outs overlapping could reach the stream in the other order, and
+        the resume would repeat the one that came first."""
+        key = (app_id, user_id)
+        lock, users = self._offering.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._offering[key]
 
     # ------------------------------------------------------------ inbox hints
 
@@ -173,17 +196,23 @@ class Handout:
     async def offer_to_streams(self, app_id: str, user_id: str,
                                pending: list[decision_pb.Decision] | None = None) -> None:
         """Hands the user's pending messages to their open streams, if this replica has any."""
-        sessions = self.hub.sessions(app_id, user_id)
-        if not sessions:
+        if not self.hub.sessions(app_id, user_id):
             return
-        try:
-            messages = await self.hand_out(app_id, user_id, sessions[0].context, MAX_PER_CALL, "stream", pending)
-        except Exception as exc:  # noqa: BLE001 - the message stays in the inbox for the next try
-            log.warning("stream_offer_failed", user_id=user_id, error=str(exc))
-            return
+        async with self._one_at_a_time(app_id, user_id):
+            sessions = self.hub.sessions(app_id, user_id)
+            if not sessions:
+                return
+            try:
+                messages = await self.hand_out(app_id, user_id, sessions[0].context, MAX_PER_CALL, "stream", pending)
+            except Exception as exc:  # noqa: BLE001 - the message stays in the inbox for the next try
+                log.warning("stream_offer_failed", user_id=user_id, error=str(exc))
+                return
+            # One hand-out's messages share their delivered_at: the replay orders them by id.
+            messages.sort(key=lambda m: m.message_id)
+            if messages:
+                # This replica's sessions now; the others' through the notification.
+                self.hub.push(app_id, user_id, messages)
         if messages:
-            # This replica's sessions now; the others' through the notification.
-            self.hub.push(app_id, user_id, messages)
             await self._pool.execute("SELECT pg_notify($1, $2)", streams.STREAM_CHANNEL,
                                      streams.encode(self._origin, app_id, user_id, [m.message_id for m in messages]))
 

