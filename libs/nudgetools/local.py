@@ -22,7 +22,7 @@ from typing import IO
 
 from nudgelib.config import SERVICES, ConfigError, ServiceSettings
 from nudgetools import demo
-from nudgetools.cluster import EDGE, Cluster, cannot_listen, instance_names, replica_ports
+from nudgetools.cluster import EDGE, REPO, Cluster, cannot_listen, instance_names, replica_ports
 from nudgetools.edge import Edge, EdgeSettings
 from nudgetools.database import database_url, migrate_all
 from nudgetools.supervisor import Supervisor
@@ -57,6 +57,9 @@ def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
                     "   (the public API of all four services)")
     else:
         ingestion, delivery = cluster.target("ingestion"), cluster.target("delivery")
+    # The edge routes no reflection: buf reads the API from the checkout's protos.
+    protos = REPO / "protos"
+    schema = "--schema protos " if Path.cwd() == REPO else f"--schema {protos} "
     rows += [f"  {n:<15} grpc {cluster.target(n):<17} metrics http://127.0.0.1:{cluster.metrics_ports[n]}/metrics"
              for n in cluster.ports]
     lines = [
@@ -70,10 +73,10 @@ def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
         f"  export NUDGE_CLIENT_KEY={keys['client']}",
         "",
         "Send a signup for u1, then ask for u1's next message (buf is in .venv/bin):",
-        "  buf curl --protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $NUDGE_EVENTS_KEY\" \\",
+        f"  buf curl {schema}--protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $NUDGE_EVENTS_KEY\" \\",
         "    -d '{\"events\":[{\"eventId\":\"e1\",\"userId\":\"u1\",\"name\":\"signup\"}]}' \\",
         f"    http://{ingestion}/nudge.ingestion.v1.IngestionService/TrackEvents",
-        "  buf curl --protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $NUDGE_CLIENT_KEY\" \\",
+        f"  buf curl {schema}--protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $NUDGE_CLIENT_KEY\" \\",
         "    -d '{\"userId\":\"u1\",\"platform\":\"PLATFORM_IOS\"}' \\",
         f"    http://{delivery}/nudge.delivery.v1.DeliveryService/FetchMessages",
         "",

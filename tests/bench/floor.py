@@ -15,6 +15,8 @@ import uuid
 
 import asyncpg
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 
 from nudge.delivery.v1 import delivery_service_pb2 as pb
 from nudge.delivery.v1 import delivery_service_pb2_grpc as pb_grpc
@@ -57,6 +59,11 @@ async def serve(port: int, database_url: str | None, forward_to: str | None = No
         pb_grpc.add_DeliveryServiceServicer_to_server(OneWriteDelivery(pool), server)
     else:
         pb_grpc.add_DeliveryServiceServicer_to_server(EmptyDelivery(), server)
+    # SERVING under every public service's name, so an edge in front of it sends it calls.
+    health = HealthServicer()
+    for name in ("ingestion", "segmentation", "decision", "delivery"):
+        await health.set(f"nudge.{name}.v1.{name.capitalize()}Service", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from nudgelib.config import SERVICES
 from nudgetools import embedded
-from nudgetools.cluster import Cluster, free_ports
+from nudgetools.cluster import EDGE, Cluster, free_ports
+from nudgetools.edge import Edge
 from nudgetools.database import migrate_all
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
@@ -43,13 +44,16 @@ async def database(preload: Sequence[str] = ()) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def running_cluster(url: str, extra_env: dict[str, str] | None = None) -> AsyncIterator[Cluster]:
-    """The four services as processes on free ports, logs in a temporary folder."""
+async def running_cluster(url: str, extra_env: dict[str, str] | None = None, edge: bool = False
+                          ) -> AsyncIterator[Cluster]:
+    """The four services as processes on free ports, logs in a temporary folder; with `edge`,
+    Envoy in front of them (`cluster.target("edge")`)."""
     with tempfile.TemporaryDirectory(prefix="nudge-bench-logs-") as logs:
-        ports = free_ports(8)
+        ports = free_ports(10)
         cluster = Cluster(database_url=url, internal_token=secrets.token_urlsafe(24),
-                          ports=dict(zip(SERVICES, ports[:4])), metrics_ports=dict(zip(SERVICES, ports[4:])),
-                          extra_env={"NUDGE_LOG_LEVEL": "warning", **(extra_env or {})}, log_dir=Path(logs))
+                          ports=dict(zip(SERVICES, ports[:4])), metrics_ports=dict(zip(SERVICES, ports[4:8])),
+                          extra_env={"NUDGE_LOG_LEVEL": "warning", **(extra_env or {})}, log_dir=Path(logs),
+                          edge=Edge(ports[8], ports[9], Path(logs) / "envoy.yaml") if edge else None)
         cluster.start()
         try:
             await cluster.wait_ready()
@@ -102,6 +106,34 @@ def percentiles(values: list[float], *ps: int) -> list[float]:
         return [values[0] if values else 0.0 for _ in ps]
     q = statistics.quantiles(values, n=100)
     return [q[p - 1] for p in ps]
+
+
+@contextlib.asynccontextmanager
+async def edge_in_front(target: str) -> AsyncIterator[tuple[str, int]]:
+    """Envoy, as the edge runs it, with `target` standing for every service (a floor); yields
+    its address and pid."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="nudge-bench-edge-") as tmp:
+        edge = Edge(*free_ports(2), Path(tmp) / "envoy.yaml")
+        edge.write_config({name: [target] for name in SERVICES})
+        process = subprocess.Popen(edge.command(), stderr=subprocess.DEVNULL)
+        try:
+            await edge.wait_ready(alive=lambda: process.poll() is None)
+            yield edge.target, process.pid
+        finally:
+            process.terminate()
+            process.wait()
+
+
+def edge_pid(cluster: Cluster) -> int:
+    return cluster.processes[EDGE].pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -7,12 +7,16 @@
 - message handed out: the same for users in the demo campaign's audience, each pull
   committing the delivery in decision and the message in delivery. The demo campaign is shown
   once per user, so here it is made re-eligible after a second: each pass over the users
-  hands it out again.
+  hands it out again;
+- through the edge: the floor, and both pulls, again through Envoy as `nudge run` starts it
+  (nudgetools.edge), with the edge's cost per call: the latency it adds over the same call
+  made directly, and the CPU Envoy itself spent per call.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import grpc
 
@@ -24,19 +28,42 @@ from nudge.delivery.v1 import delivery_service_pb2_grpc as delivery_grpc
 from nudge.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
 from nudge.ingestion.v1 import ingestion_service_pb2_grpc as ingestion_grpc
 from nudgetools import demo
-from tests.bench.harness import (LoadResult, closed_loop, database, floor_server, peak_rss_mb, print_table,
-                                 running_cluster)
+from nudgetools.cluster import EDGE
+from tests.bench.harness import (LoadResult, closed_loop, cpu_seconds, database, edge_in_front, edge_pid,
+                                 floor_server, peak_rss_mb, print_table, running_cluster)
 from tests.helpers import create_app
 
 USERS = 2000
 FLOOR = "floor: empty grpc.aio handler"
+FLOOR_EDGE = "floor, through the edge"
+NO_MESSAGE_EDGE = "pull, no message, through the edge"
+HANDED_OUT_EDGE = "pull, message handed out, through the edge"
 
 
-async def pulls(target: str, metadata, users: list[str]) -> LoadResult:
+@dataclass(frozen=True)
+class EdgeCost:
+    direct: str
+    through: str
+    # Envoy's CPU time per call it passed on.
+    cpu_ms: float
+
+
+async def pulls(target: str, metadata, users: list[str], cpu_of: int | None = None) -> tuple[LoadResult, float]:
+    """The closed loop of pulls; with `cpu_of`, also that process's CPU ms per call made."""
     async with grpc.aio.insecure_channel(target) as channel:
         stub = delivery_grpc.DeliveryServiceStub(channel)
-        return await closed_loop(lambda i: stub.FetchMessages(
-            delivery_pb.FetchMessagesRequest(user_id=users[i % len(users)]), metadata=metadata, timeout=5))
+        made = 0
+
+        def call(i: int):
+            nonlocal made
+            made += 1
+            return stub.FetchMessages(delivery_pb.FetchMessagesRequest(user_id=users[i % len(users)]),
+                                      metadata=metadata, timeout=5)
+
+        before = cpu_seconds(cpu_of) if cpu_of else 0.0
+        result = await closed_loop(call)
+        cpu_ms = (cpu_seconds(cpu_of) - before) * 1000 / max(made, 1) if cpu_of else 0.0
+        return result, cpu_ms
 
 
 async def repeat_every_second(target: str, metadata, campaign_id: str) -> None:
@@ -52,12 +79,16 @@ async def repeat_every_second(target: str, metadata, campaign_id: str) -> None:
 
 async def main() -> None:
     results: dict[str, LoadResult] = {}
+    costs: list[EdgeCost] = []
     async with floor_server() as floor:
-        results[FLOOR] = await pulls(floor, (), ["u"])
+        results[FLOOR], _ = await pulls(floor, (), ["u"])
+        async with edge_in_front(floor) as (edge, pid):
+            results[FLOOR_EDGE], cpu = await pulls(edge, (), ["u"], cpu_of=pid)
+            costs.append(EdgeCost(FLOOR, FLOOR_EDGE, cpu))
         async with floor_server(forward_to=floor) as chain:
-            results["floor: empty chain of two services"] = await pulls(chain, (), ["u"])
+            results["floor: empty chain of two services"], _ = await pulls(chain, (), ["u"])
 
-    async with database() as url, running_cluster(url) as cluster:
+    async with database() as url, running_cluster(url, edge=True) as cluster:
         app = await create_app(url)
         _, campaign_id = await demo.seed(cluster.target("segmentation"), cluster.target("decision"),
                                          app.keys["admin"])
@@ -70,10 +101,21 @@ async def main() -> None:
                     common_pb2.Event(event_id=f"su-{u}", user_id=u, name="signup")
                     for u in signed_up[i:i + 500]]), metadata=app.auth("events"))
         await asyncio.sleep(2)  # let the outbox reach segmentation
-        delivery = cluster.target("delivery")
-        results["pull, no message"] = await pulls(delivery, app.auth("client"), [f"n{i}" for i in range(USERS)])
-        results["pull, message handed out"] = await pulls(delivery, app.auth("client"), signed_up)
+        delivery, edge, pid = cluster.target("delivery"), cluster.target(EDGE), edge_pid(cluster)
+        nobody = [f"n{i}" for i in range(USERS)]
+        results["pull, no message"], _ = await pulls(delivery, app.auth("client"), nobody)
+        results["pull, message handed out"], _ = await pulls(delivery, app.auth("client"), signed_up)
+        results[NO_MESSAGE_EDGE], cpu = await pulls(edge, app.auth("client"), nobody, cpu_of=pid)
+        costs.append(EdgeCost("pull, no message", NO_MESSAGE_EDGE, cpu))
+        results[HANDED_OUT_EDGE], cpu = await pulls(edge, app.auth("client"), signed_up, cpu_of=pid)
+        costs.append(EdgeCost("pull, message handed out", HANDED_OUT_EDGE, cpu))
         memory = {n: peak_rss_mb(p.pid) for n, p in cluster.processes.items()}
 
     print_table("pull path", results, FLOOR)
-    print("\npeak RSS per service (MB): " + ", ".join(f"{n} {m:.0f}" for n, m in memory.items()))
+    print("\nthe edge's cost per call (through Envoy minus direct; Envoy's own CPU per call):")
+    print(f"{'scenario':<40}{'+p50 ms':>9}{'+p99 ms':>9}{'rate':>8}{'CPU ms':>8}")
+    for c in costs:
+        d, t = results[c.direct], results[c.through]
+        print(f"{c.direct:<40}{t.p50_ms - d.p50_ms:>+9.2f}{t.p99_ms - d.p99_ms:>+9.2f}"
+              f"{t.rate / d.rate:>8.2f}{c.cpu_ms:>8.3f}")
+    print("\npeak RSS per process (MB): " + ", ".join(f"{n} {m:.0f}" for n, m in memory.items()))

@@ -5,6 +5,7 @@ which; SIGTERM stops everything."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -25,7 +26,8 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 def children(pid: int) -> dict[str, int]:
-    """The services a process started, by name (from /proc: their command lines)."""
+    """The services a process started, by name, and the edge as `edge` (from /proc: their
+    command lines)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -35,11 +37,36 @@ def children(pid: int) -> dict[str, int]:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if int(stat.rpartition(")")[2].split()[1]) == pid and b"-m" in cmdline:
+        if int(stat.rpartition(")")[2].split()[1]) != pid:
+            continue
+        if cmdline[0].endswith(b"/envoy"):
+            found["edge"] = int(entry.name)
+        elif b"-m" in cmdline:
             module = cmdline[cmdline.index(b"-m") + 1].decode()
             if module.startswith("services."):
                 found[module.removeprefix("services.")] = int(entry.name)
     return found
+
+
+def banner_commands(banner: str) -> list[str]:
+    """The banner's `export` lines and each `buf curl` command, as one shell script each."""
+    lines = banner.splitlines()
+    exports = "; ".join(line.strip() for line in lines if line.strip().startswith("export NUDGE_"))
+    commands, current = [], []
+    for line in lines:
+        if line.strip().startswith("buf curl") or current:
+            current.append(line.strip().removesuffix("\\"))
+            if not line.endswith("\\"):
+                commands.append(" ".join(current))
+                current = []
+    return [f"{exports}; {c}" for c in commands]
+
+
+def shell(script: str, cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def alive(pid: int) -> bool:
@@ -57,6 +84,8 @@ def run_env(database_url: str, data_dir: Path, ports: list[int]) -> dict[str, st
     for i, name in enumerate(SERVICES):
         env[f"NUDGE_{name.upper()}_PORT"] = str(ports[i])
         env[f"NUDGE_{name.upper()}_METRICS_PORT"] = str(ports[4 + i])
+    # The edge's ports follow the services' (a run beside this one may hold 8080).
+    env["NUDGE_EDGE_PORT"], env["NUDGE_EDGE_ADMIN_PORT"] = str(ports[8]), str(ports[9])
     return env
 
 
@@ -76,7 +105,7 @@ def local_database(database_url) -> str:
 
 async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stops_on_sigterm(
         local_database, tmp_path):
-    data_dir, ports = tmp_path / "data", free_ports(8)
+    data_dir, ports = tmp_path / "data", free_ports(10)
     env = run_env(local_database, data_dir, ports)
     targets = {name: f"127.0.0.1:{ports[i]}" for i, name in enumerate(SERVICES)}
     log = tmp_path / "run"
@@ -90,11 +119,24 @@ async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stop
 
         await eventually(banner, timeout=90, interval=0.2)
         started = children(run.pid)
-        assert set(started) == set(SERVICES)
+        assert set(started) == {*SERVICES, "edge"}
+        # The banner's examples work as printed, through the edge: u1 signs up, then gets the
+        # welcome modal (once segmentation has applied the signup).
+        printed = out.read_text()
+        assert f"http://127.0.0.1:{ports[8]}/nudge.delivery.v1.DeliveryService/FetchMessages" in printed
+        track_command, fetch_command = banner_commands(printed)
+        tracked = await asyncio.to_thread(shell, track_command, cwd=REPO)
+        assert json.loads(tracked) == {"acceptedCount": 1}
+
+        async def welcomed() -> bool:
+            reply = json.loads(await asyncio.to_thread(shell, fetch_command, cwd=REPO))
+            return [m["content"]["title"] for m in reply.get("messages", [])] == ["Welcome to Nudge!"]
+
+        await eventually(welcomed, timeout=20, interval=0.3)
 
         # A second `nudge run` on the same folder, or on the same ports, stops before its banner.
         second = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "nudgetools.cli", "run"], cwd=REPO,
-                                         env=run_env(local_database, data_dir, free_ports(8)),
+                                         env=run_env(local_database, data_dir, free_ports(10)),
                                          capture_output=True, text=True, timeout=30)
         assert (second.returncode, second.stdout) == (
             2, f"nudge run: data folder {data_dir} is in use by another `nudge run` (pid {run.pid})\n")
