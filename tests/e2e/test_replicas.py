@@ -47,7 +47,10 @@ CALL_TIMEOUT = 5.0
 # What a client retries: the replica it reached went away, or no answer in time.
 RETRIED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
            grpc.StatusCode.RESOURCE_EXHAUSTED}
-QUICK = {"NUDGE_INGESTION_OUTBOX_MAX_BACKOFF_SECONDS": "0.5"}
+# Ingestion retries a consumer that is down, and delivery offers waiting messages to open
+# streams again (a stream offer fails while the killed decision replica's calls do), at most
+# this far apart, so the test is quick.
+QUICK = {"NUDGE_INGESTION_OUTBOX_MAX_BACKOFF_SECONDS": "0.5", "NUDGE_DELIVERY_REOFFER_SECONDS": "1"}
 
 
 def retryable(exc: grpc.aio.AioRpcError) -> bool:
@@ -172,7 +175,11 @@ async def test_one_replica_of_each_service_killed_behind_the_edge_loses_nothing(
                 await run_load(cluster, load, streamers, killed)
                 # Everything acknowledged has been applied, and every ping reached its stream.
                 await eventually(lambda: log_drained(database_url, app.id), timeout=30, interval=0.1)
-                await eventually(lambda: _true(not load.missing(streamers)), timeout=20)
+                try:
+                    await eventually(lambda: _true(not load.missing(streamers)), timeout=20)
+                except AssertionError:
+                    raise AssertionError(f"pings never shown: {load.missing(streamers)}; sessions "
+                                         f"{dict(load.sessions)}") from None
                 await asyncio.sleep(0.5)  # a repeat would come now, if at all
             finally:
                 for task in streams:
