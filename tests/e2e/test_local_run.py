@@ -166,6 +166,19 @@ async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stop
         assert {n: now[n] for n in now if n != "decision"} == {n: started[n] for n in started if n != "decision"}
         assert run.poll() is None
 
+        # The edge is supervised like the services: killed, it is started again, and the
+        # banner's commands work through it as before.
+        os.kill(now["edge"], signal.SIGKILL)
+
+        async def edge_back() -> bool:
+            return "nudge run: edge is serving again" in err.read_text()
+
+        await eventually(edge_back, timeout=60, interval=0.2)
+        again = json.loads(await asyncio.to_thread(shell, track_command, cwd=REPO))
+        assert again == {"acceptedCount": 1, "duplicateCount": 1}  # the same event e1, once more
+        now = children(run.pid)
+        assert now["edge"] != started["edge"]
+
         run.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(run.wait, 60) == 0, err.read_text()
         assert not [n for n, pid in now.items() if alive(pid)]
