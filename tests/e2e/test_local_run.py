@@ -183,8 +183,12 @@ async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stop
         assert await asyncio.to_thread(run.wait, 60) == 0, err.read_text()
         assert not [n for n, pid in now.items() if alive(pid)]
     finally:
+        # Its children are found before it dies: once it has, they belong to pid 1 (a failed
+        # assertion would otherwise leave the services and the edge running).
+        left = children(run.pid)
         if run.poll() is None:
             run.kill()
             run.wait()
-        for pid in children(run.pid).values():
-            os.kill(pid, signal.SIGKILL)
+        for pid in left.values():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
