@@ -8,6 +8,7 @@ import nudgetools  # noqa: F401, I001  first: it turns off gRPC's fork handlers 
 import asyncio
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,13 +98,18 @@ async def start_host(spec: ServiceSpec, url: str, peers: dict[str, str], port: i
     return host
 
 
-async def start_stack(url: str) -> Stack:
-    """The four services on ports chosen up front, so each knows every other's address."""
+async def start_stack(url: str, rewire: Callable[[str, dict[str, str]], Awaitable[dict[str, str]]] | None = None
+                      ) -> Stack:
+    """The four services on ports chosen up front, so each knows every other's address.
+    `rewire(service, peers)`, if given, returns the peer addresses a service is started with
+    (a test putting a proxy between two of them)."""
     ports = dict(zip(("segmentation", "decision", "delivery", "ingestion"), free_ports(4)))
     peers = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
     stack = Stack()
     for spec in (SEGMENTATION, DECISION, DELIVERY, INGESTION):
         others = {n: a for n, a in peers.items() if n != spec.name}
+        if rewire is not None:
+            others = await rewire(spec.name, others)
         stack.hosts[spec.name] = await start_host(spec, url, others, ports[spec.name])
     return stack
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from nudge.decision.v1 import decision_internal_service_pb2 as decision_internal
@@ -83,18 +82,28 @@ class IngestionServicer(pb_grpc.IngestionServiceServicer):
         if (problem := user_id_problem(request.user_id)) is not None:
             raise InvalidArgument.field("user_id", problem)
         user_id = request.user_id
-        # First here, so nothing of the user is left to forward; then the others. Decision
-        # before delivery: decision could still hand delivery a message for the user.
-        await store.erase_user(self._pool, app_id, user_id, lane_of(app_id, user_id))
-        await asyncio.gather(
-            self._erase("segmentation", self._segmentation.EraseUser,
-                        seg_internal.EraseUserRequest(app_id=app_id, user_id=user_id)),
-            self._erase("decision", self._decision.EraseUser,
-                        decision_internal.EraseUserRequest(app_id=app_id, user_id=user_id)),
-        )
+        lane = lane_of(app_id, user_id)
+        # First here, so nothing of the user is left to forward; then the others.
+        await store.erase_user(self._pool, app_id, user_id, lane)
+        await self._erase_downstream(app_id, user_id)
+        # Delivery's interactions are the one flow back into ingestion: one that delivery was
+        # sending as this began reached ingestion after its erasure (delivery's erasure waited
+        # for it, so it has arrived by now), and may have gone on to the others. Once more.
+        if await store.erase_user(self._pool, app_id, user_id, lane):
+            await self._erase_downstream(app_id, user_id)
+        return pb.DeleteUserResponse(completed=True)
+
+    async def _erase_downstream(self, app_id: str, user_id: str) -> None:
+        """The other services, in the order items flow between them (segmentation announces
+        to decision, decision hands messages to delivery): each erasure waits for its own
+        readers, so what a service sent before its erasure is at the next one before that
+        one's erasure, and nothing is sent after."""
+        await self._erase("segmentation", self._segmentation.EraseUser,
+                          seg_internal.EraseUserRequest(app_id=app_id, user_id=user_id))
+        await self._erase("decision", self._decision.EraseUser,
+                          decision_internal.EraseUserRequest(app_id=app_id, user_id=user_id))
         await self._erase("delivery", self._delivery.EraseUser,
                           delivery_internal.EraseUserRequest(app_id=app_id, user_id=user_id))
-        return pb.DeleteUserResponse(completed=True)
 
     async def _erase(self, peer: str, method, request) -> None:
         try:

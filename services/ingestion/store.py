@@ -110,8 +110,9 @@ async def queue_profile_update(pool: asyncpg.Pool, app_id: str, update_id: str, 
 # ---------------------------------------------------------------- erasure
 
 
-async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str, lane: int) -> None:
-    """Deletes the user's events and profile updates, and their dead letters.
+async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str, lane: int) -> int:
+    """Deletes the user's events and profile updates, and their dead letters; returns how
+    many events and updates there were.
 
     The user's lane is locked for every consumer first (waiting for a reader on it to finish),
     so once this commits nothing of the user can still be forwarded: an erasure elsewhere that
@@ -119,9 +120,10 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str, lane: int) -
     """
     async with pool.acquire() as conn, conn.transaction():
         await lock_lane(conn, LOG, lane)
-        await conn.execute("DELETE FROM events WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        done = await conn.execute("DELETE FROM events WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM dead_letters WHERE lane = $1 AND app_id = $2 AND $3 = any(user_ids)",
                            lane, app_id, user_id)
+    return int(done.rsplit(" ", 1)[1])
 
 
 # ---------------------------------------------------------------- partitions and retention

@@ -19,7 +19,7 @@ from nudgelib.protoconv import to_timestamp
 from nudgetools import demo
 from services.ingestion.server import SPEC as INGESTION
 from tests.conftest import INTERNAL_TOKEN, eventually, start_host
-from tests.helpers import Clients, event, expect_error, track, user_profile, violated_fields
+from tests.helpers import Clients, event, expect_error, track, traces_of_user, user_profile, violated_fields
 
 
 async def test_bad_event_does_not_sink_its_batch(stack, app):
@@ -101,27 +101,6 @@ async def test_stream_acknowledges_each_batch(stack, app):
 
     acks = [ack async for ack in api.ingestion.StreamEvents(batches(), metadata=app.auth("events"))]
     assert [(a.batch_id, a.accepted_count) for a in acks] == [("b0", 1), ("b1", 1), ("b2", 1)]
-
-
-async def traces_of_user(conn: asyncpg.Connection, app_id: str, user_id: str) -> dict[str, int]:
-    """Rows naming the user in every table of the four services that has a user column
-    (found from the catalog, so tables added later are covered too)."""
-    columns = await conn.fetch(
-        """SELECT c.table_schema AS schema, c.table_name AS name, c.column_name AS col,
-                  EXISTS (SELECT 1 FROM information_schema.columns a WHERE a.table_schema = c.table_schema
-                          AND a.table_name = c.table_name AND a.column_name = 'app_id') AS has_app
-           FROM information_schema.columns c JOIN information_schema.tables t
-                ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
-           WHERE c.table_schema IN ('ingestion', 'segmentation', 'decision', 'delivery')
-             AND c.column_name IN ('user_id', 'user_ids')""")
-    found = {}
-    for c in columns:
-        match = "$2 = any(user_ids)" if c["col"] == "user_ids" else "user_id = $2"
-        where = f"app_id = $1 AND {match}" if c["has_app"] else f"($1::text IS NOT NULL AND {match})"
-        n = await conn.fetchval(f'SELECT count(*) FROM "{c["schema"]}"."{c["name"]}" WHERE {where}', app_id, user_id)
-        if n:
-            found[f'{c["schema"]}.{c["name"]}'] = n
-    return found
 
 
 async def test_delete_user_leaves_nothing_behind(stack, app, database_url):
