@@ -39,8 +39,9 @@ async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
     catalog = CampaignCatalog(host.pool)
     host.listener(CAMPAIGNS_CHANNEL, catalog.invalidate)
     contexts = UserContexts(host.peers["segmentation"], host.clock, settings.context_cache_size,
-                            timedelta(seconds=settings.context_ttl_seconds))
-    decider = Decider(host.pool, catalog, contexts, UserStates(host.pool, settings.state_cache_size), host.clock)
+                            timedelta(seconds=settings.context_ttl_seconds), settings.context_cache_mb << 20)
+    states = UserStates(host.pool, settings.state_cache_size, settings.state_cache_mb << 20)
+    decider = Decider(host.pool, catalog, contexts, states, host.clock)
     host.listener(STATES_CHANNEL, decider.on_states_notify)
     releaser = Releaser(decider, host.peers["delivery"], settings.release_batch, settings.release_poll_seconds,
                         settings.failures.policy(), host.registry)

@@ -17,6 +17,11 @@ class DecisionSettings(Settings):
     # Bounded per-user caches: contexts from segmentation, and decision's own history.
     context_cache_size: int = setting(PREFIX + "CONTEXT_CACHE_SIZE", 200_000, low=1, high=100_000_000)
     state_cache_size: int = setting(PREFIX + "STATE_CACHE_SIZE", 200_000, low=1, high=100_000_000)
+    # ... and in estimated megabytes (services/decision/caches.py), whichever bound is reached
+    # first: with the process's own ~120 MB, the defaults fit the 512Mi limit of the
+    # Kubernetes base. Raise both with the limit.
+    context_cache_mb: int = setting(PREFIX + "CONTEXT_CACHE_MB", 96, low=1, high=1_000_000)
+    state_cache_mb: int = setting(PREFIX + "STATE_CACHE_MB", 160, low=1, high=1_000_000)
     # A cached context is asked for again after this long even without an announcement (a
     # safety net: segmentation announces every change decision keeps); 0 turns the cache off.
     context_ttl_seconds: float = setting(PREFIX + "CONTEXT_TTL_SECONDS", 300.0, low=0, high=86_400)
