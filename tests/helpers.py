@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -198,3 +199,29 @@ async def traces_of_user(conn: asyncpg.Connection, app_id: str, user_id: str) ->
         if n:
             found[f'{c["schema"]}.{c["name"]}'] = n
     return found
+
+
+class Stream:
+    """A Subscribe call read in the background."""
+
+    def __init__(self, api: Clients, app, user: str, last: str = "") -> None:
+        self.call = api.delivery.Subscribe(delivery_pb.SubscribeRequest(user_id=user, last_message_id=last),
+                                           metadata=app.auth("client"))
+        self.messages: list[delivery_pb.InAppMessage] = []
+        self.task = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for item in self.call:
+                if item.HasField("message"):
+                    self.messages.append(item.message)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                raise
+
+    async def close(self) -> None:
+        self.call.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    def ids(self) -> list[str]:
+        return [m.message_id for m in self.messages]

@@ -31,6 +31,9 @@ from services.delivery.streams import StreamHub
 
 log = structlog.get_logger(__name__)
 MAX_PER_CALL = 10
+# Stream offers retried after a failure (0.25 s, 0.5 s, … at most 8 s apart) before the
+# re-offer rounds (NUDGE_DELIVERY_REOFFER_SECONDS) take over.
+OFFER_RETRIES = 6
 
 
 def in_app(d: decision_pb.Decision) -> pb.InAppMessage:
@@ -41,7 +44,8 @@ def in_app(d: decision_pb.Decision) -> pb.InAppMessage:
 
 class Handout:
     def __init__(self, pool: asyncpg.Pool, clock: Clock, decision: Peer, hub: StreamHub,
-                 registry: prom.CollectorRegistry, decide_in_flight: int = 4) -> None:
+                 registry: prom.CollectorRegistry, decide_in_flight: int = 4,
+                 offer_backoff: Backoff = Backoff(initial=0.25, multiplier=2.0, maximum=8.0)) -> None:
         self._pool = pool
         self._clock = clock
         self._decision = decision
@@ -67,6 +71,12 @@ class Handout:
         self._origin = uuid.uuid4().hex[:12]
         # Stream hand-outs under way, by user, and how many wait for each (see _one_at_a_time).
         self._offering: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+        # Stream offers that failed (decision or the database away for a moment), by user:
+        # failures in a row, and the retry waiting to run. A triggered message then reaches an
+        # open stream moments after decision is back, not at the next re-offer round.
+        self._offer_failures: dict[tuple[str, str], int] = {}
+        self._offer_retries: dict[tuple[str, str], asyncio.Task] = {}
+        self._offer_backoff = offer_backoff
 
     @contextlib.asynccontextmanager
     async def _one_at_a_time(self, app_id: str, user_id: str) -> AsyncIterator[None]:
@@ -196,17 +206,21 @@ class Handout:
     async def offer_to_streams(self, app_id: str, user_id: str,
                                pending: list[decision_pb.Decision] | None = None) -> None:
         """Hands the user's pending messages to their open streams, if this replica has any."""
+        key = (app_id, user_id)
         if not self.hub.sessions(app_id, user_id):
+            self._offer_failures.pop(key, None)
             return
         async with self._one_at_a_time(app_id, user_id):
             sessions = self.hub.sessions(app_id, user_id)
             if not sessions:
+                self._offer_failures.pop(key, None)
                 return
             try:
                 messages = await self.hand_out(app_id, user_id, sessions[0].context, MAX_PER_CALL, "stream", pending)
             except Exception as exc:  # noqa: BLE001 - the message stays in the inbox for the next try
-                log.warning("stream_offer_failed", user_id=user_id, error=str(exc))
+                self._offer_failed(app_id, user_id, exc)
                 return
+            self._offer_failures.pop(key, None)
             # One hand-out's messages share their delivered_at: the replay orders them by id.
             messages.sort(key=lambda m: m.message_id)
             if messages:
@@ -215,6 +229,26 @@ class Handout:
         if messages:
             await self._pool.execute("SELECT pg_notify($1, $2)", streams.STREAM_CHANNEL,
                                      streams.encode(self._origin, app_id, user_id, [m.message_id for m in messages]))
+
+    def _offer_failed(self, app_id: str, user_id: str, exc: Exception) -> None:
+        """Tries the offer again after a backoff (jittered, so streams that failed together do
+        not all ask decision again at once); after OFFER_RETRIES failures in a row, the
+        re-offer rounds take over."""
+        key = (app_id, user_id)
+        failures = self._offer_failures[key] = self._offer_failures.get(key, 0) + 1
+        log.warning("stream_offer_failed", user_id=user_id, failures=failures, error=str(exc))
+        if failures > OFFER_RETRIES:
+            del self._offer_failures[key]
+            return
+        if key not in self._offer_retries:
+            self._offer_retries[key] = asyncio.create_task(self._retry_offer(key, self._offer_backoff.delay(failures)))
+
+    async def _retry_offer(self, key: tuple[str, str], delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            del self._offer_retries[key]
+        await self.offer_to_streams(*key)
 
     def inbox_payload(self, app_id: str, user_id: str) -> str:
         return streams.encode(self._origin, app_id, user_id)

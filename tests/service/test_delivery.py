@@ -20,35 +20,9 @@ from nudgelib.protoconv import to_timestamp
 from nudgetools import demo
 from services.decision.variants import CONTROL, assign_variant
 from tests.conftest import INTERNAL_TOKEN, eventually
-from tests.helpers import Clients, create_app, create_campaign, event, make_campaign, track, user_profile
+from tests.helpers import Clients, Stream, create_app, create_campaign, event, make_campaign, track, user_profile
 
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
-
-
-class Stream:
-    """A Subscribe call read in the background."""
-
-    def __init__(self, api: Clients, app, user: str, last: str = "") -> None:
-        self.call = api.delivery.Subscribe(pb.SubscribeRequest(user_id=user, last_message_id=last),
-                                           metadata=app.auth("client"))
-        self.messages: list[pb.InAppMessage] = []
-        self.task = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for item in self.call:
-                if item.HasField("message"):
-                    self.messages.append(item.message)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.CANCELLED:
-                raise
-
-    async def close(self) -> None:
-        self.call.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-    def ids(self) -> list[str]:
-        return [m.message_id for m in self.messages]
 
 
 async def fetch(api: Clients, app, user: str, limit: int = 5, locale: str = "") -> list[pb.InAppMessage]:

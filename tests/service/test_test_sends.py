@@ -16,9 +16,8 @@ from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from tests.conftest import eventually
-from tests.helpers import (Clients, create_app, create_campaign, expect_error, fetch_messages, make_campaign,
+from tests.helpers import (Clients, Stream, create_app, create_campaign, expect_error, fetch_messages, make_campaign,
     violated_fields)
-from tests.service.test_delivery import Stream
 
 
 def closed_now() -> pb.SendWindow:
