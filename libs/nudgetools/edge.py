@@ -7,6 +7,15 @@ The `dns` variant is committed as `deploy/envoy/envoy.yaml` and as the Kubernete
 `python -m nudgetools.edge` writes both again after the template changes (`--check` only says
 whether they are current).
 
+JSON over HTTP is Envoy's gRPC-JSON transcoder, fed the descriptor set `make protos` writes
+(nudgetools.protogen): the static variant reads the checkout's `deploy/envoy/nudge.pb`, the dns
+variant `/etc/envoy/nudge.pb`, where compose and Kubernetes mount it beside the configuration.
+
+Browsers may call from the origins of `NUDGE_EDGE_ALLOWED_ORIGINS` (`allowed_origins`). A
+committed configuration cannot read a variable, so in compose and Kubernetes the edge starts
+as `python -m nudgetools.edge --run /etc/envoy/envoy.yaml …`: it sets the mounted file's CORS
+origins from the variable, writes the result to the temporary folder and becomes Envoy.
+
 Envoy runs as its own process (`Edge.command`): one worker thread (`--concurrency 1`, enough
 for a laptop's share of the load) and no hot restart, so that two Envoys on one machine (`make
 run` beside `make test`) never meet on the hot-restart socket. It is ready when its admin
@@ -17,20 +26,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import re
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from liquid import Environment, StrictUndefined
+from ruamel.yaml import YAML
 
-from nudgelib.config import DEFAULT_PORTS, SERVICES, Settings, setting
+from nudgelib.config import DEFAULT_PORTS, SERVICES, ConfigError, Settings, setting
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "deploy" / "envoy" / "envoy.yaml.in"
 # The dns variant, where compose mounts it and where kustomize (which loads nothing outside its
 # root) makes the Kubernetes base's ConfigMap from it.
 COMMITTED = (REPO / "deploy" / "envoy" / "envoy.yaml", REPO / "deploy" / "kubernetes" / "base" / "envoy.yaml")
+# The transcoder's descriptor set: the checkout's (nudgetools.protogen writes it), and where
+# compose and Kubernetes mount it beside the dns variant.
+DESCRIPTOR_SET = REPO / "deploy" / "envoy" / "nudge.pb"
+MOUNTED_DESCRIPTOR_SET = "/etc/envoy/nudge.pb"
 
 # The edge's ports in compose and Kubernetes (and `nudge run`'s defaults).
 PUBLIC_PORT = 8080
@@ -42,31 +60,73 @@ def public_service(name: str) -> str:
     return f"nudge.{name}.v1.{name.capitalize()}Service"
 
 
+# Every origin: any page may call, as it must present a key (and for a public key a user
+# token) either way; an operator who serves the SDK from known pages lists them instead.
+ANY_ORIGIN = "*"
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^\s/?#@,\"]+")
+
+
+def allowed_origins(raw: str, name: str = "NUDGE_EDGE_ALLOWED_ORIGINS") -> tuple[str, ...]:
+    """The origins browsers may call the edge from, as the setting lists them: exact origins
+    (`https://shop.example`, `http://127.0.0.1:3000`) separated by commas, or `*` alone for
+    any. Browsers send an origin lower-cased and without a path, so it is kept that way."""
+    items = [item.strip().lower() for item in raw.split(",") if item.strip()]
+    if items == [ANY_ORIGIN]:
+        return (ANY_ORIGIN,)
+    if not items:
+        raise ConfigError(f"{name} must list at least one origin, or be {ANY_ORIGIN} for any")
+    for item in items:
+        if item == ANY_ORIGIN:
+            raise ConfigError(f"{name}: {ANY_ORIGIN} stands alone (any origin), not in a list")
+        if not _ORIGIN.fullmatch(item):
+            raise ConfigError(f"{name} must be origins like https://shop.example (scheme, host and port only), "
+                              f"got {item!r}")
+    return tuple(dict.fromkeys(items))
+
+
+def origin_matchers(origins: Sequence[str]) -> list[str]:
+    """Envoy's string matchers for the origins, as YAML flow mappings."""
+    if tuple(origins) == (ANY_ORIGIN,):
+        return ['{ safe_regex: { regex: ".*" } }']
+    return [f"{{ exact: {json.dumps(o)} }}" for o in origins]
+
+
 @dataclass(frozen=True)
 class EdgeSettings(Settings):
-    """Where `nudge run` puts the edge."""
+    """Where `nudge run` puts the edge, and who may call it from a browser."""
 
     bind_host: str = setting("NUDGE_BIND_HOST", "127.0.0.1")
     port: int = setting("NUDGE_EDGE_PORT", PUBLIC_PORT, low=1, high=65535)
     admin_port: int = setting("NUDGE_EDGE_ADMIN_PORT", ADMIN_PORT, low=1, high=65535)
+    origins: str = setting("NUDGE_EDGE_ALLOWED_ORIGINS", ANY_ORIGIN)
+
+    def __post_init__(self) -> None:
+        allowed_origins(self.origins)  # a bad list stops start-up with its one line
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        return allowed_origins(self.origins)
 
 
 def render(upstreams: Mapping[str, Sequence[tuple[str, int]]], listen: tuple[str, int], admin: tuple[str, int],
-           dns: bool = False) -> str:
+           dns: bool = False, origins: Sequence[str] = (ANY_ORIGIN,)) -> str:
     """The Envoy configuration: `upstreams` maps each service to its replicas' (host, port)
-    (with `dns`, one host name standing for all of them)."""
+    (with `dns`, one host name standing for all of them); browsers allowed from `origins`."""
     env = Environment(undefined=StrictUndefined)
     template = env.from_string(TEMPLATE.read_text())
     services = [{"name": name, "grpc_service": public_service(name),
                  "endpoints": [{"host": h, "port": p} for h, p in upstreams[name]]} for name in SERVICES]
+    descriptor_set = MOUNTED_DESCRIPTOR_SET if dns else str(DESCRIPTOR_SET)
     return template.render(services=services, dns=dns, listen_host=listen[0], listen_port=listen[1],
-                           admin_host=admin[0], admin_port=admin[1])
+                           admin_host=admin[0], admin_port=admin[1], origin_matchers=origin_matchers(origins),
+                           descriptor_set=json.dumps(descriptor_set))
 
 
-def render_static(addresses: Mapping[str, Sequence[str]], host: str, port: int, admin_port: int) -> str:
+def render_static(addresses: Mapping[str, Sequence[str]], host: str, port: int, admin_port: int,
+                  origins: Sequence[str] = (ANY_ORIGIN,)) -> str:
     """For replicas on this machine: `addresses` maps each service to its replicas' host:port."""
     upstreams = {name: [_split(a) for a in addresses[name]] for name in SERVICES}
-    return render(upstreams, (host, port), (host, admin_port))
+    return render(upstreams, (host, port), (host, admin_port), origins=origins)
 
 
 def render_dns() -> str:
@@ -96,6 +156,7 @@ class Edge:
     admin_port: int
     config_path: Path
     host: str = "127.0.0.1"
+    origins: tuple[str, ...] = (ANY_ORIGIN,)
 
     @property
     def target(self) -> str:
@@ -110,7 +171,7 @@ class Edge:
 
     def write_config(self, addresses: Mapping[str, Sequence[str]]) -> Path:
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(render_static(addresses, self.host, self.port, self.admin_port))
+        self.config_path.write_text(render_static(addresses, self.host, self.port, self.admin_port, self.origins))
         return self.config_path
 
     def command(self) -> list[str]:
@@ -192,11 +253,63 @@ def stale() -> list[Path]:
     return [p for p in COMMITTED if not p.exists() or p.read_text() != expected]
 
 
+_CORS_POLICY = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
+
+
+def with_origins(config: str, origins: Sequence[str]) -> str:
+    """An Envoy configuration (YAML) with every CORS policy in it allowing `origins` instead,
+    as JSON (which Envoy reads as YAML)."""
+    document = YAML(typ="safe", pure=True).load(config)
+    matchers = ([{"safe_regex": {"regex": ".*"}}] if tuple(origins) == (ANY_ORIGIN,)
+                else [{"exact": o} for o in origins])
+    found = 0
+
+    def visit(node) -> None:
+        nonlocal found
+        if isinstance(node, dict):
+            if node.get("@type") == _CORS_POLICY:
+                node["allow_origin_string_match"] = matchers
+                found += 1
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(document)
+    if not found:
+        raise ValueError("the configuration has no CORS policy to set the allowed origins in")
+    return json.dumps(document, indent=1)
+
+
+def run(config: Path, envoy_args: Sequence[str], env: Mapping[str, str] | None = None) -> int:
+    """Becomes Envoy on `config` with its CORS origins from NUDGE_EDGE_ALLOWED_ORIGINS (how
+    compose and Kubernetes start the edge: the committed file is mounted read-only)."""
+    try:
+        origins = EdgeSettings.from_env(env).allowed_origins
+    except ConfigError as exc:
+        print(f"nudge edge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    target = Path(tempfile.gettempdir()) / "nudge-envoy.yaml"
+    target.write_text(with_origins(config.read_text(), origins))
+    envoy = str(binary())
+    os.execv(envoy, [envoy, "--config-path", str(target), *envoy_args])
+    return 1  # not reached: execv returns only by raising
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nudgetools.edge",
-                                description="Write the committed Envoy configuration (the dns variant) from its template.")
+                                description="Write the committed Envoy configuration (the dns variant) from its template, "
+                                            "or run Envoy on it (--run).")
     p.add_argument("--check", action="store_true", help="only say whether the committed files are current")
-    args = p.parse_args(argv)
+    p.add_argument("--run", metavar="CONFIG", type=Path,
+                   help="become Envoy on CONFIG, its CORS origins set from NUDGE_EDGE_ALLOWED_ORIGINS; "
+                        "the other arguments go to Envoy")
+    args, rest = p.parse_known_args(argv)
+    if args.run is not None:
+        return run(args.run, rest)
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     drifted = stale()
     if args.check:
         for path in drifted:

@@ -170,7 +170,8 @@ async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings],
         internal_token=env.get("NUDGE_INTERNAL_TOKEN") or secrets.token_urlsafe(24),
         ports=replica_ports({n: s.port for n, s in settings.items()}, replicas),
         metrics_ports=replica_ports({n: s.metrics_port for n, s in settings.items()}, replicas),
-        edge=Edge(edge.port, edge.admin_port, data_dir / "envoy.yaml", host=edge.bind_host),
+        edge=Edge(edge.port, edge.admin_port, data_dir / "envoy.yaml", host=edge.bind_host,
+                  origins=edge.allowed_origins),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

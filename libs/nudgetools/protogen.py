@@ -3,6 +3,12 @@
 `make protos` writes into `libs/`, and the public protos again into the client package
 (`clients/python`, under its own import name); the test suite writes into a scratch folder and
 compares, so generated code that disagrees with the protos fails CI.
+
+It also writes the descriptor set the edge's gRPC-JSON transcoder reads (`--descriptor-set`):
+the public protos with everything they import, and google.rpc's Status and error details, so
+Envoy can print an error's details (BadRequest field violations, ErrorInfo) as JSON. It is
+committed twice, like the edge's configuration: `deploy/envoy/nudge.pb` (compose mounts it)
+and a copy in the Kubernetes base (kustomize loads nothing outside its root).
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ PROTO_ROOT = REPO / "protos"
 CLIENT_PROTO_DIR = REPO / "clients" / "python" / "src" / "nudge_client" / "_proto"
 # The client's copy lives under this package, so `nudge_client` never shadows `nudge`.
 CLIENT_PACKAGE = "nudge_client._proto"
+DESCRIPTOR_SETS = (REPO / "deploy" / "envoy" / "nudge.pb", REPO / "deploy" / "kubernetes" / "base" / "nudge.pb")
+# Not imported by any Nudge proto, yet the types of the details every error carries
+# (nudgelib.errors): without them the transcoder could not print those details.
+ERROR_PROTOS = ("google/rpc/status.proto", "google/rpc/error_details.proto")
 
 
 def proto_files() -> list[Path]:
@@ -64,6 +74,30 @@ def is_public(proto: Path) -> bool:
     return not proto.name.endswith("_internal_service.proto")
 
 
+def descriptor_set() -> bytes:
+    """The serialized FileDescriptorSet of the public protos and the error protos, imports
+    included, without source info (Envoy needs none; it only makes the file larger)."""
+    import google.rpc
+
+    well_known = resources.files("grpc_tools") / "_proto"
+    # googleapis-common-protos ships google/rpc/*.proto beside its generated modules.
+    googleapis = Path(google.rpc.__path__[0]).parents[1]
+    files = [str(p.relative_to(PROTO_ROOT)) for p in proto_files() if is_public(p)]
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "nudge.pb"
+        args = ["protoc", f"-I{PROTO_ROOT}", f"-I{googleapis}", f"-I{well_known}", "--include_imports",
+                f"--descriptor_set_out={out}", *files, *ERROR_PROTOS]
+        if protoc.main(args) != 0:
+            raise SystemExit("protoc failed")
+        return out.read_bytes()
+
+
+def stale_descriptor_sets() -> list[Path]:
+    """The committed descriptor sets that differ from what the protos give now."""
+    fresh = descriptor_set()
+    return [p for p in DESCRIPTOR_SETS if not p.exists() or p.read_bytes() != fresh]
+
+
 def generate_client(out_dir: Path) -> list[Path]:
     """The public protos' code under `nudge_client._proto`: generated as usual, then its
     imports of `nudge.` rewritten to the client's own package. The serialized descriptors are
@@ -94,6 +128,13 @@ def generate_client(out_dir: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--descriptor-set"]:
+        fresh = descriptor_set()
+        for path in DESCRIPTOR_SETS:
+            if not path.exists() or path.read_bytes() != fresh:
+                path.write_bytes(fresh)
+                print(f"wrote {path.relative_to(REPO)}")
+        sys.exit(0)
     if sys.argv[1:2] == ["--client"]:
         target = Path(sys.argv[2]) if len(sys.argv) > 2 else CLIENT_PROTO_DIR
         for path in generate_client(target):

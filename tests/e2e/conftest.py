@@ -27,15 +27,15 @@ def database_url(database_url: str) -> str:
 
 @contextlib.asynccontextmanager
 async def running(database_url: str, log_dir: Path, replicas: dict[str, int] | None = None, edge: bool = False,
-                  **extra_env: str) -> AsyncIterator[Cluster]:
+                  edge_origins: tuple[str, ...] = ("*",), **extra_env: str) -> AsyncIterator[Cluster]:
     """The services as processes (`replicas` of each, by default one), with Envoy in front
-    if `edge`; ready once every process is."""
+    if `edge` (browsers allowed from `edge_origins`); ready once every process is."""
     # Every port in one pick: ports picked apart may come out the same.
     ports, metrics_ports, edge_ports = free_replica_ports(replicas or {}, extra=2)
     cluster = Cluster(
         database_url=database_url, internal_token=INTERNAL_TOKEN, ports=ports, metrics_ports=metrics_ports,
         extra_env={"NUDGE_LOG_FORMAT": "json", "NUDGE_SHUTDOWN_GRACE_SECONDS": "2", **extra_env},
-        log_dir=log_dir, edge=Edge(*edge_ports, log_dir / "envoy.yaml") if edge else None,
+        log_dir=log_dir, edge=Edge(*edge_ports, log_dir / "envoy.yaml", origins=edge_origins) if edge else None,
     )
     cluster.start()
     try:
