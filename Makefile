@@ -26,6 +26,7 @@ bench: setup
 protos: setup
 	$(BIN)/python -m nudgetools.protogen libs
 	$(BIN)/python -m nudgetools.protogen --client clients/python/src/nudge_client/_proto
+	$(BIN)/python -m nudgetools.protogen --descriptor-set
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory web-protos; \
 	else echo "make protos: npm not found, so clients/web/src/gen was not regenerated"; fi
 

@@ -63,7 +63,8 @@ def public_service(name: str) -> str:
 # Every origin: any page may call, as it must present a key (and for a public key a user
 # token) either way; an operator who serves the SDK from known pages lists them instead.
 ANY_ORIGIN = "*"
-_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^\s/?#@,\"]+")
+# scheme://host[:port]: no path, and no wildcard (an exact match would never meet one).
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[a-z0-9._~%\[\]:-]+")
 
 
 def allowed_origins(raw: str, name: str = "NUDGE_EDGE_ALLOWED_ORIGINS") -> tuple[str, ...]:

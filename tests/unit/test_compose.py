@@ -266,8 +266,12 @@ def test_the_edge_runs_envoy_on_the_committed_dns_config(compose: dict[str, Any]
     assert (edge.get("image"), repr(edge.get("build"))) == (
         compose["services"]["migrate"].get("image"), repr(compose["services"]["migrate"].get("build")))
     cmd = command(edge)
-    assert cmd[0] == "envoy" and cmd[cmd.index("-c") + 1] == "/etc/envoy/envoy.yaml"
+    # Envoy on the committed config, its CORS origins set from the edge's setting first.
+    assert cmd[:5] == ["python", "-m", "nudgetools.edge", "--run", "/etc/envoy/envoy.yaml"]
+    assert interpolate(environment(edge)["NUDGE_EDGE_ALLOWED_ORIGINS"]) == "*"
     assert "./deploy/envoy/envoy.yaml:/etc/envoy/envoy.yaml:ro" in edge["volumes"]
+    # The JSON transcoder's descriptor set, where the config reads it.
+    assert "./deploy/envoy/nudge.pb:/etc/envoy/nudge.pb:ro" in edge["volumes"]
     assert {dep: cond for dep, cond in depends_on(edge).items()} == {n: "service_healthy" for n in SERVICES}
 
     config = _load_yaml(ENVOY_CONFIG)

@@ -9,6 +9,7 @@ missing); without it these tests fail saying so, rather than skip.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import json
@@ -224,13 +225,23 @@ def test_the_edge_runs_envoy_on_the_committed_dns_config(overlay) -> None:
     _name, docs = overlay
     edge = objects(docs, "Deployment")["edge"]
     c = container(edge)
-    assert c["command"][:3] == ["envoy", "-c", "/etc/envoy/envoy.yaml"]
+    # Envoy on the committed config, its CORS origins set from nudge-config first.
+    assert c["command"][:5] == ["python", "-m", "nudgetools.edge", "--run", "/etc/envoy/envoy.yaml"]
+    [origins] = [e for e in c["env"] if e["name"] == "NUDGE_EDGE_ALLOWED_ORIGINS"]
+    settings = config_map(docs, "nudge-config")
+    assert origins["valueFrom"]["configMapKeyRef"] == {"name": settings["metadata"]["name"],
+                                                       "key": "NUDGE_EDGE_ALLOWED_ORIGINS"}
+    assert settings["data"]["NUDGE_EDGE_ALLOWED_ORIGINS"] == "*"
     assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
     volumes = {v["name"]: v for v in edge["spec"]["template"]["spec"]["volumes"]}
     [mount] = [m for m in c["volumeMounts"] if m["mountPath"] == "/etc/envoy"]
     envoy_config = config_map(docs, "nudge-envoy")
     assert volumes[mount["name"]]["configMap"]["name"] == envoy_config["metadata"]["name"]
     assert envoy_config["data"]["envoy.yaml"] == (ROOT / "deploy" / "envoy" / "envoy.yaml").read_text(encoding="utf-8")
+    # The JSON transcoder's descriptor set beside it, byte for byte (binary, so binaryData).
+    descriptor_set = base64.b64decode(envoy_config["binaryData"]["nudge.pb"])
+    assert descriptor_set == (ROOT / "deploy" / "envoy" / "nudge.pb").read_bytes()
+    assert "proto_descriptor: \"/etc/envoy/nudge.pb\"" in envoy_config["data"]["envoy.yaml"]
     clusters = yaml.safe_load(envoy_config["data"]["envoy.yaml"])["static_resources"]["clusters"]
     hosts = {sa["address"]: sa["port_value"] for cluster in clusters
              for group in cluster["load_assignment"]["endpoints"] for e in group["lb_endpoints"]
@@ -246,6 +257,7 @@ def test_the_edge_runs_envoy_on_the_committed_dns_config(overlay) -> None:
 
 def test_the_base_keeps_a_copy_of_the_envoy_config() -> None:
     assert (KUBE / "base" / "envoy.yaml").read_bytes() == (ROOT / "deploy" / "envoy" / "envoy.yaml").read_bytes()
+    assert (KUBE / "base" / "nudge.pb").read_bytes() == (ROOT / "deploy" / "envoy" / "nudge.pb").read_bytes()
 
 
 def test_migrations_run_as_a_job(overlay) -> None:
