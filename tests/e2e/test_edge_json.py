@@ -271,3 +271,15 @@ async def test_subscribe_streams_one_json_object_per_line(edge, shop):
     # Pushed as it happened, not when the stream ends.
     assert messages[0][0] - sent < 1.0
     assert any("keepAliveTime" in line for _, line in lines)
+
+
+async def test_a_stream_refused_at_once_is_400_and_a_client_stream_takes_a_json_array(edge, shop):
+    bad = await call(edge, f"{DELIVERY}/Subscribe", {"userId": ""}, shop.keys["client"])
+    assert bad.status == 400 and "user_id" in violations(bad.json())
+    # StreamEvents: the batches as one JSON array, each acknowledgement on its own line.
+    batches = [{"batchId": f"b{i}", "events": [{"eventId": f"json-b{i}", "userId": "json-b", "name": "tap"}]}
+               for i in (1, 2)]
+    reply = await call(edge, f"{INGESTION}/StreamEvents", batches, shop.keys["events"])
+    assert reply.status == 200
+    acks = [json.loads(line) for line in reply.body.splitlines()]
+    assert acks == [{"batchId": "b1", "acceptedCount": 1}, {"batchId": "b2", "acceptedCount": 1}]
