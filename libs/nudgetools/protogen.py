@@ -20,6 +20,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+import google.rpc
 from grpc_tools import protoc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,15 +78,13 @@ def is_public(proto: Path) -> bool:
 def descriptor_set() -> bytes:
     """The serialized FileDescriptorSet of the public protos and the error protos, imports
     included, without source info (Envoy needs none; it only makes the file larger)."""
-    import google.rpc
-
     well_known = resources.files("grpc_tools") / "_proto"
     # googleapis-common-protos ships google/rpc/*.proto beside its generated modules.
     googleapis = Path(google.rpc.__path__[0]).parents[1]
     files = [str(p.relative_to(PROTO_ROOT)) for p in proto_files() if is_public(p)]
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "nudge.pb"
-        args = ["protoc", f"-I{PROTO_ROOT}", f"-I{googleapis}", f"-I{well_known}", "--include_imports",
+        args = ["protoc", f"-I{PROTO_ROOT}", f"-I{well_known}", f"-I{googleapis}", "--include_imports",
                 f"--descriptor_set_out={out}", *files, *ERROR_PROTOS]
         if protoc.main(args) != 0:
             raise SystemExit("protoc failed")
