@@ -123,3 +123,21 @@ def issue(folder: Path, names: tuple[str, ...] = (*SERVICES, EDGE, OPERATOR, PUB
         _write(certs.key(name), _pem_key(key), private=True)
         _write(certs.cert(name), cert.public_bytes(serialization.Encoding.PEM))
     return certs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m nudgetools.certs FOLDER`: a local CA and every certificate, for trying TLS
+    with docker-compose.tls.yml (production brings certificates from its own CA)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m nudgetools.certs", description=main.__doc__)
+    p.add_argument("folder", type=Path)
+    args = p.parse_args(argv)
+    issued = issue(args.folder)
+    print(f"CA {issued.ca}; certificates and keys for {', '.join((*SERVICES, EDGE, OPERATOR, PUBLIC))} in "
+          f"{args.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
