@@ -106,6 +106,14 @@ class Cluster:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _logs: list[IO] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.certs is not None and self.edge is not None:
+            # The edge's listener gets the public certificate, its upstreams its own identity.
+            c = self.certs
+            self.edge = dataclasses.replace(
+                self.edge, tls=(str(c.cert(PUBLIC)), str(c.key(PUBLIC))),
+                upstream_tls=TlsSettings(str(c.cert(EDGE_IDENTITY)), str(c.key(EDGE_IDENTITY)), str(c.ca)))
+
     def target(self, name: str) -> str:
         """The address of an instance, or of a service's first replica."""
         if name == EDGE and self.edge is not None:
@@ -152,11 +160,6 @@ class Cluster:
                 self._logs.append(out)
             if name == EDGE:
                 assert self.edge is not None
-                if self.certs is not None:
-                    c = self.certs
-                    self.edge = dataclasses.replace(
-                        self.edge, tls=(str(c.cert(PUBLIC)), str(c.key(PUBLIC))),
-                        upstream_tls=TlsSettings(str(c.cert(EDGE_IDENTITY)), str(c.key(EDGE_IDENTITY)), str(c.ca)))
                 self.edge.write_config({s: self.addresses(s) for s in SERVICES})
                 command, env = self.edge.command(), None
             else:
