@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import grpc
 
 from nudgelib.errors import Unavailable
+from nudgelib.tls import TlsFiles, peer_options
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -61,9 +62,13 @@ def insecure_channel(target: str) -> grpc.aio.Channel:
 class Peer:
     """Another Nudge service, called with the internal token and a default deadline."""
 
-    def __init__(self, name: str, target: str, internal_token: str, timeout: float = 3.0) -> None:
+    def __init__(self, name: str, target: str, internal_token: str, tls: TlsFiles | None = None,
+                 timeout: float = 3.0) -> None:
         self.name = name
-        self.channel = insecure_channel(target)
+        # With mutual TLS (nudgelib.tls): our certificate presented, the peer's checked.
+        self.channel = (grpc.aio.secure_channel(target, tls.channel_credentials(),
+                                                options=CHANNEL_OPTIONS + peer_options(name))
+                        if tls is not None else insecure_channel(target))
         self._metadata = (("authorization", f"Bearer {internal_token}"),)
         self._timeout = timeout
 

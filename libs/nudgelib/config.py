@@ -234,6 +234,17 @@ class UserTokenSettings(Settings):
     leeway_seconds: float = setting("NUDGE_USER_TOKEN_LEEWAY_SECONDS", 30.0, low=0, high=300)
 
 
+@dataclass(frozen=True)
+class TlsSettings(Settings):
+    """Mutual TLS between the services (nudgelib.tls): this process's certificate (PEM, its
+    chain), the certificate's key, and the CA its peers' certificates are signed by. All
+    three or none; none is plaintext."""
+
+    cert_file: str = setting("NUDGE_TLS_CERT_FILE", "")
+    key_file: str = setting("NUDGE_TLS_KEY_FILE", "")
+    ca_file: str = setting("NUDGE_TLS_CA_FILE", "")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServiceSettings:
     """Everything one service process needs to start."""
@@ -252,6 +263,7 @@ class ServiceSettings:
     peers: Mapping[str, str]
     log: LogSettings = group(LogSettings)
     user_tokens: UserTokenSettings = group(UserTokenSettings)
+    tls: TlsSettings = group(TlsSettings)
     # Seconds in-flight calls get after SIGTERM.
     shutdown_grace: float = setting("NUDGE_SHUTDOWN_GRACE_SECONDS", 5.0, low=0, high=300)
     # A client's connection is asked to move on (GOAWAY) after this many seconds (0: never),

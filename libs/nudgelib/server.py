@@ -37,6 +37,7 @@ from nudgelib.config import ConfigError, ServiceSettings, load_or_exit
 from nudgelib.interceptor import AccessPolicy, Authenticator, ServerInterceptor
 from nudgelib.metrics import RpcMetrics, serve_metrics
 from nudgelib.request_checks import RequestDoor
+from nudgelib.tls import TlsFiles, load as load_tls
 from nudgelib.user_token_keys import UserTokenKeyCache, UserTokens, changed_app
 from nudgelib.user_tokens import TokenRules
 
@@ -115,6 +116,8 @@ class ServiceHost:
     health: HealthServicer = field(init=False)
     peers: dict[str, Peer] = field(init=False, default_factory=dict)
     port: int = field(init=False, default=0)
+    # This process's certificate, key and CA when mutual TLS is on (nudgelib.tls), else None.
+    tls: TlsFiles | None = field(init=False, default=None)
     metrics_port: int = field(init=False, default=0)
     registry: prom.CollectorRegistry = field(init=False, default_factory=prom.CollectorRegistry)
     _closers: list[Callable[[], Awaitable[None]]] = field(init=False, default_factory=list)
@@ -163,6 +166,8 @@ class ServiceHost:
 
     async def start(self) -> int:
         s = self.settings
+        # Read and checked before anything else: a bad certificate stops start-up like a bad setting.
+        self.tls = load_tls(s.tls)
         if self.own_settings is None:
             self.own_settings = self.spec.settings(os.environ)
         await db.wait_for_database(s.database_url)
@@ -194,7 +199,7 @@ class ServiceHost:
         self._listen(s.accounts_database_url, accounts.NOTIFY_CHANNEL, on_key_change)
 
         for name in self.spec.peers:
-            self.peers[name] = Peer(name, s.peers[name], s.internal_token)
+            self.peers[name] = Peer(name, s.peers[name], s.internal_token, self.tls)
 
         metrics = RpcMetrics(self.spec.name, self.registry)
         self.server = grpc.aio.server(
@@ -213,7 +218,9 @@ class ServiceHost:
         )
         await self.spec.wire(self, self.own_settings)
         try:
-            self.port = self.server.add_insecure_port(f"{s.bind_host}:{s.port}")
+            address = f"{s.bind_host}:{s.port}"
+            self.port = (self.server.add_secure_port(address, self.tls.server_credentials()) if self.tls
+                         else self.server.add_insecure_port(address))
         except RuntimeError:  # grpc's way of saying the port is taken (or the address not ours)
             self.port = 0
         if self.port == 0:

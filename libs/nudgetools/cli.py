@@ -1,6 +1,6 @@
 """`nudge`: the operator's command line.
 
-    nudge run [--replicas decision=3,delivery=2]
+    nudge run [--replicas decision=3,delivery=2] [--tls]
                                     start PostgreSQL (embedded unless DATABASE_URL is set),
                                     migrate, start the four services (as many replicas of
                                     each as asked, else NUDGE_REPLICAS) and the edge in
@@ -254,7 +254,7 @@ async def simulate(args: argparse.Namespace) -> int:
 
 
 async def run(args: argparse.Namespace) -> int:
-    return await run_local(data_dir(), args.replicas)
+    return await run_local(data_dir(), args.replicas, args.tls)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -263,6 +263,9 @@ def parser() -> argparse.ArgumentParser:
     rn = sub.add_parser("run", help="start everything locally")
     rn.add_argument("--replicas", metavar="SERVICE=N,...",
                     help="processes per service, e.g. decision=3,delivery=2 (default: NUDGE_REPLICAS, else one each)")
+    rn.add_argument("--tls", action="store_true",
+                    help="encrypt every connection: a local CA and certificates in the data folder's tls/, "
+                         "mutual TLS between the processes, the edge on its TLS port (8443) only")
     rn.set_defaults(func=run)
     sub.add_parser("migrate", help="apply migrations").set_defaults(func=migrate)
     rs = sub.add_parser("reset", help="delete the embedded data folder")

@@ -11,6 +11,7 @@ balanced round robin by the peer clients), and the edge lists them too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import os
 import signal
@@ -21,8 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from nudgelib.config import SERVICES
+import grpc
+
+from nudgelib.config import SERVICES, TlsSettings
 from nudgetools import health
+from nudgetools.certs import EDGE as EDGE_IDENTITY, OPERATOR, PUBLIC, LocalCerts
 from nudgetools.edge import Edge
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,8 +100,19 @@ class Cluster:
     log_dir: Path | None = None
     # Envoy in front of the public services, started with them when set.
     edge: Edge | None = None
+    # Mutual TLS between every process, and TLS at the edge, with these certificates
+    # (nudgetools.certs); None: plaintext, whatever TLS settings this process's environment has.
+    certs: LocalCerts | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _logs: list[IO] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.certs is not None and self.edge is not None:
+            # The edge's listener gets the public certificate, its upstreams its own identity.
+            c = self.certs
+            self.edge = dataclasses.replace(
+                self.edge, tls=(str(c.cert(PUBLIC)), str(c.key(PUBLIC))),
+                upstream_tls=TlsSettings(str(c.cert(EDGE_IDENTITY)), str(c.key(EDGE_IDENTITY)), str(c.ca)))
 
     def target(self, name: str) -> str:
         """The address of an instance, or of a service's first replica."""
@@ -116,7 +131,9 @@ class Cluster:
 
     def env(self, instance: str | None = None) -> dict[str, str]:
         """The environment of a service process (of `instance`'s, with its own ports)."""
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NUDGE_TLS_", "NUDGE_EDGE_TLS_"))}
+        if self.certs is not None and instance is not None:
+            env.update(self.certs.env(service_of(instance)))
         env.update({
             "DATABASE_URL": self.database_url,
             "NUDGE_INTERNAL_TOKEN": self.internal_token,
@@ -164,9 +181,18 @@ class Cluster:
             alive = lambda: self.processes[n].poll() is None  # noqa: E731
             if n == EDGE and self.edge is not None:
                 return self.edge.wait_ready(timeout, alive=alive)
-            return health.wait_serving(self.target(n), timeout, alive=alive)
+            return health.wait_serving(self.target(n), timeout, alive=alive, credentials=self.credentials())
 
         await asyncio.gather(*(ready(n) for n in names))
+
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        """How the tools (health checks, the demo's seeding) call the services: with the
+        operator's certificate when TLS is on."""
+        if self.certs is None:
+            return None
+        c = self.certs
+        return grpc.ssl_channel_credentials(c.ca.read_bytes(), c.key(OPERATOR).read_bytes(),
+                                            c.cert(OPERATOR).read_bytes())
 
     def exited(self) -> list[str]:
         return [n for n, p in self.processes.items() if p.poll() is not None]

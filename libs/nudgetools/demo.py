@@ -80,11 +80,15 @@ def welcome_campaign(segment_id: str) -> decision_pb.Campaign:
     )
 
 
-async def seed(segmentation_target: str, decision_target: str, admin_key: str) -> tuple[str, str]:
-    """Creates the demo segment and campaign; returns their ids."""
+async def seed(segmentation_target: str, decision_target: str, admin_key: str,
+               credentials: grpc.ChannelCredentials | None = None) -> tuple[str, str]:
+    """Creates the demo segment and campaign (with `credentials`, over TLS); returns their ids."""
     metadata = (("authorization", f"Bearer {admin_key}"),)
-    async with grpc.aio.insecure_channel(segmentation_target) as seg_channel, \
-            grpc.aio.insecure_channel(decision_target) as dec_channel:
+
+    def channel(target: str) -> grpc.aio.Channel:
+        return grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
+
+    async with channel(segmentation_target) as seg_channel, channel(decision_target) as dec_channel:
         # With keys, so `nudge export` writes them and `nudge apply` of that finds them again.
         request = signup_segment()
         request.key = SEGMENT_KEY

@@ -38,7 +38,7 @@ from pathlib import Path
 from liquid import Environment, StrictUndefined
 from ruamel.yaml import YAML
 
-from nudgelib.config import DEFAULT_PORTS, SERVICES, ConfigError, Settings, setting
+from nudgelib.config import DEFAULT_PORTS, SERVICES, ConfigError, Settings, TlsSettings, setting
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "deploy" / "envoy" / "envoy.yaml.in"
@@ -49,9 +49,18 @@ COMMITTED = (REPO / "deploy" / "envoy" / "envoy.yaml", REPO / "deploy" / "kubern
 # compose and Kubernetes mount it beside the dns variant.
 DESCRIPTOR_SET = REPO / "deploy" / "envoy" / "nudge.pb"
 MOUNTED_DESCRIPTOR_SET = "/etc/envoy/nudge.pb"
+# The dns variant with TLS on both sides (the edge's listener, mutual TLS to the services),
+# for docker-compose.tls.yml and the Kubernetes `tls` component, with the files where those
+# mount them (TLS_FILES).
+COMMITTED_TLS = (REPO / "deploy" / "envoy" / "envoy-tls.yaml",
+                 REPO / "deploy" / "kubernetes" / "components" / "tls" / "envoy-tls.yaml")
+TLS_FILES = {"public_cert": "/etc/nudge/edge-tls/tls.crt", "public_key": "/etc/nudge/edge-tls/tls.key",
+             "cert": "/etc/nudge/tls/tls.crt", "key": "/etc/nudge/tls/tls.key", "ca": "/etc/nudge/tls/ca.crt"}
 
 # The edge's ports in compose and Kubernetes (and `nudge run`'s defaults).
 PUBLIC_PORT = 8080
+# The edge's port when it has a certificate (it then listens on this one only).
+TLS_PORT = 8443
 ADMIN_PORT = 9901
 
 
@@ -100,6 +109,10 @@ class EdgeSettings(Settings):
     port: int = setting("NUDGE_EDGE_PORT", PUBLIC_PORT, low=1, high=65535)
     admin_port: int = setting("NUDGE_EDGE_ADMIN_PORT", ADMIN_PORT, low=1, high=65535)
     origins: str = setting("NUDGE_EDGE_ALLOWED_ORIGINS", ANY_ORIGIN)
+    # Both set: the edge listens with TLS on tls_port, and not in plaintext on `port`.
+    tls_port: int = setting("NUDGE_EDGE_TLS_PORT", TLS_PORT, low=1, high=65535)
+    tls_cert_file: str = setting("NUDGE_EDGE_TLS_CERT_FILE", "")
+    tls_key_file: str = setting("NUDGE_EDGE_TLS_KEY_FILE", "")
 
     def __post_init__(self) -> None:
         allowed_origins(self.origins)  # a bad list stops start-up with its one line
@@ -108,11 +121,19 @@ class EdgeSettings(Settings):
     def allowed_origins(self) -> tuple[str, ...]:
         return allowed_origins(self.origins)
 
+    @property
+    def tls(self) -> tuple[str, str] | None:
+        """The listener's (certificate, key) files, or None for plaintext."""
+        return (self.tls_cert_file, self.tls_key_file) if self.tls_cert_file or self.tls_key_file else None
+
 
 def render(upstreams: Mapping[str, Sequence[tuple[str, int]]], listen: tuple[str, int], admin: tuple[str, int],
-           dns: bool = False, origins: Sequence[str] = (ANY_ORIGIN,)) -> str:
+           dns: bool = False, origins: Sequence[str] = (ANY_ORIGIN,), edge_tls: tuple[str, str] | None = None,
+           upstream_tls: TlsSettings | None = None) -> str:
     """The Envoy configuration: `upstreams` maps each service to its replicas' (host, port)
-    (with `dns`, one host name standing for all of them); browsers allowed from `origins`."""
+    (with `dns`, one host name standing for all of them); browsers allowed from `origins`;
+    `edge_tls` the listener's (certificate, key) files, `upstream_tls` the edge's identity for
+    mutual TLS to the services."""
     env = Environment(undefined=StrictUndefined)
     template = env.from_string(TEMPLATE.read_text())
     services = [{"name": name, "grpc_service": public_service(name),
@@ -120,21 +141,30 @@ def render(upstreams: Mapping[str, Sequence[tuple[str, int]]], listen: tuple[str
     descriptor_set = MOUNTED_DESCRIPTOR_SET if dns else str(DESCRIPTOR_SET)
     return template.render(services=services, dns=dns, listen_host=listen[0], listen_port=listen[1],
                            admin_host=admin[0], admin_port=admin[1], origin_matchers=origin_matchers(origins),
-                           descriptor_set=json.dumps(descriptor_set))
+                           descriptor_set=json.dumps(descriptor_set),
+                           edge_tls=edge_tls and {"cert": edge_tls[0], "key": edge_tls[1]},
+                           upstream_tls=upstream_tls and {"cert": upstream_tls.cert_file, "key": upstream_tls.key_file,
+                                                          "ca": upstream_tls.ca_file})
 
 
 def render_static(addresses: Mapping[str, Sequence[str]], host: str, port: int, admin_port: int,
-                  origins: Sequence[str] = (ANY_ORIGIN,)) -> str:
+                  origins: Sequence[str] = (ANY_ORIGIN,), edge_tls: tuple[str, str] | None = None,
+                  upstream_tls: TlsSettings | None = None) -> str:
     """For replicas on this machine: `addresses` maps each service to its replicas' host:port."""
     upstreams = {name: [_split(a) for a in addresses[name]] for name in SERVICES}
-    return render(upstreams, (host, port), (host, admin_port), origins=origins)
+    return render(upstreams, (host, port), (host, admin_port), origins=origins, edge_tls=edge_tls,
+                  upstream_tls=upstream_tls)
 
 
-def render_dns() -> str:
+def render_dns(tls: bool = False) -> str:
     """For compose and Kubernetes: each service at its own name and default port, the edge on
-    every interface of its container."""
+    every interface of its container; with `tls`, TLS on both sides, from TLS_FILES."""
     upstreams = {name: [(name, DEFAULT_PORTS[name])] for name in SERVICES}
-    return render(upstreams, ("0.0.0.0", PUBLIC_PORT), ("0.0.0.0", ADMIN_PORT), dns=True)
+    if not tls:
+        return render(upstreams, ("0.0.0.0", PUBLIC_PORT), ("0.0.0.0", ADMIN_PORT), dns=True)
+    f = TLS_FILES
+    return render(upstreams, ("0.0.0.0", TLS_PORT), ("0.0.0.0", ADMIN_PORT), dns=True,
+                  edge_tls=(f["public_cert"], f["public_key"]), upstream_tls=TlsSettings(f["cert"], f["key"], f["ca"]))
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -158,6 +188,10 @@ class Edge:
     config_path: Path
     host: str = "127.0.0.1"
     origins: tuple[str, ...] = (ANY_ORIGIN,)
+    # The listener's (certificate, key) files: `port` is then a TLS port.
+    tls: tuple[str, str] | None = None
+    # The edge's identity towards services that require mutual TLS.
+    upstream_tls: TlsSettings | None = None
 
     @property
     def target(self) -> str:
@@ -172,7 +206,8 @@ class Edge:
 
     def write_config(self, addresses: Mapping[str, Sequence[str]]) -> Path:
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(render_static(addresses, self.host, self.port, self.admin_port, self.origins))
+        self.config_path.write_text(render_static(addresses, self.host, self.port, self.admin_port, self.origins,
+                                                  self.tls, self.upstream_tls))
         return self.config_path
 
     def command(self) -> list[str]:
@@ -248,10 +283,14 @@ def _dechunked(body: bytes) -> bytes:
         at = end + 2 + size + 2
 
 
+def _committed() -> dict[Path, str]:
+    plain, tls = render_dns(), render_dns(tls=True)
+    return {**{p: plain for p in COMMITTED}, **{p: tls for p in COMMITTED_TLS}}
+
+
 def stale() -> list[Path]:
-    """The committed configurations that differ from the template's dns variant."""
-    expected = render_dns()
-    return [p for p in COMMITTED if not p.exists() or p.read_text() != expected]
+    """The committed configurations that differ from the template's dns variants."""
+    return [p for p, expected in _committed().items() if not p.exists() or p.read_text() != expected]
 
 
 _CORS_POLICY = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
@@ -316,9 +355,10 @@ def main(argv: list[str] | None = None) -> int:
         for path in drifted:
             print(f"{path.relative_to(REPO)} differs from {TEMPLATE.relative_to(REPO)}: run `python -m nudgetools.edge`")
         return 1 if drifted else 0
+    expected = _committed()
     for path in drifted:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_dns())
+        path.write_text(expected[path])
         print(f"wrote {path.relative_to(REPO)}")
     return 0
 

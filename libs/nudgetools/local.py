@@ -1,7 +1,9 @@
 """`nudge run`: the whole system on one machine, for trying Nudge and developing it: the
 database, its schemas, the four services as processes (each as several replicas if asked:
 `--replicas decision=3,delivery=2`, or NUDGE_REPLICAS), Envoy in front of them as the one
-public port (nudgetools.edge), and the demo app.
+public port (nudgetools.edge), and the demo app. With `--tls`, every connection is encrypted:
+a local CA and certificates in the data folder's `tls/` (nudgetools.certs), mutual TLS between
+the processes and the edge on its TLS port only.
 
 Before anything starts, it checks what would stop it half-way, each reported on one line
 with exit status 2: a bad setting, a data folder another `nudge run` holds, a gRPC, metrics or
@@ -21,7 +23,8 @@ from pathlib import Path
 from typing import IO
 
 from nudgelib.config import SERVICES, ConfigError, ServiceSettings
-from nudgetools import demo
+from nudgelib.tls import load_pair
+from nudgetools import certs as local_certs, demo
 from nudgetools.cluster import EDGE, REPO, Cluster, cannot_listen, instance_names, replica_ports
 from nudgetools.edge import Edge, EdgeSettings
 from nudgetools.database import database_url, migrate_all
@@ -51,15 +54,29 @@ def parse_replicas(text: str, source: str = "NUDGE_REPLICAS") -> dict[str, int]:
 def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
     # Calls go through the edge; without one, straight to a replica.
     rows = []
+    # TLS at the edge: --tls (the local CA's certificates), or the operator's certificate.
+    tls = cluster.edge is not None and cluster.edge.tls is not None
     if cluster.edge is not None:
         ingestion = delivery = cluster.target(EDGE)
-        rows.append(f"  {'edge':<15} grpc {ingestion:<17} admin http://{cluster.edge.admin_target}/stats/prometheus"
+        kind = "grpc+tls" if tls else "grpc"
+        rows.append(f"  {'edge':<15} {kind} {ingestion:<17} admin http://{cluster.edge.admin_target}/stats/prometheus"
                     "   (the public API of all four services)")
     else:
         ingestion, delivery = cluster.target("ingestion"), cluster.target("delivery")
     # The edge routes no reflection: buf reads the API from the checkout's protos.
     protos = REPO / "protos"
     schema = "--schema protos " if Path.cwd() == REPO else f"--schema {protos} "
+    # With TLS, buf negotiates HTTP/2 by ALPN and trusts the local CA.
+    connect = (f"--cacert {cluster.certs.ca} " if cluster.certs else "") if tls else "--http2-prior-knowledge "
+    scheme = "https" if tls else "http"
+    trust = []
+    if cluster.certs is not None:
+        c = cluster.certs
+        trust = ["The `nudge` commands and nudge_client trust the local CA (and, to call a service directly, "
+                 "present the operator's certificate):",
+                 f"  export NUDGE_TARGET={cluster.target(EDGE)} NUDGE_TLS_CA_FILE={c.ca}",
+                 f"  export NUDGE_TLS_CERT_FILE={c.cert(local_certs.OPERATOR)} "
+                 f"NUDGE_TLS_KEY_FILE={c.key(local_certs.OPERATOR)}", ""]
     rows += [f"  {n:<15} grpc {cluster.target(n):<17} metrics http://127.0.0.1:{cluster.metrics_ports[n]}/metrics"
              for n in cluster.ports]
     lines = [
@@ -72,13 +89,14 @@ def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
         f"  export NUDGE_EVENTS_KEY={keys['events']}",
         f"  export NUDGE_CLIENT_KEY={keys['client']}",
         "",
+        *trust,
         "Send a signup for u1, then ask for u1's next message (buf is in .venv/bin):",
-        f"  buf curl {schema}--protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $NUDGE_EVENTS_KEY\" \\",
+        f"  buf curl {schema}--protocol grpc {connect}-H \"authorization: Bearer $NUDGE_EVENTS_KEY\" \\",
         "    -d '{\"events\":[{\"eventId\":\"e1\",\"userId\":\"u1\",\"name\":\"signup\"}]}' \\",
-        f"    http://{ingestion}/nudge.ingestion.v1.IngestionService/TrackEvents",
-        f"  buf curl {schema}--protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $NUDGE_CLIENT_KEY\" \\",
+        f"    {scheme}://{ingestion}/nudge.ingestion.v1.IngestionService/TrackEvents",
+        f"  buf curl {schema}--protocol grpc {connect}-H \"authorization: Bearer $NUDGE_CLIENT_KEY\" \\",
         "    -d '{\"userId\":\"u1\",\"platform\":\"PLATFORM_IOS\"}' \\",
-        f"    http://{delivery}/nudge.delivery.v1.DeliveryService/FetchMessages",
+        f"    {scheme}://{delivery}/nudge.delivery.v1.DeliveryService/FetchMessages",
         "",
         "Ctrl-C stops everything.",
     ]
@@ -110,7 +128,7 @@ def claim(folder: Path) -> IO[str]:
 
 
 def busy_port(settings: dict[str, ServiceSettings], replicas: dict[str, int] | None = None,
-              edge: EdgeSettings | None = None) -> str | None:
+              edge: EdgeSettings | None = None, tls: bool = False) -> str | None:
     """The first gRPC, metrics or edge port that could not be listened on, as one line."""
     replicas = replicas or {}
     for name, s in settings.items():
@@ -122,14 +140,15 @@ def busy_port(settings: dict[str, ServiceSettings], replicas: dict[str, int] | N
                     whose = name if instance == name else f"{name}, replica {instance}"
                     return f"port {port} ({variable}, {whose}) on {s.bind_host} {why}"
     if edge is not None:
-        for variable, port in (("NUDGE_EDGE_PORT", edge.port), ("NUDGE_EDGE_ADMIN_PORT", edge.admin_port)):
+        public = ("NUDGE_EDGE_TLS_PORT", edge.tls_port) if tls or edge.tls else ("NUDGE_EDGE_PORT", edge.port)
+        for variable, port in (public, ("NUDGE_EDGE_ADMIN_PORT", edge.admin_port)):
             if why := cannot_listen(edge.bind_host, port):
                 return f"port {port} ({variable}, the edge) on {edge.bind_host} {why}"
     return None
 
 
-async def run_local(data_dir: Path, replicas: str | None = None) -> int:
-    """`replicas` as `--replicas` gives it (it wins over NUDGE_REPLICAS)."""
+async def run_local(data_dir: Path, replicas: str | None = None, tls: bool = False) -> int:
+    """`replicas` as `--replicas` gives it (it wins over NUDGE_REPLICAS); `tls` as `--tls`."""
     env = os.environ
     try:
         # The same checks the services make, before anything starts.
@@ -137,6 +156,8 @@ async def run_local(data_dir: Path, replicas: str | None = None) -> int:
                                                           "NUDGE_INTERNAL_TOKEN": "x" * 16})
                     for name in SERVICES}
         edge = EdgeSettings.from_env(env)
+        if edge.tls is not None:  # the operator's own certificate for the edge's listener
+            load_pair("NUDGE_EDGE_TLS_CERT_FILE", edge.tls_cert_file, "NUDGE_EDGE_TLS_KEY_FILE", edge.tls_key_file)
         counts = (parse_replicas(replicas, "--replicas") if replicas is not None
                   else parse_replicas(env.get("NUDGE_REPLICAS", "")))
     except ConfigError as exc:
@@ -147,7 +168,7 @@ async def run_local(data_dir: Path, replicas: str | None = None) -> int:
     try:
         if data_dir.exists():
             lock = claim(data_dir)
-        if problem := busy_port(settings, counts, edge):
+        if problem := busy_port(settings, counts, edge, tls):
             print(f"nudge run: {problem}")
             return 2
         url = await database_url(create=True)
@@ -156,13 +177,14 @@ async def run_local(data_dir: Path, replicas: str | None = None) -> int:
         print(f"nudge run: {exc}")
         return 2
     try:
-        return await _serve(url, data_dir, settings, counts, edge)
+        certs = local_certs.issue(data_dir / "tls") if tls else None
+        return await _serve(url, data_dir, settings, counts, edge, certs)
     finally:
         lock.close()
 
 
 async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings], replicas: dict[str, int],
-                 edge: EdgeSettings) -> int:
+                 edge: EdgeSettings, certs: local_certs.LocalCerts | None = None) -> int:
     env = os.environ
     await migrate_all(url)
     cluster = Cluster(
@@ -170,8 +192,10 @@ async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings],
         internal_token=env.get("NUDGE_INTERNAL_TOKEN") or secrets.token_urlsafe(24),
         ports=replica_ports({n: s.port for n, s in settings.items()}, replicas),
         metrics_ports=replica_ports({n: s.metrics_port for n, s in settings.items()}, replicas),
-        edge=Edge(edge.port, edge.admin_port, data_dir / "envoy.yaml", host=edge.bind_host,
-                  origins=edge.allowed_origins),
+        # With TLS (--tls, or the edge's own certificate), on the TLS port only.
+        edge=Edge(edge.tls_port if certs or edge.tls else edge.port, edge.admin_port, data_dir / "envoy.yaml",
+                  host=edge.bind_host, origins=edge.allowed_origins, tls=edge.tls),
+        certs=certs,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -192,7 +216,8 @@ async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings],
         ready.result()
         app_id, keys, created = await demo.app_keys(url, data_dir / "demo-keys.json")
         if created:
-            await demo.seed(cluster.target("segmentation"), cluster.target("decision"), keys["admin"])
+            await demo.seed(cluster.target("segmentation"), cluster.target("decision"), keys["admin"],
+                            cluster.credentials())
         print(banner(cluster, app_id, keys), flush=True)
         supervisor.start()
         await stop.wait()

@@ -6,6 +6,9 @@
                               ingestion=HOST:PORT,segmentation=…,decision=…,delivery=…:
                               each service's own address (the ones a command needs).
     NUDGE_ADMIN_KEY           the app's admin key (the app is always the key's app).
+    NUDGE_TLS_CA_FILE         TLS, trusting this CA (an edge with TLS: `nudge run --tls`'s tls/ca.crt);
+    NUDGE_TLS_CERT_FILE,      with a client certificate too (the services themselves, when
+    NUDGE_TLS_KEY_FILE        they require mutual TLS); nudgelib.tls.client_credentials.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Mapping
 
 from nudge_client import AsyncNudge, local_targets
 from nudge_client.rpcs import SERVICES
+from nudgelib.config import ConfigError
+from nudgelib.tls import client_credentials
 
 
 class TargetError(ValueError):
@@ -52,4 +57,8 @@ def client(target_option: str | None, timeout: float) -> AsyncNudge:
     if not key:
         raise TargetError("NUDGE_ADMIN_KEY is not set: export the app's admin key "
                           "(`make run` prints the demo app's; `nudge apps create` makes an app's)")
-    return AsyncNudge(target, key, timeout=timeout)
+    try:
+        credentials = client_credentials(os.environ)
+    except ConfigError as exc:
+        raise TargetError(str(exc)) from None
+    return AsyncNudge(target, key, timeout=timeout, credentials=credentials)
