@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
 
 from nudgelib.errors import Unavailable
+from nudgelib.tracing import Tracing
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -54,16 +55,18 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def insecure_channel(target: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+def insecure_channel(target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
+    # No interceptors unless some are given (tracing on): an intercepted call costs more.
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=list(interceptors) or None)
 
 
 class Peer:
     """Another Nudge service, called with the internal token and a default deadline."""
 
-    def __init__(self, name: str, target: str, internal_token: str, timeout: float = 3.0) -> None:
+    def __init__(self, name: str, target: str, internal_token: str, timeout: float = 3.0,
+                 tracing: Tracing | None = None) -> None:
         self.name = name
-        self.channel = insecure_channel(target)
+        self.channel = insecure_channel(target, tracing.client_interceptors() if tracing else ())
         self._metadata = (("authorization", f"Bearer {internal_token}"),)
         self._timeout = timeout
 
