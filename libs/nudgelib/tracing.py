@@ -22,6 +22,7 @@ a collector, and erasing a user leaves nothing personal behind in traces.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
@@ -35,8 +36,9 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from nudgelib.config import TraceSettings
 
 TRACEPARENT = "traceparent"
-# Where a server span's context holds the key of `nudge.user_hash` (no global needed).
-_USER_KEY = otel_context.create_key("nudge-user-hash-key")
+# Where a server span's context holds the process's Tracing, for `child_span` and the key of
+# `nudge.user_hash` (so no module global is needed).
+_TRACING = otel_context.create_key("nudge-tracing")
 
 # gRPC codes that mean the server failed (OpenTelemetry's RPC conventions): a refusal of bad
 # input or a missing key is the caller's error, and leaves a server span's status unset.
@@ -83,9 +85,19 @@ def annotate_user(app_id: str, user_id: str, attributes: Mapping[str, Any] | Non
     """`annotate` for a span about one user: its app and `nudge.user_hash`, never the id."""
     span = trace.get_current_span()
     if span.is_recording():
-        key = otel_context.get_value(_USER_KEY) or b""
+        tracing = otel_context.get_value(_TRACING)
+        key = tracing.user_key if tracing is not None else b""
         span.set_attributes({"nudge.app_id": app_id, "nudge.user_hash": user_hash(key, app_id, user_id),
                              **(attributes or {})})
+
+
+def child_span(name: str, attributes: Mapping[str, Any] | None = None):
+    """A context manager: a span of work within the current call (its child, made current),
+    or nothing at all outside a traced call (tracing off)."""
+    tracing = otel_context.get_value(_TRACING)
+    if tracing is None:
+        return contextlib.nullcontext()
+    return tracing.tracer.start_as_current_span(name, attributes=attributes)
 
 
 def user_hash(key: bytes, app_id: str, user_id: str) -> str:
@@ -99,7 +111,7 @@ class Tracing:
     def __init__(self, provider: Any, user_key: bytes = b"") -> None:
         self.provider = provider
         self.tracer = provider.get_tracer("nudge")
-        self._user_key = user_key
+        self.user_key = user_key
 
     @classmethod
     def start(cls, service: str, settings: TraceSettings, user_key: str = "") -> "Tracing | None":
@@ -139,7 +151,7 @@ class Tracing:
         service, _, name = method.lstrip("/").rpartition("/")
         span = self.tracer.start_span(f"{service}/{name}", context=parent, kind=SpanKind.SERVER,
                                       attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
-        context = otel_context.set_value(_USER_KEY, self._user_key, trace.set_span_in_context(span, parent))
+        context = otel_context.set_value(_TRACING, self, trace.set_span_in_context(span, parent))
         token = otel_context.attach(context)
         return span, token
 
