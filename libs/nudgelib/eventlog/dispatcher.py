@@ -25,6 +25,11 @@ table with the consumer's last error, and the app's later items go on. So a fail
 holds back only its own app's users of one lane, and never another app. The hold is gone once
 the app has caught up with the cursor.
 
+**Traces** (only with tracing on, `nudgelib.tracing`). Each call to a consumer is a span,
+linked to the spans of the transactions that wrote its items when the producer stores their
+trace contexts (`LogSpec.traces`, `traces`: one query per cycle); the consumer's span is its
+child. Off, a cycle runs no extra statement and makes no span.
+
 The table shapes (names from `LogSpec`):
 - the log: `lane smallint, position bigint, app_id text, user_id text, kind smallint,
   payload bytea`, and a timestamptz (`time_column`); an index on (lane, position);
