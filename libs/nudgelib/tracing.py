@@ -23,6 +23,7 @@ a collector, and erasing a user leaves nothing personal behind in traces.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
@@ -36,9 +37,10 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from nudgelib.config import TraceSettings
 
 TRACEPARENT = "traceparent"
-# Where a server span's context holds the process's Tracing, for `child_span` and the key of
-# `nudge.user_hash` (so no module global is needed).
-_TRACING = otel_context.create_key("nudge-tracing")
+# The Tracing of the call being served, set by `server_span` (the key of `nudge.user_hash`,
+# and the tracer of `child_span`): outside a traced call it is unset, and the helpers below
+# return after one context variable lookup, without calling into OpenTelemetry at all.
+_SERVING: contextvars.ContextVar["Tracing | None"] = contextvars.ContextVar("nudge_tracing", default=None)
 
 # gRPC codes that mean the server failed (OpenTelemetry's RPC conventions): a refusal of bad
 # input or a missing key is the caller's error, and leaves a server span's status unset.
@@ -74,8 +76,9 @@ def current_traceparent() -> str | None:
 
 
 def annotate(attributes: Mapping[str, Any]) -> None:
-    """Sets attributes on the current span, if one is recording: a lookup of a context
-    variable and nothing else when tracing is off."""
+    """Sets attributes on the current span, within a traced call (else does nothing)."""
+    if _SERVING.get() is None:
+        return
     span = trace.get_current_span()
     if span.is_recording():
         span.set_attributes(attributes)
@@ -83,18 +86,19 @@ def annotate(attributes: Mapping[str, Any]) -> None:
 
 def annotate_user(app_id: str, user_id: str, attributes: Mapping[str, Any] | None = None) -> None:
     """`annotate` for a span about one user: its app and `nudge.user_hash`, never the id."""
+    tracing = _SERVING.get()
+    if tracing is None:
+        return
     span = trace.get_current_span()
     if span.is_recording():
-        tracing = otel_context.get_value(_TRACING)
-        key = tracing.user_key if tracing is not None else b""
-        span.set_attributes({"nudge.app_id": app_id, "nudge.user_hash": user_hash(key, app_id, user_id),
+        span.set_attributes({"nudge.app_id": app_id, "nudge.user_hash": user_hash(tracing.user_key, app_id, user_id),
                              **(attributes or {})})
 
 
 def child_span(name: str, attributes: Mapping[str, Any] | None = None):
     """A context manager: a span of work within the current call (its child, made current),
     or nothing at all outside a traced call (tracing off)."""
-    tracing = otel_context.get_value(_TRACING)
+    tracing = _SERVING.get()
     if tracing is None:
         return contextlib.nullcontext()
     return tracing.tracer.start_as_current_span(name, attributes=attributes)
@@ -141,9 +145,9 @@ class Tracing:
 
     # ------------------------------------------------------------ the called side
 
-    def server_span(self, method: str, metadata: Mapping[str, str]) -> tuple[Any, object]:
+    def server_span(self, method: str, metadata: Mapping[str, str]) -> tuple[Any, object, object]:
         """Starts the span of a call being served, as the child of the caller's span (its
-        `traceparent`), and makes it current; returns it and the token `end` needs."""
+        `traceparent`), and makes it current; returns it and the tokens `end` needs."""
         parent = None
         remote = parse_traceparent(metadata.get(TRACEPARENT, ""))
         if remote is not None:
@@ -151,17 +155,20 @@ class Tracing:
         service, _, name = method.lstrip("/").rpartition("/")
         span = self.tracer.start_span(f"{service}/{name}", context=parent, kind=SpanKind.SERVER,
                                       attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
-        context = otel_context.set_value(_TRACING, self, trace.set_span_in_context(span, parent))
-        token = otel_context.attach(context)
-        return span, token
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        return span, token, _SERVING.set(self)
 
     @staticmethod
-    def end(span: Any, token: object, code: str) -> None:
+    def end(span: Any, token: object, serving: contextvars.Token, code: str) -> None:
         """Ends a server span with the call's status code (a grpc.StatusCode name)."""
         status = grpc.StatusCode.__members__.get(code, grpc.StatusCode.UNKNOWN)
         span.set_attribute("rpc.grpc.status_code", status.value[0])
         if code in _SERVER_ERRORS:
             span.set_status(Status(StatusCode.ERROR, code))
+        try:
+            _SERVING.reset(serving)
+        except ValueError:  # a stream closed from another context than it ran in: nothing to undo
+            pass
         otel_context.detach(token)
         span.end()
 
