@@ -5,7 +5,9 @@ Off is the default and costs nothing: no tracer provider is built, the SDK and t
 are not even imported, no exporter thread starts, and the places that would make spans hold
 `None` instead of a `Tracing` and take the untraced path (the server interceptor wraps its
 handlers without spans, peers' channels get no interceptor, log lines get no trace ids, the
-log readers make no spans and read no trace contexts).
+log readers make no spans and read no trace contexts, `annotate_user` and `child_span`
+return after one context variable lookup): an event's path and a pull then never enter
+OpenTelemetry's code (tests/service/test_traces_off.py).
 
 On, a process has one `Tracing`: a tracer provider of its own (not the API's global one, so
 nothing is kept in a module global) with a batch processor sending to the endpoint. Context
@@ -67,6 +69,14 @@ def parse_traceparent(value: str) -> SpanContext | None:
     return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 0xFF))
 
 
+def serving_traceparent() -> str | None:
+    """`current_traceparent` within a traced call; None, without calling into OpenTelemetry,
+    anywhere else (tracing off, or a background loop)."""
+    if _SERVING.get() is None:
+        return None
+    return current_traceparent()
+
+
 def current_traceparent() -> str | None:
     """The traceparent of the current span, if one is recording (sampled)."""
     context = trace.get_current_span().get_span_context()
@@ -75,17 +85,9 @@ def current_traceparent() -> str | None:
     return traceparent(context)
 
 
-def annotate(attributes: Mapping[str, Any]) -> None:
-    """Sets attributes on the current span, within a traced call (else does nothing)."""
-    if _SERVING.get() is None:
-        return
-    span = trace.get_current_span()
-    if span.is_recording():
-        span.set_attributes(attributes)
-
-
 def annotate_user(app_id: str, user_id: str, attributes: Mapping[str, Any] | None = None) -> None:
-    """`annotate` for a span about one user: its app and `nudge.user_hash`, never the id."""
+    """Sets attributes on the current span of a traced call about one user (else does
+    nothing): its app, `nudge.user_hash` (never the id) and `attributes`."""
     tracing = _SERVING.get()
     if tracing is None:
         return

@@ -28,9 +28,6 @@ _LANE_LOCK = 0x494E0000
 _GATE = 0x494E0100
 _MAINTENANCE_LOCK = 0x494E00FF
 
-# How long the trace context of a batch is kept for the spans forwarding it (tracing on).
-TRACE_RETENTION = timedelta(days=1)
-
 LOG = LogSpec(source="ingestion", table="events", time_column="received_at", lanes=LANES, gate=(_GATE, 0),
               lock_class=_LANE_LOCK, kinds=KINDS, consumers=CONSUMERS, traces="log_traces")
 
@@ -208,7 +205,4 @@ async def maintain(pool: asyncpg.Pool, now: datetime, ahead_days: int, retention
             # Expired keys go in bounded batches, each its own short transaction.
             cutoff = partitions.dedupe_cutoff(now, dedupe_retention_days)
             await delete_before(conn, "event_keys", "received_at", cutoff, sweep_batch)
-            # Trace contexts (tracing on) are kept a day: a link is worth little later, and
-            # items are forwarded within seconds unless a consumer is down.
-            await delete_before(conn, LOG.traces, "created_at", now - TRACE_RETENTION, sweep_batch)
     return todo

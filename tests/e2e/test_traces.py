@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import sys
 from dataclasses import dataclass
@@ -16,12 +17,16 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from nudge.common.v1 import common_pb2
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
+from nudge.segmentation.v1 import segmentation_service_pb2 as seg_pb
 from nudgelib.config import SERVICES
 from nudgetools import demo
+from nudgetools.cluster import free_ports
 from tests.conftest import INTERNAL_TOKEN, eventually
 from tests.e2e.conftest import running
 from tests.helpers import Clients, create_app, event, expect_error, track
@@ -99,6 +104,11 @@ async def api(cluster):
         await ch.close()
 
 
+async def _now(value):
+    """`value` as the async check `eventually` takes."""
+    return value
+
+
 def new_parent() -> tuple[str, str, tuple[str, str]]:
     """A trace the test starts: its id, the test's span id, and the metadata carrying them."""
     trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
@@ -164,46 +174,105 @@ async def test_a_pull_is_one_trace_through_delivery_decision_and_segmentation(cl
     assert not [g for g in receiver.of_trace(trace_id) if user in str(g.attributes)]
 
 
+def forwarded(receiver: Receiver, source: str, consumer: str, method: str, producer: Got) -> tuple[Got, Got] | None:
+    """The span of `source`'s log reader forwarding items that `producer`'s call wrote (linked
+    to it), and `consumer`'s span applying them (that span's child over gRPC)."""
+    for g in list(receiver.spans):
+        if g.service != f"nudge-{source}" or g.span.name != f"{source} log to {consumer}":
+            continue
+        if not any(link.trace_id == producer.span.trace_id and link.span_id == producer.span.span_id
+                   for link in g.span.links):
+            continue
+        for s in receiver.of_trace(g.span.trace_id.hex()):
+            if s.service == f"nudge-{consumer}" and s.span.kind == SERVER and s.span.name.endswith("/" + method):
+                client = receiver.by_id(s.span.parent_span_id)
+                if client is not None and client.span.parent_span_id == g.span.span_id:
+                    return g, s
+    return None
+
+
 async def test_an_event_is_traced_from_ingestion_to_each_consumer(cluster, api, receiver, database_url):
     app = await create_app(database_url)
+    await demo.seed(cluster.target("segmentation"), cluster.target("decision"), app.keys["admin"])
     trace_id, parent_id, traceparent = new_parent()
     reply = await api.ingestion.TrackEvents(
         track([event("t-" + secrets.token_hex(4), "traced-user", "signup"),
                event("t-" + secrets.token_hex(4), "other-user", "signup")]),
         metadata=(*app.auth("events"), traceparent))
     assert reply.accepted_count == 2
-    ingestion = await eventually(
+    tracked = await eventually(
         lambda: _now(server_span(receiver.of_trace(trace_id), "ingestion", "TrackEvents")), timeout=20)
-    assert ingestion.span.parent_span_id.hex() == parent_id
+    assert tracked.span.parent_span_id.hex() == parent_id
 
-    async def forwarding(consumer: str) -> tuple[Got, Got] | None:
-        """The span forwarding the batch to `consumer`, linked to the TrackEvents span, and
-        the consumer's span applying it (that span's child over gRPC)."""
-        for g in list(receiver.spans):
-            if g.service != "nudge-ingestion" or g.span.name != f"ingestion log to {consumer}":
-                continue
-            if not any(link.trace_id.hex() == trace_id and link.span_id == ingestion.span.span_id
-                       for link in g.span.links):
-                continue
-            applied = [s for s in receiver.of_trace(g.span.trace_id.hex())
-                       if s.service == f"nudge-{consumer}" and s.span.kind == SERVER
-                       and s.span.name.endswith("InternalService/ApplyEvents")]
-            for s in applied:
-                client = receiver.by_id(s.span.parent_span_id)
-                if client is not None and client.span.parent_span_id == g.span.span_id:
-                    return g, s
-        return None
-
+    applied = {}
     for consumer in ("segmentation", "decision", "delivery"):
-        forward, applied = await eventually(lambda: forwarding(consumer), timeout=20)
-        assert forward.span.trace_id != ingestion.span.trace_id  # its own trace, linked
+        forward, applied[consumer] = await eventually(
+            lambda: _now(forwarded(receiver, "ingestion", consumer, "ApplyEvents", tracked)), timeout=20)
+        assert forward.span.trace_id != tracked.span.trace_id  # a trace of its own, linked
         assert forward.attributes["nudge.app_id"] == app.id
-        assert forward.attributes["nudge.log.items"] >= 2  # both users' events, in one call or more
-        assert applied.span.status.code != trace_pb2.Status.STATUS_CODE_ERROR
+        assert forward.attributes["nudge.log.items"] >= 1
+        assert applied[consumer].span.status.code != trace_pb2.Status.STATUS_CODE_ERROR
+    # Both users entered the demo segment: segmentation's announcement to decision is
+    # forwarded by its own log, linked to the call that applied the events.
+    forward, changes = await eventually(
+        lambda: _now(forwarded(receiver, "segmentation", "decision", "ApplyUserChanges", applied["segmentation"])),
+        timeout=20)
+    assert forward.attributes["nudge.log.kind"] == "change"
 
 
-async def _now(value):
-    return value
+async def test_an_interaction_is_traced_to_ingestion(cluster, api, receiver, database_url):
+    app = await create_app(database_url)
+    await demo.seed(cluster.target("segmentation"), cluster.target("decision"), app.keys["admin"])
+    await api.ingestion.TrackEvents(track([event("i-" + secrets.token_hex(4), "shown", "signup")]),
+                                    metadata=app.auth("events"))
+
+    async def pulled():
+        return list((await api.delivery.FetchMessages(delivery_pb.FetchMessagesRequest(user_id="shown"),
+                                                      metadata=app.auth("client"))).messages)
+
+    (message,) = await eventually(pulled, timeout=20)
+    trace_id, _, traceparent = new_parent()
+    await api.delivery.ReportInteraction(delivery_pb.ReportInteractionRequest(
+        message_id=message.message_id, user_id="shown", type=delivery_pb.INTERACTION_TYPE_IMPRESSION),
+        metadata=(*app.auth("client"), traceparent))
+    reported = await eventually(
+        lambda: _now(server_span(receiver.of_trace(trace_id), "delivery", "ReportInteraction")), timeout=20)
+    # Its message_impression event goes through delivery's log to ingestion, which stores it
+    # with the context of that call, and forwards it on to the consumers.
+    _, ingested = await eventually(
+        lambda: _now(forwarded(receiver, "delivery", "ingestion", "IngestEvents", reported)), timeout=20)
+    await eventually(lambda: _now(forwarded(receiver, "ingestion", "decision", "ApplyEvents", ingested)), timeout=20)
+
+
+async def test_a_stream_between_services_is_traced(cluster, api, receiver, database_url):
+    """Segmentation reads past events from ingestion's ReadEvents stream for a property filter
+    it has not counted yet: the stream is a child of the call that needed it, and works."""
+    app = await create_app(database_url)
+    bought = event("s-" + secrets.token_hex(4), "big-spender", "purchase")
+    bought.properties["cart_value"] = 500
+    await api.ingestion.TrackEvents(track([bought]), metadata=app.auth("events"))
+    rule = seg_pb.Rule(event=seg_pb.EventCondition(
+        name="purchase", operator=seg_pb.EVENT_OPERATOR_AT_LEAST, count=1,
+        property_filters=[common_pb2.PropertyFilter(name="cart_value", operator=common_pb2.PROPERTY_OPERATOR_GREATER,
+                                                    value=struct_pb2.Value(number_value=100))]))
+    trace_id = ""
+
+    async def estimated():
+        nonlocal trace_id
+        trace_id, _, traceparent = new_parent()
+        reply = await api.segmentation.EstimateAudience(seg_pb.EstimateAudienceRequest(rule=rule),
+                                                        metadata=(*app.auth("admin"), traceparent))
+        return reply.user_count == 1  # once segmentation has applied the event
+
+    await eventually(estimated, timeout=20)
+
+    async def streamed():
+        spans = receiver.of_trace(trace_id)
+        found = [server_span(spans, "segmentation", "EstimateAudience"), server_span(spans, "ingestion", "ReadEvents")]
+        return found if all(found) else None
+
+    estimate, read = await eventually(streamed, timeout=20)
+    assert called_by(receiver, read, estimate)
 
 
 async def test_log_lines_carry_the_trace_id(cluster, api, receiver, database_url):
@@ -259,37 +328,52 @@ asyncio.run(main())
 """
 
 
+async def probe(env: dict[str, str]) -> tuple[dict, list[dict]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _PROBE, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()[-2000:]
+    logged = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    return json.loads(out.decode().strip().splitlines()[-1]), logged
+
+
 @pytest.mark.parametrize("env", [
     {},  # no endpoint at all
     {"OTEL_SDK_DISABLED": "true"},  # an endpoint, and the SDK's own switch off
 ], ids=["no-endpoint", "sdk-disabled"])
-async def test_without_an_endpoint_nothing_is_exported_and_no_exporter_runs(database_url, receiver, env,
-                                                                             free_port_env):
+async def test_without_an_endpoint_nothing_is_exported_and_no_exporter_runs(receiver, env, free_port_env):
     before = receiver.exports
     if env:
         env = {**env, "NUDGE_OTLP_ENDPOINT": receiver.endpoint}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _PROBE, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**free_port_env, **env})
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()[-2000:]
-    ran = json.loads(out.decode().strip().splitlines()[-1])
+    ran, logged = await probe({**free_port_env, **env})
     assert ran["tracing"] is False
     assert not [t for t in ran["threads"] if t.startswith("Otel")]
     assert ran["sdk"] == []
     await asyncio.sleep(0.3)
     assert receiver.exports == before
     # The refusal is logged, inside the call, without trace ids.
-    (refused,) = [json.loads(line) for line in err.decode().splitlines() if '"rpc_refused"' in line]
+    (refused,) = [line for line in logged if line["event"] == "rpc_refused"]
     assert refused["code"] == "UNAUTHENTICATED" and "trace_id" not in refused
+
+
+async def test_the_same_probe_with_an_endpoint_sees_the_exporter(receiver, free_port_env):
+    """The control of the test above: with the endpoint, the probe sees all it looks for."""
+    before = len(receiver.of_trace("ab" * 16))
+    ran, logged = await probe({**free_port_env, "NUDGE_OTLP_ENDPOINT": receiver.endpoint})
+    assert ran["tracing"] is True
+    assert [t for t in ran["threads"] if t.startswith("OtelBatchSpan")]
+    assert "opentelemetry.sdk.trace" in ran["sdk"]
+    # Stopping exported what was batched: the refused call's span, in the caller's trace.
+    (refused,) = [line for line in logged if line["event"] == "rpc_refused"]
+    assert refused["trace_id"] == "ab" * 16
+    assert len(receiver.of_trace("ab" * 16)) == before + 1
 
 
 @pytest.fixture
 def free_port_env(database_url):
-    import os
-
-    from nudgetools.cluster import free_ports
-
+    """The probe's environment: this session's database, ports of its own, no tracing
+    variable from outside."""
     port, metrics = free_ports(2)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NUDGE_"))}
     return {**env, "DATABASE_URL": database_url, "NUDGE_INTERNAL_TOKEN": INTERNAL_TOKEN,

@@ -323,7 +323,14 @@ class LogDispatcher:
         await Loop(f"log-{self.spec.table}-backlog", step, poll=interval, backoff=Backoff.steady(interval)).run()
 
     async def run(self) -> None:
-        await run_together(self._loops)
+        loops = list(self._loops)
+        if self.spec.traces is not None:
+            async def sweep() -> None:
+                await traces.sweep(self._pool, self.spec.traces)
+
+            loops.append(Loop(f"log-{self.spec.table}-traces", sweep, poll=traces.SWEEP_INTERVAL,
+                              backoff=Backoff.steady(traces.SWEEP_INTERVAL)))
+        await run_together(loops)
 
     def _loop(self, target: Target, worker: int) -> Loop:
         async def step() -> float | None:

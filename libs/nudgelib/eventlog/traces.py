@@ -22,13 +22,39 @@ import asyncpg
 from opentelemetry.trace import SpanContext
 
 from nudgelib.eventlog.horizon import PER_TRANSACTION
-from nudgelib.tracing import parse_traceparent
+from nudgelib.tracing import parse_traceparent, serving_traceparent
 
 
 def record_sql(table: str, param: str) -> str:
     """SQL inserting the current transaction's trace context (the parameter `param`)."""
     return (f"INSERT INTO {table} (xact, traceparent) VALUES (pg_current_xact_id()::text::bigint, {param})"
             " ON CONFLICT (xact) DO NOTHING")
+
+
+async def record(conn: asyncpg.Connection, table: str | None) -> None:
+    """Within a transaction writing log items: stores the trace context of the traced call it
+    runs in, if any (nothing, and no statement, otherwise)."""
+    if table is None:
+        return
+    value = serving_traceparent()
+    if value is not None:
+        await conn.execute(record_sql(table, "$1"), value)
+
+
+# How long a batch's trace context is kept for the spans forwarding its items: a link is
+# worth little later, and items are forwarded within seconds unless a consumer is down.
+KEEP_SECONDS = 86_400.0
+SWEEP_INTERVAL = 300.0
+
+
+async def sweep(conn: asyncpg.Connection | asyncpg.Pool, table: str, keep_seconds: float = KEEP_SECONDS,
+                batch: int = 10_000) -> int:
+    """Deletes trace contexts older than `keep_seconds`, `batch` at most (the log readers
+    run it every SWEEP_INTERVAL, tracing on or not, so rows written while it was on go)."""
+    done = await conn.execute(
+        f"DELETE FROM {table} WHERE xact = any(ARRAY(SELECT xact FROM {table}"
+        " WHERE created_at < now() - $1 * interval '1 second' LIMIT $2))", keep_seconds, batch)
+    return int(done.split()[-1])
 
 
 def transaction_of(position: int) -> int:
