@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
 
 from nudgelib.errors import Unavailable
 from nudgelib.tls import TlsFiles, peer_options
+from nudgelib.tracing import Tracing
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -55,20 +56,23 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def insecure_channel(target: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+def insecure_channel(target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
+    # No interceptors unless some are given (tracing on): an intercepted call costs more.
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=list(interceptors) or None)
 
 
 class Peer:
     """Another Nudge service, called with the internal token and a default deadline."""
 
     def __init__(self, name: str, target: str, internal_token: str, tls: TlsFiles | None = None,
-                 timeout: float = 3.0) -> None:
+                 timeout: float = 3.0, tracing: Tracing | None = None) -> None:
         self.name = name
+        interceptors = tracing.client_interceptors() if tracing else ()
         # With mutual TLS (nudgelib.tls): our certificate presented, the peer's checked.
         self.channel = (grpc.aio.secure_channel(target, tls.channel_credentials(),
-                                                options=CHANNEL_OPTIONS + peer_options(name))
-                        if tls is not None else insecure_channel(target))
+                                                options=CHANNEL_OPTIONS + peer_options(name),
+                                                interceptors=list(interceptors) or None)
+                        if tls is not None else insecure_channel(target, interceptors))
         self._metadata = (("authorization", f"Bearer {internal_token}"),)
         self._timeout = timeout
 

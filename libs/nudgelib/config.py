@@ -225,6 +225,25 @@ class LogSettings(Settings):
 
 
 @dataclass(frozen=True)
+class TraceSettings(Settings):
+    """Where traces go (nudgelib.tracing): nowhere unless an OTLP/gRPC endpoint is set."""
+
+    # http://collector:4317 (plaintext) or https://... ; NUDGE_OTLP_ENDPOINT wins over the
+    # standard OpenTelemetry variables, for a deployment that sets those for something else.
+    endpoint: str = setting("NUDGE_OTLP_ENDPOINT", "",
+                            fallback=("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+                            schemes=("http://", "https://"))
+    # The service.name of the spans; by default nudge-<service>, which `nudge run` needs as it
+    # starts the four services with one environment.
+    service_name: str = setting("OTEL_SERVICE_NAME", "")
+    sdk_disabled: str = setting("OTEL_SDK_DISABLED", "false", choices=("true", "false"))
+
+    @property
+    def on(self) -> bool:
+        return bool(self.endpoint) and self.sdk_disabled != "true"
+
+
+@dataclass(frozen=True)
 class UserTokenSettings(Settings):
     """How user tokens (the JWTs of public keys, nudgelib.user_tokens) are checked."""
 
@@ -262,6 +281,7 @@ class ServiceSettings:
     internal_token: str = setting("NUDGE_INTERNAL_TOKEN", min_length=16, from_file=True)
     peers: Mapping[str, str]
     log: LogSettings = group(LogSettings)
+    tracing: TraceSettings = group(TraceSettings)
     user_tokens: UserTokenSettings = group(UserTokenSettings)
     tls: TlsSettings = group(TlsSettings)
     # Seconds in-flight calls get after SIGTERM.

@@ -44,6 +44,7 @@ from nudgelib.errors import (
 )
 from nudgelib.metrics import RpcMetrics
 from nudgelib.request_checks import Refused, RequestDoor
+from nudgelib.tracing import Tracing
 from nudgelib.user_token_keys import UserTokens
 from nudgelib.user_tokens import MISSING
 
@@ -124,8 +125,9 @@ class Authenticator:
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authenticator: Authenticator, policy: AccessPolicy, metrics: RpcMetrics,
-                 door: RequestDoor | None = None) -> None:
+                 door: RequestDoor | None = None, tracing: Tracing | None = None) -> None:
         self._auth = authenticator
+        self._tracing = tracing
         self._policy = policy
         self._metrics = metrics
         self._door = door or RequestDoor()
@@ -178,11 +180,26 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return "INTERNAL"  # not reached: abort raises
 
     def _wrap(self, method: str, handler, open_method: bool = False):
-        """The handler with the door's decoding, authentication, error mapping and metrics.
-        Open methods (health, reflection) get only the decoding and error mapping."""
+        """The handler with the door's decoding, authentication, error mapping, metrics and,
+        with tracing on, a span (`nudgelib.tracing`). Open methods (health, reflection) get only
+        the decoding and error mapping."""
         short = method.rsplit("/", 1)[-1]
         metrics = self._metrics if not open_method else None
+        tracing = self._tracing if not open_method else None
         enter = self._enter if not open_method else _no_entry
+
+        def begin(context: grpc.aio.ServicerContext):
+            # Before authentication, so a refused call has its span too.
+            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            return tracing.server_span(method, metadata)
+
+        def done(error: BaseException | None, context: grpc.aio.ServicerContext, start: float, span) -> None:
+            """The end of a traced call (untraced ones observe their metrics inline)."""
+            code = code_of(error, context)
+            if metrics is not None:
+                metrics.observe(short, code, time.perf_counter() - start)
+            if span is not None:
+                tracing.end(*span, code)
 
         def code_of(exc: BaseException | None, context: grpc.aio.ServicerContext) -> str:
             if exc is None:
@@ -225,6 +242,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def returning(request, context):
                 start = time.perf_counter()
                 error: BaseException | None = None
+                span = begin(context) if tracing is not None else None
                 try:
                     principal = await enter(method, context)
                     request = admitted(request)
@@ -238,7 +256,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     error = exc
                     await self._fail(method, context, exc)
                 finally:
-                    if metrics is not None:
+                    if span is not None:
+                        done(error, context, start, span)
+                    elif metrics is not None:
                         metrics.observe(short, code_of(error, context), time.perf_counter() - start)
 
             changes = {field: returning, "request_deserializer": deserializer}
@@ -249,6 +269,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         async def yielding(request, context):
             start = time.perf_counter()
             error: BaseException | None = None
+            span = begin(context) if tracing is not None else None
             try:
                 principal = await enter(method, context)
                 request = admitted(request)
@@ -265,7 +286,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 error = exc
                 await self._fail(method, context, exc)
             finally:
-                if metrics is not None:
+                if span is not None:
+                    done(error, context, start, span)
+                elif metrics is not None:
                     metrics.observe(short, code_of(error, context), time.perf_counter() - start)
 
         return handler._replace(**{field: yielding, "request_deserializer": deserializer})

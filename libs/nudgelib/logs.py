@@ -1,7 +1,8 @@
 """structlog, configured once per process: console renderer on a TTY, JSON lines otherwise.
 
 Per-call fields (`rpc`, `request_id`, `app_id`) are bound through contextvars by the server
-interceptor, so every log line of a call carries them.
+interceptor, so every log line of a call carries them; with tracing on, so do the current
+span's `trace_id` and `span_id` (nudgelib.tracing.trace_ids).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import structlog
 
 from nudgelib.config import LogSettings
+from nudgelib.tracing import trace_ids
 
 
 def console_renderer() -> structlog.dev.ConsoleRenderer:
@@ -21,7 +23,7 @@ def console_renderer() -> structlog.dev.ConsoleRenderer:
     return structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
 
 
-def configure_logging(service: str, settings: LogSettings) -> None:
+def configure_logging(service: str, settings: LogSettings, traced: bool = False) -> None:
     use_console = settings.format == "console" or (settings.format == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         console_renderer() if use_console else structlog.processors.JSONRenderer()
@@ -31,6 +33,8 @@ def configure_logging(service: str, settings: LogSettings) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            # Only with tracing on: off, a log line costs no span lookup.
+            *([trace_ids] if traced else []),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),

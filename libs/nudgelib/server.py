@@ -38,6 +38,7 @@ from nudgelib.interceptor import AccessPolicy, Authenticator, ServerInterceptor
 from nudgelib.metrics import RpcMetrics, serve_metrics
 from nudgelib.request_checks import RequestDoor
 from nudgelib.tls import TlsFiles, load as load_tls
+from nudgelib.tracing import Tracing
 from nudgelib.user_token_keys import UserTokenKeyCache, UserTokens, changed_app
 from nudgelib.user_tokens import TokenRules
 
@@ -115,6 +116,8 @@ class ServiceHost:
     server: grpc.aio.Server = field(init=False)
     health: HealthServicer = field(init=False)
     peers: dict[str, Peer] = field(init=False, default_factory=dict)
+    # Traces (nudgelib.tracing); None when no OTLP endpoint is set.
+    tracing: Tracing | None = field(init=False, default=None)
     port: int = field(init=False, default=0)
     # This process's certificate, key and CA when mutual TLS is on (nudgelib.tls), else None.
     tls: TlsFiles | None = field(init=False, default=None)
@@ -198,13 +201,15 @@ class ServiceHost:
 
         self._listen(s.accounts_database_url, accounts.NOTIFY_CHANNEL, on_key_change)
 
+        self.tracing = Tracing.start(self.spec.name, s.tracing, s.internal_token)
         for name in self.spec.peers:
-            self.peers[name] = Peer(name, s.peers[name], s.internal_token, self.tls)
+            self.peers[name] = Peer(name, s.peers[name], s.internal_token, self.tls, tracing=self.tracing)
 
         metrics = RpcMetrics(self.spec.name, self.registry)
         self.server = grpc.aio.server(
             interceptors=[ServerInterceptor(Authenticator(keys, s.internal_token, self.user_tokens), self.spec.policy, metrics,
-                                            RequestDoor(self.spec.per_item + self.spec.checked_upstream))],
+                                            RequestDoor(self.spec.per_item + self.spec.checked_upstream),
+                                            self.tracing)],
             options=server_options(s),
         )
         self.health = HealthServicer()
@@ -293,6 +298,9 @@ class ServiceHost:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         log.info("service_stopped")
+        if self.tracing is not None:
+            # Last: the spans of the calls drained above are exported too.
+            await asyncio.to_thread(self.tracing.shutdown)
 
     async def run_until_signalled(self) -> int:
         """Starts, then serves until SIGTERM or SIGINT, or until a background task fails, then
@@ -318,7 +326,7 @@ def main(spec: ServiceSpec) -> None:
 
     settings = load_or_exit(spec.name, lambda: ServiceSettings.from_env(spec.name))
     own = load_or_exit(spec.name, lambda: spec.settings(os.environ))
-    configure_logging(spec.name, settings.log)
+    configure_logging(spec.name, settings.log, traced=settings.tracing.on)
     try:
         # A port another process holds stops start-up like a bad setting (ConfigError).
         code = load_or_exit(spec.name, lambda: runtime.run(ServiceHost(settings, spec, own).run_until_signalled(),

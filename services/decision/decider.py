@@ -16,6 +16,7 @@ from nudge.decision.v1 import decision_service_pb2 as pb
 from nudgelib.clock import Clock
 from nudgelib.eventlog import positions
 from nudgelib.protoconv import set_timestamp
+from nudgelib.tracing import annotate_user
 from services.decision import explain, store, triggers
 from services.decision.caches import CampaignCatalog, UserContexts, UserStates
 from services.decision.eligibility import compile_campaign, rank_key
@@ -53,6 +54,9 @@ class Decider:
                 lambda state: ((p := plan_pull(catalog, user, request, state, now, limit, pending,
                                                pending_only)).reservation, p))
             self.states.put(app_id, user_id, fresh)
+        annotate_user(app_id, user_id, {"nudge.campaigns.active": len(catalog.campaigns),
+                                        "nudge.decisions": len(plan.decisions), "nudge.dropped": len(plan.dropped),
+                                        "nudge.control_exposures": len(plan.controls)})
         return internal_pb.DecideResponse(decisions=plan.decisions, user=user, control_exposures=plan.controls,
                                           dropped=plan.dropped)
 

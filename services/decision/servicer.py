@@ -31,6 +31,7 @@ from nudgelib.pagination import decode_token, encode_token, page_size
 from nudgelib.protoconv import to_datetime, to_timedelta, to_timestamp
 from nudgelib.replay import Remember, Replays, keeping
 from nudgelib.timezones import is_valid_time_zone
+from nudgelib.tracing import child_span
 from services.decision import preview, store
 from services.decision.decider import Decider
 from services.decision.model import DEFAULT_TTL
@@ -275,7 +276,9 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
 
     async def _decide_one(self, request: internal_pb.DecideRequest, prefix: str) -> internal_pb.DecideResult:
         try:
-            return internal_pb.DecideResult(response=await self._decide(request, prefix))
+            # With tracing on, each pull of the batch has its span (attributes of its own).
+            with child_span("decide"):
+                return internal_pb.DecideResult(response=await self._decide(request, prefix))
         except NudgeError as exc:
             return internal_pb.DecideResult(error=internal_pb.DecideError(code=exc.code.value[0], message=exc.message))
         except Exception as exc:  # noqa: BLE001 - one request's bug must not fail the batch

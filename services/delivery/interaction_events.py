@@ -9,6 +9,7 @@ import asyncpg
 
 from nudge.ingestion.v1 import ingestion_internal_service_pb2 as ingestion_pb
 from nudgelib.clients import Peer
+from nudgelib.eventlog import traces
 from nudgelib.eventlog.dispatcher import LogSpec, Run, Target
 from nudgelib.eventlog.framing import request_bytes
 from nudgelib.eventlog.horizon import enter_gate, position_sql
@@ -22,7 +23,8 @@ _LANE_LOCK = 0x444C0000
 _GATE = 0x444C0100
 
 LOG = LogSpec(source="delivery", table="event_outbox", time_column="created_at", lanes=LANES, gate=(_GATE, 0),
-              lock_class=_LANE_LOCK, kinds={EVENT: "event"}, consumers=("ingestion",), delete_taken=True)
+              lock_class=_LANE_LOCK, kinds={EVENT: "event"}, consumers=("ingestion",), delete_taken=True,
+              traces="log_traces")
 
 
 async def begin_writing(conn: asyncpg.Connection) -> None:
@@ -35,6 +37,7 @@ async def queue(conn: asyncpg.Connection, app_id: str, user_id: str, event: byte
     await conn.execute(
         f"INSERT INTO event_outbox (lane, position, app_id, user_id, kind, payload)"
         f" VALUES ($1, {position_sql('1')}, $2, $3, {EVENT}, $4)", lane_of(app_id, user_id), app_id, user_id, event)
+    await traces.record(conn, LOG.traces)
     await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
 
 

@@ -42,7 +42,7 @@ async def wire(host: ServiceHost, settings: DeliverySettings) -> None:
     events = LogDispatcher(host.pool, interaction_events.LOG,
                            [interaction_events.IngestionSender(host.peers["ingestion"]).target()],
                            LogMetrics(host.registry, "delivery", interaction_events.LOG.consumers), workers=1,
-                           policy=settings.failures.policy())
+                           policy=settings.failures.policy(), tracing=host.tracing)
     host.listener(interaction_events.CHANNEL, events.wake)
     host.run_in_background(events.run(), "interaction-events")
     host.run_in_background(events.run_backlog_gauges(), "interaction-events-backlog")

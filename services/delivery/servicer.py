@@ -19,6 +19,7 @@ from nudgelib.clock import Clock
 from nudgelib.errors import FieldViolation, InvalidArgument, NotFound
 from nudgelib.protoconv import optional_datetime, to_timestamp
 from nudgelib.pagination import page_size
+from nudgelib.tracing import annotate_user
 from services.delivery import days, store, surveys
 from services.delivery.campaigns import Campaigns
 from services.delivery.handout import MAX_PER_CALL, Handout
@@ -75,6 +76,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             app_id, request.user_id,
             _context(request.platform, request.app_version, request.locale, request.screen),
             request.limit or 1, "pull")
+        annotate_user(app_id, request.user_id, {"nudge.messages": len(messages)})
         return pb.FetchMessagesResponse(messages=messages)
 
     async def Subscribe(self, request: pb.SubscribeRequest, context):

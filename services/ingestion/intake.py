@@ -15,6 +15,7 @@ from nudgelib.clock import Clock
 from nudgelib.errors import InvalidArgument
 from nudgelib.eventlog.lanes import lane_of
 from nudgelib.protoconv import to_timestamp
+from nudgelib.tracing import current_traceparent
 from services.ingestion import store
 from services.ingestion.metrics import IngestionMetrics
 from services.ingestion.monitor import PressureMonitor
@@ -23,13 +24,19 @@ from services.ingestion.validation import MAX_BATCH, check_event
 
 class Intake:
     def __init__(self, pool: asyncpg.Pool, clock: Clock, metrics: IngestionMetrics, pressure: PressureMonitor,
-                 on_queued: Callable[[], None] = lambda: None) -> None:
+                 on_queued: Callable[[], None] = lambda: None, traced: bool = False) -> None:
         self._pool = pool
+        self._traced = traced
         self._clock = clock
         self._metrics = metrics
         self._pressure = pressure
         # Called after new items are committed to the log (wakes this process's readers).
         self.queued = on_queued
+
+    def trace_context(self) -> str | None:
+        """The traceparent a batch is stored with (nudgelib.eventlog.traces): the current
+        span's, with tracing on; None with it off."""
+        return current_traceparent() if self._traced else None
 
     def check_pressure(self, app_id: str) -> None:
         """Raises RESOURCE_EXHAUSTED (with retry advice) while a backpressure bound is passed
@@ -72,7 +79,7 @@ class Intake:
             payloads=[e.SerializeToString() for e in fresh],
             lanes=[lane_of(app_id, e.user_id) for e in fresh],
         )
-        stored = await store.insert_events(self._pool, app_id, rows, now)
+        stored = await store.insert_events(self._pool, app_id, rows, now, self.trace_context())
         if stored:
             self.queued()
         accepted = len(fresh) + duplicates_in_batch

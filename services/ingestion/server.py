@@ -44,7 +44,7 @@ async def wire(host: ServiceHost, s: IngestionSettings) -> None:
     dispatcher = LogDispatcher(host.pool, store.LOG, targets, LogMetrics(host.registry, "ingestion", store.CONSUMERS),
                                workers=s.outbox_workers, batch_items=s.outbox_batch_events,
                                call_items=s.outbox_batch_events, poll_interval=s.outbox_poll_interval,
-                               max_backoff=s.outbox_max_backoff, policy=s.failures.policy())
+                               max_backoff=s.outbox_max_backoff, policy=s.failures.policy(), tracing=host.tracing)
     host.run_in_background(dispatcher.run(), "log")
 
     pressure = PressureMonitor(host.pool, dispatcher, Limits(s.max_backlog_events, s.max_backlog_age,
@@ -53,7 +53,8 @@ async def wire(host: ServiceHost, s: IngestionSettings) -> None:
     await pressure.refresh()
     host.run_in_background(pressure.run(), "backpressure")
 
-    intake = Intake(host.pool, host.clock, metrics, pressure, on_queued=dispatcher.wake)
+    intake = Intake(host.pool, host.clock, metrics, pressure, on_queued=dispatcher.wake,
+                    traced=host.tracing is not None)
     ingestion_service_pb2_grpc.add_IngestionServiceServicer_to_server(
         IngestionServicer(host.pool, host.clock, host.peers, intake), host.server)
     ingestion_internal_service_pb2_grpc.add_IngestionInternalServiceServicer_to_server(

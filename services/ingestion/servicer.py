@@ -73,7 +73,7 @@ class IngestionServicer(pb_grpc.IngestionServiceServicer):
         )
         if await store.queue_profile_update(self._pool, app_id, update.update_id, request.user_id,
                                             lane_of(app_id, request.user_id), update.SerializeToString(),
-                                            self._clock.now()):
+                                            self._clock.now(), self._intake.trace_context()):
             self._intake.queued()
         return pb.IdentifyResponse()
 

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 
 import asyncpg
 
+from nudgelib.eventlog import traces
 from nudgelib.eventlog.dispatcher import LogSpec, lock_lane
 from nudgelib.eventlog.horizon import enter_gate, position_sql
 from nudgelib.eventlog.lanes import LANES
@@ -28,7 +29,7 @@ _GATE = 0x494E0100
 _MAINTENANCE_LOCK = 0x494E00FF
 
 LOG = LogSpec(source="ingestion", table="events", time_column="received_at", lanes=LANES, gate=(_GATE, 0),
-              lock_class=_LANE_LOCK, kinds=KINDS, consumers=CONSUMERS)
+              lock_class=_LANE_LOCK, kinds=KINDS, consumers=CONSUMERS, traces="log_traces")
 
 
 @dataclass(frozen=True)
@@ -69,20 +70,34 @@ WITH input AS (
 SELECT count(*) AS stored FROM fresh
 """
 
+# The same with tracing on: the batch's trace context ($9), once, if anything was new.
+_INSERT_EVENTS_TRACED = _INSERT_EVENTS.replace("\nSELECT count(*) AS stored FROM fresh", """
+, traced AS (
+    INSERT INTO log_traces (xact, traceparent)
+    SELECT pg_current_xact_id()::text::bigint, $9 WHERE EXISTS (SELECT 1 FROM fresh)
+    ON CONFLICT (xact) DO NOTHING
+)
+SELECT count(*) AS stored FROM fresh""")
+assert _INSERT_EVENTS_TRACED != _INSERT_EVENTS
 
-async def insert_events(pool: asyncpg.Pool, app_id: str, rows: EventRows, received_at: datetime) -> int:
-    """Stores the batch's new events in the log, in one commit.
+
+async def insert_events(pool: asyncpg.Pool, app_id: str, rows: EventRows, received_at: datetime,
+                        traceparent: str | None = None) -> int:
+    """Stores the batch's new events in the log, in one commit, with the batch's trace
+    context if one is given (tracing on: nudgelib.eventlog.traces).
 
     Events whose key is already known (within the dedupe retention) are skipped. Returns how
     many were new.
     """
     if not rows.event_ids:
         return 0
+    args = (app_id, rows.event_ids, rows.user_ids, rows.names, rows.occurred_us, rows.payloads, rows.lanes,
+            received_at)
     async with pool.acquire() as conn, conn.transaction():
         await enter_gate(conn, LOG.gate)
-        return await conn.fetchval(
-            _INSERT_EVENTS, app_id, rows.event_ids, rows.user_ids, rows.names, rows.occurred_us,
-            rows.payloads, rows.lanes, received_at)
+        if traceparent is None:
+            return await conn.fetchval(_INSERT_EVENTS, *args)
+        return await conn.fetchval(_INSERT_EVENTS_TRACED, *args, traceparent)
 
 
 # An Identify is deduplicated on its update id like an event on its id (another separator
@@ -98,13 +113,16 @@ SELECT $1, $2, $3, '', $6, $6, $4, {PROFILE}, $5, {position_sql("1")} FROM fresh
 
 
 async def queue_profile_update(pool: asyncpg.Pool, app_id: str, update_id: str, user_id: str, lane: int,
-                               payload: bytes, received_at: datetime) -> bool:
-    """Stores an Identify's profile update (a serialized ProfileUpdate) in the log; false if
-    its update id was stored before."""
+                               payload: bytes, received_at: datetime, traceparent: str | None = None) -> bool:
+    """Stores an Identify's profile update (a serialized ProfileUpdate) in the log, with its
+    trace context if one is given; false if its update id was stored before."""
     async with pool.acquire() as conn, conn.transaction():
         await enter_gate(conn, LOG.gate)
         done = await conn.execute(_INSERT_PROFILE, app_id, update_id, user_id, payload, lane, received_at)
-    return done != "INSERT 0 0"
+        stored = done != "INSERT 0 0"
+        if stored and traceparent is not None:
+            await conn.execute(traces.record_sql(LOG.traces, "$1"), traceparent)
+    return stored
 
 
 # ---------------------------------------------------------------- erasure

@@ -28,7 +28,7 @@ _GATE = 0x53470100
 
 LOG = LogSpec(source="segmentation", table="outbox", time_column="created_at", lanes=LANES, gate=(_GATE, 0),
               lock_class=_LANE_LOCK, kinds={CHANGE: "change", SEGMENTS: "segments"}, consumers=("decision",),
-              delete_taken=True)
+              delete_taken=True, traces="log_traces")
 
 
 def change_row(app_id: str, user_id: str, change_id: str, entered: list[str], exited: list[str],

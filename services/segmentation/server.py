@@ -44,7 +44,8 @@ async def wire(host: ServiceHost, settings: SegmentationSettings) -> None:
     outbox = LogDispatcher(host.pool, announcements.LOG, [DecisionSender(host.peers["decision"]).target()],
                            LogMetrics(host.registry, "segmentation", announcements.LOG.consumers), workers=1,
                            batch_items=settings.outbox_batch, call_items=settings.outbox_batch,
-                           max_backoff=settings.outbox_max_backoff_seconds, policy=settings.failures.policy())
+                           max_backoff=settings.outbox_max_backoff_seconds, policy=settings.failures.policy(),
+                           tracing=host.tracing)
     host.listener(store.OUTBOX_CHANNEL, outbox.wake)
     host.run_in_background(outbox.run(), "outbox")
     host.run_in_background(outbox.run_backlog_gauges(), "outbox-backlog")

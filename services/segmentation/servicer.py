@@ -19,6 +19,7 @@ from nudgelib.errors import FailedPrecondition, FieldViolation, InvalidArgument,
 from nudgelib.pagination import decode_token, encode_token, page_size
 from nudgelib.protoconv import set_timestamp
 from nudgelib.replay import Remember, Replays, keeping, request_id_problems
+from nudgelib.tracing import annotate_user
 from services.segmentation.model import SegmentDef
 from services.segmentation.rule_validation import validate
 from services.segmentation.store import definitions
@@ -230,6 +231,7 @@ class SegmentationInternalServicer(internal_grpc.SegmentationInternalServiceServ
                              context) -> bytes:
         if not request.app_id or not request.user_id:
             raise InvalidArgument.field("user_id" if request.app_id else "app_id", "is required")
+        annotate_user(request.app_id, request.user_id)
         # Sent as the cache keeps it: no parse and re-serialize per call.
         return await self._m.serialized_user_context(request.app_id, request.user_id)
 

@@ -25,6 +25,11 @@ table with the consumer's last error, and the app's later items go on. So a fail
 holds back only its own app's users of one lane, and never another app. The hold is gone once
 the app has caught up with the cursor.
 
+**Traces** (only with tracing on, `nudgelib.tracing`). Each call to a consumer is a span,
+linked to the spans of the transactions that wrote its items when the producer stores their
+trace contexts (`LogSpec.traces`, `traces`: one query per cycle); the consumer's span is its
+child. Off, a cycle runs no extra statement and makes no span.
+
 The table shapes (names from `LogSpec`):
 - the log: `lane smallint, position bigint, app_id text, user_id text, kind smallint,
   payload bytea`, and a timestamptz (`time_column`); an index on (lane, position);
@@ -47,15 +52,18 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import structlog
+from opentelemetry.trace import SpanContext
 
 from nudge.common.v1 import common_pb2
 from nudgelib.dead_letters import fault_of, warn_dead
+from nudgelib.eventlog import traces
 from nudgelib.eventlog.framing import frame_item, split_items
 from nudgelib.eventlog.grouping import group
 from nudgelib.eventlog.horizon import SharedHorizon
 from nudgelib.eventlog.metrics import LogMetrics
 from nudgelib.isolation import Fault, Policy, isolate
 from nudgelib.loops import AT_ONCE, Backoff, Loop, run_together
+from nudgelib.tracing import Tracing
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +86,9 @@ class LogSpec:
     # A queue rather than a log kept for its own sake (an outbox of one consumer): items the
     # consumer has taken are deleted in the cycle that took them.
     delete_taken: bool = False
+    # The table of the producers' trace contexts, one row per writing transaction (with
+    # tracing on; `traces`), or None if the producer keeps none.
+    traces: str | None = None
 
     def lane_lock(self, consumer: str) -> int:
         return self.lock_class + self.consumers.index(consumer)
@@ -244,6 +255,8 @@ class _Cycle:
     forwarded: int = 0
     holds: dict[tuple[int, str], _Hold] = field(default_factory=dict)
     dead: list[tuple[Run, str, int]] = field(default_factory=list)  # one-item run, error, attempts
+    # With tracing on: the producers' span contexts, by writing transaction (`traces`).
+    producers: dict[int, SpanContext] = field(default_factory=dict)
     down: BaseException | None = None
     failures: int = 0
 
@@ -259,8 +272,10 @@ class LogDispatcher:
                  metrics: LogMetrics | None = None, *,
                  workers: int = 2, batch_items: int = 4000, batch_bytes: int = 8 << 20, call_items: int = 4000,
                  call_bytes: int = 4 << 20, poll_interval: float = 1.0, max_backoff: float = 5.0,
-                 policy: Policy = Policy(), horizon_max_age: float = 0.005) -> None:
+                 policy: Policy = Policy(), horizon_max_age: float = 0.005, tracing: Tracing | None = None) -> None:
         self._pool = pool
+        # With tracing on, each call to a consumer is a span linked to its items' producers.
+        self._tracing = tracing
         self.spec = spec
         self._targets = {t.name: t for t in targets}
         self._metrics = metrics
@@ -308,7 +323,14 @@ class LogDispatcher:
         await Loop(f"log-{self.spec.table}-backlog", step, poll=interval, backoff=Backoff.steady(interval)).run()
 
     async def run(self) -> None:
-        await run_together(self._loops)
+        loops = list(self._loops)
+        if self.spec.traces is not None:
+            async def sweep() -> None:
+                await traces.sweep(self._pool, self.spec.traces)
+
+            loops.append(Loop(f"log-{self.spec.table}-traces", sweep, poll=traces.SWEEP_INTERVAL,
+                              backoff=Backoff.steady(traces.SWEEP_INTERVAL)))
+        await run_together(loops)
 
     def _loop(self, target: Target, worker: int) -> Loop:
         async def step() -> float | None:
@@ -347,6 +369,8 @@ class LogDispatcher:
             cursors = {r["lane"]: r["position"] for r in await conn.fetch(self._cursors_sql, consumer, lanes)}
             runs = [_run(r) for r in await conn.fetch(self._read, consumer, lanes, below, list(target.kinds),
                                                       per_lane, max(1, self._batch_bytes // len(lanes)))]
+            if self._tracing is not None:
+                await self._find_producers(conn, runs, cycle)
             for h in await conn.fetch(
                     f"SELECT lane, app_id, from_position, attempts, next_try <= now() AS due FROM {spec.holds}"
                     " WHERE consumer = $1 AND lane = any($2::smallint[])", consumer, lanes):
@@ -393,6 +417,24 @@ class LogDispatcher:
             out.append((call.app_id, call.kind, part))
         return out
 
+    async def _send(self, target: Target, app_id: str, kind: int, runs: list[Run], cycle: _Cycle) -> None:
+        """One call to the consumer; with tracing on, in a span linked to the spans that wrote
+        its items (the consumer's span is this one's child)."""
+        if self._tracing is None:
+            await target.send(app_id, kind, runs)
+            return
+        links = traces.links_of(cycle.producers, (p for run in runs for p in run.positions))
+        with self._tracing.span(f"{self.spec.source} log to {target.name}", links,
+                                **{"nudge.app_id": app_id, "nudge.log.kind": self.spec.kinds[kind],
+                                   "nudge.log.items": sum(len(r) for r in runs),
+                                   "nudge.log.producers": len(links)}):
+            await target.send(app_id, kind, runs)
+
+    async def _find_producers(self, conn: asyncpg.Connection, runs: list[Run], cycle: _Cycle) -> None:
+        if self.spec.traces is not None and runs:
+            cycle.producers.update(await traces.contexts(conn, self.spec.traces,
+                                                         (p for run in runs for p in run.positions)))
+
     async def _send_all(self, target: Target, runs: list[Run], cycle: _Cycle) -> dict[tuple[int, str], tuple[Run, str]]:
         """Sends runs of one or more apps in calls; returns, per (lane, app) stopped by a
         refused item, that item (a one-item run) and the error. Sets `cycle.down` and stops
@@ -405,7 +447,7 @@ class LogDispatcher:
             if not part:
                 continue
             try:
-                await target.send(app_id, kind, part)
+                await self._send(target, app_id, kind, part, cycle)
             except Exception as exc:  # noqa: BLE001 - fault_of raises again what is a bug here
                 cycle.failures += 1
                 if fault_of(exc)[0] is Fault.DOWN:
@@ -423,7 +465,7 @@ class LogDispatcher:
         stops its lane (the later items of the lane wait behind it) while the call's other
         lanes go on. Attempts are counted by the hold, not here."""
         async def send(items: list[Run]) -> None:
-            await target.send(app_id, kind, items)
+            await self._send(target, app_id, kind, items, cycle)
 
         def counted(exc: BaseException):
             if exc is not failure:
@@ -457,6 +499,8 @@ class LogDispatcher:
         by_hold: dict[tuple[int, str], list[Run]] = defaultdict(list)
         for r in rows:
             by_hold[(r["lane"], r["app_id"])].append(_run(r))
+        if self._tracing is not None:
+            await self._find_producers(conn, [run for runs in by_hold.values() for run in runs], cycle)
         for hold in due:
             key = (hold.lane, hold.app_id)
             held = by_hold.get(key, [])

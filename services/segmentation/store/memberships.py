@@ -11,6 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
+from nudgelib.eventlog import traces
 from nudgelib.eventlog.horizon import enter_gate, position_sql
 from services.segmentation import announcements
 from services.segmentation.store import OUTBOX_CHANNEL, USERS_CHANNEL, int_array
@@ -70,6 +71,7 @@ async def queue(conn: asyncpg.Connection, rows: list[tuple[int, str, str, int, b
                 WITH ORDINALITY AS t(lane, app_id, user_id, kind, payload, n)""",
         [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
         [r[4] for r in rows])
+    await traces.record(conn, announcements.LOG.traces)
     await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
 
 
