@@ -53,8 +53,8 @@ async def upsert_activity(conn: asyncpg.Connection, app_id: str, users: dict[str
                app_version_parts = CASE WHEN excluded.app_version_at >= coalesce(p.app_version_at, '-infinity')
                                         THEN excluded.app_version_parts ELSE p.app_version_parts END,
                app_version_at = greatest(p.app_version_at, excluded.app_version_at),
-               -- The column's default, now(), as the proposed row has it: Citus allows no
-               -- function but an immutable one in DO UPDATE SET (docs/citus.md).
+               -- The column's default (the transaction's time), as the proposed row has it:
+               -- Citus allows only immutable functions in DO UPDATE SET (docs/citus.md).
                updated_at = excluded.updated_at
            -- Created now, or what decision keeps of a profile (platforms, app version) changed?
            RETURNING new.*, old.user_id IS NULL AS created,
