@@ -109,9 +109,12 @@ async def create_key(
 ) -> IssuedKey:
     key_id, secret = new_key()
     values = tuple(s.value for s in scopes)
+    # The key and its announcement in one statement, so neither commits without the other.
     await conn.execute(
-        f"INSERT INTO {SCHEMA}.api_keys (id, app_id, key_hash, scopes, label) VALUES ($1, $2, $3, $4, $5)",
-        key_id, app_id, hash_key(secret), list(values), label,
+        f"""WITH k AS (INSERT INTO {SCHEMA}.api_keys (id, app_id, key_hash, scopes, label)
+                       VALUES ($1, $2, $3, $4, $5) RETURNING 1)
+            SELECT pg_notify($6, '') FROM k""",
+        key_id, app_id, hash_key(secret), list(values), label, NOTIFY_CHANNEL,
     )
     return IssuedKey(key_id=key_id, label=label, scopes=values, secret=secret)
 
@@ -142,11 +145,13 @@ async def list_keys(conn: asyncpg.Connection, app_id: str) -> list[asyncpg.Recor
 
 async def revoke_key(conn: asyncpg.Connection, key_id: str) -> bool:
     """Revokes a key by id (the part after `nudge_`); false if there is no such active key."""
-    result = await conn.execute(
-        f"UPDATE {SCHEMA}.api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-        key_id,
+    revoked = await conn.fetchval(
+        f"""WITH r AS (UPDATE {SCHEMA}.api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+                       RETURNING 1)
+            SELECT count(*) FROM r, pg_notify($2, '')""",
+        key_id, NOTIFY_CHANNEL,
     )
-    return result.endswith(" 1")
+    return revoked == 1
 
 
 class KeyCache:

@@ -79,7 +79,7 @@ class Replays:
         self._clock = clock
 
     def retention(self) -> Retention:
-        return Retention(self._table, "created_at", self._window)
+        return Retention(self._table, "created_at", self._window, key=("app_id", "request_id"))
 
     async def once(self, app_id: str, method: str, request: Message, response_type: type[R],
                    call: Callable[[Remember | None], Awaitable[R]]) -> R:

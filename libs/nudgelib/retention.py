@@ -20,20 +20,26 @@ class Retention:
     table: str  # in the pool's search path
     column: str  # a timestamptz; rows older than `keep` by it go
     keep: timedelta
+    key: tuple[str, ...]  # the table's primary key columns: a batch is chosen by them
     # Only rows that also match this SQL condition go (e.g. finished ones); "" for all.
     where: str = ""
 
 
 async def delete_before(conn: asyncpg.Connection | asyncpg.Pool, table: str, column: str, before: datetime,
-                        batch: int = 50_000, where: str = "") -> int:
+                        key: tuple[str, ...], batch: int = 50_000, where: str = "") -> int:
     """Deletes the rows whose `column` is before `before` (and that match `where`), `batch`
-    rows per statement (each its own short transaction outside one of the caller's)."""
+    rows per statement (each its own short transaction outside one of the caller's).
+
+    A batch is named by primary key, not by ctid: a distributed table (Citus) has no ctid
+    the coordinator could hand back to its shards, while a key list is planned as an
+    intermediate result that every shard deletes from (docs/citus.md)."""
     deleted = 0
     also = f" AND ({where})" if where else ""
+    columns = ", ".join(key)
     while True:
         result = await conn.execute(
-            f"""DELETE FROM {table} WHERE ctid = any(ARRAY(
-                    SELECT ctid FROM {table} WHERE {column} < $1{also} LIMIT $2))""", before, batch)
+            f"""DELETE FROM {table} WHERE ({columns}) IN (
+                    SELECT {columns} FROM {table} WHERE {column} < $1{also} LIMIT $2)""", before, batch)
         n = int(result.split()[-1])
         deleted += n
         if n < batch:
@@ -42,7 +48,8 @@ async def delete_before(conn: asyncpg.Connection | asyncpg.Pool, table: str, col
 
 async def prune(pool: asyncpg.Pool, now: datetime, retentions: list[Retention]) -> dict[str, int]:
     """One pass: rows deleted per table."""
-    return {r.table: await delete_before(pool, r.table, r.column, now - r.keep, where=r.where) for r in retentions}
+    return {r.table: await delete_before(pool, r.table, r.column, now - r.keep, r.key, where=r.where)
+            for r in retentions}
 
 
 async def prune_loop(pool: asyncpg.Pool, clock: Clock, retentions: list[Retention], interval: float) -> None:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from nudgelib.accounts import SCHEMA
+from nudgelib.accounts import NOTIFY_CHANNEL, SCHEMA
 from nudgelib.clock import Clock
 from nudgelib.errors import AlreadyExists, FailedPrecondition, Unauthenticated
 from nudgelib.lru import LruCache
@@ -28,8 +28,8 @@ from nudgelib.user_tokens import (
     MAX_ACTIVE_KEYS, ParsedKey, RegisteredKey, TokenRefused, TokenRules, Verified, load_key, verify,
 )
 
-# A change to an app's user token keys is notified as `user_token_keys:<app id>` (see the
-# 0002 migration).
+# A change to an app's user token keys is notified as `user_token_keys:<app id>`, by the
+# statements that make it (accounts migration 0003 says why not by a trigger).
 NOTIFY_PREFIX = "user_token_keys:"
 T = TypeVar("T")
 
@@ -79,6 +79,7 @@ async def add_key(conn: asyncpg.Connection, app_id: str, parsed: ParsedKey) -> t
             f"INSERT INTO {SCHEMA}.user_token_keys (app_id, kid, algorithm, public_key) VALUES ($1, $2, $3, $4)"
             f" RETURNING {_COLUMNS}",
             app_id, parsed.kid, parsed.algorithm, parsed.public_key_pem)
+        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, NOTIFY_PREFIX + app_id)
     return _key(row), True
 
 
@@ -97,17 +98,20 @@ async def list_keys(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, includ
 async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, kid: str, app_id: str | None = None) -> list[TokenKey]:
     """Revokes the key `kid` (of `app_id`, or of any app when None); returns every key of that
     id, revoked now or before (empty: no such key). Revoking twice changes nothing."""
+    # The apps whose key is revoked now are told in the same statement (a data-modifying CTE
+    # runs whether or not it is read; `told` is read so that its NOTIFYs run too).
     rows = await conn.fetch(
         f"""WITH revoked AS (
                 UPDATE {SCHEMA}.user_token_keys SET revoked_at = now()
                 WHERE kid = $1 AND ($2::text IS NULL OR app_id = $2) AND revoked_at IS NULL
-                RETURNING {_COLUMNS})
-            SELECT {_COLUMNS} FROM revoked
+                RETURNING {_COLUMNS}),
+            told AS (SELECT count(pg_notify($3, $4 || a.app_id)) AS n FROM (SELECT DISTINCT app_id FROM revoked) a)
+            SELECT {_COLUMNS} FROM revoked, told
             UNION ALL
             SELECT {_COLUMNS} FROM {SCHEMA}.user_token_keys
             WHERE kid = $1 AND ($2::text IS NULL OR app_id = $2) AND revoked_at IS NOT NULL
             ORDER BY app_id""",
-        kid, app_id)
+        kid, app_id, NOTIFY_CHANNEL, NOTIFY_PREFIX)
     return [_key(r) for r in rows]
 
 

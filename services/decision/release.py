@@ -12,6 +12,8 @@ its trigger event is judged once more on a context asked of segmentation itself.
 
 Rows are claimed with FOR UPDATE SKIP LOCKED in a transaction that lasts until delivery has
 the messages; if delivery is down, nothing is marked and the rows are claimed again later.
+(On Citus pending_sends stays a table of the coordinator, so this claim across users is a
+local one: docs/citus.md.)
 Delivery keys the inbox on the message id, so a release repeated after a crash shows once.
 
 A send whose handling raises something other than the database or a peer being away (a

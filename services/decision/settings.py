@@ -46,5 +46,5 @@ class DecisionSettings(Settings):
         kept = []
         if self.settled_send_retention_days:
             kept.append(Retention("pending_sends", "updated_at", timedelta(days=self.settled_send_retention_days),
-                                  where="status <> 'pending'"))
+                                  key=("app_id", "id"), where="status <> 'pending'"))
         return kept

@@ -159,9 +159,11 @@ async def get_settings(pool: asyncpg.Pool, app_id: str) -> pb.AppSettings:
 async def put_settings(pool: asyncpg.Pool, app_id: str, settings: pb.AppSettings,
                        keep: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
     async with pool.acquire() as conn, conn.transaction():
+        # updated_at from the proposed row (its default, now()): Citus allows no function but an
+        # immutable one in DO UPDATE SET (docs/citus.md).
         await conn.execute(
             """INSERT INTO app_settings (app_id, settings) VALUES ($1, $2)
-               ON CONFLICT (app_id) DO UPDATE SET settings = excluded.settings, updated_at = now()""",
+               ON CONFLICT (app_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at""",
             app_id, settings.SerializeToString())
         await conn.execute("SELECT pg_notify($1, $2)", CAMPAIGNS_CHANNEL, app_id)
         if keep is not None:

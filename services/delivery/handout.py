@@ -268,7 +268,7 @@ class Handout:
         origin, app_id, user_id, ids = streams.decode_pushed(payload)
         if origin == self._origin or not self.hub.sessions(app_id, user_id):
             return
-        decisions = await store.message_decision(self._pool, app_id, ids)
+        decisions = await store.message_decision(self._pool, app_id, user_id, ids)
         self.hub.push(app_id, user_id, [in_app(d) for d in decisions])
 
     async def replay(self, app_id: str, user_id: str, last_message_id: str) -> list[pb.InAppMessage]:

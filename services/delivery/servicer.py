@@ -120,7 +120,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             problems.append(FieldViolation("type", "is required"))
         if problems:
             raise InvalidArgument(problems)
-        message = await store.get_message(self._pool, app_id, request.message_id)
+        message = await store.get_message(self._pool, app_id, request.user_id, request.message_id)
         if message is None or message.user_id != request.user_id or message.status != "delivered":
             raise NotFound(f"message {request.message_id!r} was not delivered to user {request.user_id!r}")
         button_id = ""

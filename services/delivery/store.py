@@ -45,7 +45,7 @@ _INSERT = """
     FROM unnest($8::text[], $9::text[], $10::int[], $11::text[], $12::text[], $13::bytea[],
                 $14::timestamptz[], $15::bytea[], $16::text[], $17::interval[], $18::bool[])
         AS t(m, c, v, var, l, b, e, p, ce, cd, t)
-    ON CONFLICT (app_id, message_id) DO NOTHING
+    ON CONFLICT (app_id, user_id, message_id) DO NOTHING
     RETURNING message_id
 """
 
@@ -57,7 +57,7 @@ _INSERT_ENDED = """
     SELECT $1, $2, s, $3, $4, $4, ''::bytea, m, c, v, var, r
     FROM unnest($5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::text[])
         AS t(s, m, c, v, var, r)
-    ON CONFLICT (app_id, message_id) DO NOTHING
+    ON CONFLICT (app_id, user_id, message_id) DO NOTHING
 """
 
 
@@ -145,9 +145,9 @@ async def hand_out(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime,
         won = {r["message_id"] for r in await conn.fetch(
             """UPDATE messages m SET status = 'delivered', delivered_at = $3, delivered_via = $4, content = x.b
                FROM unnest($2::text[], $5::bytea[]) AS x(id, b)
-               WHERE m.app_id = $1 AND m.message_id = x.id AND m.status = 'pending'
+               WHERE m.app_id = $1 AND m.user_id = $6 AND m.message_id = x.id AND m.status = 'pending'
                RETURNING m.message_id""",
-            app_id, pending_ids, now, via, [d.content.SerializeToString() for d in handed])}
+            app_id, pending_ids, now, via, [d.content.SerializeToString() for d in handed], user_id)}
         fresh = [d for d in handed if d.message_id not in won]
         if fresh:
             won |= {r["message_id"] for r in await conn.fetch(
@@ -160,9 +160,9 @@ async def hand_out(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime,
             flipped = {r["message_id"] for r in await conn.fetch(
                 """UPDATE messages m SET status = 'dropped', drop_reason = x.r
                    FROM unnest($2::text[], $3::text[]) AS x(id, r)
-                   WHERE m.app_id = $1 AND m.message_id = x.id AND m.status = 'pending'
+                   WHERE m.app_id = $1 AND m.user_id = $4 AND m.message_id = x.id AND m.status = 'pending'
                    RETURNING m.message_id""",
-                app_id, [d[0] for d in dropped], [d[1] for d in dropped])}
+                app_id, [d[0] for d in dropped], [d[1] for d in dropped], user_id)}
             # An on-request message has no row yet; a row already there (a pending one another
             # hand-out took) is left as it is.
             await _insert_ended(conn, app_id, user_id, now, False, [
@@ -189,10 +189,11 @@ async def delivered_after(pool: asyncpg.Pool, app_id: str, user_id: str, last_me
     return [_decision(r) for r in rows]
 
 
-async def message_decision(pool: asyncpg.Pool, app_id: str, message_ids: list[str]) -> list[decision_pb.Decision]:
+async def message_decision(pool: asyncpg.Pool, app_id: str, user_id: str,
+                           message_ids: list[str]) -> list[decision_pb.Decision]:
     rows = await pool.fetch(
-        f"SELECT {_COLUMNS} FROM messages WHERE app_id = $1 AND message_id = any($2::text[])"
-        " ORDER BY delivered_at, message_id", app_id, message_ids)
+        f"SELECT {_COLUMNS} FROM messages WHERE app_id = $1 AND user_id = $2 AND message_id = any($3::text[])"
+        " ORDER BY delivered_at, message_id", app_id, user_id, message_ids)
     return [_decision(r) for r in rows]
 
 
@@ -207,10 +208,11 @@ class StoredMessage:
     test: bool = False
 
 
-async def get_message(pool: asyncpg.Pool, app_id: str, message_id: str) -> StoredMessage | None:
+async def get_message(pool: asyncpg.Pool, app_id: str, user_id: str, message_id: str) -> StoredMessage | None:
+    """The user's message (None: no such message, or another user's)."""
     row = await pool.fetchrow(
         "SELECT message_id, user_id, campaign_id, variant_id, status, content, test FROM messages"
-        " WHERE app_id = $1 AND message_id = $2", app_id, message_id)
+        " WHERE app_id = $1 AND user_id = $2 AND message_id = $3", app_id, user_id, message_id)
     if row is None:
         return None
     return StoredMessage(row["message_id"], row["user_id"], row["campaign_id"], row["variant_id"],
@@ -226,9 +228,9 @@ async def record_interaction(pool: asyncpg.Pool, app_id: str, user_id: str, mess
         if event is not None:
             await interaction_events.begin_writing(conn)
         row = await conn.fetchrow(
-            """INSERT INTO interactions (app_id, message_id, type, button_id, answers, occurred_at)
-               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1""",
-            app_id, message_id, kind, button_id, answers, at)
+            """INSERT INTO interactions (app_id, user_id, message_id, type, button_id, answers, occurred_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1""",
+            app_id, user_id, message_id, kind, button_id, answers, at)
         if row is None:
             return False
         if event is not None:
@@ -244,8 +246,8 @@ async def apply_events(pool: asyncpg.Pool, app_id: str, events: list[common_pb2.
     if not events:
         return 0
     rows = await pool.fetch(
-        """INSERT INTO conversions (app_id, message_id, campaign_id, variant_id, event_id, converted_at)
-           SELECT DISTINCT ON (m.message_id) $1, m.message_id, m.campaign_id, m.variant_id, e.event_id, e.at
+        """INSERT INTO conversions (app_id, user_id, message_id, campaign_id, variant_id, event_id, converted_at)
+           SELECT DISTINCT ON (m.message_id) $1, m.user_id, m.message_id, m.campaign_id, m.variant_id, e.event_id, e.at
            FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS e(event_id, user_id, name, at)
            JOIN messages m ON m.app_id = $1 AND m.user_id = e.user_id
                AND m.status IN ('delivered', 'control') AND cardinality(m.conversion_events) > 0
@@ -287,14 +289,14 @@ async def campaign_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, start
                        CASE WHEN m.status = 'pending' AND m.expire_at <= $5 THEN 'expired' ELSE m.status END
                            AS status,
                        m.drop_reason, count(*) AS n, count(c.message_id) AS conversions
-                FROM messages m LEFT JOIN conversions c USING (app_id, message_id)
+                FROM messages m LEFT JOIN conversions c USING (app_id, user_id, message_id)
                 WHERE {window}
                 GROUP BY 1, 2, 3""",
             app_id, campaign_id, start, end, now)
         acts = await conn.fetch(
             f"""SELECT m.variant_id, i.type, i.button_id, count(*) AS n,
                        array_agg(i.answers) FILTER (WHERE i.answers IS NOT NULL) AS answers
-                FROM interactions i JOIN messages m USING (app_id, message_id)
+                FROM interactions i JOIN messages m USING (app_id, user_id, message_id)
                 WHERE {window}
                 GROUP BY m.variant_id, i.type, i.button_id""",
             app_id, campaign_id, start, end)
@@ -310,19 +312,19 @@ async def daily_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, start: d
     and interactions grouped per day side by side. Days without messages are absent."""
     rows = await pool.fetch(
         f"""WITH m AS (
-                SELECT m.message_id, m.variant_id, (m.created_at AT TIME ZONE $6)::date AS day,
+                SELECT m.user_id, m.message_id, m.variant_id, (m.created_at AT TIME ZONE $6)::date AS day,
                        CASE WHEN m.status = 'pending' AND m.expire_at <= $5 THEN 'expired' ELSE m.status END
                            AS status,
                        m.drop_reason
                 FROM messages m WHERE {_STATS_WINDOW})
             SELECT 'm' AS kind, m.day, m.variant_id, m.status, m.drop_reason, 0 AS type, '' AS button_id,
                    count(*) AS n, count(c.message_id) AS conversions, NULL::bytea[] AS answers
-            FROM m LEFT JOIN conversions c ON c.app_id = $1 AND c.message_id = m.message_id
+            FROM m LEFT JOIN conversions c ON c.app_id = $1 AND c.user_id = m.user_id AND c.message_id = m.message_id
             GROUP BY m.day, m.variant_id, m.status, m.drop_reason
             UNION ALL
             SELECT 'i', m.day, m.variant_id, '', '', i.type, i.button_id, count(*), 0,
                    array_agg(i.answers) FILTER (WHERE i.answers IS NOT NULL)
-            FROM interactions i JOIN m ON i.app_id = $1 AND i.message_id = m.message_id
+            FROM interactions i JOIN m ON i.app_id = $1 AND i.user_id = m.user_id AND i.message_id = m.message_id
             GROUP BY m.day, m.variant_id, i.type, i.button_id""",
         app_id, campaign_id, start, end, now, time_zone)
     out: dict[date, tuple[list[MessageRow], list[InteractionRow]]] = {}
@@ -343,7 +345,7 @@ async def survey_rows(pool: asyncpg.Pool, app_id: str, campaign_id: str, variant
     [start, end), in (answered time, message id) order from `after` (inclusive: its report may be partly read), at most `limit`."""
     rows = await pool.fetch(
         """SELECT i.message_id, m.user_id, m.variant_id, i.answers, i.occurred_at
-           FROM interactions i JOIN messages m USING (app_id, message_id)
+           FROM interactions i JOIN messages m USING (app_id, user_id, message_id)
            WHERE i.app_id = $1 AND i.type = $2 AND m.campaign_id = $3 AND ($4 = '' OR m.variant_id = $4)
              AND NOT m.test
              AND ($5::timestamptz IS NULL OR i.occurred_at >= $5)

@@ -204,5 +204,5 @@ async def maintain(pool: asyncpg.Pool, now: datetime, ahead_days: int, retention
         if sweep:
             # Expired keys go in bounded batches, each its own short transaction.
             cutoff = partitions.dedupe_cutoff(now, dedupe_retention_days)
-            await delete_before(conn, "event_keys", "received_at", cutoff, sweep_batch)
+            await delete_before(conn, "event_keys", "received_at", cutoff, ("key",), sweep_batch)
     return todo

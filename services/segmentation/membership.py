@@ -164,7 +164,7 @@ class Memberships:
 
         async def work(conn, catalog: Catalog, now: datetime):
             nonlocal changed
-            rows = await profiles.lock_users(conn, app_id, users, due_before=now)
+            rows = await profiles.lock_due_users(conn, app_id, users, due_before=now)
             contexts, touched = await self._record(conn, catalog, app_id, rows, now, announce="entries")
             changed = len(contexts)
             return contexts, touched
@@ -227,7 +227,7 @@ class Memberships:
     async def erase_user(self, app_id: str, user_id: str) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await definitions.lock_app(conn, app_id)
-            await profiles.lock_users(conn, app_id, [user_id])
+            await profiles.lock_user(conn, app_id, user_id)
             await profiles.erase_user(conn, app_id, user_id)
             await memberships.notify_users(conn, app_id, [user_id], self.cache.origin)
         self.cache.drop(app_id, [user_id])
@@ -238,8 +238,8 @@ class Memberships:
         catalog = self.catalogs.peek(app_id)
         now = self.clock.now()
         keys, floor = (catalog.keys, catalog.day_floor(now.date())) if catalog else ([], now.date())
-        found = await profiles.read_users(self._reader, app_id, list(dict.fromkeys(users)), keys, floor, now)
-        return [found[u] for u in users]
+        version, found = await profiles.read_users(self._reader, app_id, list(dict.fromkeys(users)), keys, floor, now)
+        return [(version, *found[u]) for u in users]
 
     async def user_context(self, app_id: str, user_id: str) -> internal_pb.GetUserContextResponse:
         return internal_pb.GetUserContextResponse.FromString(await self.serialized_user_context(app_id, user_id))
@@ -256,8 +256,8 @@ class Memberships:
         if cached is not None:
             return cached
         ticket = self.cache.ticket()
-        row = await self._reads.submit(app_id, user_id)
-        fresh_catalog = row["catalog_version"] == catalog.version
+        read_version, row, read_counters = await self._reads.submit(app_id, user_id)
+        fresh_catalog = read_version == catalog.version
         if not fresh_catalog:
             catalog = await read_catalog(self.pool, app_id)
             self.catalogs.keep(catalog.app_id, catalog)
@@ -271,12 +271,12 @@ class Memberships:
             if row["user_id"] is None:
                 profile = Profile(user_id=user_id)
             else:
-                if not fresh_catalog or row["counter_totals"] is None:
+                if not fresh_catalog or read_counters is None:
                     # Read with another rules version's counters: again, with this one's.
                     row, counters = await profiles.read_user_with_counters(
                         self.pool, app_id, user_id, catalog.keys, catalog.day_floor(now.date()))
                 else:
-                    counters = profiles.counters_of(row)
+                    counters = read_counters
                 profile = profiles.profile_of(row, user_id, counters)
             result = catalog.evaluate(profile, now)
             valid_until = result.valid_until

@@ -5,10 +5,11 @@ meaning exactly what `rule_evaluation` means for one user; a property-based test
 Every value travels as a `$n` parameter. Each leaf is made two-valued (`coalesce(.., false)`)
 so NOT behaves as in Python.
 
-Event conditions become `p.user_id IN (SELECT user_id FROM <counters> ...)`: uncorrelated
-subqueries that PostgreSQL runs once and probes as a hash table (a semi-join at the top of an
-AND, a hashed SubPlan anywhere else), so a rule costs one pass over each counter it reads and
-one over profiles. That needs the hash tables to fit in work_mem, which the caller raises
+Event conditions become `EXISTS (SELECT 1 FROM (SELECT user_id FROM <counters> ...) s WHERE
+s.user_id = p.user_id)`: PostgreSQL runs each subquery once and probes it as a hash table (a
+semi-join at the top of an AND, a hashed SubPlan anywhere else), so a rule costs one pass over
+each counter it reads and one over profiles; on Citus the correlation on the user id keeps it
+within each shard. That needs the hash tables to fit in work_mem, which the caller raises
 for these queries.
 
 A property-filtered counter that no saved segment tracks yet (an EstimateAudience of a draft)
@@ -108,7 +109,7 @@ class Compiler:
             return f"(NOT {inside})" if rule.segment.negate else inside
         leaf = getattr(self, f"_{node}")(getattr(rule, node))
         if node == "event":
-            # `user_id IN (...)` is never NULL, and left bare a top-level one becomes a semi-join.
+            # EXISTS is never NULL, and left bare a top-level one becomes a semi-join.
             return leaf
         return f"coalesce({leaf}, false)"
 
@@ -225,7 +226,12 @@ class Compiler:
                         f" {p.add(draft.day_counts, 'integer[]')}) AS d(user_id, day, count)) d")
 
     def _in(self, subquery: str) -> str:
-        return f"({self.alias}.user_id IN ({subquery}))"
+        # A correlated EXISTS on the user id, not `user_id IN (subquery)`: Citus refuses an IN
+        # subquery outside the WHERE clause (a recompute's select list) over a distributed
+        # table, and pushes an EXISTS correlated on the distribution column down to each shard
+        # (docs/citus.md). PostgreSQL plans both the same way: a semi-join at the top of an AND,
+        # and elsewhere a hashed SubPlan (the EXISTS turned into an ANY over the subquery).
+        return f"(EXISTS (SELECT 1 FROM ({subquery}) AS s WHERE s.user_id = {self.alias}.user_id))"
 
     def _event(self, c: pb.EventCondition) -> str:
         op = c.operator

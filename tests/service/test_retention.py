@@ -20,10 +20,10 @@ async def test_old_rows_go_in_bounded_batches(database_url):
         await pool.executemany(f"INSERT INTO {table} (id, at) VALUES ($1, $2)",
                                [(f"old-{i}", NOW - timedelta(days=8)) for i in range(5)] + [("new", NOW - timedelta(days=1))])
         # Five old rows, two per statement: the loop goes on until a batch comes back short.
-        deleted = await delete_before(pool, table, "at", NOW - timedelta(days=7), batch=2)
+        deleted = await delete_before(pool, table, "at", NOW - timedelta(days=7), ("id",), batch=2)
         assert deleted == 5
         assert [r[0] for r in await pool.fetch(f"SELECT id FROM {table}")] == ["new"]
-        assert await prune(pool, NOW, [Retention(table, "at", timedelta(days=7))]) == {table: 0}
+        assert await prune(pool, NOW, [Retention(table, "at", timedelta(days=7), key=("id",))]) == {table: 0}
     finally:
         await pool.execute(f"DROP TABLE IF EXISTS {table}")
         await pool.close()

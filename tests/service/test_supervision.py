@@ -120,7 +120,7 @@ async def test_a_loop_waits_out_a_database_that_refuses_connections_then_works_a
     await setup.close()
     now = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
     pool = await db.create_pool(url, "public", 1, 2)
-    task = asyncio.create_task(prune_loop(pool, FixedClock(now), [Retention("kept", "at", timedelta(days=1))], 0.05))
+    task = asyncio.create_task(prune_loop(pool, FixedClock(now), [Retention("kept", "at", timedelta(days=1), key=("at",))], 0.05))
 
     async def pruned() -> bool:
         conn = await asyncpg.connect(url)

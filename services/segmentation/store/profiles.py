@@ -17,12 +17,13 @@ from services.segmentation.model import Activity, AttributeChange, Counter, Prof
 from services.segmentation.store import int_array
 
 
-# A user's stored memberships, looked up by primary key. As a plain join, a batch of a few
-# hundred users against a table of some 100k rows is planned as a hash join that scans every
-# membership; LIMIT 1 (the key makes it at most one row anyway) keeps each a lookup.
-_MEMBERSHIP_OF = """LEFT JOIN LATERAL (
-        SELECT m.user_id, m.segments, m.valid_until, m.version FROM memberships m
-        WHERE m.app_id = {alias}.app_id AND m.user_id = {alias}.user_id LIMIT 1) m ON true"""
+# The users' stored memberships, joined on the key. The join alone, a batch of a few hundred
+# users against a table of some 100k rows, is planned as a hash join that scans every
+# membership: the batch's own ids ($1 the app, $2 the ids) bound the memberships read, so it is
+# an index lookup. Not a LATERAL ... LIMIT 1 per user, which Citus refuses (docs/citus.md); the
+# bound also keeps what Citus reads of memberships for a batch to the batch's users.
+_MEMBERSHIP_OF = """LEFT JOIN memberships m ON m.app_id = {alias}.app_id AND m.user_id = {alias}.user_id
+        AND m.app_id = $1 AND m.user_id = any($2::text[])"""
 
 _WITH_MEMBERSHIPS = "SELECT up.*, m.segments, m.valid_until, m.version FROM up " + _MEMBERSHIP_OF.format(alias="up")
 
@@ -52,7 +53,9 @@ async def upsert_activity(conn: asyncpg.Connection, app_id: str, users: dict[str
                app_version_parts = CASE WHEN excluded.app_version_at >= coalesce(p.app_version_at, '-infinity')
                                         THEN excluded.app_version_parts ELSE p.app_version_parts END,
                app_version_at = greatest(p.app_version_at, excluded.app_version_at),
-               updated_at = now()
+               -- The column's default (the transaction's time), as the proposed row has it:
+               -- Citus allows only immutable functions in DO UPDATE SET (docs/citus.md).
+               updated_at = excluded.updated_at
            -- Created now, or what decision keeps of a profile (platforms, app version) changed?
            RETURNING new.*, old.user_id IS NULL AS created,
                      (old.platforms IS DISTINCT FROM new.platforms
@@ -104,7 +107,7 @@ async def upsert_attributes(conn: asyncpg.Connection, app_id: str,
                attributes = p.attributes || excluded.attributes,
                time_zone = coalesce(nullif(excluded.time_zone, ''), p.time_zone),
                locale = coalesce(nullif(excluded.locale, ''), p.locale),
-               updated_at = now()""",
+               updated_at = excluded.updated_at""",
         app_id, ids, [json.dumps(c.set) for c in changes], [c.time_zone for c in changes],
         [c.locale for c in changes])
     unsetting = [(u, c) for u, c in zip(ids, changes) if c.unset]
@@ -170,28 +173,29 @@ def profile_of(row: asyncpg.Record | None, user_id: str, counters: dict[str, Cou
 
 
 async def read_users(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, user_ids: list[str],
-                     keys: Sequence[str], day_floor: date, now: datetime) -> dict[str, asyncpg.Record]:
-    """Several users' profile rows with their stored memberships (NULL profile columns for
-    unknown users) and the app's rules version; for users whose memberships may have changed
-    by time (valid_until passed), also the counters the rules read (`counters_of`)."""
+                     keys: Sequence[str], day_floor: date,
+                     now: datetime) -> tuple[int, dict[str, tuple[asyncpg.Record, dict[str, Counter] | None]]]:
+    """The app's rules version, and for each user their profile row with the stored
+    memberships (NULL profile columns for unknown users) and, for a known user whose
+    memberships may have changed by time (valid_until passed, or none stored), the counters
+    the rules read (else None). One statement; a second one for the counters only when some
+    user needs them."""
     rows = await conn.fetch(
         """SELECT coalesce((SELECT version FROM catalogs WHERE app_id = $1), 0) AS catalog_version,
                   u.wanted, p.user_id, p.attributes, p.time_zone, p.locale, p.first_seen, p.last_seen,
-                  p.platforms, p.app_version, m.segments, m.valid_until, m.version,
-                  CASE WHEN p.user_id IS NOT NULL AND (m.valid_until <= $5 OR m.user_id IS NULL) THEN
-                      ARRAY(SELECT (t.key, t.count, t.first_at, t.last_at) FROM event_totals t
-                            WHERE t.app_id = $1 AND t.user_id = u.wanted AND t.key = any($3::text[])) END
-                      AS counter_totals,
-                  CASE WHEN p.user_id IS NOT NULL AND (m.valid_until <= $5 OR m.user_id IS NULL) THEN
-                      ARRAY(SELECT (d.key, d.day, d.count) FROM event_days d
-                            WHERE d.app_id = $1 AND d.user_id = u.wanted AND d.key = any($3::text[])
-                              AND d.day >= $4) END
-                      AS counter_days
+                  p.platforms, p.app_version, m.segments, m.valid_until, m.version
            FROM unnest($2::text[]) AS u(wanted)
-           LEFT JOIN LATERAL (SELECT * FROM profiles p WHERE p.app_id = $1 AND p.user_id = u.wanted LIMIT 1) p ON true
-           """ + _MEMBERSHIP_OF.format(alias="p"),
-        app_id, user_ids, list(keys), day_floor, now)
-    return {r["wanted"]: r for r in rows}
+           LEFT JOIN (profiles p """ + _MEMBERSHIP_OF.format(alias="p") + """)
+               ON p.app_id = $1 AND p.user_id = u.wanted AND p.user_id = any($2::text[])""",
+        app_id, user_ids)
+    version = rows[0]["catalog_version"] if rows else 0
+    # No stored memberships (segments is never NULL in a stored row), or past their validity.
+    due = [r["wanted"] for r in rows if r["user_id"] is not None and (
+        r["segments"] is None or (r["valid_until"] is not None and r["valid_until"] <= now))]
+    counters = await load_counters(conn, app_id, due, keys, day_floor) if due else {}
+    due_set = set(due)
+    return version, {r["wanted"]: (r, counters.get(r["wanted"], {}) if r["wanted"] in due_set else None)
+                     for r in rows}
 
 
 async def read_user_with_counters(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, user_id: str,
@@ -201,33 +205,37 @@ async def read_user_with_counters(conn: asyncpg.Connection | asyncpg.Pool, app_i
     the counters the rules read."""
     row = await conn.fetchrow(
         "SELECT p.*, m.segments, m.valid_until, m.version FROM profiles p " + _MEMBERSHIP_OF.format(alias="p")
-        + " WHERE p.app_id = $1 AND p.user_id = $2", app_id, user_id)
+        + " WHERE p.app_id = $1 AND p.user_id = any($2::text[])", app_id, [user_id])
     counters = await load_counters(conn, app_id, [user_id], keys, day_floor) if row is not None else {}
     return row, counters.get(user_id, {})
 
 
-def counters_of(row: asyncpg.Record) -> dict[str, Counter]:
-    days: dict[str, dict[date, int]] = defaultdict(dict)
-    for key, day, count in row["counter_days"] or ():
-        days[key][day] = count
-    return {key: Counter(n, first, last, days.get(key, {})) for key, n, first, last in row["counter_totals"] or ()}
+async def lock_user(conn: asyncpg.Connection, app_id: str, user_id: str) -> None:
+    """Locks one user's profile row (erasure): one user, so on Citus one shard."""
+    await conn.execute("SELECT 1 FROM profiles WHERE app_id = $1 AND user_id = $2 FOR UPDATE", app_id, user_id)
 
 
-async def lock_users(conn: asyncpg.Connection, app_id: str, users: Sequence[str],
-                     due_before: datetime | None = None) -> list[asyncpg.Record]:
-    """Locks the users' profile rows in user id order and reads them with their stored
-    memberships; with due_before, only users still due then, skipping rows another replica
-    holds."""
-    if due_before is None:
-        return await conn.fetch(
-            """SELECT p.*, m.segments, m.valid_until, m.version FROM profiles p """ + _MEMBERSHIP_OF.format(alias="p")
-            + """ WHERE p.app_id = $1 AND p.user_id = any($2::text[]) ORDER BY p.user_id FOR UPDATE OF p""",
-            app_id, list(users))
+async def lock_due_users(conn: asyncpg.Connection, app_id: str, users: Sequence[str],
+                         due_before: datetime) -> list[asyncpg.Record]:
+    """Locks the users' profile rows and reads those still due at `due_before` with their
+    stored memberships, in user id order (the sweeper).
+
+    The rows are locked by an UPDATE that changes nothing, not by SELECT ... FOR UPDATE SKIP
+    LOCKED: Citus refuses FOR UPDATE across shards, and a batch spans users, so shards
+    (docs/citus.md). An UPDATE takes the same row locks on every shard. It waits for a writer
+    of the same users (an event batch, another replica's sweep) instead of skipping them; the
+    read after it, in a snapshot of its own, then sees what that writer committed, so a user
+    another replica has just re-evaluated is no longer due and is left out. A deadlock with an
+    event batch (which locks in user id order) is retried by the caller, as any deadlock."""
+    ids = sorted(users)
+    await conn.execute("UPDATE profiles p SET updated_at = p.updated_at WHERE p.app_id = $1 AND p.user_id = any($2::text[])",
+                       app_id, ids)
     return await conn.fetch(
         """SELECT p.*, m.segments, m.valid_until, m.version FROM profiles p
            JOIN memberships m ON m.app_id = p.app_id AND m.user_id = p.user_id
+               AND m.app_id = $1 AND m.user_id = any($2::text[])
            WHERE p.app_id = $1 AND p.user_id = any($2::text[]) AND m.valid_until <= $3
-           ORDER BY p.user_id FOR UPDATE OF p SKIP LOCKED""", app_id, list(users), due_before)
+           ORDER BY p.user_id""", app_id, ids, due_before)
 
 
 async def erase_user(conn: asyncpg.Connection, app_id: str, user_id: str) -> None:
