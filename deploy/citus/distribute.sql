@@ -48,11 +48,13 @@ SELECT create_distributed_table('delivery.event_outbox', 'user_id', colocate_wit
 --   ingestion.log_cursors
 --   ingestion.log_holds
 --   ingestion.dead_letters
+--   ingestion.log_traces
 --   ingestion.schema_migrations
 --   segmentation.log_cursors
 --   segmentation.log_holds
 --   segmentation.log_positions
 --   segmentation.dead_letters
+--   segmentation.log_traces
 --   segmentation.schema_migrations
 --   decision.pending_sends
 --   decision.log_positions
@@ -60,4 +62,5 @@ SELECT create_distributed_table('delivery.event_outbox', 'user_id', colocate_wit
 --   delivery.log_cursors
 --   delivery.log_holds
 --   delivery.dead_letters
+--   delivery.log_traces
 --   delivery.schema_migrations

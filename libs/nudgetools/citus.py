@@ -58,6 +58,8 @@ _DEAD_LETTERS = "items set aside for an operator: rare, with a serial id, read b
 _LOG_POSITIONS = ("the last applied position per (source, app, lane): one row per lane and app, written in each "
                   "applied batch's transaction; a reference table would make every batch a write to every node")
 _MIGRATIONS = "which migrations ran: the migration runner's, on the coordinator"
+_LOG_TRACES = ("the trace context of each transaction that wrote to the log, by transaction id (tracing on "
+               "only): one row per batch, read by the log's readers on the coordinator, kept a day")
 
 # Every table of every schema, by schema-qualified name. Partitions follow their parent.
 TABLES: dict[str, Placement] = {
@@ -75,6 +77,7 @@ TABLES: dict[str, Placement] = {
     "ingestion.log_cursors": _local(_LOG_CURSORS),
     "ingestion.log_holds": _local(_LOG_HOLDS),
     "ingestion.dead_letters": _local(_DEAD_LETTERS),
+    "ingestion.log_traces": _local(_LOG_TRACES),
     "ingestion.schema_migrations": _local(_MIGRATIONS),
     # segmentation
     "segmentation.profiles": Placement(DISTRIBUTED, "profiles: the first table of the user group", USER, "none"),
@@ -91,6 +94,7 @@ TABLES: dict[str, Placement] = {
     "segmentation.log_holds": _local(_LOG_HOLDS),
     "segmentation.log_positions": _local(_LOG_POSITIONS),
     "segmentation.dead_letters": _local(_DEAD_LETTERS),
+    "segmentation.log_traces": _local(_LOG_TRACES),
     "segmentation.schema_migrations": _local(_MIGRATIONS),
     # decision
     "decision.campaigns": _reference("campaigns: cached by every replica, written by operators"),
@@ -113,6 +117,7 @@ TABLES: dict[str, Placement] = {
     "delivery.log_cursors": _local(_LOG_CURSORS),
     "delivery.log_holds": _local(_LOG_HOLDS),
     "delivery.dead_letters": _local(_DEAD_LETTERS),
+    "delivery.log_traces": _local(_LOG_TRACES),
     "delivery.schema_migrations": _local(_MIGRATIONS),
 }
 
