@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
+import pkgutil
 import re
 import sys
 import tempfile
@@ -65,8 +67,21 @@ ADMIN_PORT = 9901
 
 
 def public_service(name: str) -> str:
-    """The full gRPC name of a service's public API: the edge routes on it, and only on it."""
+    """The full gRPC name of a service's main public API (the one its health is reported for)."""
     return f"nudge.{name}.v1.{name.capitalize()}Service"
+
+
+def public_services(name: str) -> tuple[str, ...]:
+    """Every public gRPC service a Nudge service hosts, from its generated protos (decision's
+    own and UserTokenKeyService): the edge routes these, and no internal one."""
+    package = importlib.import_module(f"nudge.{name}.v1")
+    found = []
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name.endswith("_pb2") and not module.name.endswith("_internal_service_pb2"):
+            descriptor = importlib.import_module(f"{package.__name__}.{module.name}").DESCRIPTOR
+            found += [s.full_name for s in descriptor.services_by_name.values()]
+    main = public_service(name)
+    return (main, *sorted(s for s in found if s != main))
 
 
 # Every origin: any page may call, as it must present a key (and for a public key a user
@@ -136,7 +151,7 @@ def render(upstreams: Mapping[str, Sequence[tuple[str, int]]], listen: tuple[str
     mutual TLS to the services."""
     env = Environment(undefined=StrictUndefined)
     template = env.from_string(TEMPLATE.read_text())
-    services = [{"name": name, "grpc_service": public_service(name),
+    services = [{"name": name, "grpc_service": public_service(name), "grpc_services": public_services(name),
                  "endpoints": [{"host": h, "port": p} for h, p in upstreams[name]]} for name in SERVICES]
     descriptor_set = MOUNTED_DESCRIPTOR_SET if dns else str(DESCRIPTOR_SET)
     return template.render(services=services, dns=dns, listen_host=listen[0], listen_port=listen[1],

@@ -11,12 +11,9 @@ import json
 import socket
 import time
 
-import grpc
 import pytest
 from google.protobuf import json_format
 
-from nudge.decision.v1 import user_token_key_service_pb2 as keys_pb
-from nudge.decision.v1 import user_token_key_service_pb2_grpc as keys_grpc
 from nudgelib.interceptor import USER_TOKEN_HEADER
 from tests.conftest import INTERNAL_TOKEN, eventually
 from tests.e2e.conftest import running
@@ -159,10 +156,10 @@ async def test_without_a_valid_key_401_and_outside_its_scope_403(edge, shop):
 
 async def test_the_user_token_header_reaches_the_services(edge, shop, database_url):
     signer = SigningKey("ES256", kid="json-web")
-    async with grpc.aio.insecure_channel(edge.target("decision")) as channel:
-        await keys_grpc.UserTokenKeyServiceStub(channel).AddUserTokenKey(
-            keys_pb.AddUserTokenKeyRequest(public_key=signer.public_pem, key_id=signer.kid),
-            metadata=shop.auth("admin"))
+    # The app registers its signing key through the edge too (decision hosts the key service).
+    added = await call(edge, "/nudge.decision.v1.UserTokenKeyService/AddUserTokenKey",
+                       {"publicKey": signer.public_pem, "keyId": signer.kid}, shop.keys["admin"])
+    assert added.status == 200, added.body
     public = await public_key_of(database_url, shop)
     path = f"{DELIVERY}/FetchMessages"
 
