@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench protos lint clean web web-protos
+.PHONY: setup run test bench protos lint clean web web-build web-protos
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,11 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 
 setup: $(STAMP)
 
+# The web SDK and the demo shop page are built first when npm is here (quick when nothing
+# changed); without npm everything else starts, and `nudge run` serves no demo page.
 run: setup
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory --silent web-build; \
+	else echo "make run: npm not found, so the web SDK and the demo shop page were not built and the demo page is not served (Node 20 and npm build them)"; fi
 	$(BIN)/nudge run
 
 test: setup
@@ -34,15 +38,24 @@ lint: setup
 	cd protos && ../$(BIN)/buf lint
 
 # The web SDK (clients/web) needs Node 20 and npm; `make test` runs this target through
-# tests/unit/test_web_sdk.py. node_modules is reinstalled only when package-lock.json changes.
+# tests/unit/test_web_sdk.py. node_modules is reinstalled only when package-lock.json changes,
+# and dist/ (the SDK bundle and the demo shop page in dist/demo) rebuilt only when a source did.
 WEB := clients/web
+WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/demo $(WEB)/scripts -type f 2>/dev/null) \
+	$(WEB)/package.json $(WEB)/tsconfig.json $(WEB)/tsconfig.types.json
 $(WEB)/node_modules/.installed: $(WEB)/package-lock.json
 	@command -v npm >/dev/null 2>&1 || { echo "make web: npm not found; Node 20 and npm build the web SDK"; exit 1; }
 	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-web: $(WEB)/node_modules/.installed
-	cd $(WEB) && npm run --silent build && npm test --silent
+$(WEB)/dist/.built: $(WEB)/node_modules/.installed $(WEB_SOURCES)
+	cd $(WEB) && npm run --silent build
+	touch $@
+
+web-build: $(WEB)/dist/.built
+
+web: web-build
+	cd $(WEB) && npm test --silent
 
 web-protos: $(WEB)/node_modules/.installed
 	cd $(WEB) && npm run --silent generate

@@ -6,6 +6,9 @@ A service may run as several replicas, each a process on ports of its own, named
 `<service>-<k>` (`decision-1`, `decision-2`…; a service with one replica is just `decision`).
 Every process is told every replica's address of each peer, as a list (`NUDGE_<SERVICE>_ADDR`,
 balanced round robin by the peer clients), and the edge lists them too.
+
+Beside them, `sidecars`: processes that are not Nudge's but run with it locally (the demo
+shop's server), started after the services and supervised the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import grpc
 
@@ -88,6 +91,19 @@ def free_replica_ports(replicas: dict[str, int], extra: int = 0) -> tuple[dict[s
     return dict(zip(instances, ports)), dict(zip(instances, ports[n:2 * n])), ports[2 * n:]
 
 
+class Sidecar(Protocol):
+    """A process beside the services (nudgetools.demo_server.Sidecar)."""
+
+    env: dict[str, str]
+
+    @property
+    def url(self) -> str: ...
+
+    def command(self) -> list[str]: ...
+
+    async def ready(self) -> bool: ...
+
+
 @dataclass
 class Cluster:
     database_url: str
@@ -103,6 +119,8 @@ class Cluster:
     # Mutual TLS between every process, and TLS at the edge, with these certificates
     # (nudgetools.certs); None: plaintext, whatever TLS settings this process's environment has.
     certs: LocalCerts | None = None
+    # By name; started with `start((name,))` (not by default), supervised once running.
+    sidecars: dict[str, Sidecar] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _logs: list[IO] = field(default_factory=list)
 
@@ -162,6 +180,10 @@ class Cluster:
                 assert self.edge is not None
                 self.edge.write_config({s: self.addresses(s) for s in SERVICES})
                 command, env = self.edge.command(), None
+            elif name in self.sidecars:
+                sidecar = self.sidecars[name]
+                # Not the services' environment: a sidecar gets no database nor internal token.
+                command, env = sidecar.command(), {**os.environ, "PYTHONPATH": self.env()["PYTHONPATH"], **sidecar.env}
             else:
                 command, env = [sys.executable, "-m", f"services.{service_of(name)}"], self.env(name)
             self.processes[name] = subprocess.Popen(
@@ -181,6 +203,8 @@ class Cluster:
             alive = lambda: self.processes[n].poll() is None  # noqa: E731
             if n == EDGE and self.edge is not None:
                 return self.edge.wait_ready(timeout, alive=alive)
+            if n in self.sidecars:
+                return _wait_sidecar(n, self.sidecars[n], timeout, alive)
             return health.wait_serving(self.target(n), timeout, alive=alive, credentials=self.credentials())
 
         await asyncio.gather(*(ready(n) for n in names))
@@ -214,3 +238,15 @@ class Cluster:
             for f in self._logs:
                 f.close()
         return codes
+
+
+async def _wait_sidecar(name: str, sidecar: Sidecar, timeout: float, alive) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if not alive():
+            raise RuntimeError(f"{name} exited before it was ready")
+        if await sidecar.ready():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{name} not ready after {timeout:.0f}s")

@@ -1,7 +1,8 @@
 """`nudge run`: the whole system on one machine, for trying Nudge and developing it: the
 database, its schemas, the four services as processes (each as several replicas if asked:
 `--replicas decision=3,delivery=2`, or NUDGE_REPLICAS), Envoy in front of them as the one
-public port (nudgetools.edge), and the demo app. With `--tls`, every connection is encrypted:
+public port (nudgetools.edge), the demo app, and the demo shop page's server
+(nudgetools.demo_server) when the page is built. With `--tls`, every connection is encrypted:
 a local CA and certificates in the data folder's `tls/` (nudgetools.certs), mutual TLS between
 the processes and the edge on its TLS port only.
 
@@ -24,9 +25,9 @@ from typing import IO
 
 from nudgelib.config import SERVICES, ConfigError, ServiceSettings
 from nudgelib.tls import load_pair
-from nudgetools import certs as local_certs, demo
+from nudgetools import certs as local_certs, demo, demo_server
 from nudgetools.cluster import EDGE, REPO, Cluster, cannot_listen, instance_names, replica_ports
-from nudgetools.edge import Edge, EdgeSettings
+from nudgetools.edge import ANY_ORIGIN, Edge, EdgeSettings
 from nudgetools.database import database_url, migrate_all
 from nudgetools.supervisor import Supervisor
 
@@ -51,7 +52,18 @@ def parse_replicas(text: str, source: str = "NUDGE_REPLICAS") -> dict[str, int]:
     return counts
 
 
-def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
+# The name of the demo shop's server among the processes.
+DEMO = "demo"
+
+
+def demo_lines(cluster: Cluster, skipped: str | None) -> list[str]:
+    if DEMO in cluster.sidecars:
+        return [f"  {'demo shop':<15} {cluster.sidecars[DEMO].url}/"
+                "   (sign up, add to cart, leave, come back: the messages appear as they are sent)"]
+    return [f"  {'demo shop':<15} not served: {skipped}"] if skipped else []
+
+
+def banner(cluster: Cluster, app_id: str, keys: dict[str, str], demo_skipped: str | None = None) -> str:
     # Calls go through the edge; without one, straight to a replica.
     rows = []
     # TLS at the edge: --tls (the local CA's certificates), or the operator's certificate.
@@ -79,6 +91,7 @@ def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
                  f"NUDGE_TLS_KEY_FILE={c.key(local_certs.OPERATOR)}", ""]
     rows += [f"  {n:<15} grpc {cluster.target(n):<17} metrics http://127.0.0.1:{cluster.metrics_ports[n]}/metrics"
              for n in cluster.ports]
+    rows += demo_lines(cluster, demo_skipped)
     lines = [
         "",
         "Nudge is running.",
@@ -88,6 +101,8 @@ def banner(cluster: Cluster, app_id: str, keys: dict[str, str]) -> str:
         f"  export NUDGE_ADMIN_KEY={keys['admin']}",
         f"  export NUDGE_EVENTS_KEY={keys['events']}",
         f"  export NUDGE_CLIENT_KEY={keys['client']}",
+        # The shop page's key: valid only with a user token (README: Public-client keys).
+        *([f"  export NUDGE_PUBLIC_KEY={keys[demo.PUBLIC_LABEL]}"] if demo.PUBLIC_LABEL in keys else []),
         "",
         *trust,
         "Send a signup for u1, then ask for u1's next message (buf is in .venv/bin):",
@@ -128,7 +143,8 @@ def claim(folder: Path) -> IO[str]:
 
 
 def busy_port(settings: dict[str, ServiceSettings], replicas: dict[str, int] | None = None,
-              edge: EdgeSettings | None = None, tls: bool = False) -> str | None:
+              edge: EdgeSettings | None = None, tls: bool = False,
+              shop: demo_server.DemoSettings | None = None) -> str | None:
     """The first gRPC, metrics or edge port that could not be listened on, as one line."""
     replicas = replicas or {}
     for name, s in settings.items():
@@ -144,6 +160,8 @@ def busy_port(settings: dict[str, ServiceSettings], replicas: dict[str, int] | N
         for variable, port in (public, ("NUDGE_EDGE_ADMIN_PORT", edge.admin_port)):
             if why := cannot_listen(edge.bind_host, port):
                 return f"port {port} ({variable}, the edge) on {edge.bind_host} {why}"
+    if shop is not None and (why := cannot_listen(shop.bind_host, shop.port)):
+        return f"port {shop.port} (NUDGE_DEMO_PORT, the demo shop) on {shop.bind_host} {why}"
     return None
 
 
@@ -158,6 +176,7 @@ async def run_local(data_dir: Path, replicas: str | None = None, tls: bool = Fal
         edge = EdgeSettings.from_env(env)
         if edge.tls is not None:  # the operator's own certificate for the edge's listener
             load_pair("NUDGE_EDGE_TLS_CERT_FILE", edge.tls_cert_file, "NUDGE_EDGE_TLS_KEY_FILE", edge.tls_key_file)
+        shop = demo_server.DemoSettings.from_env(env)
         counts = (parse_replicas(replicas, "--replicas") if replicas is not None
                   else parse_replicas(env.get("NUDGE_REPLICAS", "")))
     except ConfigError as exc:
@@ -168,7 +187,7 @@ async def run_local(data_dir: Path, replicas: str | None = None, tls: bool = Fal
     try:
         if data_dir.exists():
             lock = claim(data_dir)
-        if problem := busy_port(settings, counts, edge, tls):
+        if problem := busy_port(settings, counts, edge, tls, shop if site_built() else None):
             print(f"nudge run: {problem}")
             return 2
         url = await database_url(create=True)
@@ -178,13 +197,45 @@ async def run_local(data_dir: Path, replicas: str | None = None, tls: bool = Fal
         return 2
     try:
         certs = local_certs.issue(data_dir / "tls") if tls else None
-        return await _serve(url, data_dir, settings, counts, edge, certs)
+        return await _serve(url, data_dir, settings, counts, edge, shop, certs)
     finally:
         lock.close()
 
 
+def with_shop(origins: tuple[str, ...], shop: demo_server.DemoSettings) -> tuple[str, ...]:
+    """The edge's allowed origins, and the demo page's own when they are a list and it is
+    served: the page `nudge run` serves must be able to call the edge `nudge run` starts."""
+    if origins == (ANY_ORIGIN,) or not site_built():
+        return origins
+    return tuple(dict.fromkeys((*origins, demo_server.origin(shop.bind_host, shop.port))))
+
+
+def site_built() -> bool:
+    return (demo_server.SITE / "shop.js").is_file()
+
+
+async def _start_shop(cluster: Cluster, url: str, data_dir: Path, app_id: str, keys: dict[str, str],
+                      shop: demo_server.DemoSettings) -> str | None:
+    """The shop's signing key and campaigns, and its server if the page is built; returns why
+    the page is not served, or None."""
+    signer, registered = await demo.shop_signer(url, app_id, data_dir)
+    if registered:  # a new data folder, or one from before the shop
+        await demo.seed_shop(cluster.target("decision"), keys["admin"], cluster.credentials())
+    if not site_built():
+        return (f"{demo_server.SITE.relative_to(REPO)} is not built "
+                "(`make run` builds it when npm is installed: Node 20 and npm)")
+    assert cluster.edge is not None
+    # With TLS at the edge the page calls it over https (a browser must trust its certificate).
+    scheme = "https" if cluster.edge.tls is not None else "http"
+    cluster.sidecars[DEMO] = demo_server.sidecar(shop.bind_host, shop.port, f"{scheme}://{cluster.edge.target}",
+                                                 keys[demo.PUBLIC_LABEL], signer.key_file, signer.kid)
+    cluster.start((DEMO,))
+    await cluster.wait_ready(names=(DEMO,))
+    return None
+
+
 async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings], replicas: dict[str, int],
-                 edge: EdgeSettings, certs: local_certs.LocalCerts | None = None) -> int:
+                 edge: EdgeSettings, shop: demo_server.DemoSettings, certs: local_certs.LocalCerts | None = None) -> int:
     env = os.environ
     await migrate_all(url)
     cluster = Cluster(
@@ -194,7 +245,7 @@ async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings],
         metrics_ports=replica_ports({n: s.metrics_port for n, s in settings.items()}, replicas),
         # With TLS (--tls, or the edge's own certificate), on the TLS port only.
         edge=Edge(edge.tls_port if certs or edge.tls else edge.port, edge.admin_port, data_dir / "envoy.yaml",
-                  host=edge.bind_host, origins=edge.allowed_origins, tls=edge.tls),
+                  host=edge.bind_host, origins=with_shop(edge.allowed_origins, shop), tls=edge.tls),
         certs=certs,
     )
     stop = asyncio.Event()
@@ -218,7 +269,8 @@ async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings],
         if created:
             await demo.seed(cluster.target("segmentation"), cluster.target("decision"), keys["admin"],
                             cluster.credentials())
-        print(banner(cluster, app_id, keys), flush=True)
+        skipped = await _start_shop(cluster, url, data_dir, app_id, keys, shop)
+        print(banner(cluster, app_id, keys, skipped), flush=True)
         supervisor.start()
         await stop.wait()
         return 0

@@ -1,6 +1,6 @@
 """`nudge run` as a user starts it: a service killed is restarted while the others keep
 serving; a second run on the same data folder or ports stops before its banner, naming
-which; SIGTERM stops everything."""
+which; the demo shop's server is supervised like the services; SIGTERM stops everything."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from nudgelib.config import SERVICES
 from nudgetools import health
 from nudgetools.cluster import REPO, free_ports
 from tests.conftest import INTERNAL_TOKEN, eventually, prepare_database
+from tests.web_site import built_site
 
 pytestmark = pytest.mark.e2e
 
@@ -26,8 +28,8 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 def children(pid: int) -> dict[str, int]:
-    """The services a process started, by name, and the edge as `edge` (from /proc: their
-    command lines)."""
+    """The services a process started, by name, the edge as `edge` and the demo shop's server
+    as `demo` (from /proc: their command lines)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -45,6 +47,8 @@ def children(pid: int) -> dict[str, int]:
             module = cmdline[cmdline.index(b"-m") + 1].decode()
             if module.startswith("services."):
                 found[module.removeprefix("services.")] = int(entry.name)
+            elif module == "nudgetools.demo_server":
+                found["demo"] = int(entry.name)
     return found
 
 
@@ -69,6 +73,11 @@ def shell(script: str, cwd: Path) -> str:
     return result.stdout
 
 
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
@@ -84,8 +93,9 @@ def run_env(database_url: str, data_dir: Path, ports: list[int]) -> dict[str, st
     for i, name in enumerate(SERVICES):
         env[f"NUDGE_{name.upper()}_PORT"] = str(ports[i])
         env[f"NUDGE_{name.upper()}_METRICS_PORT"] = str(ports[4 + i])
-    # The edge's ports follow the services' (a run beside this one may hold 8080).
+    # The edge's ports follow the services' (a run beside this one may hold 8080), then the shop's.
     env["NUDGE_EDGE_PORT"], env["NUDGE_EDGE_ADMIN_PORT"] = str(ports[8]), str(ports[9])
+    env["NUDGE_DEMO_PORT"] = str(ports[10])
     return env
 
 
@@ -103,9 +113,11 @@ def local_database(database_url) -> str:
     return url
 
 
+@pytest.mark.timeout(300)  # the demo page is built first when it is not yet
 async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stops_on_sigterm(
         local_database, tmp_path):
-    data_dir, ports = tmp_path / "data", free_ports(10)
+    built_site()  # as `make run` builds it before `nudge run`
+    data_dir, ports = tmp_path / "data", free_ports(11)
     env = run_env(local_database, data_dir, ports)
     targets = {name: f"127.0.0.1:{ports[i]}" for i, name in enumerate(SERVICES)}
     log = tmp_path / "run"
@@ -119,7 +131,7 @@ async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stop
 
         await eventually(banner, timeout=90, interval=0.2)
         started = children(run.pid)
-        assert set(started) == {*SERVICES, "edge"}
+        assert set(started) == {*SERVICES, "edge", "demo"}
         # The banner's examples work as printed, through the edge: u1 signs up, then gets the
         # welcome modal (once segmentation has applied the signup).
         printed = out.read_text()
@@ -136,7 +148,7 @@ async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stop
 
         # A second `nudge run` on the same folder, or on the same ports, stops before its banner.
         second = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "nudgetools.cli", "run"], cwd=REPO,
-                                         env=run_env(local_database, data_dir, free_ports(10)),
+                                         env=run_env(local_database, data_dir, free_ports(11)),
                                          capture_output=True, text=True, timeout=30)
         assert (second.returncode, second.stdout) == (
             2, f"nudge run: data folder {data_dir} is in use by another `nudge run` (pid {run.pid})\n")
@@ -178,6 +190,24 @@ async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stop
         assert again == {"acceptedCount": 1, "duplicateCount": 1}  # the same event e1, once more
         now = children(run.pid)
         assert now["edge"] != started["edge"]
+
+        # The demo shop, at the address the banner gives, tells its page where the edge is and
+        # which key to use (the banner's public key); killed, it is started again.
+        shop = f"http://127.0.0.1:{ports[10]}"
+        assert f"demo shop       {shop}/" in printed
+        public_key = next(line.split("=", 1)[1] for line in printed.splitlines()
+                          if line.strip().startswith("export NUDGE_PUBLIC_KEY="))
+        assert await asyncio.to_thread(get_json, f"{shop}/config.json") == {
+            "endpoint": f"http://127.0.0.1:{ports[8]}", "apiKey": public_key}
+        os.kill(now["demo"], signal.SIGKILL)
+
+        async def demo_back() -> bool:
+            return "nudge run: demo is serving again" in err.read_text()
+
+        await eventually(demo_back, timeout=60, interval=0.2)
+        assert (await asyncio.to_thread(get_json, f"{shop}/token?user=u1"))["expires_in"] > 0
+        now = children(run.pid)
+        assert now["demo"] != started["demo"]
 
         run.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(run.wait, 60) == 0, err.read_text()

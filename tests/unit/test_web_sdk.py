@@ -1,6 +1,7 @@
 """The web SDK (clients/web, TypeScript) is built and tested with the rest: `make web` installs
-its pinned packages (only when package-lock.json changed), type-checks, bundles and runs its
-vitest suite, which includes the check that its generated code matches the protos."""
+its pinned packages (only when package-lock.json changed), type-checks, bundles (the SDK, and
+the demo shop page with it) and runs its vitest suite, which includes the check that its
+generated code matches the protos."""
 
 from __future__ import annotations
 
@@ -23,5 +24,7 @@ def test_web_sdk_builds_and_its_tests_pass():
                             timeout=880)
     assert result.returncode == 0, (
         f"`make web` failed (exit {result.returncode}):\n{result.stdout[-8000:]}\n{result.stderr[-4000:]}")
-    # The bundle a page loads with <script type="module">.
+    # The bundle a page loads with <script type="module">, and the demo shop page built with it.
     assert (REPO / "clients/web/dist/nudge.js").stat().st_size > 0
+    for page_file in ("index.html", "shop.css", "shop.js", "nudge.js"):
+        assert (REPO / "clients/web/dist/demo" / page_file).stat().st_size > 0, page_file
