@@ -17,7 +17,8 @@ import pytest
 
 from nudgetools.cluster import REPO, free_ports
 from tests.conftest import eventually, prepare_database
-from tests.e2e.test_local_run import alive, banner_commands, children, run_env, shell
+from tests.e2e.test_local_run import alive, banner_commands, children, get_json, run_env, shell
+from tests.web_site import built_site
 
 pytestmark = pytest.mark.e2e
 
@@ -31,9 +32,10 @@ def local_database(database_url) -> str:
 
 
 async def test_nudge_run_tls_encrypts_every_hop_and_its_banner_works_as_printed(local_database, tmp_path):
-    data_dir, ports = tmp_path / "data", free_ports(11)
-    env = run_env(local_database, data_dir, ports)
-    env["NUDGE_EDGE_TLS_PORT"] = str(ports[10])
+    built_site()  # as `make run` builds it before `nudge run`
+    data_dir, ports = tmp_path / "data", free_ports(12)
+    env = run_env(local_database, data_dir, ports)  # ports[10]: the demo shop's
+    env["NUDGE_EDGE_TLS_PORT"] = str(ports[11])
     out, err = tmp_path / "run.out", tmp_path / "run.err"
     run = subprocess.Popen([sys.executable, "-m", "nudgetools.cli", "run", "--tls"], cwd=REPO, env=env,
                            stdout=open(out, "w"), stderr=open(err, "w"))
@@ -46,9 +48,11 @@ async def test_nudge_run_tls_encrypts_every_hop_and_its_banner_works_as_printed(
         printed = out.read_text()
         tls_dir = data_dir / "tls"
         assert f"--cacert {tls_dir / 'ca.crt'}" in printed
-        assert f"https://127.0.0.1:{ports[10]}/nudge.delivery.v1.DeliveryService/FetchMessages" in printed
-        # The plaintext port is not opened beside the TLS one.
+        assert f"https://127.0.0.1:{ports[11]}/nudge.delivery.v1.DeliveryService/FetchMessages" in printed
+        # The plaintext port is not opened beside the TLS one, and the demo page calls the TLS one.
         assert f"127.0.0.1:{ports[8]}" not in printed
+        config = await asyncio.to_thread(get_json, f"http://127.0.0.1:{ports[10]}/config.json")
+        assert config["endpoint"] == f"https://127.0.0.1:{ports[11]}"
         track_command, fetch_command = banner_commands(printed)
         assert json.loads(await asyncio.to_thread(shell, track_command, cwd=REPO)) == {"acceptedCount": 1}
 
