@@ -10,13 +10,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 
 from nudgelib.config import DEFAULT_PORTS
 from nudgetools import edge as edge_config
-from tests.unit.test_kubernetes import KUBE, KUBERNETES_VERSIONS, config_map, container, objects, render
+from tests.unit.test_kubernetes import KUBE, KUBERNETES_VERSIONS, config_map, container, objects, render, schema_errors
 
 SERVICES = tuple(DEFAULT_PORTS)
 
@@ -34,12 +33,7 @@ def docs(tmp_path_factory) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_object_is_valid_against_the_kubernetes_schemas(docs, version: str) -> None:
-    errors = []
-    for doc in docs:
-        try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message}")
+    errors = schema_errors(docs, version)
     assert not errors, "\n".join(errors)
 
 

@@ -4,25 +4,15 @@ checking the service's name. The committed TLS rendering (compose, Kubernetes) i
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
 from nudgelib.config import SERVICES, TlsSettings
 from nudgetools import certs, edge
+from tests.unit.nudgetools.test_edge_config import envoy_validates
 
 ADDRESSES = {name: [f"127.0.0.1:{50051 + i}"] for i, name in enumerate(SERVICES)}
-
-
-def validate(text: str, folder: Path) -> None:
-    path = folder / "envoy.yaml"
-    path.write_text(text)
-    result = subprocess.run([str(edge.binary()), "--mode", "validate", "--config-path", str(path),
-                             "--disable-hot-restart", "--log-level", "warning"], capture_output=True, text=True,
-                            timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +26,7 @@ def static_tls(c: certs.LocalCerts) -> str:
 
 
 def test_envoy_accepts_the_static_tls_variant(issued, tmp_path):
-    validate(static_tls(issued), tmp_path)
+    envoy_validates(static_tls(issued), tmp_path)
 
 
 def test_envoy_accepts_the_committed_tls_variant_given_its_files(issued, tmp_path):
@@ -51,7 +41,7 @@ def test_envoy_accepts_the_committed_tls_variant_given_its_files(issued, tmp_pat
     for mounted, local in files.items():
         assert mounted in text
         text = text.replace(mounted, str(local))
-    validate(text, tmp_path)
+    envoy_validates(text, tmp_path)
 
 
 def test_the_committed_tls_variants_are_current():
