@@ -8,6 +8,8 @@ ratios to the floor and memory.
 
 from __future__ import annotations
 
+import nudgetools  # noqa: F401, I001  first: it turns off gRPC's fork handlers before grpc loads
+
 import importlib
 import sys
 
