@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench protos lint clean web web-build web-protos
+.PHONY: setup run test bench protos lint clean web web-build web-protos console
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +14,12 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 
 setup: $(STAMP)
 
-# The web SDK and the demo shop page are built first when npm is here (quick when nothing
-# changed); without npm everything else starts, and `nudge run` serves no demo page.
+# The web SDK, the demo shop page and the console's browser files are built first when npm is
+# here (quick when nothing changed); without npm everything else starts, `nudge run` serves no
+# demo page and the console draws no previews.
 run: setup
-	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory --silent web-build; \
-	else echo "make run: npm not found, so the web SDK and the demo shop page were not built and the demo page is not served (Node 20 and npm build them)"; fi
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory --silent web-build console; \
+	else echo "make run: npm not found, so the web SDK, the demo shop page and the console's previews were not built and the demo page is not served (Node 20 and npm build them)"; fi
 	$(BIN)/nudge run
 
 test: setup
@@ -60,5 +61,24 @@ web: web-build
 web-protos: $(WEB)/node_modules/.installed
 	cd $(WEB) && npm run --silent generate
 
+# The console's browser files in console/build (built, never committed): htmx from its npm
+# package, and the web SDK's bundle, which draws the previews; each copied again only when
+# its source changed.
+CONSOLE := console
+$(CONSOLE)/node_modules/.installed: $(CONSOLE)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make console: npm not found; Node 20 and npm build the console's files"; exit 1; }
+	cd $(CONSOLE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CONSOLE)/build/htmx.min.js: $(CONSOLE)/node_modules/.installed
+	mkdir -p $(CONSOLE)/build
+	cp $(CONSOLE)/node_modules/htmx.org/dist/htmx.min.js $@
+
+$(CONSOLE)/build/nudge.js: $(WEB)/dist/.built
+	mkdir -p $(CONSOLE)/build
+	cp $(WEB)/dist/nudge.js $@
+
+console: $(CONSOLE)/build/htmx.min.js $(CONSOLE)/build/nudge.js
+
 clean:
-	rm -rf $(VENV) .pytest_cache $(WEB)/node_modules $(WEB)/dist
+	rm -rf $(VENV) .pytest_cache $(WEB)/node_modules $(WEB)/dist $(CONSOLE)/node_modules $(CONSOLE)/build

@@ -25,7 +25,7 @@ from console.pages import campaigns, preview, results, segments, settings_page, 
 from console.sessions import COOKIE, LOGIN_COOKIE, SessionStore
 from console.settings import ConsoleSettings
 from console.token_keys import TokenKeys
-from console.web import HERE, Console, close_ended, console_of, redirect, render
+from console.web import FORM_ERRORS, HERE, Console, close_ended, console_of, redirect, render
 from nudge_client import AsyncNudge
 from nudgetools.operate.target import parse_target
 
@@ -151,7 +151,7 @@ async def login(request: Request) -> Response:
         if client is not None:
             await client.close()
         token = secrets.token_urlsafe(32)
-        response = render(request, "login.html", None, status_code=400 if key else 422, login_csrf=token,
+        response = render(request, "login.html", None, status_code=FORM_ERRORS, login_csrf=token,
                           next=next_page, error=problem)
         response.set_cookie(LOGIN_COOKIE, token, max_age=3600, **_cookie_args(request))
         return response

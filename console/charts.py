@@ -27,7 +27,7 @@ def funnel_spec(stats: Any) -> dict[str, Any]:
         "data": {"values": rows},
         "mark": {"type": "bar", "tooltip": True},
         "encoding": {
-            "x": {"field": "stage", "type": "nominal", "sort": list(STAGES), "title": None},
+            "x": {"field": "stage", "type": "nominal", "sort": list(STAGES), "title": None, "axis": {"labelAngle": 0}},
             "xOffset": {"field": "variant", "type": "nominal"},
             "y": {"field": "count", "type": "quantitative", "title": "users"},
             "color": {"field": "variant", "type": "nominal"},

@@ -118,3 +118,9 @@ def form(request: Request) -> dict[str, str]:
 
 def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
+
+
+# A form shown again with its problems is a page like any other, answered 200 as most web
+# frameworks do: a browser logs every 4xx document as a console error, and the page itself
+# says what is wrong, at each field.
+FORM_ERRORS = 200

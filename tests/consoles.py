@@ -41,11 +41,12 @@ class RunningConsole:
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, follow_redirects=False, timeout=30)
 
-    async def signed_in(self, key: str) -> httpx.AsyncClient:
-        http = self.client()
-        response = await sign_in(http, key)
-        assert response.status_code == 303, response.text
-        return http
+    @asynccontextmanager
+    async def signed_in(self, key: str) -> AsyncIterator[httpx.AsyncClient]:
+        async with self.client() as http:
+            response = await sign_in(http, key)
+            assert response.status_code == 303, response.text
+            yield http
 
 
 def csrf_of(html: str) -> str:

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from console.forms import (MODES, STARTER, STATUSES, CampaignForm, FormErrors, form_of, header_length, parse_form,
                            place_problems, place_violations)
 from console.sessions import Session
-from console.web import form, page, redirect, render
+from console.web import FORM_ERRORS, form, page, redirect, render
 from nudge_client.protos import decision
 from nudgelib.errors import violations_of
 from nudgetools.files import DocumentError, document_data, with_segment_ids
@@ -125,7 +125,7 @@ async def campaign_new(request: Request, session: Session) -> Response:
     f = CampaignForm.from_fields(form(request))
     saved, errors = await _save(request, session, f)
     if saved is None:
-        return _form_page(request, session, "New campaign", "/campaigns/new", f, errors, status_code=400)
+        return _form_page(request, session, "New campaign", "/campaigns/new", f, errors, status_code=FORM_ERRORS)
     return redirect(f"/campaigns/{saved.id}")
 
 
@@ -157,7 +157,7 @@ async def campaign_edit(request: Request, session: Session) -> Response:
     saved, errors = await _save(request, session, f, cid, version)
     if saved is None:
         return _form_page(request, session, f"Edit {f.values.get('name') or cid}", action, f, errors, version,
-                          status_code=400)
+                          status_code=FORM_ERRORS)
     return redirect(f"/campaigns/{cid}")
 
 

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from console import grpcweb
 from console.sessions import COOKIE, Session
-from console.web import console_of, form, page, render
+from console.web import FORM_ERRORS, console_of, form, page, render
 from nudge_client import rpcs
 from nudge_client.protos import decision, delivery
 from nudgelib.errors import violations_of
@@ -136,7 +136,7 @@ async def send_test(request: Request, session: Session) -> Response:
                 test_errors["test_general"] = exc.details() or exc.code().name
     shown = {k: values.get(k, "") for k in ("user", "attributes", "event")}
     return await _page(request, session, {**shown, **{k: values.get(k, "") for k in values if k.startswith("test_")}},
-                       notice=notice, test_errors=test_errors, status_code=400 if test_errors else 200)
+                       notice=notice, test_errors=test_errors, status_code=FORM_ERRORS)
 
 
 async def _session(request: Request) -> Session | None:

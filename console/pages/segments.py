@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from console.forms import SEGMENT_STARTER, CampaignForm, FormErrors, parse_segment_form, segment_form_of
 from console.sessions import Session
-from console.web import form, page, redirect, render
+from console.web import FORM_ERRORS, form, page, redirect, render
 from nudgelib.errors import violations_of
 from nudgetools.files import DocumentError, with_segment_ids
 from nudgetools.operate.state import read_segments, segment_document
@@ -100,7 +100,7 @@ async def segment_new(request: Request, session: Session) -> Response:
     f = _fields(form(request))
     saved, errors = await _save(session, f)
     if saved is None:
-        return _form_page(request, session, f, errors, status_code=400)
+        return _form_page(request, session, f, errors, status_code=FORM_ERRORS)
     return redirect(f"/segments/{saved.id}")
 
 
@@ -116,7 +116,7 @@ async def segment_edit(request: Request, session: Session) -> Response:
         f = _fields(form(request))
         saved, errors = await _save(session, f, segment)
         if saved is None:
-            return _form_page(request, session, f, errors, segment, status_code=400)
+            return _form_page(request, session, f, errors, segment, status_code=FORM_ERRORS)
         return redirect(f"/segments/{saved.id}")
     segments = await read_segments(session.client)
     f = segment_form_of(segment_document(segment, segments))

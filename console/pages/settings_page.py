@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from console.forms import CampaignForm, FormErrors, parse_settings_form, settings_form_of, settings_violation_errors
 from console.sessions import Session
-from console.web import form, page, redirect, render
+from console.web import FORM_ERRORS, form, page, redirect, render
 from nudge_client._proto.nudge.decision.v1 import user_token_key_service_pb2 as token_pb
 from nudgelib.errors import violations_of
 from nudgetools.operate.state import read_settings, settings_document
@@ -46,14 +46,14 @@ async def settings_view(request: Request, session: Session) -> Response:
                      values.get("rest", ""))
     doc, errors = parse_settings_form(f)
     if doc is None:
-        return await _page(request, session, f, errors, status_code=400)
+        return await _page(request, session, f, errors, status_code=FORM_ERRORS)
     try:
         await session.client.update_app_settings(settings=doc.message)
     except grpc.aio.AioRpcError as exc:
         if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
             raise
         errors = settings_violation_errors([(v.field, v.description) for v in violations_of(exc)], doc, f)
-        return await _page(request, session, f, errors, status_code=400)
+        return await _page(request, session, f, errors, status_code=FORM_ERRORS)
     return redirect("/settings?saved=1")
 
 
@@ -63,7 +63,7 @@ async def signing_key_add(request: Request, session: Session) -> Response:
     public_key, key_id = values.get("public_key", "").strip(), values.get("key_id", "").strip()
     if not public_key:
         return await _page(request, session, key_errors={"public_key": "is required: the public half, PEM or JWK"},
-                           key_values=values, status_code=400)
+                           key_values=values, status_code=FORM_ERRORS)
     try:
         await session.token_keys.add(public_key, key_id)
     except grpc.aio.AioRpcError as exc:
@@ -72,7 +72,7 @@ async def signing_key_add(request: Request, session: Session) -> Response:
             raise
         found = {("key_id" if v.field == "key_id" else "public_key"): v.description for v in violations_of(exc)}
         return await _page(request, session, key_errors=found or {"public_key": exc.details()}, key_values=values,
-                           status_code=400)
+                           status_code=FORM_ERRORS)
     return redirect("/settings#signing-keys")
 
 

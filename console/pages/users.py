@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from console.sessions import Session
-from console.web import form, page, render
+from console.web import FORM_ERRORS, form, page, render
 from nudge_client.protos import common, decision
 from nudgetools.operate.commands import _attribute
 from nudgetools.operate.state import read_segments
@@ -79,7 +79,7 @@ async def user_delete(request: Request, session: Session) -> Response:
     values = form(request)
     user = values.get("user", "").strip()
     if not user or values.get("confirm") != user:
-        return render(request, "users.html", session, status_code=400, values={"user": user}, platforms=PLATFORMS,
+        return render(request, "users.html", session, status_code=FORM_ERRORS, values={"user": user}, platforms=PLATFORMS,
                       user=None, delete_error="Type the user id again to confirm the erasure.")
     got = await session.client.delete_user(user_id=user)
     return render(request, "users.html", session, values={"user": ""}, platforms=PLATFORMS, user=None,

@@ -31,6 +31,7 @@ from nudgelib.config import SERVICES, TlsSettings
 from nudgetools import health
 from nudgetools.certs import EDGE as EDGE_IDENTITY, OPERATOR, PUBLIC, LocalCerts
 from nudgetools.edge import Edge
+from nudgetools.webconsole import ConsoleProcess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,8 +62,9 @@ def cannot_listen(host: str, port: int) -> str | None:
     return None
 
 
-# The process name of the edge, beside the services' instances.
+# The process names of the edge and the web console, beside the services' instances.
 EDGE = "edge"
+CONSOLE = "console"
 
 
 def instance_names(service: str, count: int) -> list[str]:
@@ -121,6 +123,8 @@ class Cluster:
     certs: LocalCerts | None = None
     # By name; started with `start((name,))` (not by default), supervised once running.
     sidecars: dict[str, Sidecar] = field(default_factory=dict)
+    # The web console, started after the edge when set (`nudge run`).
+    console: ConsoleProcess | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _logs: list[IO] = field(default_factory=list)
 
@@ -167,9 +171,11 @@ class Cluster:
         return env
 
     def start(self, names: tuple[str, ...] | None = None) -> None:
-        """Starts the named processes: by default every instance, then the edge if there is one."""
+        """Starts the named processes: by default every instance, then the edge and the console
+        if there are."""
         if names is None:
-            names = (*self.ports, *((EDGE,) if self.edge is not None else ()))
+            names = (*self.ports, *((EDGE,) if self.edge is not None else ()),
+                     *((CONSOLE,) if self.console is not None else ()))
         for name in names:
             out: IO | None = None
             if self.log_dir is not None:
@@ -184,6 +190,12 @@ class Cluster:
                 sidecar = self.sidecars[name]
                 # Not the services' environment: a sidecar gets no database nor internal token.
                 command, env = sidecar.command(), {**os.environ, "PYTHONPATH": self.env()["PYTHONPATH"], **sidecar.env}
+            elif name == CONSOLE:
+                assert self.console is not None
+                # Only what it needs: it calls the public API, never the database or internal RPCs.
+                command = self.console.command()
+                env = {**{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NUDGE_INTERNAL_TOKEN")},
+                       "PYTHONPATH": self.env()["PYTHONPATH"], **self.console.env()}
             else:
                 command, env = [sys.executable, "-m", f"services.{service_of(name)}"], self.env(name)
             self.processes[name] = subprocess.Popen(
@@ -205,6 +217,8 @@ class Cluster:
                 return self.edge.wait_ready(timeout, alive=alive)
             if n in self.sidecars:
                 return _wait_sidecar(n, self.sidecars[n], timeout, alive)
+            if n == CONSOLE and self.console is not None:
+                return self.console.wait_ready(timeout, alive=alive)
             return health.wait_serving(self.target(n), timeout, alive=alive, credentials=self.credentials())
 
         await asyncio.gather(*(ready(n) for n in names))

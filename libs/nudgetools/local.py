@@ -23,11 +23,13 @@ import signal
 from pathlib import Path
 from typing import IO
 
+from console.settings import ConsoleSettings
 from nudgelib.config import SERVICES, ConfigError, ServiceSettings
 from nudgelib.tls import load_pair
 from nudgetools import certs as local_certs, demo, demo_server
 from nudgetools.cluster import EDGE, REPO, Cluster, cannot_listen, instance_names, replica_ports
 from nudgetools.edge import ANY_ORIGIN, Edge, EdgeSettings
+from nudgetools.webconsole import ConsoleProcess
 from nudgetools.database import database_url, migrate_all
 from nudgetools.supervisor import Supervisor
 
@@ -75,6 +77,9 @@ def banner(cluster: Cluster, app_id: str, keys: dict[str, str], demo_skipped: st
                     "   (the public API of all four services)")
     else:
         ingestion, delivery = cluster.target("ingestion"), cluster.target("delivery")
+    if cluster.console is not None:
+        rows.append(f"  {'console':<15} {cluster.console.url:<22}"
+                    "   (the web console: sign in with the admin key below)")
     # The edge routes no reflection: buf reads the API from the checkout's protos.
     protos = REPO / "protos"
     schema = "--schema protos " if Path.cwd() == REPO else f"--schema {protos} "
@@ -144,7 +149,7 @@ def claim(folder: Path) -> IO[str]:
 
 def busy_port(settings: dict[str, ServiceSettings], replicas: dict[str, int] | None = None,
               edge: EdgeSettings | None = None, tls: bool = False,
-              shop: demo_server.DemoSettings | None = None) -> str | None:
+              shop: demo_server.DemoSettings | None = None, console: ConsoleSettings | None = None) -> str | None:
     """The first gRPC, metrics or edge port that could not be listened on, as one line."""
     replicas = replicas or {}
     for name, s in settings.items():
@@ -162,6 +167,8 @@ def busy_port(settings: dict[str, ServiceSettings], replicas: dict[str, int] | N
                 return f"port {port} ({variable}, the edge) on {edge.bind_host} {why}"
     if shop is not None and (why := cannot_listen(shop.bind_host, shop.port)):
         return f"port {shop.port} (NUDGE_DEMO_PORT, the demo shop) on {shop.bind_host} {why}"
+    if console is not None and (why := cannot_listen(console.bind_host, console.port)):
+        return f"port {console.port} (NUDGE_CONSOLE_PORT, the console) on {console.bind_host} {why}"
     return None
 
 
@@ -177,6 +184,7 @@ async def run_local(data_dir: Path, replicas: str | None = None, tls: bool = Fal
         if edge.tls is not None:  # the operator's own certificate for the edge's listener
             load_pair("NUDGE_EDGE_TLS_CERT_FILE", edge.tls_cert_file, "NUDGE_EDGE_TLS_KEY_FILE", edge.tls_key_file)
         shop = demo_server.DemoSettings.from_env(env)
+        console = ConsoleSettings.from_env(env)
         counts = (parse_replicas(replicas, "--replicas") if replicas is not None
                   else parse_replicas(env.get("NUDGE_REPLICAS", "")))
     except ConfigError as exc:
@@ -187,7 +195,7 @@ async def run_local(data_dir: Path, replicas: str | None = None, tls: bool = Fal
     try:
         if data_dir.exists():
             lock = claim(data_dir)
-        if problem := busy_port(settings, counts, edge, tls, shop if site_built() else None):
+        if problem := busy_port(settings, counts, edge, tls, shop if site_built() else None, console):
             print(f"nudge run: {problem}")
             return 2
         url = await database_url(create=True)
@@ -197,7 +205,7 @@ async def run_local(data_dir: Path, replicas: str | None = None, tls: bool = Fal
         return 2
     try:
         certs = local_certs.issue(data_dir / "tls") if tls else None
-        return await _serve(url, data_dir, settings, counts, edge, shop, certs)
+        return await _serve(url, data_dir, settings, counts, edge, shop, console, certs)
     finally:
         lock.close()
 
@@ -235,7 +243,8 @@ async def _start_shop(cluster: Cluster, url: str, data_dir: Path, app_id: str, k
 
 
 async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings], replicas: dict[str, int],
-                 edge: EdgeSettings, shop: demo_server.DemoSettings, certs: local_certs.LocalCerts | None = None) -> int:
+                 edge: EdgeSettings, shop: demo_server.DemoSettings, console: ConsoleSettings,
+                 certs: local_certs.LocalCerts | None = None) -> int:
     env = os.environ
     await migrate_all(url)
     cluster = Cluster(
@@ -248,6 +257,8 @@ async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings],
                   host=edge.bind_host, origins=with_shop(edge.allowed_origins, shop), tls=edge.tls),
         certs=certs,
     )
+    # The console calls the public API through the edge, as an operator's browser would reach it.
+    cluster.console = ConsoleProcess(console.port, console.target or cluster.edge.target, host=console.bind_host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2
 from nudgelib.config import SERVICES
 from nudgetools import health
 from nudgetools.cluster import REPO, free_ports
+from nudgetools.edge import admin_get
 from tests.conftest import INTERNAL_TOKEN, eventually, prepare_database
 from tests.web_site import built_site
 
@@ -28,8 +29,8 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 def children(pid: int) -> dict[str, int]:
-    """The services a process started, by name, the edge as `edge` and the demo shop's server
-    as `demo` (from /proc: their command lines)."""
+    """The services a process started, by name, the edge as `edge`, the demo shop's server as
+    `demo` and the web console as `console` (from /proc: their command lines)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -49,6 +50,8 @@ def children(pid: int) -> dict[str, int]:
                 found[module.removeprefix("services.")] = int(entry.name)
             elif module == "nudgetools.demo_server":
                 found["demo"] = int(entry.name)
+            elif module == "console":
+                found["console"] = int(entry.name)
     return found
 
 
@@ -96,6 +99,8 @@ def run_env(database_url: str, data_dir: Path, ports: list[int]) -> dict[str, st
     # The edge's ports follow the services' (a run beside this one may hold 8080), then the shop's.
     env["NUDGE_EDGE_PORT"], env["NUDGE_EDGE_ADMIN_PORT"] = str(ports[8]), str(ports[9])
     env["NUDGE_DEMO_PORT"] = str(ports[10])
+    # The console's port, free now (the callers' ports lists are theirs to use).
+    env["NUDGE_CONSOLE_PORT"] = str(free_ports(1)[0])
     return env
 
 
@@ -131,11 +136,14 @@ async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stop
 
         await eventually(banner, timeout=90, interval=0.2)
         started = children(run.pid)
-        assert set(started) == {*SERVICES, "edge", "demo"}
+        assert set(started) == {*SERVICES, "edge", "demo", "console"}
         # The banner's examples work as printed, through the edge: u1 signs up, then gets the
         # welcome modal (once segmentation has applied the signup).
         printed = out.read_text()
         assert f"http://127.0.0.1:{ports[8]}/nudge.delivery.v1.DeliveryService/FetchMessages" in printed
+        # The web console beside them, its sign-in page served.
+        assert f"http://127.0.0.1:{ports[10]}" in printed
+        assert (await admin_get("127.0.0.1", ports[10], "/login"))[0] == 200
         track_command, fetch_command = banner_commands(printed)
         tracked = await asyncio.to_thread(shell, track_command, cwd=REPO)
         assert json.loads(tracked) == {"acceptedCount": 1}
