@@ -13,8 +13,12 @@ const nudge = new Nudge({
   container: stage,
   onError: (error) => { state.textContent = `The preview could not be drawn: ${error}`; },
 });
+// Inside the console's preview page (a same-origin frame), the page keeps the keyboard: a
+// modal takes focus when it opens, as it must on a real page, and here it is handed back.
+const host = window.frameElement;
 try {
   const messages = await nudge.fetchMessages();
+  if (host) host.blur();
   stage.dataset.drawn = String(messages.length);
   document.documentElement.dataset.drawn = String(messages.length);
 } catch (error) {
