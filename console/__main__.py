@@ -5,6 +5,7 @@ are closed)."""
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import structlog
@@ -29,6 +30,11 @@ def main() -> None:
         # The pages work without it; previews cannot be drawn.
         log.warning("console_assets_missing", folder=str(assets_dir(settings)), fix="make console")
     log.info("console_listening", url=f"http://{settings.bind_host}:{settings.port}")
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # handler that was there before: this one, so a stop asked for is exit status 0, as the
+    # services' is.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(app, host=settings.bind_host, port=settings.port, log_level=settings.log.level,
                 access_log=False, server_header=False, proxy_headers=False)
 

@@ -156,7 +156,7 @@ async def login(request: Request) -> Response:
         response.set_cookie(LOGIN_COOKIE, token, max_age=3600, **_cookie_args(request))
         return response
     zone = settings_reply.settings.default_time_zone or "UTC"
-    token_keys = TokenKeys(console.target, key, console.settings.call_timeout)
+    token_keys = TokenKeys(console.settings.token_keys_target or console.target, key, console.settings.call_timeout)
     session = console.store.create(client, token_keys=token_keys, label=f"key {key.split('_')[1] if key.count('_') >= 2 else '…'} · {zone}")
     response = redirect(next_page)
     response.set_cookie(COOKIE, session.id, max_age=int(console.store.lifetime), **_cookie_args(request))

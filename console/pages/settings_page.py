@@ -31,9 +31,17 @@ async def _page(request: Request, session: Session, f: CampaignForm | None = Non
                 saved: bool = False, status_code: int = 200) -> Response:
     if f is None:
         f = settings_form_of(settings_document(await read_settings(session.client)))
-    keys = await session.token_keys.list()
+    keys, keys_problem = [], ""
+    try:
+        keys = await session.token_keys.list()
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() not in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE):
+            raise
+        keys_problem = (f"The signing keys could not be read ({exc.code().name}): UserTokenKeyService is on "
+                        "decision's own port, which the edge does not route; point NUDGE_CONSOLE_TOKEN_KEYS_TARGET "
+                        "at decision.")
     return render(request, "settings.html", session, status_code=status_code, form=f, errors=errors or FormErrors(),
-                  keys=keys, key_errors=key_errors or {}, key_values=key_values or {}, saved=saved,
+                  keys=keys, keys_problem=keys_problem, key_errors=key_errors or {}, key_values=key_values or {}, saved=saved,
                   algorithm=lambda a: token_pb.UserTokenAlgorithm.Name(a).removeprefix("USER_TOKEN_ALGORITHM_"))
 
 

@@ -104,6 +104,9 @@ class Sidecar(Protocol):
     def command(self) -> list[str]: ...
 
     async def ready(self) -> bool: ...
+def _pythonpath() -> str:
+    """The checkout's packages first, for processes started from it."""
+    return os.pathsep.join([str(REPO / "libs"), str(REPO), os.environ.get("PYTHONPATH", "")])
 
 
 @dataclass
@@ -159,7 +162,7 @@ class Cluster:
         env.update({
             "DATABASE_URL": self.database_url,
             "NUDGE_INTERNAL_TOKEN": self.internal_token,
-            "PYTHONPATH": os.pathsep.join([str(REPO / "libs"), str(REPO), env.get("PYTHONPATH", "")]),
+            "PYTHONPATH": _pythonpath(),
         })
         for name in SERVICES:
             upper = name.upper()
@@ -195,7 +198,7 @@ class Cluster:
                 # Only what it needs: it calls the public API, never the database or internal RPCs.
                 command = self.console.command()
                 env = {**{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NUDGE_INTERNAL_TOKEN")},
-                       "PYTHONPATH": self.env()["PYTHONPATH"], **self.console.env()}
+                       "PYTHONPATH": _pythonpath(), **self.console.env()}
             else:
                 command, env = [sys.executable, "-m", f"services.{service_of(name)}"], self.env(name)
             self.processes[name] = subprocess.Popen(

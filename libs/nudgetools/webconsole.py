@@ -16,6 +16,8 @@ class ConsoleProcess:
     port: int
     # The services, as NUDGE_CONSOLE_TARGET takes them (the edge's address under `nudge run`).
     target: str
+    # Decision's own address, for UserTokenKeyService (the edge does not route it).
+    token_keys_target: str = ""
     host: str = "127.0.0.1"
 
     @property
@@ -28,7 +30,7 @@ class ConsoleProcess:
 
     def env(self) -> dict[str, str]:
         return {"NUDGE_CONSOLE_PORT": str(self.port), "NUDGE_CONSOLE_BIND_HOST": self.host,
-                "NUDGE_CONSOLE_TARGET": self.target}
+                "NUDGE_CONSOLE_TARGET": self.target, "NUDGE_CONSOLE_TOKEN_KEYS_TARGET": self.token_keys_target}
 
     async def wait_ready(self, timeout: float = 30.0, alive=None) -> None:
         loop = asyncio.get_running_loop()

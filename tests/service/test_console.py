@@ -11,6 +11,8 @@ import re
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from console.forms import STARTER
 from console.grpcweb import CONTENT_TYPE
@@ -313,3 +315,21 @@ async def test_segments_users_and_settings_pages_work_through_the_services(conso
         assert "shopper-1 was erased" in text_of(erased.text)
         await expect_error(api.segmentation.GetUserProfile(segmentation_pb.GetUserProfileRequest(user_id="shopper-1"),
                                                            metadata=app.auth("admin")), grpc.StatusCode.NOT_FOUND)
+
+
+async def test_signing_keys_are_added_and_revoked_on_the_settings_page(console, app):
+    public = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    async with console.signed_in(app.keys["admin"]) as http:
+        page = await http.get("/settings")
+        assert "No signing keys." in text_of(page.text)
+        added = await http.post("/settings/signing-keys", data={"csrf": csrf_of(page.text), "public_key": public,
+                                                               "key_id": "web-2026"})
+        assert added.status_code == 303
+        listed = text_of((await http.get("/settings")).text)
+        assert re.search(r"web-2026 ES256 \S+ \S+ UTC no Revoke", listed), listed
+        refused = await http.post("/settings/signing-keys", data={"csrf": csrf_of(page.text),
+                                                                 "public_key": "not a key", "key_id": ""})
+        assert re.search(r'<p class="error" id="err-public_key">[^<]+</p>', refused.text)
+        await http.post("/settings/signing-keys/revoke", data={"csrf": csrf_of(page.text), "key_id": "web-2026"})
+        assert re.search(r"web-2026 ES256 \S+ \S+ UTC \S+ \S+ UTC", text_of((await http.get("/settings")).text))

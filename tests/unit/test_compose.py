@@ -240,8 +240,9 @@ def test_dependencies_exist_are_acyclic_and_wait_for_health(compose: dict[str, A
 
 
 def test_only_the_edge_publishes_ports_so_every_service_scales(compose: dict[str, Any]) -> None:
+    # And the web console, for the operator's browser (one replica: tests/unit/console/test_deploy.py).
     published = {name: host_ports(svc) for name, svc in compose["services"].items() if svc.get("ports")}
-    assert set(published) == {"edge"}, f"a published port prevents --scale: {sorted(published)}"
+    assert set(published) == {"edge", "console"}, f"a published port prevents --scale: {sorted(published)}"
     for name in SERVICES:
         assert "replicas" not in (compose["services"][name].get("deploy") or {})
 
