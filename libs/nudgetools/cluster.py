@@ -104,6 +104,8 @@ class Sidecar(Protocol):
     def command(self) -> list[str]: ...
 
     async def ready(self) -> bool: ...
+
+
 def _pythonpath() -> str:
     """The checkout's packages first, for processes started from it."""
     return os.pathsep.join([str(REPO / "libs"), str(REPO), os.environ.get("PYTHONPATH", "")])
