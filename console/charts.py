@@ -7,6 +7,8 @@ from typing import Any
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 STAGES = ("sent", "delivered", "impression", "click", "conversion")
+# Counts are whole numbers: no 0.5 ticks when they are small.
+COUNT_AXIS = {"tickMinStep": 1, "format": "d"}
 DAILY = (("delivered", "delivered"), ("impressions", "impressions"), ("clicks", "clicks"),
          ("conversions", "conversions"))
 
@@ -29,7 +31,7 @@ def funnel_spec(stats: Any) -> dict[str, Any]:
         "encoding": {
             "x": {"field": "stage", "type": "nominal", "sort": list(STAGES), "title": None, "axis": {"labelAngle": 0}},
             "xOffset": {"field": "variant", "type": "nominal"},
-            "y": {"field": "count", "type": "quantitative", "title": "users"},
+            "y": {"field": "count", "type": "quantitative", "title": "users", "axis": COUNT_AXIS},
             "color": {"field": "variant", "type": "nominal"},
         },
     }
@@ -56,7 +58,7 @@ def daily_spec(stats: Any) -> dict[str, Any]:
             "mark": {"type": "line", "point": True},
             "encoding": {
                 "x": {"field": "date", "type": "temporal", "timeUnit": "yearmonthdate", "title": None},
-                "y": {"field": "count", "type": "quantitative", "title": None},
+                "y": {"field": "count", "type": "quantitative", "title": None, "axis": COUNT_AXIS},
                 "color": {"field": "variant", "type": "nominal"},
             },
         },

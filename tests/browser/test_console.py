@@ -180,6 +180,7 @@ async def test_every_page_is_labelled_and_the_segment_estimate_follows_the_rule(
         await page.get_by_role("link", name="Reader promo, take two").first.click()
         await page.get_by_role("link", name=link).click()
         assert await labelled(page) >= 1, name
+        await screenshot(page, name)
 
 
 async def test_the_campaign_form_works_from_the_keyboard_alone(page, console, app):
