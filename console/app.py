@@ -4,6 +4,7 @@ headers every response carries. Wiring only: the pages are in console/pages/."""
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from console.settings import ConsoleSettings
 from console.token_keys import TokenKeys
 from console.web import FORM_ERRORS, HERE, Console, close_ended, console_of, redirect, render
 from nudge_client import AsyncNudge
+from nudgelib.tls import client_credentials
 from nudgetools.operate.target import parse_target
 
 REPO = HERE.parent
@@ -53,7 +55,7 @@ def build_app(settings: ConsoleSettings, target: Any = None, clock: Callable[[],
     filters.install(env)
     templates = Jinja2Templates(env=env)
     console = Console(settings, store, templates, parse_target(settings.target) if target is None else target,
-                      client_factory)
+                      client_factory, client_credentials(os.environ))
 
     routes = [
         Route("/", lambda r: redirect("/campaigns")),
@@ -136,7 +138,8 @@ async def login(request: Request) -> Response:
     client = None
     settings_reply = None
     if key:
-        client = console.client_factory(console.target, key, timeout=console.settings.call_timeout)
+        client = console.client_factory(console.target, key, timeout=console.settings.call_timeout,
+                                        credentials=console.credentials)
         try:
             # Any admin RPC answers whether the key is an app's admin key; this one is cheap.
             settings_reply = await client.get_app_settings()
@@ -156,7 +159,7 @@ async def login(request: Request) -> Response:
         response.set_cookie(LOGIN_COOKIE, token, max_age=3600, **_cookie_args(request))
         return response
     zone = settings_reply.settings.default_time_zone or "UTC"
-    token_keys = TokenKeys(console.settings.token_keys_target or console.target, key, console.settings.call_timeout)
+    token_keys = TokenKeys(console.target, key, console.settings.call_timeout, console.credentials)
     session = console.store.create(client, token_keys=token_keys, label=f"key {key.split('_')[1] if key.count('_') >= 2 else '…'} · {zone}")
     response = redirect(next_page)
     response.set_cookie(COOKIE, session.id, max_age=int(console.store.lifetime), **_cookie_args(request))

@@ -18,10 +18,9 @@ class ConsoleSettings(Settings):
     # 127.0.0.1; HOST:PORT one address for all four (the edge); or
     # ingestion=HOST:PORT,segmentation=…,decision=…,delivery=….
     target: str = setting("NUDGE_CONSOLE_TARGET", "")
-    # Where decision's UserTokenKeyService is (HOST:PORT), for the signing keys on the
-    # settings page: the edge routes the four public services only, so with NUDGE_CONSOLE_TARGET
-    # at the edge this names decision itself. Empty: decision's address in NUDGE_CONSOLE_TARGET.
-    token_keys_target: str = setting("NUDGE_CONSOLE_TOKEN_KEYS_TARGET", "")
+    # TLS to the services or the edge: NUDGE_TLS_CA_FILE (and NUDGE_TLS_CERT_FILE,
+    # NUDGE_TLS_KEY_FILE for a client certificate), read by nudgelib.tls.client_credentials as
+    # for the CLI.
     # A session ends after this many minutes without a request (sliding), and in any case
     # after NUDGE_CONSOLE_SESSION_MAX_HOURS.
     session_idle_minutes: float = setting("NUDGE_CONSOLE_SESSION_IDLE_MINUTES", 30.0, low=1, high=24 * 60)

@@ -1,6 +1,6 @@
-"""The app's user-token signing keys (UserTokenKeyService, on decision's port), which the
-Python client does not wrap: a stub on a channel of its own, with the session's admin key and
-the console's deadline on every call."""
+"""The app's user-token signing keys (UserTokenKeyService: decision's port, or the edge),
+which the Python client does not wrap: a stub on a channel of its own, with the session's
+admin key and the console's deadline on every call."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from nudge_client._proto.nudge.decision.v1 import user_token_key_service_pb2_grp
 
 
 class TokenKeys:
-    def __init__(self, target: str | dict[str, str], key: str, timeout: float) -> None:
+    def __init__(self, target: str | dict[str, str], key: str, timeout: float,
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
         address = target if isinstance(target, str) else target["decision"]
-        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = (grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS) if credentials
+                         else grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS))
         self._stub = pb_grpc.UserTokenKeyServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {key}"),)
         self._timeout = timeout

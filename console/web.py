@@ -30,8 +30,10 @@ class Console:
     templates: Jinja2Templates
     # The services, as nudge_client takes them (one address, or one per service).
     target: Any
-    # Makes the admin client of a session: (target, key, timeout) -> AsyncNudge.
+    # Makes the admin client of a session: (target, key, timeout, credentials) -> AsyncNudge.
     client_factory: Callable[..., Any]
+    # TLS to the services (nudgelib.tls.client_credentials), None for plaintext.
+    credentials: Any = None
 
 
 def console_of(request: Request) -> Console:

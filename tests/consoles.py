@@ -60,6 +60,12 @@ async def sign_in(http: httpx.AsyncClient, key: str) -> httpx.Response:
     return await http.post("/login", data={"csrf": csrf_of(page.text), "key": key, "next": "/campaigns"})
 
 
+async def signs_in(url: str, key: str) -> bool:
+    """Whether the console at `url` takes `key` at its sign-in page (it asks the services)."""
+    async with httpx.AsyncClient(base_url=url, follow_redirects=False, timeout=30) as http:
+        return (await sign_in(http, key)).status_code == 303
+
+
 @asynccontextmanager
 async def running_console(target: Any, env: dict[str, str] | None = None) -> AsyncIterator[RunningConsole]:
     settings = ConsoleSettings.from_env({"NUDGE_LOG_LEVEL": "warning", **(env or {})})

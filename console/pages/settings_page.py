@@ -37,9 +37,8 @@ async def _page(request: Request, session: Session, f: CampaignForm | None = Non
     except grpc.aio.AioRpcError as exc:
         if exc.code() not in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE):
             raise
-        keys_problem = (f"The signing keys could not be read ({exc.code().name}): UserTokenKeyService is on "
-                        "decision's own port, which the edge does not route; point NUDGE_CONSOLE_TOKEN_KEYS_TARGET "
-                        "at decision.")
+        # The rest of the page still works: say what is missing where the keys would be.
+        keys_problem = f"The signing keys could not be read: {exc.code().name} {exc.details() or ''}".strip()
     return render(request, "settings.html", session, status_code=status_code, form=f, errors=errors or FormErrors(),
                   keys=keys, keys_problem=keys_problem, key_errors=key_errors or {}, key_values=key_values or {}, saved=saved,
                   algorithm=lambda a: token_pb.UserTokenAlgorithm.Name(a).removeprefix("USER_TOKEN_ALGORITHM_"))

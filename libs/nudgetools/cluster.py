@@ -199,7 +199,8 @@ class Cluster:
                 assert self.console is not None
                 # Only what it needs: it calls the public API, never the database or internal RPCs.
                 command = self.console.command()
-                env = {**{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NUDGE_INTERNAL_TOKEN")},
+                env = {**{k: v for k, v in os.environ.items()
+                          if k not in ("DATABASE_URL", "NUDGE_INTERNAL_TOKEN") and not k.startswith("NUDGE_TLS_")},
                        "PYTHONPATH": _pythonpath(), **self.console.env()}
             else:
                 command, env = [sys.executable, "-m", f"services.{service_of(name)}"], self.env(name)

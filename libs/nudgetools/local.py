@@ -258,8 +258,8 @@ async def _serve(url: str, data_dir: Path, settings: dict[str, ServiceSettings],
         certs=certs,
     )
     # The console calls the public API through the edge, as an operator's browser would reach it.
-    cluster.console = ConsoleProcess(console.port, console.target or cluster.edge.target,
-                                     console.token_keys_target or cluster.target("decision"), host=console.bind_host)
+    cluster.console = ConsoleProcess(console.port, console.target or cluster.edge.target, host=console.bind_host,
+                                     ca_file=str(certs.ca) if certs is not None else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

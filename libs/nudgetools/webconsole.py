@@ -16,8 +16,8 @@ class ConsoleProcess:
     port: int
     # The services, as NUDGE_CONSOLE_TARGET takes them (the edge's address under `nudge run`).
     target: str
-    # Decision's own address, for UserTokenKeyService (the edge does not route it).
-    token_keys_target: str = ""
+    # The CA that signs the edge's certificate when it has TLS (`nudge run --tls`), else None.
+    ca_file: str | None = None
     host: str = "127.0.0.1"
 
     @property
@@ -29,8 +29,11 @@ class ConsoleProcess:
         return [sys.executable, "-m", "console"]
 
     def env(self) -> dict[str, str]:
-        return {"NUDGE_CONSOLE_PORT": str(self.port), "NUDGE_CONSOLE_BIND_HOST": self.host,
-                "NUDGE_CONSOLE_TARGET": self.target, "NUDGE_CONSOLE_TOKEN_KEYS_TARGET": self.token_keys_target}
+        env = {"NUDGE_CONSOLE_PORT": str(self.port), "NUDGE_CONSOLE_BIND_HOST": self.host,
+               "NUDGE_CONSOLE_TARGET": self.target}
+        if self.ca_file:
+            env["NUDGE_TLS_CA_FILE"] = self.ca_file
+        return env
 
     async def wait_ready(self, timeout: float = 30.0, alive=None) -> None:
         loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from nudgetools import health
 from nudgetools.cluster import REPO, free_ports
 from nudgetools.edge import admin_get
 from tests.conftest import INTERNAL_TOKEN, eventually, prepare_database
+from tests.consoles import signs_in
 from tests.web_site import built_site
 
 pytestmark = pytest.mark.e2e
@@ -142,8 +144,11 @@ async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stop
         printed = out.read_text()
         assert f"http://127.0.0.1:{ports[8]}/nudge.delivery.v1.DeliveryService/FetchMessages" in printed
         # The web console beside them, its sign-in page served.
-        assert f"http://127.0.0.1:{ports[10]}" in printed
-        assert (await admin_get("127.0.0.1", ports[10], "/login"))[0] == 200
+        console_port = int(env["NUDGE_CONSOLE_PORT"])
+        assert f"http://127.0.0.1:{console_port}" in printed
+        assert (await admin_get("127.0.0.1", console_port, "/login"))[0] == 200
+        admin_key = re.search(r"export NUDGE_ADMIN_KEY=(\S+)", printed).group(1)
+        assert await signs_in(f"http://127.0.0.1:{console_port}", admin_key)  # through the edge
         track_command, fetch_command = banner_commands(printed)
         tracked = await asyncio.to_thread(shell, track_command, cwd=REPO)
         assert json.loads(tracked) == {"acceptedCount": 1}
@@ -156,7 +161,7 @@ async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stop
 
         # A second `nudge run` on the same folder, or on the same ports, stops before its banner.
         second = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "nudgetools.cli", "run"], cwd=REPO,
-                                         env=run_env(local_database, data_dir, free_ports(11)),
+                                         env=run_env(local_database, data_dir, free_ports(10)),
                                          capture_output=True, text=True, timeout=30)
         assert (second.returncode, second.stdout) == (
             2, f"nudge run: data folder {data_dir} is in use by another `nudge run` (pid {run.pid})\n")

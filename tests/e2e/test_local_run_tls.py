@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from nudgetools.cluster import REPO, free_ports
 from tests.conftest import eventually, prepare_database
+from tests.consoles import signs_in
 from tests.e2e.test_local_run import alive, banner_commands, children, get_json, run_env, shell
 from tests.web_site import built_site
 
@@ -66,6 +68,9 @@ async def test_nudge_run_tls_encrypts_every_hop_and_its_banner_works_as_printed(
         campaigns = await asyncio.to_thread(shell, f"{exports}; {sys.executable} -m nudgetools.cli campaigns list",
                                             cwd=REPO)
         assert "Welcome" in campaigns
+        # The web console signs in through the TLS edge (trusting the local CA).
+        admin_key = re.search(r"export NUDGE_ADMIN_KEY=(\S+)", printed).group(1)
+        assert await signs_in(f"http://127.0.0.1:{env['NUDGE_CONSOLE_PORT']}", admin_key)
 
         # The supervisor's readiness check reaches a restarted service over mutual TLS.
         started = children(run.pid)

@@ -35,7 +35,8 @@ async def console(stack):
 
 
 @pytest.fixture
-def api(stack) -> Clients:
+async def api(stack) -> Clients:
+    # In the event loop: gRPC's aio channels are made on the running loop.
     return Clients(stack.channel)
 
 

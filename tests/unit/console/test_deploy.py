@@ -1,5 +1,5 @@
 """The web console in docker-compose.yml and the Kubernetes overlays: its own process from the
-one image, calling the edge (and decision for the signing keys), one replica (sessions live in
+one image, calling the edge, one replica (sessions live in
 its memory), HTTP probes on /healthz, reachable by the operator's browser."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ def test_compose_runs_the_console_against_the_edge_published_on_loopback(compose
     assert command(console) == ["python", "-m", "console"]
     env = environment(console)
     assert env["NUDGE_CONSOLE_TARGET"] == "edge:8080" and env["NUDGE_CONSOLE_PORT"] == "8090"
-    assert env["NUDGE_CONSOLE_TOKEN_KEYS_TARGET"] == "dns:///decision:50053"
     assert "DATABASE_URL" not in env and "NUDGE_INTERNAL_TOKEN_FILE" not in env  # the public API only
     assert depends_on(console) == {"edge": "service_healthy"}
     assert host_ports(console) == [("8090", "8090")]
@@ -38,7 +37,6 @@ def test_kubernetes_runs_one_console_with_http_probes_and_lets_it_reach_what_it_
     assert service["spec"]["ports"][0]["port"] == 8090
     assert allowed(docs, OUTSIDE, "console", 8090)
     console = pod(docs, "console")
-    assert allowed(docs, console, "edge", 8080) and allowed(docs, console, "decision", 50053)
-    for other in ("ingestion", "segmentation", "delivery"):
-        assert not allowed(docs, console, other, {"ingestion": 50051, "segmentation": 50052,
-                                                  "delivery": 50054}[other]), other
+    assert allowed(docs, console, "edge", 8080)
+    for service, port in {"ingestion": 50051, "segmentation": 50052, "decision": 50053, "delivery": 50054}.items():
+        assert not allowed(docs, console, service, port), service  # the public API, through the edge only

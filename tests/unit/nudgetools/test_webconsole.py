@@ -19,7 +19,7 @@ async def test_the_cluster_starts_the_console_without_the_databases_secrets_and_
     monkeypatch.setenv("DATABASE_URL", "postgresql://secret@db/nudge")
     port = free_ports(1)[0]
     cluster = Cluster(database_url="postgresql://secret@db/nudge", internal_token="t" * 16, ports={},
-                      metrics_ports={}, console=ConsoleProcess(port, "127.0.0.1:9", "127.0.0.1:9"))
+                      metrics_ports={}, console=ConsoleProcess(port, "127.0.0.1:9"))
     cluster.start((CONSOLE,))
     try:
         await cluster.wait_ready(30, names=(CONSOLE,))
@@ -48,5 +48,5 @@ def test_the_banner_names_the_console_and_a_busy_console_port_stops_nudge_run(tm
         held.listen()
         port = held.getsockname()[1]
         console = ConsoleSettings.from_env({"NUDGE_CONSOLE_PORT": str(port)})
-        assert local.busy_port(settings, {}, None, console) == (
+        assert local.busy_port(settings, {}, None, console=console) == (
             f"port {port} (NUDGE_CONSOLE_PORT, the console) on 127.0.0.1 is in use by another process")
