@@ -161,7 +161,7 @@ async def test_nudge_run_restarts_a_killed_service_refuses_a_second_run_and_stop
 
         # A second `nudge run` on the same folder, or on the same ports, stops before its banner.
         second = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "nudgetools.cli", "run"], cwd=REPO,
-                                         env=run_env(local_database, data_dir, free_ports(10)),
+                                         env=run_env(local_database, data_dir, free_ports(11)),
                                          capture_output=True, text=True, timeout=30)
         assert (second.returncode, second.stdout) == (
             2, f"nudge run: data folder {data_dir} is in use by another `nudge run` (pid {run.pid})\n")
