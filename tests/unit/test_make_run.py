@@ -42,8 +42,8 @@ def test_without_npm_it_says_what_it_skipped_and_starts_the_rest(venv, tmp_path)
     result = make_run(venv, str(empty))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "make run: npm not found, so the web SDK and the demo shop page were not built and the demo page is not "
-        "served (Node 20 and npm build them)",
+        "make run: npm not found, so the web SDK, the demo shop page and the console's previews were not built and "
+        "the demo page is not served (Node 20 and npm build them)",
         f"{venv}/bin/nudge run",
         "nudge run",
     ]
@@ -56,6 +56,8 @@ def test_it_builds_the_page_first_and_only_what_changed(venv):
     assert first.returncode == 0, first.stdout + first.stderr
     assert first.stdout.splitlines()[-1] == "nudge run"
     assert (SITE / "index.html").is_file() and (SITE / "shop.js").is_file() and (SITE / "nudge.js").is_file()
+    # The console's browser files too (htmx, and the SDK bundle its previews draw with).
+    assert (REPO / "console/build/htmx.min.js").is_file() and (REPO / "console/build/nudge.js").is_file()
     started = time.monotonic()
     again = make_run(venv, os.environ["PATH"])
     took = time.monotonic() - started
