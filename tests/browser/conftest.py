@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -80,3 +81,11 @@ def screenshot(request) -> Callable:
         return path
 
     return take
+
+
+@pytest.fixture(scope="module")
+def console_assets() -> None:
+    """htmx and the web SDK's bundle in console/build, as `make run` builds them."""
+    built = subprocess.run(["make", "--no-print-directory", "console"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
+    assert built.returncode == 0, f"`make console` failed:\n{built.stdout[-4000:]}\n{built.stderr[-4000:]}"

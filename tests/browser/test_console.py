@@ -8,26 +8,16 @@ the keyboard alone."""
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 from playwright.async_api import Page, expect
 
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
-from nudgetools.cluster import REPO
 from tests.conftest import eventually
 from tests.consoles import running_console
 from tests.helpers import Clients, event, fetch_messages, track
 
 SERVICES = ("ingestion", "segmentation", "decision", "delivery")
-
-
-@pytest.fixture(scope="module")
-def console_assets() -> None:
-    """htmx and the web SDK's bundle in console/build, as `make run` builds them."""
-    built = subprocess.run(["make", "--no-print-directory", "console"], cwd=REPO, capture_output=True, text=True,
-                           timeout=600)
-    assert built.returncode == 0, f"`make console` failed:\n{built.stdout[-4000:]}\n{built.stderr[-4000:]}"
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,12 @@ from google.protobuf import json_format
 import pytest
 from playwright.async_api import Page, expect
 
-from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as decision_pb
 from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
 from nudgetools import demo, demo_server
 from nudgetools.cluster import EDGE, Cluster
 from tests.conftest import eventually
+from tests.consoles import running_console
 from tests.e2e.conftest import running
 from tests.e2e.test_replicas import per_replica
 from tests.helpers import App, Clients, event, own_database, track
@@ -348,3 +348,34 @@ async def _one_stream(cluster: Cluster) -> str | None:
     active = await per_replica(cluster, "delivery", "rq_active")
     holding = [name for name, n in active.items() if n]
     return holding[0] if len(holding) == 1 and active[holding[0]] == 1 else None
+
+
+async def test_a_test_sent_from_the_console_appears_on_the_shoppers_page(shop, browser, page, screenshot,
+                                                                          console_assets):
+    """The operator's path end to end: the console (through the edge, as it runs in `make
+    run`) sends a campaign's message to a user as a test, and it appears on that user's open
+    shop page over the stream, marked as a test and counted nowhere."""
+    user = new_user("tester")
+    await shop.open(page, user, "Grace")
+    before = await shop.stats("shop-welcome")
+    operator = await browser.new_context()
+    try:
+        desk = await operator.new_page()
+        async with running_console(shop.cluster.target(EDGE)) as console:
+            await desk.goto(console.url + "/login")
+            await desk.get_by_label("Admin key").fill(shop.app.keys["admin"])
+            await desk.get_by_label("Admin key").press("Enter")
+            await expect(desk.get_by_role("heading", name="Campaigns")).to_be_visible()
+            await desk.goto(f"{console.url}/campaigns/{shop.campaigns['shop-welcome']}/preview")
+            await desk.get_by_label("User id", exact=True).last.fill(user)
+            await desk.get_by_role("button", name="Send test").click()
+            await expect(desk.get_by_role("status")).to_contain_text(f"sent to {user}")
+        dialog = page.get_by_role("dialog", name="Welcome, friend!")
+        await expect(dialog).to_be_visible(timeout=5000)
+        await screenshot(page, "test-from-console")
+        [shown] = await seen(page)
+        assert shown["title"] == "Welcome, friend!"
+    finally:
+        await operator.close()
+    # A test send counts toward no statistics.
+    assert (await shop.stats("shop-welcome")).delivered == before.delivered
