@@ -96,12 +96,7 @@ def form_of(doc: Document) -> CampaignForm:
         "end_time": _local_input(spec.pop("end_time", "")),
         "tags": ", ".join(spec.pop("tags", [])),
     }
-    rest = ""
-    if spec:
-        buffer = io.StringIO()
-        _yaml().dump(spec, buffer)
-        rest = buffer.getvalue()
-    return CampaignForm(values, rest)
+    return CampaignForm(values, _yaml_text(spec))
 
 
 def _local_input(stamp: str) -> str:
@@ -274,15 +269,20 @@ def parse_segment_form(form: CampaignForm) -> tuple[Document | None, FormErrors]
 SETTINGS_INPUTS = ("default_time_zone", "default_locale")
 
 
+def _yaml_text(spec: dict) -> str:
+    """What is left of a document's spec once the form's inputs took theirs, as the YAML the
+    editor shows ('' when nothing is left)."""
+    if not spec:
+        return ""
+    buffer = io.StringIO()
+    _yaml().dump(spec, buffer)
+    return buffer.getvalue()
+
+
 def settings_form_of(doc: Document) -> CampaignForm:
     spec = document_data(doc)["spec"]
     values = {name: spec.pop(name, "") for name in SETTINGS_INPUTS}
-    rest = ""
-    if spec:
-        buffer = io.StringIO()
-        _yaml().dump(spec, buffer)
-        rest = buffer.getvalue()
-    return CampaignForm(values, rest)
+    return CampaignForm(values, _yaml_text(spec))
 
 
 def parse_settings_form(form: CampaignForm) -> tuple[Document | None, FormErrors]:
