@@ -13,12 +13,13 @@ import structlog
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib import user_notices
 from nudgelib.clock import Clock
 from nudgelib.eventlog import positions
 from nudgelib.protoconv import set_timestamp
 from nudgelib.tracing import annotate_user
 from services.decision import explain, store, triggers
-from services.decision.caches import CampaignCatalog, UserContexts, UserStates
+from services.decision.caches import CONTEXTS_CHANNEL, CampaignCatalog, UserContexts, UserStates
 from services.decision.eligibility import compile_campaign, rank_key
 from services.decision.plan import plan_pull
 from services.decision.reactions import react
@@ -163,6 +164,11 @@ class Decider:
                 segment = firing.campaign.triggers[firing.trigger_index].segment_entered_id
                 sends.append(triggers.new_pending(firing, change.user_id, f"segment:{segment}:{key}", now, "{}", now))
         added = await store.add_pending(self.pool, app_id, sends)
+        # The other replicas drop what they hold of these users (or of the app's rules):
+        # before this returns, so that once segmentation moves on, no replica keeps the old.
+        await user_notices.notify(self.pool, CONTEXTS_CHANNEL, app_id,
+                                  [c.user_id for c in request.changes if c.HasField("context")],
+                                  self.contexts.origin, everyone=request.segments_changed)
         if any(p.due_at <= now for p in added):
             self.on_due()
 

@@ -19,7 +19,7 @@ from nudgelib.replay import Replays
 from nudgelib.request_checks import INGESTED
 from nudgelib.retention import prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
-from services.decision.caches import CampaignCatalog, UserContexts, UserStates
+from services.decision.caches import CONTEXTS_CHANNEL, CampaignCatalog, UserContexts, UserStates
 from services.decision.decider import Decider
 from services.decision.release import Releaser
 from services.decision.servicer import DecisionInternalServicer, DecisionServicer
@@ -40,6 +40,7 @@ async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
     host.listener(CAMPAIGNS_CHANNEL, catalog.invalidate)
     contexts = UserContexts(host.peers["segmentation"], host.clock, settings.context_cache_size,
                             timedelta(seconds=settings.context_ttl_seconds), settings.context_cache_mb << 20)
+    host.listener(CONTEXTS_CHANNEL, contexts.on_notify)
     states = UserStates(host.pool, settings.state_cache_size, settings.state_cache_mb << 20)
     decider = Decider(host.pool, catalog, contexts, states, host.clock)
     host.listener(STATES_CHANNEL, decider.on_states_notify)

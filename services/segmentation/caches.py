@@ -11,12 +11,11 @@ another replica drops it when that replica's NOTIFY arrives (sent at its commit)
 
 A read that started before a change and finishes after it must not put the old context back:
 each read takes a ticket, and `put` refuses when the user was dropped after the ticket (or
-when too many drops happened since to tell).
+when too many drops happened since to tell): nudgelib.drop_tickets.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,7 +23,9 @@ from datetime import datetime
 
 import asyncpg
 
+from nudgelib import user_notices
 from nudgelib.appcache import AppCache
+from nudgelib.drop_tickets import DropTickets
 from services.segmentation.catalog import Catalog
 from services.segmentation.store import definitions
 
@@ -60,11 +61,7 @@ class ContextCache:
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
-        self._drops = 0
-        # Recent drops: key -> drop number; and the newest drop number forgotten.
-        self._recent: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self._forgotten = 0
-        self._recent_max = max(capacity, 1024)
+        self._tickets = DropTickets(capacity)
         # Names this replica's notifications, which it skips: it updated itself at the change.
         self.origin = uuid.uuid4().hex[:12]
 
@@ -82,14 +79,14 @@ class ContextCache:
         return entry.value
 
     def ticket(self) -> int:
-        return self._drops
+        return self._tickets.ticket()
 
     def put(self, app_id: str, user_id: str, value: object, valid_until: datetime | None,
             catalog_version: int, ticket: int) -> None:
         if not self._capacity:
             return
         key = (app_id, user_id)
-        if ticket < self._forgotten or self._recent.get(key, -1) > ticket:
+        if not self._tickets.may_keep(key, ticket):
             return
         self._entries[key] = _Entry(value, valid_until, catalog_version)
         self._entries.move_to_end(key)
@@ -99,19 +96,12 @@ class ContextCache:
     def drop(self, app_id: str, users) -> None:
         for user_id in users:
             key = (app_id, user_id)
-            self._drops += 1
             self._entries.pop(key, None)
-            self._recent[key] = self._drops
-            self._recent.move_to_end(key)
-        while len(self._recent) > self._recent_max:
-            _, forgotten = self._recent.popitem(last=False)
-            self._forgotten = max(self._forgotten, forgotten)
+            self._tickets.dropped(key)
 
     def clear(self) -> None:
-        self._drops += 1
-        self._forgotten = self._drops
+        self._tickets.dropped_all()
         self._entries.clear()
-        self._recent.clear()
 
     def on_notify(self, payload: str | None) -> None:
         """NOTIFY from a replica that changed users; None: notifications may have been lost."""
@@ -119,9 +109,13 @@ class ContextCache:
             self.clear()
             return
         try:
-            data = json.loads(payload)
-            if data.get("o") == self.origin:
-                return
-            self.drop(data["a"], data["u"])
-        except (ValueError, KeyError, TypeError):
+            origin, app_id, users = user_notices.parse(payload)
+        except user_notices.BadNotice:
             self.clear()
+            return
+        if origin == self.origin:
+            return
+        if users is None:  # not sent by segmentation; anything unexpected drops everything
+            self.clear()
+        else:
+            self.drop(app_id, users)

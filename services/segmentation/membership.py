@@ -42,11 +42,11 @@ def _context_moved(row: asyncpg.Record, profile: Profile, valid_until: datetime 
     set by the events' upsert), or a validity that now ends sooner. A validity that ends
     later needs no word: decision's copy expires early and is asked for again. The stored
     record is the reference only while it is valid: past it, decision may hold a context
-    evaluated since, so the change is announced. A user created by the change is not:
-    decision keeps no context of a user unknown to segmentation, so it has none to correct
-    (entries are announced all the same)."""
+    evaluated since, so the change is announced. So is a user created by the change: decision
+    keeps the context of a user segmentation did not know (a pull before their first event),
+    and only this announcement tells it that they are known now (once per user)."""
     if row.get("created", False):
-        return False
+        return True
     if row.get("context_changed", False):
         return True
     before = profile.stored_valid_until

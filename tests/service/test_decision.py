@@ -330,9 +330,10 @@ async def test_explain_names_the_cap_and_the_window(stack, database_url):
     assert why[second.id].until_time.ToDatetime().date() == tomorrow
 
 
-async def test_a_users_first_event_shows_in_the_next_decision(stack, database_url):
-    """Segmentation does not announce a user's creation (when it enters no segment), so
-    decision must not have kept the context of the user unknown before it."""
+async def test_a_users_first_event_replaces_the_context_kept_of_them_as_unknown(stack, database_url):
+    """Decision keeps the context of a user segmentation does not know (pulls before any
+    event cost no call to segmentation); segmentation announces the user's creation, even
+    when it enters no segment, and that replaces it."""
     app = await create_app(database_url)
     decision = internal_grpc.DecisionInternalServiceStub(stack.channel("decision"))
     before = await decision.Decide(internal_pb.DecideRequest(app_id=app.id, user_id="newcomer"), metadata=INTERNAL)
@@ -342,8 +343,14 @@ async def test_a_users_first_event_shows_in_the_next_decision(stack, database_ur
     segmentation = seg_internal_grpc.SegmentationInternalServiceStub(stack.channel("segmentation"))
     await segmentation.ApplyEvents(seg_internal_pb.ApplyEventsRequest(app_id=app.id, events=[first]),
                                    metadata=INTERNAL)
-    after = await decision.Decide(internal_pb.DecideRequest(app_id=app.id, user_id="newcomer"), metadata=INTERNAL)
-    assert after.user.known and list(after.user.platforms) == [common_pb2.PLATFORM_IOS]
+
+    async def known():
+        user = (await decision.Decide(internal_pb.DecideRequest(app_id=app.id, user_id="newcomer"),
+                                      metadata=INTERNAL)).user
+        return user.known and user
+
+    after = await eventually(known, timeout=5)
+    assert list(after.platforms) == [common_pb2.PLATFORM_IOS]
 
 
 async def test_a_send_whose_trigger_enters_its_audience_waits_for_segmentation(stack, database_url, fake_delivery):

@@ -4,20 +4,17 @@ decision, with the notifications that wake the outbox and other replicas' caches
 from __future__ import annotations
 
 import itertools
-import json
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
 
+from nudgelib import user_notices
 from nudgelib.eventlog import traces
 from nudgelib.eventlog.horizon import enter_gate, position_sql
 from services.segmentation import announcements
 from services.segmentation.store import OUTBOX_CHANNEL, USERS_CHANNEL, int_array
-
-_NOTIFY_BYTES = 7000  # NOTIFY payloads stop at 8000 bytes
-
 
 async def due_users(pool: asyncpg.Pool, now: datetime, limit: int) -> list[asyncpg.Record]:
     return await pool.fetch(
@@ -78,16 +75,4 @@ async def queue(conn: asyncpg.Connection, rows: list[tuple[int, str, str, int, b
 async def notify_users(conn: asyncpg.Connection, app_id: str, users: Sequence[str], origin: str) -> None:
     """Tells other replicas (at commit) to drop these users' cached contexts; `origin` is
     the sender's, which has refreshed its own cache already and skips its notification."""
-    chunk: list[str] = []
-    size = 0
-    payloads: list[str] = []
-    for u in users:
-        if size + len(u) + 4 > _NOTIFY_BYTES and chunk:
-            payloads.append(json.dumps({"a": app_id, "u": chunk, "o": origin}))
-            chunk, size = [], 0
-        chunk.append(u)
-        size += len(u.encode()) + 4
-    if chunk:
-        payloads.append(json.dumps({"a": app_id, "u": chunk, "o": origin}))
-    if payloads:
-        await conn.execute("SELECT pg_notify($1, x) FROM unnest($2::text[]) x", USERS_CHANNEL, payloads)
+    await user_notices.notify(conn, USERS_CHANNEL, app_id, users, origin)
