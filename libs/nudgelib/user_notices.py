@@ -11,7 +11,7 @@ rules changed).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 
@@ -67,3 +67,25 @@ def parse(payload: str) -> tuple[str, str, list[str] | None]:
     if not isinstance(app_id, str) or not (users is None or isinstance(users, list)):
         raise BadNotice(payload[:80])
     return origin, app_id, users
+
+
+def dispatch(payload: str | None, own_origin: str, users: Callable[[str, list[str]], None],
+             whole_app: Callable[[str], None], everything: Callable[[], None]) -> None:
+    """Does what a received notice asks of a cache: `users(app_id, users)` for a notice naming
+    users, `whole_app(app_id)` for one naming the app, nothing for the receiver's own, and
+    `everything()` when notices may have been lost (the listener reconnected: None) or one
+    cannot be read."""
+    if payload is None:
+        everything()
+        return
+    try:
+        origin, app_id, named = parse(payload)
+    except BadNotice:
+        everything()
+        return
+    if origin == own_origin:
+        return
+    if named is None:
+        whole_app(app_id)
+    else:
+        users(app_id, named)

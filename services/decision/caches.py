@@ -131,21 +131,12 @@ class UserContexts:
     def on_notify(self, payload: str | None) -> None:
         """A sibling took announcements of these users, or of the app's segment rules
         (CONTEXTS_CHANNEL); None: notices may have been lost."""
-        if payload is None:
-            self.clear()
-            return
-        try:
-            origin, app_id, users = user_notices.parse(payload)
-        except user_notices.BadNotice:
-            self.clear()
-            return
-        if origin == self.origin:
-            return
-        if users is None:
-            self.segments_changed(app_id)
-        else:
-            for user_id in users:
-                self.forget(app_id, user_id)
+        user_notices.dispatch(payload, self.origin, users=self._forget_users, whole_app=self.segments_changed,
+                              everything=self.clear)
+
+    def _forget_users(self, app_id: str, users: list[str]) -> None:
+        for user_id in users:
+            self.forget(app_id, user_id)
 
     async def get(self, app_id: str, user_id: str, fresh: bool = False) -> common_pb2.UserContext:
         key = (app_id, user_id)

@@ -105,17 +105,6 @@ class ContextCache:
 
     def on_notify(self, payload: str | None) -> None:
         """NOTIFY from a replica that changed users; None: notifications may have been lost."""
-        if payload is None:
-            self.clear()
-            return
-        try:
-            origin, app_id, users = user_notices.parse(payload)
-        except user_notices.BadNotice:
-            self.clear()
-            return
-        if origin == self.origin:
-            return
-        if users is None:  # not sent by segmentation; anything unexpected drops everything
-            self.clear()
-        else:
-            self.drop(app_id, users)
+        # Segmentation's replicas send no whole-app notice: anything unexpected drops everything.
+        user_notices.dispatch(payload, self.origin, users=self.drop, whole_app=lambda _app: self.clear(),
+                              everything=self.clear)
