@@ -30,26 +30,25 @@ SELECT create_reference_table('decision.request_responses');
 -- Distributed by user_id, co-located with segmentation.profiles: a user's rows of every service
 -- on one shard group (referred tables first).
 SELECT create_distributed_table('segmentation.profiles', 'user_id', colocate_with => 'none');
-SELECT create_distributed_table('ingestion.events', 'user_id', colocate_with => 'segmentation.profiles');
-SELECT create_distributed_table('ingestion.event_keys', 'key', colocate_with => 'none');
 SELECT create_distributed_table('segmentation.memberships', 'user_id', colocate_with => 'segmentation.profiles');
 SELECT create_distributed_table('segmentation.event_totals', 'user_id', colocate_with => 'segmentation.profiles');
 SELECT create_distributed_table('segmentation.event_days', 'user_id', colocate_with => 'segmentation.profiles');
-SELECT create_distributed_table('segmentation.outbox', 'user_id', colocate_with => 'segmentation.profiles');
 SELECT create_distributed_table('decision.deliveries', 'user_id', colocate_with => 'segmentation.profiles');
 SELECT create_distributed_table('decision.variant_assignments', 'user_id', colocate_with => 'segmentation.profiles');
 SELECT create_distributed_table('delivery.messages', 'user_id', colocate_with => 'segmentation.profiles');
 SELECT create_distributed_table('delivery.interactions', 'user_id', colocate_with => 'segmentation.profiles');
 SELECT create_distributed_table('delivery.conversions', 'user_id', colocate_with => 'segmentation.profiles');
-SELECT create_distributed_table('delivery.event_outbox', 'user_id', colocate_with => 'segmentation.profiles');
 
 -- Local: plain tables of the coordinator, left as they are.
 --   accounts.schema_migrations
+--   ingestion.events
+--   ingestion.event_keys
 --   ingestion.log_cursors
 --   ingestion.log_holds
 --   ingestion.dead_letters
 --   ingestion.log_traces
 --   ingestion.schema_migrations
+--   segmentation.outbox
 --   segmentation.log_cursors
 --   segmentation.log_holds
 --   segmentation.log_positions
@@ -59,6 +58,7 @@ SELECT create_distributed_table('delivery.event_outbox', 'user_id', colocate_wit
 --   decision.pending_sends
 --   decision.log_positions
 --   decision.schema_migrations
+--   delivery.event_outbox
 --   delivery.log_cursors
 --   delivery.log_holds
 --   delivery.dead_letters

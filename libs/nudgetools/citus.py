@@ -5,9 +5,10 @@ One place for the plan (docs/citus.md): every table of every schema is classifie
 - **distributed** by a column (`user_id` for whatever belongs to a user, co-located, so a
   user's rows of every service sit on one shard group and join there),
 - **reference** (small, read everywhere, written by operators: copied to every node), or
-- **local** (a plain table on the coordinator: the event log's cursors, holds and dead
-  letters, each consumer's positions, migration records, and the triggered-send queue whose
-  claim across users needs FOR UPDATE SKIP LOCKED).
+- **local** (a plain table on the coordinator: the three logs themselves — ingestion's event
+  store, segmentation's announcements, delivery's interaction events — with their cursors,
+  holds and dead letters, each consumer's positions, migration records, and the
+  triggered-send queue whose claim across users needs FOR UPDATE SKIP LOCKED).
 
 `tests/service/test_citus_keys.py` reads the migrated schema and fails if a table is not
 classified here, if a distributed table has a primary or unique key without its column, if a
@@ -58,6 +59,10 @@ _DEAD_LETTERS = "items set aside for an operator: rare, with a serial id, read b
 _LOG_POSITIONS = ("the last applied position per (source, app, lane): one row per lane and app, written in each "
                   "applied batch's transaction; a reference table would make every batch a write to every node")
 _MIGRATIONS = "which migrations ran: the migration runner's, on the coordinator"
+# Why the logs stay whole on the coordinator (docs/citus.md, "The logs stay on the coordinator").
+_LOG = ("a log (nudgelib.eventlog): its readers must never pass an item that is still being committed, which "
+        "a writer's gate guarantees only when the item commits with the coordinator's own transaction; and "
+        "its readers' per-lane reads (LATERAL over the cursors) run as written on a local table")
 _LOG_TRACES = ("the trace context of each transaction that wrote to the log, by transaction id (tracing on "
                "only): one row per batch, read by the log's readers on the coordinator, kept a day")
 
@@ -69,11 +74,10 @@ TABLES: dict[str, Placement] = {
     "accounts.user_token_keys": _reference("public halves of user-token keys: a few per app"),
     "accounts.schema_migrations": _local(_MIGRATIONS),
     # ingestion
-    "ingestion.events": _user("the event store and log: by far the largest table; partitioned by day, each "
-                              "partition distributed with it"),
-    "ingestion.event_keys": Placement(DISTRIBUTED, "dedupe keys, md5(app, event id): deduplication is per app "
-                                      "and event id whoever the user, so the key itself is the column, in a "
-                                      "colocation group of its own", "key", "none"),
+    "ingestion.events": _local("the event store, which is ingestion's log: " + _LOG + "; partitioned by day, "
+                               "partitions dropped after the retention window"),
+    "ingestion.event_keys": _local("dedupe keys, md5(app, event id), written in one statement with the events "
+                                   "(a data-modifying CTE): kept with them"),
     "ingestion.log_cursors": _local(_LOG_CURSORS),
     "ingestion.log_holds": _local(_LOG_HOLDS),
     "ingestion.dead_letters": _local(_DEAD_LETTERS),
@@ -84,7 +88,7 @@ TABLES: dict[str, Placement] = {
     "segmentation.memberships": _user("stored memberships, joined to profiles on the user"),
     "segmentation.event_totals": _user("per-user counters"),
     "segmentation.event_days": _user("per-user counters by day"),
-    "segmentation.outbox": _user("announcements to decision, written with the user's change"),
+    "segmentation.outbox": _local("announcements to decision, written with the user's change: " + _LOG),
     "segmentation.segments": _reference("segment rules: read with every evaluation, written by operators"),
     "segmentation.segment_versions": _reference("past segment rules"),
     "segmentation.catalogs": _reference("each app's rules version: read with every user read"),
@@ -113,7 +117,7 @@ TABLES: dict[str, Placement] = {
     "delivery.messages": _user("the inbox and every message handed out"),
     "delivery.interactions": _user("impressions, clicks, answers: keyed by the message's user"),
     "delivery.conversions": _user("conversions: keyed by the message's user"),
-    "delivery.event_outbox": _user("interaction events to ingestion, written with the interaction"),
+    "delivery.event_outbox": _local("interaction events to ingestion, written with the interaction: " + _LOG),
     "delivery.log_cursors": _local(_LOG_CURSORS),
     "delivery.log_holds": _local(_LOG_HOLDS),
     "delivery.dead_letters": _local(_DEAD_LETTERS),
@@ -121,7 +125,8 @@ TABLES: dict[str, Placement] = {
     "delivery.schema_migrations": _local(_MIGRATIONS),
 }
 
-# Functions that statements over distributed tables call, so each worker needs them.
+# The schemas' functions (the logs' item framing), created on every worker too, so that a
+# statement Citus routes there may call them; today only the logs' readers do, on the coordinator.
 FUNCTIONS: tuple[str, ...] = (
     "ingestion.pb_item_header(integer)",
     "segmentation.pb_item_header(integer)",

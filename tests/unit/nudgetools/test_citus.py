@@ -4,7 +4,7 @@ placeholders as `{}`), and the segment compiler writes no IN subquery. The rules
 
 - no `ctid`;
 - nothing but immutable expressions in `ON CONFLICT ... DO UPDATE SET` (no now() and kin);
-- `LATERAL` only in the modules still listed in docs/citus.md as left to do;
+- `LATERAL` only in the event log's readers, whose tables (the logs) all stay local;
 - `FOR UPDATE` only over one user (`user_id = $n`) or over reference or local tables.
 
 The catalog side (keys, triggers, foreign keys) is tests/service/test_citus_keys.py.
@@ -27,9 +27,10 @@ from tests.unit.segmentation.builders import attr, ev
 REPO = Path(__file__).resolve().parents[3]
 SOURCES = [p for root in ("services", "libs/nudgelib") for p in sorted((REPO / root).rglob("*.py"))]
 
-# The event log's readers (claims, reads, held apps, backlog) still join their cursors to the
-# log LATERAL: docs/citus.md, "What is left", says what they need instead.
-LATERAL_LEFT = {"libs/nudgelib/eventlog/dispatcher.py"}
+# The event log's readers (claims, reads, held apps, backlog) join their cursors to the log
+# LATERAL, which Citus refuses over a distributed table: every log stays local
+# (test_every_log_stays_on_the_coordinator), docs/citus.md, "The logs stay on the coordinator".
+LATERAL_OVER_LOGS = {"libs/nudgelib/eventlog/dispatcher.py"}
 
 _VOLATILE = re.compile(r"\b(now|clock_timestamp|statement_timestamp|transaction_timestamp|random|"
                        r"gen_random_uuid|nextval)\s*\(|\b(current_timestamp|localtimestamp)\b", re.I)
@@ -86,7 +87,7 @@ def offences(path: Path, rel: str = "") -> list[str]:
         for clause in _DO_UPDATE.findall(sql):
             if _VOLATILE.search(clause):
                 found.append(f"{rel}: a function in DO UPDATE SET: {clause.strip()[:80]!r}")
-        if re.search(r"\bLATERAL\b", sql, re.I) and rel not in LATERAL_LEFT:
+        if re.search(r"\bLATERAL\b", sql, re.I) and rel not in LATERAL_OVER_LOGS:
             found.append(f"{rel}: LATERAL in {sql.strip()[:80]!r}")
         if re.search(r"\bFOR\s+(UPDATE|NO\s+KEY\s+UPDATE|SHARE)\b", sql, re.I):
             tables = {t.split(".")[-1] for t in _FROM_TABLE.findall(sql)}
@@ -94,6 +95,20 @@ def offences(path: Path, rel: str = "") -> list[str]:
             if not one_user and not (tables and tables <= not_distributed):
                 found.append(f"{rel}: FOR UPDATE over {sorted(tables)} for more than one user")
     return found
+
+
+def test_every_log_stays_on_the_coordinator():
+    """The readers' LATERAL reads, and the writers' gate that keeps a reader from passing an
+    item still being committed, hold only for a log committed with the coordinator's own
+    transaction."""
+    from services.delivery.interaction_events import LOG as delivery_log
+    from services.ingestion.store import LOG as ingestion_log
+    from services.segmentation.announcements import LOG as segmentation_log
+
+    logs = {f"{spec.source}.{spec.table}": citus.TABLES[f"{spec.source}.{spec.table}"].kind
+            for spec in (ingestion_log, segmentation_log, delivery_log)}
+    assert logs == {"ingestion.events": citus.LOCAL, "segmentation.outbox": citus.LOCAL,
+                    "delivery.event_outbox": citus.LOCAL}
 
 
 def test_the_services_sql_avoids_what_citus_refuses():
