@@ -5,7 +5,8 @@ contexts segmentation computes, and decision's own per-user state.
   id; every replica drops that app's entry and reloads it on the next pull, so a pull reads no
   campaign rows.
 - **Contexts**, so a pull costs no call to segmentation. Segmentation announces every
-  change to a user (ApplyUserChanges) with the new context, the user's creation included;
+  change to a user (ApplyUserChanges) with the new context, and names users its events
+  created (whose contexts kept as unknown are dropped);
   the replica that takes the announcement keeps the new context and tells its siblings
   (`nudge_decision_contexts`, nudgelib.user_notices), which drop theirs. So the context of
   a user segmentation does not know yet is kept too: it holds until their first event is

@@ -163,11 +163,14 @@ class Decider:
             for firing in triggers.fired_by_segment_entry(catalog.triggers, change.entered_segment_ids, now):
                 segment = firing.campaign.triggers[firing.trigger_index].segment_entered_id
                 sends.append(triggers.new_pending(firing, change.user_id, f"segment:{segment}:{key}", now, "{}", now))
+        for user_id in request.created_user_ids:  # known now: what was kept of them is stale
+            self.contexts.forget(app_id, user_id)
         added = await store.add_pending(self.pool, app_id, sends)
         # The other replicas drop what they hold of these users (or of the app's rules):
         # before this returns, so that once segmentation moves on, no replica keeps the old.
         await user_notices.notify(self.pool, CONTEXTS_CHANNEL, app_id,
-                                  [c.user_id for c in request.changes if c.HasField("context")],
+                                  [c.user_id for c in request.changes if c.HasField("context")]
+                                  + list(request.created_user_ids),
                                   self.contexts.origin, everyone=request.segments_changed)
         if any(p.due_at <= now for p in added):
             self.on_due()

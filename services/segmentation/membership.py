@@ -42,11 +42,10 @@ def _context_moved(row: asyncpg.Record, profile: Profile, valid_until: datetime 
     set by the events' upsert), or a validity that now ends sooner. A validity that ends
     later needs no word: decision's copy expires early and is asked for again. The stored
     record is the reference only while it is valid: past it, decision may hold a context
-    evaluated since, so the change is announced. So is a user created by the change: decision
-    keeps the context of a user segmentation did not know (a pull before their first event),
-    and only this announcement tells it that they are known now (once per user)."""
+    evaluated since, so the change is announced. A user created by the change is not: decision
+    holds at most a context of them as unknown, which `_record` has it drop in bulk."""
     if row.get("created", False):
-        return True
+        return False
     if row.get("context_changed", False):
         return True
     before = profile.stored_valid_until
@@ -185,6 +184,7 @@ class Memberships:
         saves: list[tuple[str, frozenset[int], datetime | None]] = []
         contexts: dict[str, tuple] = {}
         queued = []
+        created: list[str] = []
         for row in rows:
             profile = profiles.profile_of(row, row["user_id"], counters.get(row["user_id"]))
             result = catalog.evaluate(profile, now)
@@ -200,6 +200,10 @@ class Memberships:
                 contexts[profile.user_id] = (ctx, result.valid_until, catalog.version)
                 queued.append(announcements.change_row(app_id, profile.user_id, memberships.new_change_id(), entered,
                                                        exited, ctx))
+            elif row.get("created", False):
+                created.append(profile.user_id)
+        if created:
+            queued.append(announcements.created_row(app_id, created))
         await memberships.save_memberships(conn, app_id, saves)
         await memberships.queue(conn, queued)
         await memberships.notify_users(conn, app_id, sorted(users), self.cache.origin)

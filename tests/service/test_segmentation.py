@@ -67,6 +67,9 @@ class RecordingDecision(decision_grpc.DecisionInternalServiceServicer):
     def rule_changes(self, app_id: str) -> int:
         return sum(1 for r in self.requests if r.app_id == app_id and r.segments_changed)
 
+    def created(self, app_id: str) -> list[str]:
+        return [u for r in self.requests if r.app_id == app_id for u in r.created_user_ids]
+
 
 class StoredEvents(ingestion_grpc.IngestionInternalServiceServicer):
     """Ingestion's ReadEvents over the events this module sent to segmentation, at the lanes
@@ -255,21 +258,19 @@ async def test_entry_and_exit_are_announced_once_with_the_new_context(seg, app):
 
 async def test_a_new_rule_is_not_an_entry_but_later_changes_are(seg, app):
     await seg.events(app.id, event("a1", "u1", "signup", START), event("a2", "u2", "open", START))
-    # Their first events created them: announced once each, entering nothing (there is no
-    # rule yet), so that decision, which keeps the context of a user not known yet, learns
-    # they are known now.
-    created = await eventually(lambda: asyncio.sleep(0, len(seg.decision.changes(app.id)) == 2
-                                                     and seg.decision.changes(app.id)))
-    assert sorted(c.user_id for c in created) == ["u1", "u2"]
-    assert all(c.context.known and not c.entered_segment_ids and not c.exited_segment_ids for c in created)
+    # Their first events created them, entering nothing (there is no rule yet): named together
+    # in one request, so that decision drops what it kept of them while they were unknown.
+    created = await eventually(lambda: asyncio.sleep(0, seg.decision.created(app.id)))
+    assert sorted(created) == ["u1", "u2"] and seg.decision.changes(app.id) == []
+    assert len([r for r in seg.decision.requests if r.app_id == app.id and r.created_user_ids]) == 1
     segment = await seg.segment(app, ev("signup", pb.EVENT_OPERATOR_AT_LEAST, 1))
     # u1 is in at once (recomputed with the rule), without an entry announcement...
     assert list((await seg.context(app.id, "u1")).segment_ids) == [segment.id]
     await eventually(lambda: asyncio.sleep(0, seg.decision.rule_changes(app.id) == 1))
     await seg.events(app.id, event("a3", "u1", "open", START), event("a4", "u2", "signup", START))
-    changes = await eventually(lambda: asyncio.sleep(0, seg.decision.changes(app.id)[2:]))
+    changes = await eventually(lambda: asyncio.sleep(0, seg.decision.changes(app.id)))
     await asyncio.sleep(0.2)
-    entered = {c.user_id: list(c.entered_segment_ids) for c in seg.decision.changes(app.id)[2:]}
+    entered = {c.user_id: list(c.entered_segment_ids) for c in seg.decision.changes(app.id)}
     # ...and u2, who signs up afterwards, is announced as entering. Nothing else is: u1's open
     # changed nothing decision keeps.
     assert entered == {"u2": [segment.id]} and len(changes) == 1
@@ -445,9 +446,10 @@ async def test_announcements_wait_while_decision_refuses_and_arrive_in_order(seg
         assert await conn.fetchval("SELECT count(*) FROM segmentation.outbox WHERE app_id = $1", app.id) == 5
         assert seg.decision.changes(app.id) == []
         seg.decision.failing = None
-        changes = await eventually(lambda: asyncio.sleep(0, len(seg.decision.changes(app.id)) == 3
+        changes = await eventually(lambda: asyncio.sleep(0, len(seg.decision.changes(app.id)) == 2
                                                          and seg.decision.changes(app.id)))
-        assert [len(c.context.segment_ids) for c in changes] == [0, 1, 2]
+        assert [len(c.context.segment_ids) for c in changes] == [1, 2]
+        assert seg.decision.created(app.id) == ["u1"]
         await eventually(lambda: conn.fetchval(
             "SELECT count(*) = 0 FROM segmentation.outbox WHERE app_id = $1", app.id))
     finally:

@@ -66,14 +66,16 @@ class UserChange(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., entered_segment_ids: _Optional[_Iterable[str]] = ..., exited_segment_ids: _Optional[_Iterable[str]] = ..., context: _Optional[_Union[_common_pb2.UserContext, _Mapping]] = ..., change_id: _Optional[str] = ...) -> None: ...
 
 class ApplyUserChangesRequest(_message.Message):
-    __slots__ = ("app_id", "changes", "segments_changed")
+    __slots__ = ("app_id", "changes", "segments_changed", "created_user_ids")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     SEGMENTS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_USER_IDS_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     changes: _containers.RepeatedCompositeFieldContainer[UserChange]
     segments_changed: bool
-    def __init__(self, app_id: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[UserChange, _Mapping]]] = ..., segments_changed: _Optional[bool] = ...) -> None: ...
+    created_user_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, app_id: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[UserChange, _Mapping]]] = ..., segments_changed: _Optional[bool] = ..., created_user_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ApplyUserChangesResponse(_message.Message):
     __slots__ = ()
