@@ -109,26 +109,35 @@ async def keys_list(args: argparse.Namespace) -> int:
     async with _connected() as conn:
         if (app_id := await _find_app(conn, args.app)) is None:
             return 1
-        rows = await accounts.list_keys(conn, app_id)
-    for r in rows:
-        state = f"revoked {r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "active"
-        print(f"{r['id']}  {r['label']:<10} {','.join(r['scopes']):<14} {state}")
+        found, after = [], None
+        while page := await accounts.list_keys(conn, app_id, after=after, limit=500):
+            found += page
+            after = (page[-1].created_at, page[-1].id)
+    for k in found:
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        print(f"{k.id}  {k.label:<10} {','.join(k.scopes):<14} {state}")
     return 0
 
 
 async def keys_create(args: argparse.Namespace) -> int:
+    label = args.label or args.scope
+    if (problem := accounts.label_problem(label)) is not None:
+        print(f"--label: {problem}", file=sys.stderr)
+        return 2
     async with _connected() as conn:
         if (app_id := await _find_app(conn, args.app)) is None:
             return 1
-        key = await accounts.create_key(conn, app_id, args.label or args.scope, (accounts.Scope(args.scope),))
+        key = await accounts.create_key(conn, app_id, label, (accounts.Scope(args.scope),))
     print_keys(app_id, [key])
     return 0
 
 
 async def keys_revoke(args: argparse.Namespace) -> int:
+    # No guard for the app's last admin key here, unlike ApiKeyService: whoever holds the
+    # accounts database can always issue another (`nudge keys create`).
     async with _connected() as conn:
         revoked = await accounts.revoke_key(conn, args.key_id)
-    if not revoked:
+    if revoked is None or not revoked[1]:
         print(f"no active key {args.key_id!r}", file=sys.stderr)
         return 1
     print(f"revoked {args.key_id}; services stop accepting it within a second")

@@ -73,7 +73,7 @@ def public_service(name: str) -> str:
 
 def public_services(name: str) -> tuple[str, ...]:
     """Every public gRPC service a Nudge service hosts, from its generated protos (decision's
-    own and UserTokenKeyService): the edge routes these, and no internal one."""
+    own, ApiKeyService and UserTokenKeyService): the edge routes these, and no internal one."""
     package = importlib.import_module(f"nudge.{name}.v1")
     found = []
     for module in pkgutil.iter_modules(package.__path__):

@@ -6,6 +6,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from nudge.decision.v1 import (
+    api_key_service_pb2,
+    api_key_service_pb2_grpc,
     decision_internal_service_pb2,
     decision_internal_service_pb2_grpc,
     decision_service_pb2,
@@ -19,6 +21,7 @@ from nudgelib.replay import Replays
 from nudgelib.request_checks import INGESTED
 from nudgelib.retention import prune_loop
 from nudgelib.server import ServiceHost, ServiceSpec
+from services.decision.api_key_servicer import ApiKeyServicer
 from services.decision.caches import CONTEXTS_CHANNEL, CampaignCatalog, UserContexts, UserStates
 from services.decision.decider import Decider
 from services.decision.release import Releaser
@@ -31,7 +34,8 @@ POLICY = AccessPolicy({
     name: Scope.ADMIN
     for name in ("CreateCampaign", "UpdateCampaign", "GetCampaign", "ListCampaigns", "SetCampaignStatus",
                  "ExplainDecision", "ListPendingSends", "GetAppSettings", "UpdateAppSettings",
-                 "AddUserTokenKey", "ListUserTokenKeys", "RevokeUserTokenKey", "PreviewMessage", "SendTestMessage")
+                 "AddUserTokenKey", "ListUserTokenKeys", "RevokeUserTokenKey", "PreviewMessage", "SendTestMessage",
+                 "CreateApiKey", "ListApiKeys", "RevokeApiKey")
 })
 
 
@@ -58,6 +62,7 @@ async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
         DecisionInternalServicer(decider), host.server)
     user_token_key_service_pb2_grpc.add_UserTokenKeyServiceServicer_to_server(
         UserTokenKeyServicer(host.accounts_pool), host.server)
+    api_key_service_pb2_grpc.add_ApiKeyServiceServicer_to_server(ApiKeyServicer(host.accounts_pool), host.server)
 
 
 SPEC = ServiceSpec(
@@ -68,6 +73,7 @@ SPEC = ServiceSpec(
         decision_service_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name,
         decision_internal_service_pb2.DESCRIPTOR.services_by_name["DecisionInternalService"].full_name,
         user_token_key_service_pb2.DESCRIPTOR.services_by_name["UserTokenKeyService"].full_name,
+        api_key_service_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name,
     ),
     settings=DecisionSettings.from_env,
     wire=wire,

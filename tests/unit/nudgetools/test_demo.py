@@ -47,7 +47,7 @@ async def test_a_data_folder_from_before_the_shop_gets_a_public_key(database_url
     assert not created and {k: again[k] for k in older} == older and again["public"] != keys["public"]
     conn = await asyncpg.connect(database_url)
     try:
-        scopes = {r["label"]: list(r["scopes"]) for r in await accounts.list_keys(conn, app_id) if not r["revoked_at"]}
+        scopes = {k.label: list(k.scopes) for k in await accounts.list_keys(conn, app_id, include_revoked=False)}
     finally:
         await conn.close()
     assert scopes["public"] == ["public"]
