@@ -18,12 +18,10 @@ from starlette.routing import Route
 from console import grpcweb
 from console.sessions import COOKIE, Session
 from console.web import FORM_ERRORS, console_of, form, page, render
-from nudge_client import rpcs
 from nudge_client.protos import decision, delivery
 from nudgelib.errors import violations_of
-# The CLI's helpers: attribute values as `nudge preview --attr` reads them, and the call path of
-# the two RPCs the client has no method for yet (deadline and retries as every other call).
-from nudgetools.operate.commands import _attribute_value, _call
+# The CLI's helper: attribute values as `nudge preview --attr` reads them.
+from nudgetools.operate.commands import _attribute_value
 
 _DELIVERY = "nudge.delivery.v1.DeliveryService"
 
@@ -70,7 +68,7 @@ async def _preview(session: Session, c: Any, variant: str, locale: str, sample: 
         request.attributes[name].CopyFrom(value)
     if "event_properties" in sample:
         request.event_properties.update(sample["event_properties"])
-    got = await _call(session.client, rpcs.PREVIEW_MESSAGE, request)
+    got = await session.client.preview_message(request)
     pid = session.keep_preview(got)
     return {"variant": variant, "asked_locale": locale, "got": got, "pid": pid}
 
@@ -123,7 +121,7 @@ async def send_test(request: Request, session: Session) -> Response:
                 **{k: v for k, v in request_fields.items() if k != "event_properties"})
             if event:
                 test.event_properties.update(event)
-            notice = await _call(session.client, rpcs.SEND_TEST_MESSAGE, test)
+            notice = await session.client.send_test_message(test)
         except grpc.aio.AioRpcError as exc:
             if exc.code() not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
                 raise

@@ -15,7 +15,7 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 
-from nudge_client import AsyncNudge, rpcs
+from nudge_client import AsyncNudge
 from nudge_client.protos import common, decision, segmentation
 from nudgetools.operate import output
 from nudgetools.operate.state import read_segments
@@ -322,15 +322,6 @@ def _attribute_value(value: Any) -> common.AttributeValue:
     return common.AttributeValue(string_value=str(value))
 
 
-async def _call(client: AsyncNudge, rpc: rpcs.Rpc, request: Message) -> Any:
-    # PreviewMessage and SendTestMessage have their retry rules in the client (nudge_client.rpcs)
-    # but no method of their own yet; this goes through the same call path (deadline, retries).
-    method = getattr(client, re.sub(r"(?<!^)(?=[A-Z])", "_", rpc.method).lower(), None)
-    if method is not None:
-        return await method(request)
-    return await client._call(rpc, request, {}, None)
-
-
 def print_content(content: Message) -> None:
     rows = [("layout", _enum(content.layout, common.Layout, "LAYOUT_")), ("title", content.title),
             ("body", content.body), ("image", content.image_url)]
@@ -349,7 +340,7 @@ async def preview(client: AsyncNudge, args: argparse.Namespace) -> int:
         request.attributes[name].CopyFrom(value)
     if (props := _struct(args.event)) is not None:
         request.event_properties.CopyFrom(props)
-    got = await _call(client, rpcs.PREVIEW_MESSAGE, request)
+    got = await client.preview_message(request)
     if args.output != "table":
         output.dump(output.plain(got), args.output)
     else:
@@ -367,7 +358,7 @@ async def send_test(client: AsyncNudge, args: argparse.Namespace) -> int:
                                               locale=args.locale or "")
     if (props := _struct(args.event)) is not None:
         request.event_properties.CopyFrom(props)
-    got = await _call(client, rpcs.SEND_TEST_MESSAGE, request)
+    got = await client.send_test_message(request)
     if args.output != "table":
         output.dump(output.plain(got), args.output)
         return 0

@@ -13,7 +13,7 @@ import grpc
 from google.protobuf.message import Message
 
 from nudge_client import rpcs
-from nudge_client.protos import decision, delivery, ingestion, segmentation
+from nudge_client.protos import api_keys, decision, delivery, ingestion, segmentation
 from nudge_client.retry import NO_RETRY, RetryPolicy
 from nudge_client.status import retry_delay
 
@@ -63,22 +63,23 @@ class _Base:
         self._stubs: dict[str, Any] = {}
         self._lock = threading.Lock()  # the blocking client may be shared by threads
 
-    def _stub(self, service: str) -> Any:
-        stub = self._stubs.get(service)
+    def _stub(self, service: str, name: str = "") -> Any:
+        """The stub of gRPC service `name` (default: the service's own) on `service`'s target."""
+        stub = self._stubs.get(name or service)
         if stub is not None:
             return stub
         with self._lock:
-            return self._new_stub(service)
+            return self._new_stub(service, name or service)
 
-    def _new_stub(self, service: str) -> Any:
-        if service not in self._stubs:
+    def _new_stub(self, service: str, name: str) -> Any:
+        if name not in self._stubs:
             address = self._targets.get(service)
             if address is None:
                 raise ValueError(f"no target for {service}: pass it in the targets mapping")
             if address not in self._channels:
                 self._channels[address] = self._channel(address)
-            self._stubs[service] = rpcs.STUBS[service](self._channels[address])
-        return self._stubs[service]
+            self._stubs[name] = rpcs.STUBS[name](self._channels[address])
+        return self._stubs[name]
 
     def _channel(self, address: str) -> Any:
         raise NotImplementedError
@@ -118,7 +119,7 @@ class AsyncNudge(_Base):
                     timeout: float | None, retry: RetryPolicy | None = None) -> Any:
         message = rpcs.prepared(rpc, request, fields)
         policy = self._policy(rpc, retry)
-        method = getattr(self._stub(rpc.service), rpc.method)
+        method = getattr(self._stub(rpc.service, rpc.stub_name), rpc.method)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.timeout if timeout is None else timeout)
         attempt = 0
@@ -193,6 +194,35 @@ class AsyncNudge(_Base):
             timeout: float | None = None, **fields: Any) -> decision.ListPendingSendsResponse:
         """ListPendingSends (decision). Read; retried."""
         return await self._call(rpcs.LIST_PENDING_SENDS, request, fields, timeout)
+
+    async def preview_message(self, request: decision.PreviewMessageRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> decision.PreviewMessageResponse:
+        """PreviewMessage (decision): a campaign's message rendered for a user id or sample attributes,
+        template errors listed per field; nothing is sent or counted. Read; retried."""
+        return await self._call(rpcs.PREVIEW_MESSAGE, request, fields, timeout)
+
+    async def send_test_message(self, request: decision.SendTestMessageRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> decision.SendTestMessageResponse:
+        """SendTestMessage (decision): the message into one user's inbox now, counted nowhere.
+        Retried under one request_id (made when empty)."""
+        return await self._call(rpcs.SEND_TEST_MESSAGE, request, fields, timeout)
+
+    async def create_api_key(self, request: api_keys.CreateApiKeyRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> api_keys.CreateApiKeyResponse:
+        """CreateApiKey (decision's ApiKeyService): a new key of the caller's app; its `secret` is in
+        this response only. Never retried: a repeat would issue a second key."""
+        return await self._call(rpcs.CREATE_API_KEY, request, fields, timeout)
+
+    async def list_api_keys(self, request: api_keys.ListApiKeysRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> api_keys.ListApiKeysResponse:
+        """ListApiKeys (decision's ApiKeyService): the app's keys, oldest first, no secrets. Read; retried."""
+        return await self._call(rpcs.LIST_API_KEYS, request, fields, timeout)
+
+    async def revoke_api_key(self, request: api_keys.RevokeApiKeyRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> api_keys.RevokeApiKeyResponse:
+        """RevokeApiKey (decision's ApiKeyService): refused by every service within about a second;
+        the app's last admin key is FAILED_PRECONDITION. Retried (a repeat changes nothing)."""
+        return await self._call(rpcs.REVOKE_API_KEY, request, fields, timeout)
 
     async def create_segment(self, request: segmentation.CreateSegmentRequest | None = None, /, *,
             timeout: float | None = None, **fields: Any) -> segmentation.CreateSegmentResponse:
@@ -280,7 +310,7 @@ class Nudge(_Base):
               timeout: float | None, retry: RetryPolicy | None = None) -> Any:
         message = rpcs.prepared(rpc, request, fields)
         policy = self._policy(rpc, retry)
-        method = getattr(self._stub(rpc.service), rpc.method)
+        method = getattr(self._stub(rpc.service, rpc.stub_name), rpc.method)
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         attempt = 0
         while True:
@@ -353,6 +383,35 @@ class Nudge(_Base):
             timeout: float | None = None, **fields: Any) -> decision.ListPendingSendsResponse:
         """ListPendingSends (decision). Read; retried."""
         return self._call(rpcs.LIST_PENDING_SENDS, request, fields, timeout)
+
+    def preview_message(self, request: decision.PreviewMessageRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> decision.PreviewMessageResponse:
+        """PreviewMessage (decision): a campaign's message rendered for a user id or sample attributes,
+        template errors listed per field; nothing is sent or counted. Read; retried."""
+        return self._call(rpcs.PREVIEW_MESSAGE, request, fields, timeout)
+
+    def send_test_message(self, request: decision.SendTestMessageRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> decision.SendTestMessageResponse:
+        """SendTestMessage (decision): the message into one user's inbox now, counted nowhere.
+        Retried under one request_id (made when empty)."""
+        return self._call(rpcs.SEND_TEST_MESSAGE, request, fields, timeout)
+
+    def create_api_key(self, request: api_keys.CreateApiKeyRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> api_keys.CreateApiKeyResponse:
+        """CreateApiKey (decision's ApiKeyService): a new key of the caller's app; its `secret` is in
+        this response only. Never retried: a repeat would issue a second key."""
+        return self._call(rpcs.CREATE_API_KEY, request, fields, timeout)
+
+    def list_api_keys(self, request: api_keys.ListApiKeysRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> api_keys.ListApiKeysResponse:
+        """ListApiKeys (decision's ApiKeyService): the app's keys, oldest first, no secrets. Read; retried."""
+        return self._call(rpcs.LIST_API_KEYS, request, fields, timeout)
+
+    def revoke_api_key(self, request: api_keys.RevokeApiKeyRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> api_keys.RevokeApiKeyResponse:
+        """RevokeApiKey (decision's ApiKeyService): refused by every service within about a second;
+        the app's last admin key is FAILED_PRECONDITION. Retried (a repeat changes nothing)."""
+        return self._call(rpcs.REVOKE_API_KEY, request, fields, timeout)
 
     def create_segment(self, request: segmentation.CreateSegmentRequest | None = None, /, *,
             timeout: float | None = None, **fields: Any) -> segmentation.CreateSegmentResponse:

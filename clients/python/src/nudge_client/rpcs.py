@@ -9,11 +9,11 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from nudge_client._proto.nudge.decision.v1 import decision_service_pb2_grpc
+from nudge_client._proto.nudge.decision.v1 import api_key_service_pb2_grpc, decision_service_pb2_grpc
 from nudge_client._proto.nudge.delivery.v1 import delivery_service_pb2_grpc
 from nudge_client._proto.nudge.ingestion.v1 import ingestion_service_pb2_grpc
 from nudge_client._proto.nudge.segmentation.v1 import segmentation_service_pb2_grpc
-from nudge_client.protos import decision, delivery, ingestion, segmentation
+from nudge_client.protos import api_keys, decision, delivery, ingestion, segmentation
 
 SERVICES = ("ingestion", "segmentation", "decision", "delivery")
 STUBS = {
@@ -21,6 +21,8 @@ STUBS = {
     "segmentation": segmentation_service_pb2_grpc.SegmentationServiceStub,
     "decision": decision_service_pb2_grpc.DecisionServiceStub,
     "delivery": delivery_service_pb2_grpc.DeliveryServiceStub,
+    # Hosted by decision beside its own service (Rpc.stub names it).
+    "api_keys": api_key_service_pb2_grpc.ApiKeyServiceStub,
 }
 # The ports `nudge run` and the compose file give each service.
 LOCAL_PORTS = {"ingestion": 50051, "segmentation": 50052, "decision": 50053, "delivery": 50054}
@@ -36,14 +38,19 @@ class Safety(enum.Enum):
 
 @dataclass(frozen=True)
 class Rpc:
-    service: str
+    service: str  # the Nudge service that answers it: whose target the call goes to
     method: str
     request: type[Message]
     safety: Safety
+    stub: str = ""  # its gRPC service in STUBS, when not the service's own (ApiKeyService)
+
+    @property
+    def stub_name(self) -> str:
+        return self.stub or self.service
 
 
-def _rpc(service: str, method: str, module: Any, safety: Safety) -> Rpc:
-    return Rpc(service, method, getattr(module, f"{method}Request"), safety)
+def _rpc(service: str, method: str, module: Any, safety: Safety, stub: str = "") -> Rpc:
+    return Rpc(service, method, getattr(module, f"{method}Request"), safety, stub)
 
 
 R, W, E, I = Safety.READ, Safety.REQUEST_ID, Safety.EVENT_IDS, Safety.IDEMPOTENT
@@ -61,6 +68,11 @@ UPDATE_APP_SETTINGS = _rpc("decision", "UpdateAppSettings", decision, W)
 LIST_PENDING_SENDS = _rpc("decision", "ListPendingSends", decision, R)
 PREVIEW_MESSAGE = _rpc("decision", "PreviewMessage", decision, R)
 SEND_TEST_MESSAGE = _rpc("decision", "SendTestMessage", decision, W)
+# A retry after a lost reply would issue a second key, active, whose secret nobody saw.
+CREATE_API_KEY = _rpc("decision", "CreateApiKey", api_keys, Safety.UNSAFE, "api_keys")
+LIST_API_KEYS = _rpc("decision", "ListApiKeys", api_keys, R, "api_keys")
+# Revoking a revoked key returns it unchanged.
+REVOKE_API_KEY = _rpc("decision", "RevokeApiKey", api_keys, I, "api_keys")
 CREATE_SEGMENT = _rpc("segmentation", "CreateSegment", segmentation, W)
 UPDATE_SEGMENT = _rpc("segmentation", "UpdateSegment", segmentation, W)
 GET_SEGMENT = _rpc("segmentation", "GetSegment", segmentation, R)
