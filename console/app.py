@@ -160,7 +160,8 @@ async def login(request: Request) -> Response:
         return response
     zone = settings_reply.settings.default_time_zone or "UTC"
     token_keys = TokenKeys(console.target, key, console.settings.call_timeout, console.credentials)
-    session = console.store.create(client, token_keys=token_keys, label=f"key {key.split('_')[1] if key.count('_') >= 2 else '…'} · {zone}")
+    key_id = key.split("_")[1] if key.count("_") >= 2 else ""
+    session = console.store.create(client, token_keys=token_keys, label=f"key {key_id or '…'} · {zone}", key_id=key_id)
     response = redirect(next_page)
     response.set_cookie(COOKIE, session.id, max_age=int(console.store.lifetime), **_cookie_args(request))
     response.delete_cookie(LOGIN_COOKIE, path="/")

@@ -318,3 +318,16 @@ def settings_violation_errors(violations: Iterable[tuple[str, str]], doc: Docume
         line = doc.origin.line_of(spec_path) if doc.origin else 0
         errors.rest.append((line - header if line > header else 0, spec_path, message))
     return errors
+
+
+def violation_errors(violations: Iterable[tuple[str, str]], inputs: Mapping[str, str]) -> FormErrors:
+    """A service's field violations at the inputs of a plain form (`inputs`: a request field,
+    or its first part, → the input's name); a field no input shows is a problem of the form."""
+    errors = FormErrors()
+    for path, message in violations:
+        name = inputs.get(path) or inputs.get(re.split(r"[.\[]", path, maxsplit=1)[0])
+        if name is None:
+            errors.general.append(f"{path}: {message}" if path else message)
+        else:
+            errors.inputs.setdefault(name, []).append(message)
+    return errors
