@@ -225,9 +225,10 @@ async def list_keys(conn: asyncpg.Connection | asyncpg.Pool, app_id: str, includ
 async def revoke_key(conn: asyncpg.Connection, key_id: str, app_id: str | None = None,
                      keep_an_admin: bool = False) -> tuple[ApiKey, bool] | None:
     """Revokes a key by id (the part after `nudge_`), of `app_id` (None: of any app); returns
-    it and whether it was revoked now rather than before (None: no such key). With `keep_an_admin`, the app's last active
-    admin key is refused (FailedPrecondition): an operator calling the API must not lock the
-    app out of it. Every service drops a revoked key from memory at the notification."""
+    it and whether it was revoked now rather than before (None: no such key). With
+    `keep_an_admin`, the app's last active admin key is refused (FailedPrecondition): an
+    operator calling the API must not lock the app out of it. Every service drops a revoked
+    key from memory at the notification."""
     async with conn.transaction():
         row = await conn.fetchrow(
             f"SELECT {_KEY_COLUMNS} FROM {SCHEMA}.api_keys WHERE id = $1 AND ($2::text IS NULL OR app_id = $2)",

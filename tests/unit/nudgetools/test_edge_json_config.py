@@ -71,6 +71,7 @@ def test_the_transcoder_sits_before_the_router_for_the_public_services_only(vari
     # The services the edge routes, no others: an internal service is not transcoded.
     assert transcoder["services"] == [s for name in SERVICES for s in edge.public_services(name)]
     assert "nudge.decision.v1.UserTokenKeyService" in transcoder["services"]
+    assert "nudge.decision.v1.ApiKeyService" in transcoder["services"]
     assert transcoder["auto_mapping"] and transcoder["convert_grpc_status"]
     # Not gRPC and no method of theirs: answered 404 by the edge, never passed on.
     assert transcoder["request_validation_options"]["reject_unknown_method"]
