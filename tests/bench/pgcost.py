@@ -157,22 +157,22 @@ class PhaseMeter:
         return PhaseCost(cpu, total, top, services)
 
 
-def print_cost(phase: str, cost: PhaseCost, events: int) -> None:
-    """Per event: CPU of the server's processes, execution time summed over statements, and
-    the statements that took the most time."""
+def print_cost(phase: str, cost: PhaseCost, events: int, unit: str = "event") -> None:
+    """Per event (or per `unit`): CPU of the server's processes, execution time summed over
+    statements, and the statements that took the most time."""
     cpu, exec_us = cost.cpu_us_per(events), cost.exec_us_per(events)
-    print(f"\nPostgreSQL during {phase}, per event: "
-          + (f"CPU {cpu:.1f} µs ({cost.cpu_seconds:.1f} s of CPU of all its processes over {events} events)"
+    print(f"\nPostgreSQL during {phase}, per {unit}: "
+          + (f"CPU {cpu:.1f} µs ({cost.cpu_seconds:.1f} s of CPU of all its processes over {events} {unit}s)"
              if cpu is not None else "CPU not measured (the server is not a process on this machine)")
           + ("; statement execution (pg_stat_statements total_exec_time) "
              f"{exec_us:.1f} µs" if exec_us is not None else f"; {STATEMENTS} not loaded"))
     if cost.services:
-        print("services' own CPU per event: " + ", ".join(
+        print(f"services' own CPU per {unit}: " + ", ".join(
             f"{name} {seconds * 1e6 / events:.1f} µs" for name, seconds in cost.services.items()))
     if not cost.top:
         return
     print(f"top {len(cost.top)} statements by total execution time:")
-    print(f"{'µs/event':>9}{'ms':>10}{'calls':>9}{'rows':>10}  statement")
+    print(f"{'µs/' + unit:>9}{'ms':>10}{'calls':>9}{'rows':>10}  statement")
     for s in cost.top:
         text = s.query if len(s.query) <= 110 else s.query[:107] + "..."
         print(f"{s.total_ms * 1e3 / events:>9.1f}{s.total_ms:>10.0f}{s.calls:>9}{s.rows:>10}  {text}")

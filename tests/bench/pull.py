@@ -11,13 +11,19 @@
 - through the edge: the floor, and both pulls, again through Envoy as `nudge run` starts it
   (nudgetools.edge), with the edge's cost per call: the latency it adds over the same call
   made directly, and the CPU Envoy itself spent per call.
+
+For the direct "message handed out" run, what each process spends per pull (every service,
+this client, all of PostgreSQL's processes) and the statements PostgreSQL executed most:
+where a handed-out pull's cost lies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 
+import asyncpg
 import grpc
 
 from nudge.common.v1 import common_pb2
@@ -31,6 +37,7 @@ from nudgetools import demo
 from nudgetools.cluster import EDGE
 from tests.bench.harness import (LoadResult, closed_loop, cpu_seconds, database, edge_in_front, edge_pid,
                                  floor_server, peak_rss_mb, print_table, running_cluster)
+from tests.bench.pgcost import STATEMENTS, PhaseCost, PhaseMeter, print_cost
 from tests.helpers import create_app
 
 USERS = 2000
@@ -50,6 +57,26 @@ class EdgeCost:
 
 async def pulls(target: str, metadata, users: list[str], cpu_of: int | None = None) -> tuple[LoadResult, float]:
     """The closed loop of pulls; with `cpu_of`, also that process's CPU ms per call made."""
+    before = cpu_seconds(cpu_of) if cpu_of else 0.0
+    result, made = await _pulls(target, metadata, users)
+    cpu_ms = (cpu_seconds(cpu_of) - before) * 1000 / max(made, 1) if cpu_of else 0.0
+    return result, cpu_ms
+
+
+async def costed_pulls(target: str, metadata, users: list[str], url: str,
+                       processes: dict[str, int]) -> tuple[LoadResult, PhaseCost, int]:
+    """The closed loop of pulls, with what PostgreSQL and each of `processes` spent over it,
+    and the number of calls made (warm-up included: the cost covers them too)."""
+    conn = await asyncpg.connect(url)
+    try:
+        meter = await PhaseMeter.start(conn, processes)
+        result, made = await _pulls(target, metadata, users)
+        return result, await meter.stop(conn), made
+    finally:
+        await conn.close()
+
+
+async def _pulls(target: str, metadata, users: list[str]) -> tuple[LoadResult, int]:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = delivery_grpc.DeliveryServiceStub(channel)
         made = 0
@@ -60,10 +87,7 @@ async def pulls(target: str, metadata, users: list[str], cpu_of: int | None = No
             return stub.FetchMessages(delivery_pb.FetchMessagesRequest(user_id=users[i % len(users)]),
                                       metadata=metadata, timeout=5)
 
-        before = cpu_seconds(cpu_of) if cpu_of else 0.0
-        result = await closed_loop(call)
-        cpu_ms = (cpu_seconds(cpu_of) - before) * 1000 / max(made, 1) if cpu_of else 0.0
-        return result, cpu_ms
+        return await closed_loop(call), made
 
 
 async def warm(target: str, metadata, users: list[str]) -> None:
@@ -96,7 +120,7 @@ async def main() -> None:
         async with floor_server(forward_to=floor) as chain:
             results["floor: empty chain of two services"], _ = await pulls(chain, (), ["u"])
 
-    async with database() as url, running_cluster(url, edge=True) as cluster:
+    async with database(preload=(STATEMENTS,)) as url, running_cluster(url, edge=True) as cluster:
         app = await create_app(url)
         _, campaign_id = await demo.seed(cluster.target("segmentation"), cluster.target("decision"),
                                          app.keys["admin"])
@@ -115,7 +139,9 @@ async def main() -> None:
         # direct or the edge's run, so the one measured first pays no misses the other skips.
         await warm(delivery, app.auth("client"), nobody + signed_up)
         results["pull, no message"], _ = await pulls(delivery, app.auth("client"), nobody)
-        results["pull, message handed out"], _ = await pulls(delivery, app.auth("client"), signed_up)
+        processes = {n: p.pid for n, p in cluster.processes.items() if n != EDGE} | {"client": os.getpid()}
+        results["pull, message handed out"], handed_cost, handed_calls = await costed_pulls(
+            delivery, app.auth("client"), signed_up, url, processes)
         results[NO_MESSAGE_EDGE], cpu = await pulls(edge, app.auth("client"), nobody, cpu_of=pid)
         costs.append(EdgeCost("pull, no message", NO_MESSAGE_EDGE, cpu))
         results[HANDED_OUT_EDGE], cpu = await pulls(edge, app.auth("client"), signed_up, cpu_of=pid)
@@ -129,4 +155,5 @@ async def main() -> None:
         d, t = results[c.direct], results[c.through]
         print(f"{c.direct:<40}{t.p50_ms - d.p50_ms:>+9.2f}{t.p99_ms - d.p99_ms:>+9.2f}"
               f"{t.rate / d.rate:>8.2f}{c.cpu_ms:>8.3f}")
+    print_cost("pull, message handed out", handed_cost, handed_calls, unit="pull")
     print("\npeak RSS per process (MB): " + ", ".join(f"{n} {m:.0f}" for n, m in memory.items()))
