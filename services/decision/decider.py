@@ -23,6 +23,7 @@ from services.decision.caches import CONTEXTS_CHANNEL, CampaignCatalog, UserCont
 from services.decision.eligibility import compile_campaign, rank_key
 from services.decision.plan import plan_pull
 from services.decision.reactions import react
+from services.decision.reservations import ReservationBatch
 from services.decision.selection import select
 
 log = structlog.get_logger(__name__)
@@ -41,19 +42,34 @@ class Decider:
 
     # ------------------------------------------------------------ the pull path
 
+    def batch(self, pulls: int) -> ReservationBatch:
+        """The reservations of `pulls` pulls decided together (a DecideBatch): written in one
+        transaction (services.decision.reservations)."""
+        return ReservationBatch(self.pool, pulls)
+
     async def decide(self, app_id: str, user_id: str, request: pb.RequestContext, limit: int,
-                     pending: list[internal_pb.Decision], pending_only: bool = False) -> internal_pb.DecideResponse:
-        user = await self.contexts.get(app_id, user_id)
-        catalog = await self.catalog.get(app_id)
-        now = self.clock.now()
-        plan = plan_pull(catalog, user, request, await self.states.get(app_id, user_id), now, limit, pending,
-                         pending_only)
-        if plan.writes:
-            # Plan again under the user's lock from fresh state, and write that plan.
-            plan, fresh = await store.reserve(
-                self.pool, app_id, user_id, now,
+                     pending: list[internal_pb.Decision], pending_only: bool = False,
+                     batch: ReservationBatch | None = None) -> internal_pb.DecideResponse:
+        """One pull; with `batch`, one of the batch's pulls (a single Decide is a batch of one)."""
+        batch = batch or self.batch(1)
+        try:
+            user = await self.contexts.get(app_id, user_id)
+            catalog = await self.catalog.get(app_id)
+            now = self.clock.now()
+            plan = plan_pull(catalog, user, request, await self.states.get(app_id, user_id), now, limit, pending,
+                             pending_only)
+        except BaseException:
+            batch.skip()  # the batch's other pulls do not wait for this one
+            raise
+        if not plan.writes:
+            batch.skip()
+        else:
+            # Plan again under the user's lock from fresh state, and write that plan, in the
+            # batch's one transaction.
+            plan, fresh = await batch.reserve(store.Reserve(
+                app_id, user_id, now,
                 lambda state: ((p := plan_pull(catalog, user, request, state, now, limit, pending,
-                                               pending_only)).reservation, p))
+                                               pending_only)).reservation, p)))
             self.states.put(app_id, user_id, fresh)
         annotate_user(app_id, user_id, {"nudge.campaigns.active": len(catalog.campaigns),
                                         "nudge.decisions": len(plan.decisions), "nudge.dropped": len(plan.dropped),

@@ -36,6 +36,7 @@ from services.decision import preview, store
 from services.decision.decider import Decider
 from services.decision.model import DEFAULT_TTL
 from services.decision.references import segment_references, uses_segment
+from services.decision.reservations import ReservationBatch
 from services.decision.validation import campaign_violations, settings_violations
 
 log = structlog.get_logger(__name__)
@@ -265,22 +266,37 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
         return internal_pb.ApplyUserChangesResponse()
 
     async def Decide(self, request: internal_pb.DecideRequest, context) -> internal_pb.DecideResponse:
-        return await self._decide(request, "")
+        limit = _pull_limit(request, "")
+        return await self._d.decide(request.app_id, request.user_id, request.context, limit,
+                                   list(request.pending), request.pending_only)
 
     async def DecideBatch(self, request: internal_pb.DecideBatchRequest, context) -> internal_pb.DecideBatchResponse:
         if len(request.requests) > MAX_BATCH:
             raise InvalidArgument.field("requests", f"at most {MAX_BATCH}")
-        results = await asyncio.gather(*(self._decide_one(r, f"requests[{i}].")
-                                         for i, r in enumerate(request.requests)))
+        results: list[internal_pb.DecideResult | None] = [None] * len(request.requests)
+        pulls = []
+        for i, r in enumerate(request.requests):
+            try:
+                pulls.append((i, r, _pull_limit(r, f"requests[{i}].")))
+            except NudgeError as exc:
+                results[i] = _error_result(exc)
+        # The pulls' reservations are written in one transaction (services.decision.reservations).
+        batch = self._d.batch(len(pulls))
+        decided = await asyncio.gather(*(self._decide_one(r, limit, batch) for _, r, limit in pulls))
+        for (i, _, _), result in zip(pulls, decided):
+            results[i] = result
         return internal_pb.DecideBatchResponse(results=results)
 
-    async def _decide_one(self, request: internal_pb.DecideRequest, prefix: str) -> internal_pb.DecideResult:
+    async def _decide_one(self, request: internal_pb.DecideRequest, limit: int,
+                          batch: ReservationBatch) -> internal_pb.DecideResult:
         try:
             # With tracing on, each pull of the batch has its span (attributes of its own).
             with child_span("decide"):
-                return internal_pb.DecideResult(response=await self._decide(request, prefix))
+                return internal_pb.DecideResult(response=await self._d.decide(
+                    request.app_id, request.user_id, request.context, limit, list(request.pending),
+                    request.pending_only, batch))
         except NudgeError as exc:
-            return internal_pb.DecideResult(error=internal_pb.DecideError(code=exc.code.value[0], message=exc.message))
+            return _error_result(exc)
         except Exception as exc:  # noqa: BLE001 - one request's bug must not fail the batch
             if unreachable(exc):  # the database is away: the caller retries (as the interceptor says)
                 return internal_pb.DecideResult(error=internal_pb.DecideError(
@@ -288,15 +304,6 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
             log.exception("decide_failed", user_id=request.user_id)
             return internal_pb.DecideResult(error=internal_pb.DecideError(
                 code=grpc.StatusCode.INTERNAL.value[0], message="internal error"))
-
-    async def _decide(self, request: internal_pb.DecideRequest, prefix: str) -> internal_pb.DecideResponse:
-        if not request.app_id:  # else segmentation refuses the context lookup, an INTERNAL here
-            raise InvalidArgument.field(f"{prefix}app_id", "is required")
-        if not request.user_id:
-            raise InvalidArgument.field(f"{prefix}user_id", "is required")
-        limit = min(request.limit or 1, MAX_PULL)
-        return await self._d.decide(request.app_id, request.user_id, request.context, limit,
-                                   list(request.pending), request.pending_only)
 
     async def EraseUser(self, request: internal_pb.EraseUserRequest, context) -> internal_pb.EraseUserResponse:
         await self._d.erase_user(request.app_id, request.user_id)
@@ -326,6 +333,19 @@ class DecisionInternalServicer(internal_grpc.DecisionInternalServiceServicer):
         return internal_pb.CampaignsUsingSegmentResponse(campaigns=[
             internal_pb.CampaignUsingSegment(campaign_id=c.id, name=c.name, status=c.status)
             for c in campaigns if uses_segment(c, request.segment_id)])
+
+
+def _pull_limit(request: internal_pb.DecideRequest, prefix: str) -> int:
+    """The pull's limit, once its request is one decision can decide."""
+    if not request.app_id:  # else segmentation refuses the context lookup, an INTERNAL here
+        raise InvalidArgument.field(f"{prefix}app_id", "is required")
+    if not request.user_id:
+        raise InvalidArgument.field(f"{prefix}user_id", "is required")
+    return min(request.limit or 1, MAX_PULL)
+
+
+def _error_result(exc: NudgeError) -> internal_pb.DecideResult:
+    return internal_pb.DecideResult(error=internal_pb.DecideError(code=exc.code.value[0], message=exc.message))
 
 
 def _send_cursor(token: str) -> tuple[datetime, str] | None:

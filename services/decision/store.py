@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import asyncpg
 
@@ -223,37 +224,94 @@ async def load_states(conn: asyncpg.Connection | asyncpg.Pool, app_id: str,
     return states
 
 
-async def reserve(pool: asyncpg.Pool, app_id: str, user_id: str, at: datetime,
-                  plan: Callable[[UserState], tuple[Reservation, T]]) -> tuple[T, UserState]:
-    """Runs `plan` on the user's state read under a per-user lock and writes its reservation,
-    all in one transaction, so replicas serving the same user at once never exceed a cap."""
+@dataclass(frozen=True)
+class Reserve(Generic[T]):
+    """One pull's reservation: `plan` runs on the user's state read under their lock and
+    returns what to write and what the pull answers."""
+
+    app_id: str
+    user_id: str
+    at: datetime
+    plan: Callable[[UserState], tuple[Reservation, T]]
+
+
+# Each user's advisory lock, all in one statement, in the order of the array (a function scan
+# over unnest returns its rows in array order, and the locks are taken row by row).
+_LOCK_USERS = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k"
+
+_RESERVE = """
+    WITH d AS (
+        INSERT INTO deliveries (app_id, user_id, message_id, campaign_id, variant_id, tags,
+                                counts_toward_app_caps, delivered_at)
+        SELECT a, u, m, c, v, string_to_array(t, E'\\x1f'), k, at
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
+                    $8::timestamptz[]) AS x(a, u, m, c, v, t, k, at)
+        -- A pending message offered twice at once (two streams) counts once.
+        ON CONFLICT DO NOTHING
+        RETURNING 1)
+    INSERT INTO variant_assignments (app_id, user_id, campaign_id, variant_id, assigned_at)
+    SELECT a, u, c, v, at FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])
+        AS y(a, u, c, v, at)
+    ON CONFLICT DO NOTHING"""
+
+
+async def reserve_many(pool: asyncpg.Pool, requests: list[Reserve[T]]) -> list[tuple[T, UserState] | Exception]:
+    """Runs each request's plan on its user's state read under that user's lock and writes
+    every reservation, all in one transaction, so that replicas serving the same users at
+    once never exceed a cap. One result per request, in order: the plan's result and the
+    user's state with the batch's reservations in it, or the exception its plan raised (that
+    request writes nothing; the others go on). A request for a user already planned in this
+    batch plans on the state with the earlier one's reservation in it, as if the two had come
+    one after the other.
+
+    Deadlock: every transaction that takes more than one of these locks takes them in one
+    statement in one global order (the keys sorted here), and holds none of them before;
+    a single-user reservation takes one and waits for nothing else while holding it. Two
+    transactions each waiting for a lock the other holds would need one of them to wait for
+    a key that sorts before a key it holds, which the order rules out. (The locks are on a
+    64-bit hash of the key: only two colliding pairs of keys in two batches at once could
+    cross the order, and then PostgreSQL's deadlock detector ends one of them, which fails
+    as any failed transaction does.) The rows written are the locked users' own (every key
+    of deliveries and variant_assignments starts with app and user), so no other writer of
+    them is waited for inside the locks but a release giving back that user's deliveries,
+    which takes no lock."""
+    users = list(dict.fromkeys((r.app_id, r.user_id) for r in requests))
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", state_key(app_id, user_id))
-        state = await load_state(conn, app_id, user_id)
-        reservation, result = plan(state)
-        if reservation.deliveries or reservation.arms:
-            d, a = reservation.deliveries, reservation.arms
-            await conn.execute(
-                """WITH d AS (
-                       INSERT INTO deliveries (app_id, user_id, message_id, campaign_id, variant_id, tags,
-                                               counts_toward_app_caps, delivered_at)
-                       SELECT $1, $2, m, c, v, string_to_array(t, E'\\x1f'), k, $3
-                       FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) AS x(m, c, v, t, k)
-                       -- A pending message offered twice at once (two streams) counts once.
-                       ON CONFLICT DO NOTHING
-                       RETURNING 1)
-                   INSERT INTO variant_assignments (app_id, user_id, campaign_id, variant_id, assigned_at)
-                   SELECT $1, $2, c, v, $3 FROM unnest($9::text[], $10::text[]) AS y(c, v)
-                   ON CONFLICT DO NOTHING""",
-                app_id, user_id, at,
-                [x[0] for x in d], [x[1] for x in d], [x[2] for x in d],
-                ["\x1f".join(x[3]) for x in d], [x[4] for x in d],
-                [x[0] for x in a], [x[1] for x in a])
-            for message_id, campaign_id, variant_id, tags, counts in d:
-                state.history.append(Delivered(campaign_id, tags, at, counts))
-            for campaign_id, variant_id in a:
+        await conn.execute(_LOCK_USERS, sorted(state_key(a, u) for a, u in users))
+        apps: dict[str, list[str]] = {}
+        for app_id, user_id in users:
+            apps.setdefault(app_id, []).append(user_id)
+        states: dict[tuple[str, str], UserState] = {}
+        # One query per app of the batch: one, nearly always.
+        for app_id, user_ids in apps.items():
+            for user_id, state in (await load_states(conn, app_id, user_ids)).items():
+                states[(app_id, user_id)] = state
+        out: list[tuple[T, UserState] | Exception] = []
+        rows: list[tuple] = []
+        arms: list[tuple] = []
+        for r in requests:
+            state = states[(r.app_id, r.user_id)]
+            try:
+                reservation, result = r.plan(state)
+            except Exception as exc:  # noqa: BLE001 - one request's bug must not fail the batch
+                out.append(exc)
+                continue
+            for message_id, campaign_id, variant_id, tags, counts in reservation.deliveries:
+                rows.append((r.app_id, r.user_id, message_id, campaign_id, variant_id, "\x1f".join(tags), counts,
+                             r.at))
+                state.history.append(Delivered(campaign_id, tags, r.at, counts))
+            for campaign_id, variant_id in reservation.arms:
+                arms.append((r.app_id, r.user_id, campaign_id, variant_id, r.at))
                 state.arms.setdefault(campaign_id, variant_id)
-    return result, state
+            out.append((result, state))
+        if rows or arms:
+            await conn.execute(_RESERVE, *_columns(rows, 8), *_columns(arms, 5))
+    return out
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    """Rows as one list per column, for unnest."""
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 async def assign_arms(conn: asyncpg.Connection, arms: list[tuple[str, str, str, str]], at: datetime) -> None:
