@@ -34,6 +34,8 @@ MAX_PER_CALL = 10
 # Stream offers retried after a failure (0.25 s, 0.5 s, … at most 8 s apart) before the
 # re-offer rounds (NUDGE_DELIVERY_REOFFER_SECONDS) take over.
 OFFER_RETRIES = 6
+# Hand-out transactions out at once; hand-outs that finish meanwhile wait and go in the next.
+WRITES_IN_FLIGHT = 1
 
 
 def in_app(d: decision_pb.Decision) -> pb.InAppMessage:
@@ -54,6 +56,10 @@ class Handout:
         # the next DecideBatch: under load a pull costs a fraction of a round trip.
         self._decides: Coalescer[None, decision_pb.DecideRequest, decision_pb.DecideResult] = Coalescer(
             self._decide_batch, max_in_flight=decide_in_flight)
+        # Hand-outs that finish together (a DecideBatch's pulls, answered at once) are
+        # recorded in one transaction, and those that finish while it is out in the next.
+        self._writes: Coalescer[None, store.HandOut, set[str]] = Coalescer(
+            self._write_batch, max_in_flight=WRITES_IN_FLIGHT)
         self.hub = hub
         self._render_failures = prom.Counter(
             "nudge_delivery_render_failures", "Messages not shown because their template failed",
@@ -121,6 +127,9 @@ class Handout:
         reply = await self._decision.call(self._stub.DecideBatch, decision_pb.DecideBatchRequest(requests=requests))
         return reply.results
 
+    async def _write_batch(self, _key: None, hand_outs: list[store.HandOut]) -> list[set[str]]:
+        return await store.hand_out(self._pool, hand_outs)
+
     async def _decide(self, request: decision_pb.DecideRequest) -> decision_pb.DecideResponse:
         result = await self._decides.submit(None, request)
         if result.HasField("error"):
@@ -156,6 +165,7 @@ class Handout:
         # their content was rendered when they were sent.
         tests = [d for d in pending if d.test][:limit]
         pending = [d for d in pending if not d.test]
+        inbox = frozenset(d.message_id for d in tests + pending)
         if via == "stream" and not pending or len(tests) >= limit:
             decided = decision_pb.DecideResponse()
         else:
@@ -168,13 +178,16 @@ class Handout:
         if not (rendered or failed or decided.control_exposures or dropped):
             return []
         try:
-            won = await store.hand_out(self._pool, app_id, user_id, now, via, rendered,
-                                       list(decided.control_exposures), dropped, failed)
+            # With the other hand-outs finishing now, in one transaction (store.hand_out).
+            won = await self._writes.submit(None, store.HandOut(
+                app_id, user_id, now, via, rendered, list(decided.control_exposures), dropped, failed, inbox))
         except Exception:
             # Nothing was handed out, so nothing decision reserved may count toward caps.
             # (A pending message another hand-out took at the same moment shares its
             # reservation with that one, which this then gives back too: a race within a
             # failure, and the cost is one message more than a cap allows, not one fewer.)
+            # The same when the transaction of a batch fails: each of its hand-outs gives
+            # back its own and fails, as it would alone.
             await self._give_back(app_id, user_id, [d.message_id for d in rendered + failed])
             raise
         # A template that failed: the message is dropped, and counts toward no cap.

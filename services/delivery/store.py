@@ -3,6 +3,7 @@ exposures, conversions (the log of interaction events is interaction_events.py).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -129,46 +130,126 @@ async def inbox(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime) ->
     return [_decision(r) for r in rows]
 
 
-async def hand_out(pool: asyncpg.Pool, app_id: str, user_id: str, now: datetime, via: str,
-                   handed: list[decision_pb.Decision], controls: list[decision_pb.Decision],
-                   dropped: list[tuple[str, str]], failed: list[decision_pb.Decision] = ()) -> set[str]:
-    """Records one hand-out in one transaction: pending messages become delivered (only if
-    still pending: a concurrent stream or pull may have taken them), on-request messages and
-    control exposures are inserted, dead pending ones are dropped with their reason
-    (`dropped`: id, reason name), and those whose template failed (`failed`) are dropped as
-    RENDER_FAILED — a pending one flips, an on-request one is recorded. Returns the ids this
-    call handed out."""
-    # Pending ones flip from the inbox; on-request ones match no row there and are inserted.
-    pending_ids = [d.message_id for d in handed]
-    async with pool.acquire() as conn, conn.transaction():
-        # The rendered content replaces the template, so a replay shows what was shown.
-        won = {r["message_id"] for r in await conn.fetch(
-            """UPDATE messages m SET status = 'delivered', delivered_at = $3, delivered_via = $4, content = x.b
-               FROM unnest($2::text[], $5::bytea[]) AS x(id, b)
-               WHERE m.app_id = $1 AND m.user_id = $6 AND m.message_id = x.id AND m.status = 'pending'
-               RETURNING m.message_id""",
-            app_id, pending_ids, now, via, [d.content.SerializeToString() for d in handed], user_id)}
-        fresh = [d for d in handed if d.message_id not in won]
-        if fresh:
-            won |= {r["message_id"] for r in await conn.fetch(
-                _INSERT, app_id, user_id, "delivered", False, now, via, now, *_arrays(fresh))}
-        if controls:
-            await conn.execute(_INSERT, app_id, user_id, "control", False, now, via, now, *_arrays(controls))
-        failed = list(failed)
-        dropped = list(dropped) + [(d.message_id, "RENDER_FAILED") for d in failed]
-        if dropped:
-            flipped = {r["message_id"] for r in await conn.fetch(
-                """UPDATE messages m SET status = 'dropped', drop_reason = x.r
-                   FROM unnest($2::text[], $3::text[]) AS x(id, r)
-                   WHERE m.app_id = $1 AND m.user_id = $4 AND m.message_id = x.id AND m.status = 'pending'
-                   RETURNING m.message_id""",
-                app_id, [d[0] for d in dropped], [d[1] for d in dropped], user_id)}
-            # An on-request message has no row yet; a row already there (a pending one another
-            # hand-out took) is left as it is.
-            await _insert_ended(conn, app_id, user_id, now, False, [
-                Ended(d.message_id, d.campaign_id, d.campaign_version, d.variant_id, "dropped", "RENDER_FAILED")
-                for d in failed if d.message_id not in flipped])
+@dataclass(frozen=True)
+class HandOut:
+    """One hand-out to record: the rendered messages it hands out (`handed`: those whose ids
+    are in `inbox` came from the user's inbox, the others are on-request ones, new here), its
+    control exposures, the dead pending ones with their reason (`dropped`: id, reason name),
+    and those whose template failed (`failed`)."""
+
+    app_id: str
+    user_id: str
+    at: datetime
+    via: str
+    handed: list[decision_pb.Decision]
+    controls: list[decision_pb.Decision] = ()
+    dropped: list[tuple[str, str]] = ()
+    failed: list[decision_pb.Decision] = ()
+    inbox: frozenset[str] = frozenset()
+
+
+# Pending messages still pending become delivered, several users' at once; the rendered
+# content replaces the template, so a replay shows what was shown.
+_FLIP_DELIVERED = """
+    UPDATE messages m SET status = 'delivered', delivered_at = x.at, delivered_via = x.via, content = x.b
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[])
+        AS x(a, u, id, b, at, via)
+    WHERE m.app_id = x.a AND m.user_id = x.u AND m.message_id = x.id AND m.status = 'pending'
+    RETURNING m.app_id, m.user_id, m.message_id"""
+
+_FLIP_DROPPED = """
+    UPDATE messages m SET status = 'dropped', drop_reason = x.r
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(a, u, id, r)
+    WHERE m.app_id = x.a AND m.user_id = x.u AND m.message_id = x.id AND m.status = 'pending'"""
+
+# On-request messages handed out and control exposures, several users' at once.
+_INSERT_HANDED = """
+    INSERT INTO messages (app_id, user_id, status, triggered, delivered_at, delivered_via, created_at,
+                          message_id, campaign_id, campaign_version, variant_id, locale, content, expire_at,
+                          event_properties, conversion_events, conversion_deadline, test)
+    SELECT a, u, s, false, at, via, at, m, c, v, var, l, b, e, p,
+           CASE WHEN ce = '' THEN '{}'::text[] ELSE string_to_array(ce, E'\\x1f') END, cd, t
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                $6::text[], $7::text[], $8::int[], $9::text[], $10::text[], $11::bytea[],
+                $12::timestamptz[], $13::bytea[], $14::text[], $15::interval[], $16::bool[])
+        AS t(a, u, s, at, via, m, c, v, var, l, b, e, p, ce, cd, t)
+    ON CONFLICT (app_id, user_id, message_id) DO NOTHING
+    RETURNING app_id, user_id, message_id, status"""
+
+# On-request messages whose template failed: recorded as dropped, with no content.
+_INSERT_FAILED = """
+    INSERT INTO messages (app_id, user_id, status, triggered, created_at, expire_at, content,
+                          message_id, campaign_id, campaign_version, variant_id, drop_reason)
+    SELECT a, u, 'dropped', false, at, at, ''::bytea, m, c, v, var, 'RENDER_FAILED'
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::int[], $7::text[])
+        AS t(a, u, at, m, c, v, var)
+    ON CONFLICT (app_id, user_id, message_id) DO NOTHING"""
+
+
+async def hand_out(pool: asyncpg.Pool, hand_outs: list[HandOut]) -> list[set[str]]:
+    """Records hand-outs, several users' at once, in one transaction of at most four
+    statements whatever their number (one statement, so no BEGIN and COMMIT of its own, when
+    nothing came from an inbox and nothing failed: the usual pull). Returns, for each, the
+    ids it handed out.
+
+    - A pending message becomes delivered only if still pending: a concurrent stream or
+      pull (here or on another replica) may have taken it, and then it is not handed out
+      here. The row lock of the UPDATE makes the second one wait and find it taken. Within
+      the batch, the first hand-out that holds it takes it. Rows are given in one order (by
+      app, user, message), so that batches of several replicas lock shared rows in the same
+      order.
+    - On-request messages and control exposures are inserted.
+    - Dead pending ones flip to dropped with their reason; those whose template failed are
+      dropped as RENDER_FAILED (a pending one flips, an on-request one is recorded); a
+      pending one another hand-out took is left as it is.
+
+    If the transaction fails, nothing of any hand-out in it is recorded, and the exception
+    is raised to the caller of each."""
+    claimed: dict[tuple[str, str, str], int] = {}
+    flips: list[tuple] = []
+    inserts: list[tuple] = []
+    drops: list[tuple] = []
+    failures: list[tuple] = []
+    for i, h in enumerate(hand_outs):
+        for d in h.handed:
+            key = (h.app_id, h.user_id, d.message_id)
+            if d.message_id not in h.inbox:
+                inserts.append((h.app_id, h.user_id, "delivered", h.at, h.via, d, i))
+            elif key not in claimed:
+                claimed[key] = i
+                flips.append((*key, d.content.SerializeToString(), h.at, h.via))
+        for d in h.controls:
+            inserts.append((h.app_id, h.user_id, "control", h.at, h.via, d, i))
+        drops.extend((h.app_id, h.user_id, message_id, reason) for message_id, reason in h.dropped)
+        for d in h.failed:
+            if d.message_id in h.inbox:
+                drops.append((h.app_id, h.user_id, d.message_id, "RENDER_FAILED"))
+            else:
+                failures.append((h.app_id, h.user_id, h.at, d.message_id, d.campaign_id, d.campaign_version,
+                                 d.variant_id))
+    flips.sort(key=lambda f: f[:3])
+    drops.sort(key=lambda f: f[:3])
+    won: list[set[str]] = [set() for _ in hand_outs]
+    statements = bool(flips) + bool(inserts) + bool(drops) + bool(failures)
+    async with pool.acquire() as conn, (conn.transaction() if statements > 1 else contextlib.nullcontext()):
+        if flips:
+            for r in await conn.fetch(_FLIP_DELIVERED, *_columns(flips, 6)):
+                won[claimed[(r["app_id"], r["user_id"], r["message_id"])]].add(r["message_id"])
+        if inserts:
+            owner = {(a, u, d.message_id): i for a, u, status, _, _, d, i in inserts if status == "delivered"}
+            for r in await conn.fetch(_INSERT_HANDED, *_columns(inserts, 5), *_arrays([row[5] for row in inserts])):
+                if r["status"] == "delivered":
+                    won[owner[(r["app_id"], r["user_id"], r["message_id"])]].add(r["message_id"])
+        if drops:
+            await conn.execute(_FLIP_DROPPED, *_columns(drops, 4))
+        if failures:
+            await conn.execute(_INSERT_FAILED, *_columns(failures, 7))
     return won
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    """The first `width` fields of rows as one list per column, for unnest."""
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 async def delivered_after(pool: asyncpg.Pool, app_id: str, user_id: str, last_message_id: str,
