@@ -269,12 +269,12 @@ async def reserve_many(pool: asyncpg.Pool, requests: list[Reserve[T]]) -> list[t
     a single-user reservation takes one and waits for nothing else while holding it. Two
     transactions each waiting for a lock the other holds would need one of them to wait for
     a key that sorts before a key it holds, which the order rules out. (The locks are on a
-    64-bit hash of the key: only two colliding pairs of keys in two batches at once could
-    cross the order, and then PostgreSQL's deadlock detector ends one of them, which fails
-    as any failed transaction does.) The rows written are the locked users' own (every key
-    of deliveries and variant_assignments starts with app and user), so no other writer of
-    them is waited for inside the locks but a release giving back that user's deliveries,
-    which takes no lock."""
+    64-bit hash of the key, and the order is the keys': two batches could cross it only if
+    each wanted a key whose hash collides with one the other holds; PostgreSQL's deadlock
+    detector then ends one, and reservations.py tries its pulls one per transaction.) The
+    rows written are the locked users' own (every key of deliveries and variant_assignments
+    starts with app and user), so inside the locks no other writer of them is waited for
+    but a release or an erasure deleting that user's deliveries, which takes no lock."""
     users = list(dict.fromkeys((r.app_id, r.user_id) for r in requests))
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(_LOCK_USERS, sorted(state_key(a, u) for a, u in users))

@@ -1,5 +1,11 @@
 """Handing messages to clients, by pull or by stream: the inbox, decision's verdict,
-rendering, and one write that makes each message delivered exactly once."""
+rendering, and one write that makes each message delivered exactly once.
+
+Under load both round trips of a hand-out are shared: pulls that arrive while earlier calls
+to decision are out go in one DecideBatch (whose reservations decision writes in one
+transaction), and the hand-outs that finish together are recorded in one transaction
+(store.hand_out). Caps stay exact because decision reserves under each user's lock; a
+hand-out that cannot be recorded (alone or with its batch) gives its reservations back."""
 
 from __future__ import annotations
 
