@@ -64,11 +64,9 @@ class ReservationBatch:
         items = self._items
         try:
             results = await self._results([request for request, _ in items])
-        except BaseException as exc:  # cancelled (shutting down): every pull is told
+        except BaseException:  # cancelled (shutting down): so is every pull's wait
             for _, future in items:
-                if not future.done():
-                    future.set_exception(exc)
-                    future.exception()
+                future.cancel()
             raise
         for (_, future), result in zip(items, results):
             if future.done():
