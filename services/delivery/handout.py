@@ -52,7 +52,7 @@ def in_app(d: decision_pb.Decision) -> pb.InAppMessage:
 
 class Handout:
     def __init__(self, pool: asyncpg.Pool, clock: Clock, decision: Peer, hub: StreamHub,
-                 registry: prom.CollectorRegistry, decide_in_flight: int = 4,
+                 registry: prom.CollectorRegistry, decide_in_flight: int = 2,
                  offer_backoff: Backoff = Backoff(initial=0.25, multiplier=2.0, maximum=8.0)) -> None:
         self._pool = pool
         self._clock = clock

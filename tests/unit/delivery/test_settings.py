@@ -10,7 +10,7 @@ from services.delivery.settings import DeliverySettings
 
 def test_defaults_and_overrides():
     assert DeliverySettings.from_env({}) == DeliverySettings(keepalive_seconds=15.0, reoffer_seconds=30.0,
-                                                             decide_in_flight=4)
+                                                             decide_in_flight=2)
     s = DeliverySettings.from_env({"NUDGE_DELIVERY_KEEPALIVE_SECONDS": "0.5", "NUDGE_DELIVERY_DECIDE_IN_FLIGHT": "64"})
     assert (s.keepalive_seconds, s.decide_in_flight) == (0.5, 64)
 
