@@ -58,7 +58,7 @@ async def test_a_key_created_on_the_page_shows_its_secret_once_works_and_is_revo
         shown = text_of(made.text)
         assert f"API key ios-backend ({key_id}) was created" in shown
         assert "Copy it now: it will not be shown again." in shown
-        assert re.search(rf"ios-backend events:write, messages:read \S+ \S+ UTC no Revoke", row_of(made.text, "ios-backend"))
+        assert re.search(r"ios-backend events:write, messages:read \S+ \S+ UTC no Revoke", row_of(made.text, "ios-backend"))
 
         # The key works at once; the page never shows its secret again.
         api = Clients(stack.channel)

@@ -16,7 +16,7 @@ from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 
 from nudge_client import AsyncNudge
-from nudge_client.protos import common, decision, segmentation
+from nudge_client.protos import common, decision
 from nudgetools.operate import output
 from nudgetools.operate.state import read_segments
 
