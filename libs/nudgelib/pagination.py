@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _SEPARATOR = "\x1f"
 
@@ -34,3 +39,23 @@ def decode_token(token: str, parts: int) -> list[str]:
     if len(decoded) != parts or not all(decoded):
         raise ValueError("not a page token of this call")
     return decoded
+
+
+def created_after(token: str) -> tuple[datetime, str] | None:
+    """The position a token of a list in creation order names, (created time, id); None
+    without a token; ValueError for a token this code did not make."""
+    if not token:
+        return None
+    created, item_id = decode_token(token, 2)
+    return datetime.fromisoformat(created), item_id
+
+
+def created_page(found: Sequence[T], size: int, position: Callable[[T], tuple[datetime, str]]
+                 ) -> tuple[Sequence[T], str]:
+    """The page of a list in creation order, read with one row more than `size` (there is
+    another page when it came), and the token of the next page ("" on the last)."""
+    page = found[:size]
+    if len(found) <= size:
+        return page, ""
+    created, item_id = position(page[-1])
+    return page, encode_token(created.isoformat(), item_id)

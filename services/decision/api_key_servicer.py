@@ -4,8 +4,6 @@ nudgelib.accounts). The app is always the calling key's app."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import asyncpg
 
 from nudge.decision.v1 import api_key_service_pb2 as pb
@@ -14,7 +12,7 @@ from nudgelib import accounts
 from nudgelib.calls import current_app_id
 from nudgelib.errors import InvalidArgument, NotFound
 from nudgelib.violations import FieldViolation
-from nudgelib.pagination import decode_token, encode_token, page_size
+from nudgelib.pagination import created_after, created_page, page_size
 from nudgelib.protoconv import set_timestamp
 
 # More names than scopes exist is bad input, not a list to check one by one.
@@ -52,16 +50,12 @@ class ApiKeyServicer(pb_grpc.ApiKeyServiceServicer):
 
     async def ListApiKeys(self, request: pb.ListApiKeysRequest, context) -> pb.ListApiKeysResponse:
         size = page_size(request.page_size)
-        after = None
-        if request.page_token:
-            try:
-                created, key_id = decode_token(request.page_token, 2)
-                after = (datetime.fromisoformat(created), key_id)
-            except ValueError:
-                raise InvalidArgument.field("page_token", "is not a page token of this call") from None
+        try:
+            after = created_after(request.page_token)
+        except ValueError:
+            raise InvalidArgument.field("page_token", "is not a page token of this call") from None
         found = await accounts.list_keys(self._pool, current_app_id(), request.show_revoked, after, size + 1)
-        page = found[:size]
-        token = encode_token(page[-1].created_at.isoformat(), page[-1].id) if len(found) > size else ""
+        page, token = created_page(found, size, lambda k: (k.created_at, k.id))
         return pb.ListApiKeysResponse(keys=[_message(k) for k in page], next_page_token=token)
 
     async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context) -> pb.RevokeApiKeyResponse:

@@ -3,8 +3,6 @@ backend signs user tokens with (the table lives in the accounts schema: nudgelib
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import asyncpg
 
 from nudge.decision.v1 import user_token_key_service_pb2 as pb
@@ -12,7 +10,7 @@ from nudge.decision.v1 import user_token_key_service_pb2_grpc as pb_grpc
 from nudgelib import user_token_keys as keys
 from nudgelib.calls import current_app_id
 from nudgelib.errors import InvalidArgument, NotFound
-from nudgelib.pagination import decode_token, encode_token, page_size
+from nudgelib.pagination import created_after, created_page, page_size
 from nudgelib.protoconv import set_timestamp
 from nudgelib.user_tokens import BadPublicKey, KID_PATTERN, parse_public_key
 
@@ -48,16 +46,12 @@ class UserTokenKeyServicer(pb_grpc.UserTokenKeyServiceServicer):
 
     async def ListUserTokenKeys(self, request: pb.ListUserTokenKeysRequest, context) -> pb.ListUserTokenKeysResponse:
         size = page_size(request.page_size)
-        after = None
-        if request.page_token:
-            try:
-                created, kid = decode_token(request.page_token, 2)
-                after = (datetime.fromisoformat(created), kid)
-            except ValueError:
-                raise InvalidArgument.field("page_token", "is not a page token of this call") from None
+        try:
+            after = created_after(request.page_token)
+        except ValueError:
+            raise InvalidArgument.field("page_token", "is not a page token of this call") from None
         found = await keys.list_keys(self._pool, current_app_id(), request.show_revoked, after, size + 1)
-        page = found[:size]
-        token = encode_token(page[-1].created_at.isoformat(), page[-1].kid) if len(found) > size else ""
+        page, token = created_page(found, size, lambda k: (k.created_at, k.kid))
         return pb.ListUserTokenKeysResponse(keys=[_message(k) for k in page], next_page_token=token)
 
     async def RevokeUserTokenKey(self, request: pb.RevokeUserTokenKeyRequest,

@@ -18,3 +18,16 @@ def test_a_token_gives_back_its_parts_and_nothing_else_passes_for_one():
     for bad in ("not base64!", encode_token("a", "b"), encode_token("a", "", "c"), "\u00e9"):
         with pytest.raises(ValueError):
             decode_token(bad, 3)
+
+
+def test_a_list_in_creation_order_pages_by_time_and_id():
+    from datetime import datetime, timezone
+
+    from nudgelib.pagination import created_after, created_page
+
+    t = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    rows = [(t, f"k{i}") for i in range(3)]  # read with one more than the page size
+    page, token = created_page(rows, 2, lambda r: r)
+    assert page == rows[:2] and created_after(token) == (t, "k1")
+    assert created_page(rows[:2], 2, lambda r: r) == (rows[:2], "")  # the last page
+    assert created_after("") is None
