@@ -67,6 +67,7 @@ class Peer:
     def __init__(self, name: str, target: str, internal_token: str, tls: TlsFiles | None = None,
                  timeout: float = 3.0, tracing: Tracing | None = None) -> None:
         self.name = name
+        self.target = target
         interceptors = tracing.client_interceptors() if tracing else ()
         # With mutual TLS (nudgelib.tls): our certificate presented, the peer's checked.
         self.channel = (grpc.aio.secure_channel(target, tls.channel_credentials(),

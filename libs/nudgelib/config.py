@@ -218,6 +218,19 @@ def peer_target(name: str, raw: str) -> str:
     return f"ipv{families.pop()}:" + ",".join(items)
 
 
+def replicas_of(target: str) -> int | None:
+    """How many replicas a peer target names, when it says: the addresses of an `ipv4:` or
+    `ipv6:` list, or one for a single IP address; None for a name (DNS may give any number)."""
+    if target.startswith(("ipv4:", "ipv6:")):
+        return len(target.split(":", 1)[1].split(","))
+    host = target.rpartition(":")[0].strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return 1
+
+
 @dataclass(frozen=True)
 class LogSettings(Settings):
     format: str = setting("NUDGE_LOG_FORMAT", "auto", choices=("auto", "console", "json"))

@@ -18,7 +18,7 @@ from nudgelib.request_checks import INGESTED
 from nudgelib.server import ServiceHost, ServiceSpec
 from services.delivery import interaction_events
 from services.delivery.campaigns import Campaigns
-from services.delivery.handout import Handout
+from services.delivery.handout import Handout, calls_in_flight
 from services.delivery.servicer import DeliveryInternalServicer, DeliveryServicer
 from services.delivery.settings import DeliverySettings
 from services.delivery.store import INBOX_CHANNEL
@@ -35,7 +35,7 @@ POLICY = AccessPolicy({
 
 async def wire(host: ServiceHost, settings: DeliverySettings) -> None:
     handout = Handout(host.pool, host.clock, host.peers["decision"], StreamHub(), host.registry,
-                      settings.decide_in_flight)
+                      calls_in_flight(settings.decide_in_flight, host.peers["decision"].target))
     host.listener(INBOX_CHANNEL, handout.on_inbox_notify)
     host.listener(STREAM_CHANNEL, handout.on_stream_notify)
     host.run_in_background(handout.reoffer_loop(settings.reoffer_seconds), "reoffer")

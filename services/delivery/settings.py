@@ -15,8 +15,7 @@ class DeliverySettings(Settings):
     # Pending messages that could not go yet are offered to open streams again this often.
     reoffer_seconds: float = setting("NUDGE_DELIVERY_REOFFER_SECONDS", 30.0, low=0.1)
     # Calls to decision out at once; pulls arriving meanwhile wait and go in one DecideBatch.
-    # Two: under load the batches are larger (decision reserves a batch in one transaction),
-    # which cost less per pull and gave lower tails than four in make bench BENCH=pull.
-    decide_in_flight: int = setting("NUDGE_DELIVERY_DECIDE_IN_FLIGHT", 2, low=1, high=64)
+    # 0: one per decision replica (handout.calls_in_flight).
+    decide_in_flight: int = setting("NUDGE_DELIVERY_DECIDE_IN_FLIGHT", 0, low=0, high=64)
     # When a consumer call fails for some items: retries, then dead letters (nudgelib.isolation).
     failures: FailureSettings = group(FailureSettings)
