@@ -166,9 +166,12 @@ async def test_every_page_is_labelled_and_the_segment_estimate_follows_the_rule(
     await expect(page.get_by_role("row", name=re.compile("spec.name"))).to_contain_text("Reader promo, take two")
     assert await labelled(page) >= 3
     await screenshot(page, "versions")
-    for link, name in (("Preview and test", "preview-page"), ("Results", "results")):
+    for link, name, heading in (("Preview and test", "preview-page", "Preview"), ("Results", "results", "Results of")):
         await page.get_by_role("link", name="Reader promo, take two").first.click()
+        await page.wait_for_url(re.compile(r"/campaigns/[^/?#]+$"))
         await page.get_by_role("link", name=link).click()
+        # The page it leads to, loaded (a click returns before the navigation ends).
+        await expect(page.get_by_role("heading", level=1)).to_contain_text(heading)
         assert await labelled(page) >= 1, name
         await screenshot(page, name)
 
