@@ -134,10 +134,18 @@ async def test_contexts_kept_by_both_replicas_serve_pulls_without_segmentation(r
     app = await create_app(url)
     await track(channels, app, *(common_pb2.Event(event_id=f"k{i}", user_id=f"k{i}", name="open") for i in range(20)))
     await eventually(lambda: _every_known(channels, app.id, 20))
-    reads = context_reads(hosts)
-    for i in range(20):
-        await contexts(channels, app.id, f"k{i}")
-    assert context_reads(hosts) == reads
+    # A replica may have read a user from segmentation before the announcement of that user
+    # reached it or its sibling; that word then drops the copy read (it may be older), and the
+    # next pull reads again. Once the word is in, whole passes cost no read at all.
+
+    async def a_pass_without_reads() -> bool:
+        reads = context_reads(hosts)
+        for i in range(20):
+            await contexts(channels, app.id, f"k{i}")
+        return context_reads(hosts) == reads
+
+    await eventually(a_pass_without_reads, timeout=10)
+    assert await a_pass_without_reads()
 
 
 async def _every_known(channels, app_id: str, n: int) -> bool:
