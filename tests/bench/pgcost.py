@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,16 @@ class PhaseCost:
     # CPU seconds of each service process over the phase, so PostgreSQL's share is seen
     # next to what the services themselves spend.
     services: dict[str, float] = field(default_factory=dict)
+    # The bench process's own CPU (its load generator) and the phase's wall time: with the
+    # above, how busy the machine's cores were with the pipeline.
+    client_cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def pipeline_cpu_seconds(self) -> float | None:
+        """PostgreSQL, the services and the client together; None if the server's is unknown."""
+        if self.cpu_seconds is None:
+            return None
+        return self.cpu_seconds + sum(self.services.values()) + self.client_cpu_seconds
 
     def cpu_us_per(self, events: int) -> float | None:
         return None if self.cpu_seconds is None else self.cpu_seconds * 1e6 / events
@@ -122,6 +133,7 @@ class PhaseMeter:
                  services: dict[str, int], services_before: dict[str, float | None]) -> None:
         self._postmaster, self._statements, self._cpu_before = postmaster, statements, cpu_before
         self._services, self._services_before = services, services_before
+        self._client_before, self._wall_before = time.process_time(), time.perf_counter()
 
     @classmethod
     async def start(cls, conn: asyncpg.Connection, services: dict[str, int] | None = None) -> "PhaseMeter":
@@ -147,14 +159,15 @@ class PhaseMeter:
         # CPU first, so that reading the statements is not part of what is measured.
         cpu = None if self._postmaster is None else server_cpu_seconds(self._postmaster) - self._cpu_before
         services = self._services_spent()
+        client, wall = time.process_time() - self._client_before, time.perf_counter() - self._wall_before
         if not self._statements:
-            return PhaseCost(cpu, None, (), services)
+            return PhaseCost(cpu, None, (), services, client, wall)
         total = await conn.fetchval(f"SELECT coalesce(sum(total_exec_time), 0) FROM {STATEMENTS}")
         rows = await conn.fetch(f"SELECT query, calls, rows, total_exec_time FROM {STATEMENTS} "
                                 "ORDER BY total_exec_time DESC LIMIT $1", TOP)
         top = tuple(Statement(" ".join(r["query"].split()), r["calls"], r["rows"], r["total_exec_time"])
                     for r in rows)
-        return PhaseCost(cpu, total, top, services)
+        return PhaseCost(cpu, total, top, services, client, wall)
 
 
 def print_cost(phase: str, cost: PhaseCost, events: int, unit: str = "event") -> None:
@@ -169,6 +182,14 @@ def print_cost(phase: str, cost: PhaseCost, events: int, unit: str = "event") ->
     if cost.services:
         print(f"services' own CPU per {unit}: " + ", ".join(
             f"{name} {seconds * 1e6 / events:.1f} µs" for name, seconds in cost.services.items()))
+    if (whole := cost.pipeline_cpu_seconds()) is not None and cost.services and cost.wall_seconds:
+        # What bounds the rate on this machine: at this CPU per unit, its cores allow no more
+        # however the work is scheduled among the processes.
+        cores = os.cpu_count() or 1
+        print(f"whole pipeline (PostgreSQL + services + this client {cost.client_cpu_seconds * 1e6 / events:.1f} µs): "
+              f"{whole * 1e6 / events:.1f} µs of CPU per {unit}; {whole / cost.wall_seconds:.2f} of {cores} cores "
+              f"busy over the phase; at that cost {cores} cores allow at most "
+              f"{cores * events / whole:,.0f} {unit}s/s")
     if not cost.top:
         return
     print(f"top {len(cost.top)} statements by total execution time:")
