@@ -168,6 +168,19 @@ class ServiceHost:
         return listener
 
     async def start(self) -> int:
+        try:
+            return await self._start()
+        except BaseException:
+            # A start that failed half-way (a port taken, the database gone) leaves nothing
+            # running behind it: in a process that goes on (a test starting services in
+            # itself), its listeners and loops would go on acting on the shared database.
+            self._stopped.set()
+            if hasattr(self, "server"):
+                await self.server.stop(0)
+            await self._release()
+            raise
+
+    async def _start(self) -> int:
         s = self.settings
         # Read and checked before anything else: a bad certificate stops start-up like a bad setting.
         self.tls = load_tls(s.tls)
@@ -239,7 +252,6 @@ class ServiceHost:
             try:
                 self._metrics_server, _, self.metrics_port = serve_metrics(self.registry, s.bind_host, s.metrics_port)
             except OSError as exc:
-                await self.server.stop(0)
                 raise ConfigError(f"NUDGE_{s.service.upper()}_METRICS_PORT: cannot listen on "
                                   f"{s.bind_host}:{s.metrics_port}: {exc.strerror}") from None
         self.run_in_background(self._database_watch().run(), "db-health")
@@ -287,6 +299,11 @@ class ServiceHost:
         await self.health.enter_graceful_shutdown()
         await asyncio.sleep(self.drain_delay)
         await self.server.stop(self.settings.shutdown_grace)
+        await self._release()
+
+    async def _release(self) -> None:
+        """After the server has stopped: cancels the background tasks, runs the closers,
+        closes peers and pool, the metrics endpoint, then tracing; only what start() got to."""
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -294,7 +311,8 @@ class ServiceHost:
             await closer()
         for peer in self.peers.values():
             await peer.close()
-        await self.pool.close()
+        if hasattr(self, "pool"):
+            await self.pool.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         log.info("service_stopped")

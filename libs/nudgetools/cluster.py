@@ -37,14 +37,28 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def free_ports(n: int) -> list[int]:
-    """n loopback ports free right now (the OS picks them), for processes started next."""
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    """n loopback ports free right now (the OS picks them), for processes started next, and
+    kept from anyone else for a minute. A port merely found free and let go would be the
+    OS's to hand out again at once: to a server of another test binding port 0, or to another
+    caller of this, before the process it was picked for binds it (seconds later on a loaded
+    machine). So each is left with a connection closed on its side, in TIME_WAIT: until that
+    ends (60 s on Linux) no bind to port 0 and no outgoing connection gets the port, while a
+    server that sets SO_REUSEADDR, as gRPC, Envoy, the metrics endpoint and the HTTP servers
+    here do, listens on it as usual."""
+    return [_reserved_port() for _ in range(n)]
+
+
+def _reserved_port() -> int:
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        address = listener.getsockname()
+        with socket.create_connection(address):
+            accepted, _ = listener.accept()
+            # Closed first, the accepted end is the one left in TIME_WAIT, on the port.
+            accepted.close()
+        return address[1]
 
 
 def cannot_listen(host: str, port: int) -> str | None:
