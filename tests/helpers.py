@@ -180,6 +180,22 @@ async def log_drained(database_url: str, app_id: str) -> bool:
         await conn.close()
 
 
+# Whether decision has taken every announcement segmentation queued for an app (the log
+# deletes what its consumer took) and none is held after failures.
+ANNOUNCED = """
+SELECT NOT EXISTS (SELECT 1 FROM segmentation.outbox WHERE app_id = $1)
+   AND NOT EXISTS (SELECT 1 FROM segmentation.log_holds WHERE app_id = $1)
+"""
+
+
+async def announced(database_url: str, app_id: str) -> bool:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(ANNOUNCED, app_id)
+    finally:
+        await conn.close()
+
+
 async def traces_of_user(conn: asyncpg.Connection, app_id: str, user_id: str) -> dict[str, int]:
     """Rows naming the user in every table of the four services that has a user column
     (found from the catalog, so tables added later are covered too)."""
