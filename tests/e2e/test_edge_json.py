@@ -9,6 +9,7 @@ import asyncio
 import http.client
 import json
 import socket
+import threading
 import time
 
 import pytest
@@ -223,11 +224,12 @@ async def test_preflights_are_answered_for_the_allowed_origin_only(edge, shop):
     assert "access-control-allow-origin" not in theirs.headers
 
 
-def _subscribe(target: str, key: str, user: str, seconds: float, lines: list[tuple[float, dict]]) -> None:
-    """Holds a JSON Subscribe for `seconds`, noting each line it reads with when it came."""
+def _subscribe(target: str, key: str, user: str, stop: threading.Event, lines: list[dict]) -> None:
+    """Holds a JSON Subscribe until `stop` is set (seen at the next line: a keep-alive comes
+    every second) or a minute passes, noting each line it reads."""
     host, _, port = target.rpartition(":")
     body = json.dumps({"userId": user}).encode()
-    with socket.create_connection((host, int(port)), timeout=seconds) as s:
+    with socket.create_connection((host, int(port)), timeout=60) as s:
         s.sendall(f"POST {DELIVERY}/Subscribe HTTP/1.1\r\nhost: {target}\r\ncontent-type: application/json\r\n"
                   f"authorization: Bearer {key}\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body)
         reader = s.makefile("rb")
@@ -238,7 +240,7 @@ def _subscribe(target: str, key: str, user: str, seconds: float, lines: list[tup
         assert "transfer-encoding: chunked" in head and "content-type: application/json" in head, head
         start = time.monotonic()
         pending = b""
-        while time.monotonic() - start < seconds:
+        while not stop.is_set() and time.monotonic() - start < 60:
             size = reader.readline()
             if not size.strip():
                 break
@@ -247,27 +249,46 @@ def _subscribe(target: str, key: str, user: str, seconds: float, lines: list[tup
             while b"\n" in pending:
                 line, _, pending = pending.partition(b"\n")
                 if line.strip():
-                    lines.append((time.monotonic(), json.loads(line)))
+                    lines.append(json.loads(line))
 
 
 async def test_subscribe_streams_one_json_object_per_line(edge, shop):
     campaign = json.loads(json_format.MessageToJson(make_campaign("JSON stream", on="json_stream_start")))
     assert (await call(edge, f"{DECISION}/CreateCampaign", {"campaign": campaign}, shop.keys["admin"])).status == 200
-    lines: list[tuple[float, dict]] = []
-    held = asyncio.ensure_future(asyncio.to_thread(_subscribe, edge.edge.target, shop.keys["client"], "json-s1", 3.5,
+    lines: list[dict] = []
+    stop = threading.Event()
+    held = asyncio.ensure_future(asyncio.to_thread(_subscribe, edge.edge.target, shop.keys["client"], "json-s1", stop,
                                                    lines))
-    await asyncio.sleep(1.2)  # the stream is open (a keep-alive has come by now)
-    sent = time.monotonic()
-    tracked = await call(edge, f"{INGESTION}/TrackEvents",
-                         {"events": [{"eventId": "json-s1", "userId": "json-s1", "name": "json_stream_start"}]},
-                         shop.keys["events"])
-    assert tracked.status == 200
-    await held
-    messages = [(at, line["message"]) for at, line in lines if "message" in line]
-    assert [m["content"]["title"] for _, m in messages] == ["Welcome to Nudge!"], lines
-    # Pushed as it happened, not when the stream ends.
-    assert messages[0][0] - sent < 1.0
-    assert any("keepAliveTime" in line for _, line in lines)
+
+    def read() -> list[dict]:
+        if held.done():
+            held.result()  # the stream failed: say how
+            raise AssertionError(f"the stream ended by itself: {lines}")
+        return list(lines)
+
+    async def kept_alive() -> bool:
+        return any("keepAliveTime" in line for line in read())
+
+    async def kept_alive_after_the_message() -> bool:
+        got = read()
+        first = next((i for i, line in enumerate(got) if "message" in line), len(got))
+        return any("keepAliveTime" in line for line in got[first + 1:])
+
+    try:
+        # The stream is open and delivery holds it: its keep-alives begin once it is registered.
+        await eventually(kept_alive, timeout=30)
+        tracked = await call(edge, f"{INGESTION}/TrackEvents",
+                             {"events": [{"eventId": "json-s1", "userId": "json-s1", "name": "json_stream_start"}]},
+                             shop.keys["events"])
+        assert tracked.status == 200
+        # Pushed as it happened, not when the stream ends (a Subscribe never ends by itself, and
+        # this one only once the test is done): the message, then a keep-alive more after it.
+        await eventually(kept_alive_after_the_message, timeout=30)
+    finally:
+        stop.set()
+        await held
+    messages = [line["message"] for line in lines if "message" in line]
+    assert [m["content"]["title"] for m in messages] == ["Welcome to Nudge!"], lines
 
 
 async def test_a_stream_refused_at_once_is_400_and_a_client_stream_takes_a_json_array(edge, shop):
