@@ -106,11 +106,17 @@ async def start_stack(url: str, rewire: Callable[[str, dict[str, str]], Awaitabl
     ports = dict(zip(("segmentation", "decision", "delivery", "ingestion"), free_ports(4)))
     peers = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
     stack = Stack()
-    for spec in (SEGMENTATION, DECISION, DELIVERY, INGESTION):
-        others = {n: a for n, a in peers.items() if n != spec.name}
-        if rewire is not None:
-            others = await rewire(spec.name, others)
-        stack.hosts[spec.name] = await start_host(spec, url, others, ports[spec.name])
+    try:
+        for spec in (SEGMENTATION, DECISION, DELIVERY, INGESTION):
+            others = {n: a for n, a in peers.items() if n != spec.name}
+            if rewire is not None:
+                others = await rewire(spec.name, others)
+            stack.hosts[spec.name] = await start_host(spec, url, others, ports[spec.name])
+    except BaseException:
+        # Those started go too: left running in this process, they would act on the database
+        # (and log) through every test after.
+        await stack.stop()
+        raise
     return stack
 
 

@@ -21,7 +21,7 @@ from nudgelib.metrics import serve_metrics
 from nudgelib.server import SERVER_OPTIONS, ServiceHost
 from nudgetools.cluster import cannot_listen, free_ports
 from services.segmentation.server import SPEC as SEGMENTATION
-from tests.conftest import settings_for
+from tests.conftest import settings_for, start_stack
 
 
 async def test_picked_ports_are_refused_to_other_binds_and_open_to_the_servers():
@@ -70,3 +70,15 @@ async def test_a_service_whose_metrics_port_is_taken_stops_and_leaves_nothing_ru
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_four_services_that_fail_to_start_half_way_leave_nothing_running(database_url):
+    async def rewire(service: str, peers: dict[str, str]) -> dict[str, str]:
+        if service == "delivery":  # after segmentation and decision are up
+            raise RuntimeError("delivery cannot be wired")
+        return peers
+
+    before = asyncio.all_tasks()
+    with pytest.raises(RuntimeError, match="delivery cannot be wired"):
+        await start_stack(database_url, rewire)
+    assert not [t.get_name() for t in asyncio.all_tasks() - before if not t.done()]
