@@ -141,7 +141,10 @@ async def per_replica(cluster, service: str, stat: str) -> dict[str, int]:
     """A counter of the edge's for each replica of a service, by instance (from /clusters:
     `rq_total`, calls sent; `rq_active`, calls open now, streams included)."""
     host, _, port = cluster.edge.admin_target.rpartition(":")
-    _, body = await admin_get(host, int(port), "/clusters")
+    # Waited for: under load the edge (and this process's loop, busy with the load) may take
+    # more than admin_get's default second, which reads as no answer and no replica at all.
+    status, body = await admin_get(host, int(port), "/clusters", timeout=10)
+    assert status == 200, f"the edge's admin endpoint did not answer /clusters: {status}"
     by_address = {cluster.target(i): i for i in cluster.instances(service)}
     return {by_address[line.split("::")[1]]: int(line.rsplit("::", 1)[1]) for line in body.splitlines()
             if line.startswith(f"{service}::") and line.split("::")[2] == stat}
