@@ -300,6 +300,7 @@ class ServiceHost:
         await asyncio.sleep(self.drain_delay)
         await self.server.stop(self.settings.shutdown_grace)
         await self._release()
+        log.info("service_stopped")
 
     async def _release(self) -> None:
         """After the server has stopped: cancels the background tasks, runs the closers,
@@ -315,7 +316,6 @@ class ServiceHost:
             await self.pool.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        log.info("service_stopped")
         if self.tracing is not None:
             # Last: the spans of the calls drained above are exported too.
             await asyncio.to_thread(self.tracing.shutdown)

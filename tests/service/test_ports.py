@@ -10,6 +10,7 @@ import socket
 import urllib.request
 from dataclasses import replace
 
+import asyncpg
 import grpc
 import prometheus_client as prom
 import pytest
@@ -22,6 +23,7 @@ from nudgelib.server import SERVER_OPTIONS, ServiceHost
 from nudgetools.cluster import cannot_listen, free_ports
 from services.segmentation.server import SPEC as SEGMENTATION
 from tests.conftest import settings_for, start_stack
+from tests.helpers import own_database
 
 
 async def test_picked_ports_are_refused_to_other_binds_and_open_to_the_servers():
@@ -53,23 +55,35 @@ async def test_picked_ports_are_refused_to_other_binds_and_open_to_the_servers()
         await server.stop(0)
 
 
+async def _connections(url: str) -> int:
+    """Sessions open on the database of `url` but this one."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND pid <> pg_backend_pid()")
+    finally:
+        await conn.close()
+
+
 async def test_a_service_whose_metrics_port_is_taken_stops_and_leaves_nothing_running(database_url):
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        held.listen()
-        taken = held.getsockname()[1]
-        host = ServiceHost(replace(settings_for("segmentation", database_url, dict.fromkeys(SEGMENTATION.peers, "127.0.0.1:9")),
-                                   metrics_port=taken), SEGMENTATION)
-        before = asyncio.all_tasks()
-        with pytest.raises(ConfigError, match=f"^NUDGE_SEGMENTATION_METRICS_PORT: cannot listen on 127.0.0.1:{taken}"):
-            await host.start()
-    # Its loops and database listeners were ended, not left to run on in this process.
-    assert not [t.get_name() for t in asyncio.all_tasks() - before if not t.done()]
-    # Nor is its gRPC port served.
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
-    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    # A database of its own: whatever the failed service left behind would show as sessions
+    # on it (its pool, its listeners, its loops' queries), apart from the session's stack.
+    async with own_database(database_url, "ports") as url:
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", 0))
+            held.listen()
+            taken = held.getsockname()[1]
+            host = ServiceHost(replace(settings_for("segmentation", url, dict.fromkeys(SEGMENTATION.peers, "127.0.0.1:9")),
+                                       metrics_port=taken), SEGMENTATION)
+            with pytest.raises(ConfigError, match=f"^NUDGE_SEGMENTATION_METRICS_PORT: cannot listen on 127.0.0.1:{taken}"):
+                await host.start()
+        # Its loops and database listeners were ended, not left to run on in this process.
+        assert await _connections(url) == 0
+        # Nor is its gRPC port served.
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_four_services_that_fail_to_start_half_way_leave_nothing_running(database_url):
@@ -78,7 +92,7 @@ async def test_four_services_that_fail_to_start_half_way_leave_nothing_running(d
             raise RuntimeError("delivery cannot be wired")
         return peers
 
-    before = asyncio.all_tasks()
-    with pytest.raises(RuntimeError, match="delivery cannot be wired"):
-        await start_stack(database_url, rewire)
-    assert not [t.get_name() for t in asyncio.all_tasks() - before if not t.done()]
+    async with own_database(database_url, "ports") as url:
+        with pytest.raises(RuntimeError, match="delivery cannot be wired"):
+            await start_stack(url, rewire)
+        assert await _connections(url) == 0
