@@ -172,12 +172,16 @@ SELECT NOT EXISTS (
 """
 
 
-async def log_drained(database_url: str, app_id: str) -> bool:
+async def _holds_for_app(database_url: str, sql: str, app_id: str) -> bool:
     conn = await asyncpg.connect(database_url)
     try:
-        return await conn.fetchval(LOG_DRAINED, app_id)
+        return await conn.fetchval(sql, app_id)
     finally:
         await conn.close()
+
+
+async def log_drained(database_url: str, app_id: str) -> bool:
+    return await _holds_for_app(database_url, LOG_DRAINED, app_id)
 
 
 # Whether decision has taken every announcement segmentation queued for an app (the log
@@ -189,11 +193,7 @@ SELECT NOT EXISTS (SELECT 1 FROM segmentation.outbox WHERE app_id = $1)
 
 
 async def announced(database_url: str, app_id: str) -> bool:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetchval(ANNOUNCED, app_id)
-    finally:
-        await conn.close()
+    return await _holds_for_app(database_url, ANNOUNCED, app_id)
 
 
 async def traces_of_user(conn: asyncpg.Connection, app_id: str, user_id: str) -> dict[str, int]:
