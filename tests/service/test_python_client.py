@@ -108,18 +108,20 @@ async def test_a_wrong_key_or_a_bad_field_is_the_servers_answer_not_retried(stac
 
 
 async def test_the_default_deadline_and_a_per_call_one_cut_a_slow_call(stack, app, proxied):
-    proxied.plan = lambda method, n: Plan(hold=3.0)
-    async with AsyncNudge({"decision": proxied.target}, app.keys["admin"], timeout=1.0) as nudge:
+    # The bounds leave a loaded machine a second or more either way: each is far from what
+    # the other deadline (or none) would give.
+    proxied.plan = lambda method, n: Plan(hold=6.0)
+    async with AsyncNudge({"decision": proxied.target}, app.keys["admin"], timeout=2.0) as nudge:
         began = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as by_default:
             await nudge.get_app_settings()
         assert by_default.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert 0.95 < time.monotonic() - began < 2.5
+        assert 1.95 < time.monotonic() - began < 4.5
         began = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as per_call:
             await nudge.get_app_settings(timeout=0.1)
         assert per_call.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert time.monotonic() - began < 0.6
+        assert time.monotonic() - began < 1.2
 
     def blocking() -> grpc.StatusCode:
         with Nudge({"decision": proxied.target}, app.keys["admin"], timeout=0.2) as nudge:
@@ -183,8 +185,8 @@ async def test_retries_are_bounded_and_stop_at_the_deadline(stack, app, proxied)
         proxied.plan = lambda method, n: Plan(Fate.FAIL_BEFORE, error=later)
         began = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError):
-            await nudge.get_app_settings(timeout=0.5)
-        assert time.monotonic() - began < 0.5
+            await nudge.get_app_settings(timeout=3.0)
+        assert time.monotonic() - began < 2.5  # not waited out
         assert proxied.count("GetAppSettings") == 1
 
 
