@@ -117,14 +117,21 @@ class Probe:
         self._url = url
         self._timeout = timeout
         self._conn: asyncpg.Connection | None = None
+        # Why the last check failed, for the log line that reports the database down: not
+        # answering in time and refusing the connection ("too many clients") call for
+        # different fixes.
+        self.error: str | None = None
 
     async def check(self) -> bool:
         try:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(self._url, timeout=self._timeout)
             await self._conn.fetchval("SELECT 1", timeout=self._timeout)
+            self.error = None
             return True
-        except Exception:  # noqa: BLE001 - any failure means the database is not answering
+        except Exception as exc:  # noqa: BLE001 - any failure means the database is not answering
+            self.error = f"no answer within {self._timeout:g}s" if isinstance(exc, TimeoutError) else (
+                str(exc) or type(exc).__name__)
             await self.close()
             return False
 

@@ -286,7 +286,7 @@ class ServiceHost:
             ok = await probe.check()
             if ok != serving:
                 serving = ok
-                log.warning("database_health_changed", serving=ok)
+                log.warning("database_health_changed", serving=ok, **({} if ok else {"error": probe.error}))
                 await self._set_health(ok)
 
         return Loop("db-health", check, poll=interval)

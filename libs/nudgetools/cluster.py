@@ -241,7 +241,21 @@ class Cluster:
                 return self.console.wait_ready(timeout, alive=alive)
             return health.wait_serving(self.target(n), timeout, alive=alive, credentials=self.credentials())
 
-        await asyncio.gather(*(ready(n) for n in names))
+        async def ready_or_say_why(n: str) -> None:
+            try:
+                await ready(n)
+            except (TimeoutError, RuntimeError) as exc:
+                raise type(exc)(f"{exc}{self._log_tail(n)}") from None
+
+        await asyncio.gather(*(ready_or_say_why(n) for n in names))
+
+    def _log_tail(self, name: str, lines: int = 8) -> str:
+        """The last lines a process logged, to go with an error about it (nothing when its
+        output is not kept)."""
+        if self.log_dir is None or not (path := self.log_dir / f"{name}.log").exists():
+            return ""
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        return "".join(f"\n  {name}: {line}" for line in tail)
 
     def credentials(self) -> grpc.ChannelCredentials | None:
         """How the tools (health checks, the demo's seeding) call the services: with the

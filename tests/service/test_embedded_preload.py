@@ -1,7 +1,7 @@
 """The embedded PostgreSQL loads extra libraries only when asked (the bench's
 pg_stat_statements), and a server restarted to load them is still stopped when its process
 exits, or earlier when released; a server already running without them is never restarted
-under its other users."""
+under its other users. And it takes the connections of many service replicas at once."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+
+import asyncpg
 
 from nudgetools.cluster import REPO
 
@@ -95,3 +97,15 @@ async def test_preload_loads_the_library_only_when_asked_and_the_server_still_st
     assert "already runs without pg_stat_statements" in out["refused"]
     # The server not released stopped when its process exited.
     assert await stopped([default])
+
+
+async def test_the_server_takes_more_connections_than_postgresql_by_default(database_url):
+    # Two replicas of every service under load hold about 70, and the session's own four
+    # services are up beside them: PostgreSQL's default of 100 was reached, and a replica
+    # whose health probe could not connect stayed NOT_SERVING.
+    opened = await asyncio.gather(*(asyncpg.connect(database_url) for _ in range(150)), return_exceptions=True)
+    try:
+        refused = [str(c) for c in opened if isinstance(c, BaseException)]
+        assert not refused, refused[:3]
+    finally:
+        await asyncio.gather(*(c.close() for c in opened if not isinstance(c, BaseException)))
