@@ -25,7 +25,6 @@ from console import filters
 from console.pages import campaigns, preview, results, segments, settings_page, users
 from console.sessions import COOKIE, LOGIN_COOKIE, SessionStore
 from console.settings import ConsoleSettings
-from console.token_keys import TokenKeys
 from console.web import FORM_ERRORS, HERE, Console, close_ended, console_of, redirect, render
 from nudge_client import AsyncNudge
 from nudgelib.tls import client_credentials
@@ -159,9 +158,8 @@ async def login(request: Request) -> Response:
         response.set_cookie(LOGIN_COOKIE, token, max_age=3600, **_cookie_args(request))
         return response
     zone = settings_reply.settings.default_time_zone or "UTC"
-    token_keys = TokenKeys(console.target, key, console.settings.call_timeout, console.credentials)
     key_id = key.split("_")[1] if key.count("_") >= 2 else ""
-    session = console.store.create(client, token_keys=token_keys, label=f"key {key_id or '…'} · {zone}", key_id=key_id)
+    session = console.store.create(client, label=f"key {key_id or '…'} · {zone}", key_id=key_id)
     response = redirect(next_page)
     response.set_cookie(COOKIE, session.id, max_age=int(console.store.lifetime), **_cookie_args(request))
     response.delete_cookie(LOGIN_COOKIE, path="/")

@@ -33,8 +33,6 @@ class Session:
     # The id of the admin key the session calls with (`nudge_<id>_…`), so that the API keys
     # on the settings page can say which one it is.
     key_id: str = ""
-    # The app's user-token signing keys (console.token_keys.TokenKeys), made with the same key.
-    token_keys: Any = None
     # Previews rendered for this session, by id (the preview frames' SDK fetches them).
     previews: OrderedDict[str, Any] = field(default_factory=OrderedDict)
 
@@ -57,10 +55,10 @@ class SessionStore:
         # Sessions taken out (expired, evicted, logged out) whose clients are still to be closed.
         self.ended: list[Session] = []
 
-    def create(self, client: Any, label: str = "", token_keys: Any = None, key_id: str = "") -> Session:
+    def create(self, client: Any, label: str = "", key_id: str = "") -> Session:
         now = self.clock()
         session = Session(secrets.token_urlsafe(32), client, secrets.token_urlsafe(32), now, now, label,
-                          key_id=key_id, token_keys=token_keys)
+                          key_id=key_id)
         self._sessions[session.id] = session
         while len(self._sessions) > self.capacity:
             self.ended.append(self._sessions.popitem(last=False)[1])

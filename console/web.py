@@ -94,8 +94,6 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 async def close_ended(console: Console) -> None:
     for ended in console.store.take_ended():
         await ended.client.close()
-        if ended.token_keys is not None:
-            await ended.token_keys.close()
 
 
 def call_failed(request: Request, session: Session | None, exc: grpc.aio.AioRpcError) -> Response:

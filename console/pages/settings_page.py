@@ -4,6 +4,7 @@ revoke) and the app's API keys (ApiKeyService: create, shown once, and revoke)."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from console.forms import (CampaignForm, FormErrors, parse_settings_form, settin
                            violation_errors)
 from console.sessions import Session
 from console.web import FORM_ERRORS, close_ended, console_of, form, page, redirect, render
-from nudge_client._proto.nudge.decision.v1 import user_token_key_service_pb2 as token_pb
+from nudge_client.protos import user_token_keys as token_pb
 from nudgelib.errors import violations_of
 from nudgetools.operate.state import read_settings, settings_document
 
@@ -56,11 +57,12 @@ class ApiKeyView:
     revoked: str = ""
 
 
-async def _api_keys(session: Session) -> tuple[list[Any], bool]:
-    """The app's API keys, oldest first, and whether there were more than the page lists."""
+async def _keys(list_call: Callable[..., Awaitable[Any]]) -> tuple[list[Any], bool]:
+    """The keys a list call of the client names (API keys, signing keys), revoked ones too,
+    oldest first, and whether there were more than the page lists."""
     out, token = [], ""
     while len(out) < MAX_LISTED_KEYS:
-        got = await session.client.list_api_keys(page_size=100, page_token=token, show_revoked=True)
+        got = await list_call(page_size=100, page_token=token, show_revoked=True)
         out += got.keys
         if not (token := got.next_page_token):
             return out, False
@@ -74,7 +76,7 @@ async def _page(request: Request, session: Session, f: CampaignForm | None = Non
         f = settings_form_of(settings_document(await read_settings(session.client)))
     keys, keys_problem = [], ""
     try:
-        keys = await session.token_keys.list()
+        keys, _ = await _keys(session.client.list_user_token_keys)
     except grpc.aio.AioRpcError as exc:
         if exc.code() not in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE):
             raise
@@ -82,7 +84,7 @@ async def _page(request: Request, session: Session, f: CampaignForm | None = Non
         keys_problem = f"The signing keys could not be read: {exc.code().name} {exc.details() or ''}".strip()
     api_keys, more_keys, api_keys_problem = [], False, ""
     try:
-        api_keys, more_keys = await _api_keys(session)
+        api_keys, more_keys = await _keys(session.client.list_api_keys)
     except grpc.aio.AioRpcError as exc:
         if exc.code() not in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE):
             raise
@@ -123,7 +125,7 @@ async def signing_key_add(request: Request, session: Session) -> Response:
         return await _page(request, session, key_errors={"public_key": "is required: the public half, PEM or JWK"},
                            key_values=values, status_code=FORM_ERRORS)
     try:
-        await session.token_keys.add(public_key, key_id)
+        await session.client.add_user_token_key(public_key=public_key, key_id=key_id)
     except grpc.aio.AioRpcError as exc:
         if exc.code() not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS,
                               grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED):
@@ -136,7 +138,7 @@ async def signing_key_add(request: Request, session: Session) -> Response:
 
 @page
 async def signing_key_revoke(request: Request, session: Session) -> Response:
-    await session.token_keys.revoke(form(request).get("key_id", ""))
+    await session.client.revoke_user_token_key(key_id=form(request).get("key_id", ""))
     return redirect("/settings#signing-keys")
 
 

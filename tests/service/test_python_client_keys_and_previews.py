@@ -1,8 +1,10 @@
-"""The Python client's API key methods (decision's ApiKeyService) and its preview and test-send
-methods, against the session's real services: a key made with the client works at once and
-is refused once revoked with it; creating a key is never retried (a second key nobody saw
-would stay active), revoking is; a preview renders for sample attributes, and a test send
-reaches the user once, across a retry. Failures come from the real gRPC proxy of
+"""The Python client's API key and user-token key methods (decision's ApiKeyService and
+UserTokenKeyService) and its preview and test-send methods, against the session's real
+services: a key made with the client works at once and is refused once revoked with it;
+creating a key is never retried (a second key nobody saw would stay active), revoking is; a
+signing key added with the client signs tokens the services take until it is revoked with
+it, and adding it is retried across a lost reply; a preview renders for sample attributes,
+and a test send reaches the user once, across a retry. Failures come from the real gRPC proxy of
 tests/grpc_proxy.py."""
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import grpc
 import pytest
 
 from nudge_client import AsyncNudge, Nudge, RetryPolicy, field_violations
+from nudge.delivery.v1 import delivery_service_pb2 as delivery_pb
+from nudge.delivery.v1 import delivery_service_pb2_grpc as delivery_grpc
 from nudge_client.protos import api_keys, common, decision
+from nudgelib.interceptor import USER_TOKEN_HEADER
 from tests.conftest import eventually
 from tests.grpc_proxy import Fate, Plan, Proxy
 from tests.helpers import make_campaign
+from tests.signing import SigningKey
 
 SERVICES = ("ingestion", "segmentation", "decision", "delivery")
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05)
@@ -83,6 +89,38 @@ async def test_creating_a_key_is_never_retried_and_revoking_one_is(stack, app, p
         revoked = (await admin.revoke_api_key(key_id=orphan.key_id)).key
     assert revoked.key_id == orphan.key_id and revoked.HasField("revoke_time")
     assert proxied.count("RevokeApiKey") == 2
+
+
+async def test_a_signing_key_added_with_the_client_signs_tokens_until_revoked_with_it(stack, app, proxied):
+    signer = SigningKey("ES256", kid="client-web")
+    # The first reply is lost: the retry finds the key registered and returns it unchanged.
+    proxied.plan = lambda method, n: Plan(Fate.FAIL_AFTER) if method.endswith("AddUserTokenKey") and n == 1 else Plan()
+    async with AsyncNudge({"decision": proxied.target}, app.keys["admin"], retry=FAST) as admin:
+        added = await admin.add_user_token_key(public_key=signer.public_pem, key_id=signer.kid)
+        web = await admin.create_api_key(label="web", scopes=["public"])
+    assert proxied.count("AddUserTokenKey") == 2 and not added.created and added.key.key_id == "client-web"
+
+    delivery = delivery_grpc.DeliveryServiceStub(stack.channel("delivery"))
+
+    async def fetch(token: str):
+        return await delivery.FetchMessages(
+            delivery_pb.FetchMessagesRequest(user_id="ck-signed"),
+            metadata=(("authorization", f"Bearer {web.secret}"), (USER_TOKEN_HEADER, token)))
+
+    await fetch(signer.token("ck-signed"))
+    async with AsyncNudge(targets(stack), app.keys["admin"]) as admin:
+        listed = (await admin.list_user_token_keys(show_revoked=True)).keys
+        assert [k.key_id for k in listed] == ["client-web"]
+        revoked = (await admin.revoke_user_token_key(key_id="client-web")).key
+    assert revoked.HasField("revoke_time")
+
+    async def refused() -> bool:
+        try:
+            await fetch(signer.token("ck-signed"))
+        except grpc.aio.AioRpcError as exc:
+            return exc.code() == grpc.StatusCode.UNAUTHENTICATED
+        return False
+    await eventually(refused, timeout=3)
 
 
 async def test_a_preview_renders_for_sample_attributes_and_a_test_send_reaches_the_user_once(stack, app, proxied):

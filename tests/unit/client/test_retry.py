@@ -82,12 +82,13 @@ def test_reads_and_unsafe_calls_are_sent_as_given():
 def test_every_public_unary_rpc_is_wrapped_with_a_safety():
     wrapped = {(r.service, r.method) for r in vars(rpcs).values() if isinstance(r, rpcs.Rpc)}
     services = {"ingestion": ingestion, "decision": decision}
-    from nudge_client.protos import api_keys, delivery, segmentation
+    from nudge_client.protos import api_keys, delivery, segmentation, user_token_keys
     services.update(delivery=delivery, segmentation=segmentation)
     declared = set()
-    # Decision hosts ApiKeyService too (UserTokenKeyService is not wrapped yet).
-    for service in api_keys.DESCRIPTOR.services_by_name.values():
-        declared |= {("decision", m.name) for m in service.methods}
+    # Decision hosts ApiKeyService and UserTokenKeyService too.
+    for module in (api_keys, user_token_keys):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            declared |= {("decision", m.name) for m in service.methods}
     for name, module in services.items():
         for service in module.DESCRIPTOR.services_by_name.values():
             declared |= {(name, m.name) for m in service.methods if not (m.client_streaming or m.server_streaming)}

@@ -13,7 +13,7 @@ import grpc
 from google.protobuf.message import Message
 
 from nudge_client import rpcs
-from nudge_client.protos import api_keys, decision, delivery, ingestion, segmentation
+from nudge_client.protos import api_keys, decision, delivery, ingestion, segmentation, user_token_keys
 from nudge_client.retry import NO_RETRY, RetryPolicy
 from nudge_client.status import retry_delay
 
@@ -224,6 +224,23 @@ class AsyncNudge(_Base):
         the app's last admin key is FAILED_PRECONDITION. Retried (a repeat changes nothing)."""
         return await self._call(rpcs.REVOKE_API_KEY, request, fields, timeout)
 
+    async def add_user_token_key(self, request: user_token_keys.AddUserTokenKeyRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> user_token_keys.AddUserTokenKeyResponse:
+        """AddUserTokenKey (decision's UserTokenKeyService): registers a public key that user tokens
+        are signed with. Retried (the same key under the same id is returned unchanged)."""
+        return await self._call(rpcs.ADD_USER_TOKEN_KEY, request, fields, timeout)
+
+    async def list_user_token_keys(self, request: user_token_keys.ListUserTokenKeysRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> user_token_keys.ListUserTokenKeysResponse:
+        """ListUserTokenKeys (decision's UserTokenKeyService): the app's keys, oldest first. Read; retried."""
+        return await self._call(rpcs.LIST_USER_TOKEN_KEYS, request, fields, timeout)
+
+    async def revoke_user_token_key(self, request: user_token_keys.RevokeUserTokenKeyRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> user_token_keys.RevokeUserTokenKeyResponse:
+        """RevokeUserTokenKey (decision's UserTokenKeyService): tokens it signed are refused from then on.
+        Retried (a repeat changes nothing)."""
+        return await self._call(rpcs.REVOKE_USER_TOKEN_KEY, request, fields, timeout)
+
     async def create_segment(self, request: segmentation.CreateSegmentRequest | None = None, /, *,
             timeout: float | None = None, **fields: Any) -> segmentation.CreateSegmentResponse:
         """CreateSegment (segmentation). Retried under one request_id (made when empty)."""
@@ -412,6 +429,23 @@ class Nudge(_Base):
         """RevokeApiKey (decision's ApiKeyService): refused by every service within about a second;
         the app's last admin key is FAILED_PRECONDITION. Retried (a repeat changes nothing)."""
         return self._call(rpcs.REVOKE_API_KEY, request, fields, timeout)
+
+    def add_user_token_key(self, request: user_token_keys.AddUserTokenKeyRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> user_token_keys.AddUserTokenKeyResponse:
+        """AddUserTokenKey (decision's UserTokenKeyService): registers a public key that user tokens
+        are signed with. Retried (the same key under the same id is returned unchanged)."""
+        return self._call(rpcs.ADD_USER_TOKEN_KEY, request, fields, timeout)
+
+    def list_user_token_keys(self, request: user_token_keys.ListUserTokenKeysRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> user_token_keys.ListUserTokenKeysResponse:
+        """ListUserTokenKeys (decision's UserTokenKeyService): the app's keys, oldest first. Read; retried."""
+        return self._call(rpcs.LIST_USER_TOKEN_KEYS, request, fields, timeout)
+
+    def revoke_user_token_key(self, request: user_token_keys.RevokeUserTokenKeyRequest | None = None, /, *,
+            timeout: float | None = None, **fields: Any) -> user_token_keys.RevokeUserTokenKeyResponse:
+        """RevokeUserTokenKey (decision's UserTokenKeyService): tokens it signed are refused from then on.
+        Retried (a repeat changes nothing)."""
+        return self._call(rpcs.REVOKE_USER_TOKEN_KEY, request, fields, timeout)
 
     def create_segment(self, request: segmentation.CreateSegmentRequest | None = None, /, *,
             timeout: float | None = None, **fields: Any) -> segmentation.CreateSegmentResponse:

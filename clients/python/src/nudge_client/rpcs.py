@@ -9,11 +9,12 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from nudge_client._proto.nudge.decision.v1 import api_key_service_pb2_grpc, decision_service_pb2_grpc
+from nudge_client._proto.nudge.decision.v1 import (api_key_service_pb2_grpc, decision_service_pb2_grpc,
+                                                    user_token_key_service_pb2_grpc)
 from nudge_client._proto.nudge.delivery.v1 import delivery_service_pb2_grpc
 from nudge_client._proto.nudge.ingestion.v1 import ingestion_service_pb2_grpc
 from nudge_client._proto.nudge.segmentation.v1 import segmentation_service_pb2_grpc
-from nudge_client.protos import api_keys, decision, delivery, ingestion, segmentation
+from nudge_client.protos import api_keys, decision, delivery, ingestion, segmentation, user_token_keys
 
 SERVICES = ("ingestion", "segmentation", "decision", "delivery")
 STUBS = {
@@ -23,6 +24,7 @@ STUBS = {
     "delivery": delivery_service_pb2_grpc.DeliveryServiceStub,
     # Hosted by decision beside its own service (Rpc.stub names it).
     "api_keys": api_key_service_pb2_grpc.ApiKeyServiceStub,
+    "user_token_keys": user_token_key_service_pb2_grpc.UserTokenKeyServiceStub,
 }
 # The ports `nudge run` and the compose file give each service.
 LOCAL_PORTS = {"ingestion": 50051, "segmentation": 50052, "decision": 50053, "delivery": 50054}
@@ -42,7 +44,7 @@ class Rpc:
     method: str
     request: type[Message]
     safety: Safety
-    stub: str = ""  # its gRPC service in STUBS, when not the service's own (ApiKeyService)
+    stub: str = ""  # its gRPC service in STUBS, when not the service's own (ApiKeyService…)
 
     @property
     def stub_name(self) -> str:
@@ -73,6 +75,11 @@ CREATE_API_KEY = _rpc("decision", "CreateApiKey", api_keys, Safety.UNSAFE, "api_
 LIST_API_KEYS = _rpc("decision", "ListApiKeys", api_keys, R, "api_keys")
 # Revoking a revoked key returns it unchanged.
 REVOKE_API_KEY = _rpc("decision", "RevokeApiKey", api_keys, I, "api_keys")
+# The same key under the same id (or under the id derived from the key) is returned unchanged.
+ADD_USER_TOKEN_KEY = _rpc("decision", "AddUserTokenKey", user_token_keys, I, "user_token_keys")
+LIST_USER_TOKEN_KEYS = _rpc("decision", "ListUserTokenKeys", user_token_keys, R, "user_token_keys")
+# Revoking a revoked key returns it unchanged.
+REVOKE_USER_TOKEN_KEY = _rpc("decision", "RevokeUserTokenKey", user_token_keys, I, "user_token_keys")
 CREATE_SEGMENT = _rpc("segmentation", "CreateSegment", segmentation, W)
 UPDATE_SEGMENT = _rpc("segmentation", "UpdateSegment", segmentation, W)
 GET_SEGMENT = _rpc("segmentation", "GetSegment", segmentation, R)
