@@ -23,6 +23,27 @@ MAX_EXCEPTION_EVENTS = 20
 # campaign, and well inside what one CheckSegments call to segmentation answers (1,000).
 MAX_AUDIENCE_SEGMENTS = 100
 MAX_TRIGGERS = 50
+# Conversion events, like a trigger's exception events.
+MAX_CONVERSION_EVENTS = 20
+# Tags group campaigns for tag cap rules (`CapRule.tag` matches a tag exactly, so surrounding
+# spaces, which no one sees, are refused rather than making a rule silently match nothing).
+MAX_TAGS = 50
+MAX_TAG = 64
+# Screens a campaign may show on: what a client names in its request (a screen name or a path).
+MAX_SCREENS = 100
+MAX_SCREEN = 128
+
+# Message content: a message is read on a phone, so these are far above any real one, and
+# they keep what delivery stores per user and hands to clients small. Lengths are in
+# characters; templates count as written, before rendering.
+MAX_TEXT = 4096          # title, body, button text, question text, choice, anchor element
+MAX_URL = 2048           # image_url, button target (deep link or address)
+MAX_BUTTONS = 10         # per message and per slide
+MAX_SLIDES = 20
+MAX_QUESTIONS = 20
+MAX_CHOICES = 50
+MAX_CUSTOM_DATA_BYTES = 16 * 1024  # custom_data, serialized
+MAX_CONTENT_BYTES = 64 * 1024      # one locale's whole content, serialized
 
 # Supported ranges of what an operator sets (the proto and the README say the same). Each keeps
 # the instants derived from it (due, expiry, a cap's window) far inside what datetime and
@@ -69,10 +90,66 @@ def _instant(ts, path: str) -> list[FieldViolation]:
     return []
 
 
+def _text(value: str, path: str, maximum: int = MAX_TEXT) -> list[FieldViolation]:
+    if len(value) > maximum:
+        return [FieldViolation(path, f"is longer than {maximum:,} characters")]
+    return []
+
+
+def _label(value: str, path: str, maximum: int) -> list[FieldViolation]:
+    """A name matched exactly (a tag, a screen): 1 to `maximum` characters, no surrounding space."""
+    if not value.strip():
+        return [FieldViolation(path, "must not be empty")]
+    if value != value.strip():
+        return [FieldViolation(path, "must not start or end with a space")]
+    return _text(value, path, maximum)
+
+
+def _list(values, path: str, maximum: int) -> list[FieldViolation]:
+    if len(values) > maximum:
+        return [FieldViolation(path, f"at most {maximum}")]
+    return []
+
+
+def _buttons(buttons, path: str) -> list[FieldViolation]:
+    out = _list(buttons, path, MAX_BUTTONS)
+    for i, b in enumerate(buttons):
+        out += _text(b.text, f"{path}[{i}].text") + _text(b.target, f"{path}[{i}].target", MAX_URL)
+    return out
+
+
+def _content_sizes(c: common_pb2.MessageContent, path: str) -> list[FieldViolation]:
+    """Every text of a content within its bound, and the lists and the whole too."""
+    out = _text(c.title, f"{path}.title") + _text(c.body, f"{path}.body")
+    out += _text(c.image_url, f"{path}.image_url", MAX_URL)
+    out += _buttons(c.buttons, f"{path}.buttons")
+    out += _list(c.slides, f"{path}.slides", MAX_SLIDES)
+    for i, slide in enumerate(c.slides):
+        sp = f"{path}.slides[{i}]"
+        out += _text(slide.title, f"{sp}.title") + _text(slide.body, f"{sp}.body")
+        out += _text(slide.image_url, f"{sp}.image_url", MAX_URL)
+        out += _buttons(slide.buttons, f"{sp}.buttons")
+    out += _list(c.questions, f"{path}.questions", MAX_QUESTIONS)
+    for i, q in enumerate(c.questions):
+        qp = f"{path}.questions[{i}]"
+        out += _text(q.text, f"{qp}.text") + _list(q.choices, f"{qp}.choices", MAX_CHOICES)
+        for j, choice in enumerate(q.choices):
+            out += _text(choice, f"{qp}.choices[{j}]")
+    out += _text(c.anchor.screen, f"{path}.anchor.screen", MAX_SCREEN)
+    out += _text(c.anchor.element_id, f"{path}.anchor.element_id")
+    if c.custom_data.ByteSize() > MAX_CUSTOM_DATA_BYTES:
+        out.append(FieldViolation(f"{path}.custom_data", f"is larger than {MAX_CUSTOM_DATA_BYTES:,} bytes"))
+    if not out and c.ByteSize() > MAX_CONTENT_BYTES:
+        out.append(FieldViolation(path, f"is larger than {MAX_CONTENT_BYTES:,} bytes"))
+    return out
+
+
 def _content(c: common_pb2.MessageContent, path: str) -> list[FieldViolation]:
     out: list[FieldViolation] = []
     if c.layout == common_pb2.LAYOUT_UNSPECIFIED:
         out.append(FieldViolation(f"{path}.layout", "is required"))
+    sizes = _content_sizes(c, path)
+    out += sizes
     buttons = list(c.buttons) + [b for s in c.slides for b in s.buttons]
     seen: set[str] = set()
     for i, b in enumerate(c.buttons):
@@ -86,7 +163,8 @@ def _content(c: common_pb2.MessageContent, path: str) -> list[FieldViolation]:
         out.append(FieldViolation(f"{path}.slides", "a carousel needs at least one slide"))
     if c.layout == common_pb2.LAYOUT_SURVEY and not c.questions:
         out.append(FieldViolation(f"{path}.questions", "a survey needs at least one question"))
-    for field, problem in templates.check(c):
+    # Oversized texts are refused already: parsing them as templates would only cost time.
+    for field, problem in [] if sizes else templates.check(c):
         out.append(FieldViolation(f"{path}.{field}", f"template: {problem}"))
     for i, q in enumerate(c.questions):
         if not ID_RE.match(q.id):
@@ -148,6 +226,9 @@ def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldVio
     elif len(c.name) > MAX_NAME:
         out.append(FieldViolation(f"{path}.name", f"is longer than {MAX_NAME} characters"))
     out += key_problems(c.key, f"{path}.key")
+    out += _list(c.tags, f"{path}.tags", MAX_TAGS)
+    for i, tag in enumerate(c.tags):
+        out += _label(tag, f"{path}.tags[{i}]", MAX_TAG)
     bounds = [(name, getattr(c, name)) for name in ("start_time", "end_time") if c.HasField(name)]
     for name, ts in bounds:
         out += _instant(ts, f"{path}.{name}")
@@ -164,6 +245,9 @@ def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldVio
             out.append(FieldViolation(f"{path}.audience.{field}", f"at most {MAX_AUDIENCE_SEGMENTS}"))
     if len(c.triggers) > MAX_TRIGGERS:
         out.append(FieldViolation(f"{path}.triggers", f"at most {MAX_TRIGGERS}"))
+    out += _list(c.audience.screens, f"{path}.audience.screens", MAX_SCREENS)
+    for i, screen in enumerate(c.audience.screens):
+        out += _label(screen, f"{path}.audience.screens[{i}]", MAX_SCREEN)
     for i, platform in enumerate(c.audience.platforms):
         if platform not in PLATFORMS:
             out.append(FieldViolation(f"{path}.audience.platforms[{i}]", f"{platform} is not a Platform"))
@@ -203,6 +287,11 @@ def campaign_violations(c: pb.Campaign, path: str = "campaign") -> list[FieldVio
     out += _duration(c.message_ttl, f"{path}.message_ttl", MAX_TTL)
     if c.HasField("conversion") and c.conversion.event_names:
         out += _duration(c.conversion.deadline, f"{path}.conversion.deadline", MAX_CONVERSION_DEADLINE, positive=True)
+    # A name ingestion would refuse could never convert: refused here, like a trigger's.
+    out += _list(c.conversion.event_names, f"{path}.conversion.event_names", MAX_CONVERSION_EVENTS)
+    for i, name in enumerate(c.conversion.event_names):
+        if not is_event_name(name):
+            out.append(FieldViolation(f"{path}.conversion.event_names[{i}]", EVENT_NAME_RULE))
     out += _count(c.caps.lifetime_max, f"{path}.caps.lifetime_max", MAX_LIFETIME)
     out += _duration(c.caps.reeligibility_interval, f"{path}.caps.reeligibility_interval", MAX_REELIGIBILITY)
     return out
@@ -216,6 +305,8 @@ def settings_violations(s: pb.AppSettings, valid_zone, path: str = "settings") -
     for i, rule in enumerate(s.cap_rules):
         rp = f"{path}.cap_rules[{i}]"
         out += _unique_id(rule.id, ids, f"{rp}.id", "rule")
+        if rule.tag:  # empty: the rule counts every campaign
+            out += _label(rule.tag, f"{rp}.tag", MAX_TAG)
         out += _count(rule.max_messages, f"{rp}.max_messages", MAX_CAP_MESSAGES, minimum=1)
         period = rule.WhichOneof("period")
         if period is None:

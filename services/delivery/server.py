@@ -40,7 +40,7 @@ async def wire(host: ServiceHost, settings: DeliverySettings) -> None:
     host.listener(STREAM_CHANNEL, handout.on_stream_notify)
     host.run_in_background(handout.reoffer_loop(settings.reoffer_seconds), "reoffer")
     events = LogDispatcher(host.pool, interaction_events.LOG,
-                           [interaction_events.IngestionSender(host.peers["ingestion"]).target()],
+                           [interaction_events.IngestionSender(host.peers["ingestion"], host.registry).target()],
                            LogMetrics(host.registry, "delivery", interaction_events.LOG.consumers), workers=1,
                            policy=settings.failures.policy(), tracing=host.tracing)
     host.listener(interaction_events.CHANNEL, events.wake)

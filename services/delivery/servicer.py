@@ -17,6 +17,7 @@ from nudge.delivery.v1 import delivery_service_pb2_grpc as pb_grpc
 from nudgelib.calls import current_app_id
 from nudgelib.clock import Clock
 from nudgelib.errors import FieldViolation, InvalidArgument, NotFound
+from nudgelib.event_times import FUTURE_RULE, MAX_FUTURE_SKEW
 from nudgelib.protoconv import optional_datetime, to_timestamp
 from nudgelib.pagination import page_size
 from nudgelib.tracing import annotate_user
@@ -118,6 +119,11 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             problems.append(FieldViolation("message_id", "is required"))
         if request.type == pb.INTERACTION_TYPE_UNSPECIFIED:
             problems.append(FieldViolation("type", "is required"))
+        now = self._clock.now()
+        at = optional_datetime(request, "occurred_time") or now
+        # Ingestion would refuse the interaction's event: the click would count, its event vanish.
+        if at - now > MAX_FUTURE_SKEW:
+            problems.append(FieldViolation("occurred_time", FUTURE_RULE))
         if problems:
             raise InvalidArgument(problems)
         message = await store.get_message(self._pool, app_id, request.user_id, request.message_id)
@@ -150,7 +156,6 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             answers = pb.ReportInteractionRequest(answers=request.answers).SerializeToString()
         elif request.answers:
             raise InvalidArgument.field("answers", "only survey answers carry answers")
-        at = optional_datetime(request, "occurred_time") or self._clock.now()
         # A test message's interactions trigger nothing and change no segment: no event.
         event = None if message.test else interaction_event(message, request, at).SerializeToString()
         recorded = await store.record_interaction(

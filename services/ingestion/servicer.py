@@ -136,4 +136,5 @@ class IngestionInternalServicer(internal_pb_grpc.IngestionInternalServiceService
         if not request.app_id:
             raise InvalidArgument.field("app_id", "is required")
         accepted, _, rejected = await self._intake.accept(request.app_id, request.events)
-        return internal_pb.IngestEventsResponse(accepted_count=accepted, rejected_count=len(rejected))
+        return internal_pb.IngestEventsResponse(accepted_count=accepted, rejected_count=len(rejected),
+                                                rejected=rejected)

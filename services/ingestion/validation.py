@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from nudge.common.v1 import common_pb2
+from nudgelib.event_times import FUTURE_RULE, MAX_FUTURE_SKEW
 from nudgelib.names import EVENT_NAME_RULE, is_event_name
 from nudgelib.timezones import is_valid_time_zone
 
@@ -30,9 +31,8 @@ MAX_SESSION_ID_LENGTH = 128
 MAX_ATTRIBUTES = 100
 MAX_ATTRIBUTE_STRING = 1024
 MAX_ATTRIBUTE_LIST = 100
-# Producers' clocks drift; events stamped further ahead than this are refused.
-MAX_FUTURE_SKEW = timedelta(minutes=5)
 _MAX_FUTURE_SKEW_SECONDS = MAX_FUTURE_SKEW.total_seconds()
+_FUTURE_MESSAGE = f"occurred_time {FUTURE_RULE}"
 
 ATTRIBUTE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
@@ -118,7 +118,7 @@ def check_event(event: common_pb2.Event, now: datetime) -> Rejection | None:
         if not valid_timestamp(ts):
             return Rejection("INVALID_TIMESTAMP", "occurred_time is outside 0001-01-01..9999-12-31")
         if ts.seconds + ts.nanos * 1e-9 - now.timestamp() > _MAX_FUTURE_SKEW_SECONDS:
-            return Rejection("FUTURE_TIMESTAMP", "occurred_time is more than 5 minutes in the future")
+            return Rejection("FUTURE_TIMESTAMP", _FUTURE_MESSAGE)
     if event.platform not in PLATFORMS:
         return Rejection("INVALID_PLATFORM", f"platform {event.platform} is not a known Platform")
     app_version = event.app_version

@@ -24,23 +24,24 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from nudge.common.v1 import common_pb2 as nudge_dot_common_dot_v1_dot_common__pb2
+from nudge.ingestion.v1 import ingestion_service_pb2 as nudge_dot_ingestion_dot_v1_dot_ingestion__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3nudge/ingestion/v1/ingestion_internal_service.proto\x12\x12nudge.ingestion.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnudge/common/v1/common.proto\"M\n\x13IngestEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12&\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x16.nudge.common.v1.Event\"F\n\x14IngestEventsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\r\x12\x16\n\x0erejected_count\x18\x02 \x01(\r\"\xee\x01\n\x11ReadEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12\x32\n\x0eoccurred_since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eoccurred_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x04upto\x18\x05 \x03(\x0b\x32\x1d.nudge.common.v1.LanePosition\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"U\n\x12ReadEventsResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.nudge.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xdc\x01\n\x18IngestionInternalService\x12\x61\n\x0cIngestEvents\x12\'.nudge.ingestion.v1.IngestEventsRequest\x1a(.nudge.ingestion.v1.IngestEventsResponse\x12]\n\nReadEvents\x12%.nudge.ingestion.v1.ReadEventsRequest\x1a&.nudge.ingestion.v1.ReadEventsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3nudge/ingestion/v1/ingestion_internal_service.proto\x12\x12nudge.ingestion.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnudge/common/v1/common.proto\x1a*nudge/ingestion/v1/ingestion_service.proto\"M\n\x13IngestEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12&\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x16.nudge.common.v1.Event\"{\n\x14IngestEventsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\r\x12\x16\n\x0erejected_count\x18\x02 \x01(\r\x12\x33\n\x08rejected\x18\x03 \x03(\x0b\x32!.nudge.ingestion.v1.RejectedEvent\"\xee\x01\n\x11ReadEventsRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12\x32\n\x0eoccurred_since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eoccurred_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x04upto\x18\x05 \x03(\x0b\x32\x1d.nudge.common.v1.LanePosition\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"U\n\x12ReadEventsResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.nudge.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xdc\x01\n\x18IngestionInternalService\x12\x61\n\x0cIngestEvents\x12\'.nudge.ingestion.v1.IngestEventsRequest\x1a(.nudge.ingestion.v1.IngestEventsResponse\x12]\n\nReadEvents\x12%.nudge.ingestion.v1.ReadEventsRequest\x1a&.nudge.ingestion.v1.ReadEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'nudge.ingestion.v1.ingestion_internal_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INGESTEVENTSREQUEST']._serialized_start=138
-  _globals['_INGESTEVENTSREQUEST']._serialized_end=215
-  _globals['_INGESTEVENTSRESPONSE']._serialized_start=217
-  _globals['_INGESTEVENTSRESPONSE']._serialized_end=287
-  _globals['_READEVENTSREQUEST']._serialized_start=290
-  _globals['_READEVENTSREQUEST']._serialized_end=528
-  _globals['_READEVENTSRESPONSE']._serialized_start=530
-  _globals['_READEVENTSRESPONSE']._serialized_end=615
-  _globals['_INGESTIONINTERNALSERVICE']._serialized_start=618
-  _globals['_INGESTIONINTERNALSERVICE']._serialized_end=838
+  _globals['_INGESTEVENTSREQUEST']._serialized_start=182
+  _globals['_INGESTEVENTSREQUEST']._serialized_end=259
+  _globals['_INGESTEVENTSRESPONSE']._serialized_start=261
+  _globals['_INGESTEVENTSRESPONSE']._serialized_end=384
+  _globals['_READEVENTSREQUEST']._serialized_start=387
+  _globals['_READEVENTSREQUEST']._serialized_end=625
+  _globals['_READEVENTSRESPONSE']._serialized_start=627
+  _globals['_READEVENTSRESPONSE']._serialized_end=712
+  _globals['_INGESTIONINTERNALSERVICE']._serialized_start=715
+  _globals['_INGESTIONINTERNALSERVICE']._serialized_end=935
 # @@protoc_insertion_point(module_scope)

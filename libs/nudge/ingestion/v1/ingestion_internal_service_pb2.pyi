@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from nudge.common.v1 import common_pb2 as _common_pb2
+from nudge.ingestion.v1 import ingestion_service_pb2 as _ingestion_service_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -19,12 +20,14 @@ class IngestEventsRequest(_message.Message):
     def __init__(self, app_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class IngestEventsResponse(_message.Message):
-    __slots__ = ("accepted_count", "rejected_count")
+    __slots__ = ("accepted_count", "rejected_count", "rejected")
     ACCEPTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
     accepted_count: int
     rejected_count: int
-    def __init__(self, accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ...) -> None: ...
+    rejected: _containers.RepeatedCompositeFieldContainer[_ingestion_service_pb2.RejectedEvent]
+    def __init__(self, accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[_ingestion_service_pb2.RejectedEvent, _Mapping]]] = ...) -> None: ...
 
 class ReadEventsRequest(_message.Message):
     __slots__ = ("app_id", "names", "occurred_since", "occurred_until", "upto", "page_size", "page_token")

@@ -103,6 +103,8 @@ export type Button = Message<"nudge.common.v1.Button"> & {
   id: string;
 
   /**
+   * At most 4,096 characters.
+   *
    * @generated from field: string text = 2;
    */
   text: string;
@@ -113,6 +115,8 @@ export type Button = Message<"nudge.common.v1.Button"> & {
   action: ButtonActionType;
 
   /**
+   * A deep link or web address: at most 2,048 characters.
+   *
    * @generated from field: string target = 4;
    */
   target: string;
@@ -166,6 +170,8 @@ export const ThemeSchema: GenMessage<Theme> = /*@__PURE__*/
  */
 export type Slide = Message<"nudge.common.v1.Slide"> & {
   /**
+   * At most 4,096 characters, like body.
+   *
    * @generated from field: string title = 1;
    */
   title: string;
@@ -176,11 +182,15 @@ export type Slide = Message<"nudge.common.v1.Slide"> & {
   body: string;
 
   /**
+   * At most 2,048 characters.
+   *
    * @generated from field: string image_url = 3;
    */
   imageUrl: string;
 
   /**
+   * At most 10.
+   *
    * @generated from field: repeated nudge.common.v1.Button buttons = 4;
    */
   buttons: Button[];
@@ -205,6 +215,8 @@ export type SurveyQuestion = Message<"nudge.common.v1.SurveyQuestion"> & {
   id: string;
 
   /**
+   * At most 4,096 characters.
+   *
    * @generated from field: string text = 2;
    */
   text: string;
@@ -215,7 +227,8 @@ export type SurveyQuestion = Message<"nudge.common.v1.SurveyQuestion"> & {
   type: QuestionType;
 
   /**
-   * Choices for single and multiple choice questions.
+   * Choices for single and multiple choice questions: at most 50, each at most 4,096
+   * characters.
    *
    * @generated from field: repeated string choices = 4;
    */
@@ -243,11 +256,15 @@ export const SurveyQuestionSchema: GenMessage<SurveyQuestion> = /*@__PURE__*/
  */
 export type Anchor = Message<"nudge.common.v1.Anchor"> & {
   /**
+   * At most 128 characters, like Audience.screens.
+   *
    * @generated from field: string screen = 1;
    */
   screen: string;
 
   /**
+   * At most 4,096 characters.
+   *
    * @generated from field: string element_id = 2;
    */
   elementId: string;
@@ -270,6 +287,9 @@ export const AnchorSchema: GenMessage<Anchor> = /*@__PURE__*/
 /**
  * The content of one message in one locale. Text fields are Liquid templates over
  * `user.<attribute>` and `event.<property>` (the trigger event), rendered by delivery.
+ * Bounds, checked when a campaign is saved (lengths in characters, as written, before
+ * rendering): texts at most 4,096, addresses at most 2,048, and the whole content at most
+ * 64 KiB serialized.
  *
  * @generated from message nudge.common.v1.MessageContent
  */
@@ -280,6 +300,8 @@ export type MessageContent = Message<"nudge.common.v1.MessageContent"> & {
   layout: Layout;
 
   /**
+   * At most 4,096 characters, like body.
+   *
    * @generated from field: string title = 2;
    */
   title: string;
@@ -290,11 +312,15 @@ export type MessageContent = Message<"nudge.common.v1.MessageContent"> & {
   body: string;
 
   /**
+   * At most 2,048 characters.
+   *
    * @generated from field: string image_url = 4;
    */
   imageUrl: string;
 
   /**
+   * At most 10.
+   *
    * @generated from field: repeated nudge.common.v1.Button buttons = 5;
    */
   buttons: Button[];
@@ -305,14 +331,14 @@ export type MessageContent = Message<"nudge.common.v1.MessageContent"> & {
   theme?: Theme | undefined;
 
   /**
-   * LAYOUT_CAROUSEL only.
+   * LAYOUT_CAROUSEL only; at most 20.
    *
    * @generated from field: repeated nudge.common.v1.Slide slides = 7;
    */
   slides: Slide[];
 
   /**
-   * LAYOUT_SURVEY only.
+   * LAYOUT_SURVEY only; at most 20.
    *
    * @generated from field: repeated nudge.common.v1.SurveyQuestion questions = 8;
    */
@@ -326,7 +352,8 @@ export type MessageContent = Message<"nudge.common.v1.MessageContent"> & {
   anchor?: Anchor | undefined;
 
   /**
-   * Free-form data handed to the client as is (after rendering string leaves).
+   * Free-form data handed to the client as is (after rendering string leaves): at most
+   * 16 KiB serialized.
    *
    * @generated from field: google.protobuf.Struct custom_data = 10;
    */

@@ -289,7 +289,9 @@ export type ReportInteractionRequest = Message<"nudge.delivery.v1.ReportInteract
   answers: SurveyAnswer[];
 
   /**
-   * When it happened on the device; defaults to now.
+   * When it happened on the device; defaults to now. At most 5 minutes ahead of delivery's
+   * clock (ingestion's bound for every event, so the interaction's event is never refused
+   * there); further ahead is INVALID_ARGUMENT on `occurred_time`. No bound in the past.
    *
    * @generated from field: google.protobuf.Timestamp occurred_time = 6;
    */
