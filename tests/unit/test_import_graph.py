@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 #
 # Left out, and why: ingestion's pressure (reads /proc through os).
 PURE: dict[str, set[str]] = {
-    "nudgelib": {"buckets", "compare", "drop_tickets", "filters", "isolation", "keys", "names", "pagination", "protoconv", "public_clients",
+    "nudgelib": {"buckets", "compare", "drop_tickets", "event_times", "filters", "isolation", "keys", "names", "pagination", "protoconv", "public_clients",
                  "request_checks", "templates", "timezones", "user_tokens", "versions", "violations"},
     "nudgelib.eventlog": {"framing", "grouping", "lanes"},
     "services.decision": {"caps", "catalog", "drops", "eligibility", "explain", "judge", "model", "plan", "preview",
