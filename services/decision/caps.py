@@ -1,7 +1,8 @@
 """Frequency caps: pure functions over a user's delivery history.
 
-All rules apply together; the first one that is full (in the order: campaign lifetime,
-re-eligibility, app rules as listed) is reported with the instant it frees up. An on-request
+All rules apply together and the most restrictive wins: of the full ones, the one that frees
+up last is reported with that instant (a lifetime maximum reached never frees up; on a tie,
+the first in the order campaign lifetime, re-eligibility, app rules as listed). An on-request
 campaign that sets neither a lifetime maximum nor a re-eligibility interval is shown once per
 user (Braze's default): a banner that came back on every pull would be noise, so repeats are
 asked for, not assumed. A triggered campaign sends once per firing, as its triggers say. "Calendar"
@@ -85,34 +86,46 @@ def lifetime_limit(campaign: pb.Campaign) -> int:
     return 1 if once else 0
 
 
-def check(campaign: pb.Campaign, rules: Iterable[pb.CapRule], history: Sequence[Delivered],
-          tz: ZoneInfo, now: datetime, memo: dict[int, Capped | None] | None = None) -> Capped | None:
-    """The first full cap for sending `campaign` to this user now, or None.
+def _later(a: Capped | None, b: Capped | None) -> Capped | None:
+    """The more restrictive of two answers (`a` on a tie): the one that frees up later."""
+    if a is None or b is None:
+        return a or b
+    if a.until is None or (b.until is not None and a.until >= b.until):
+        return a
+    return b
 
-    `memo` keeps app rules' answers across the campaigns of one pull (they do not depend on
-    the campaign); the caller empties it when the history changes."""
+
+def check(campaign: pb.Campaign, rules: Iterable[pb.CapRule], history: Sequence[Delivered],
+          tz: ZoneInfo, now: datetime, memo: dict[tuple[int, datetime], Capped | None] | None = None
+          ) -> Capped | None:
+    """The most restrictive full cap for sending `campaign` to this user at `now`, or None.
+
+    `memo` keeps app rules' answers across the campaigns of one pull, by rule and instant
+    (they do not depend on the campaign); the caller empties it when the history changes."""
     own = [d for d in history if d.campaign_id == campaign.id]
     caps = campaign.caps
     limit = lifetime_limit(campaign)
     if limit and len(own) >= limit:
         return Capped("lifetime", None)
+    found = None
     interval = to_timedelta(caps.reeligibility_interval)
     if interval and own:
         eligible_again = max(d.at for d in own) + interval
         if eligible_again > now:
-            return Capped("reeligibility", eligible_again)
+            found = Capped("reeligibility", eligible_again)
     if caps.bypass_app_caps:
-        return None
+        return found
     tags = campaign.tags
     for i, rule in enumerate(rules):
         if rule.tag and rule.tag not in tags:
             continue
-        if memo is not None and i in memo:
-            capped = memo[i]
+        if memo is not None and (i, now) in memo:
+            capped = memo[(i, now)]
         else:
             capped = _app_rule(rule, history, tz, now)
             if memo is not None:
-                memo[i] = capped
-        if capped is not None:
-            return capped
-    return None
+                memo[(i, now)] = capped
+        found = _later(found, capped)
+        if found is not None and found.until is None:
+            return found
+    return found

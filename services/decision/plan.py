@@ -1,8 +1,11 @@
 """The plan of one pull: which pending triggered messages and on-request campaigns are handed
 out, which control exposures are new, which pending messages can never go (and why). Pure.
 
-Pending messages come first (in campaign rank order), then on-request campaigns fill the rest
-of the limit. The plan is made once from cached state, and — if it hands anything out or
+Pending triggered messages and on-request campaigns are taken together in rank order (the
+highest priority first, ties to the smaller campaign id), each handed out message counting
+toward the caps of those after it, until the limit is reached: a pending message of a
+low-priority campaign waits behind a higher-priority campaign's message, in its inbox, for a
+later pull (until it expires). The plan is made once from cached state, and — if it hands anything out or
 records anything — made again under the user's lock from fresh state; only that second plan
 is written and returned.
 """
@@ -22,7 +25,7 @@ from services.decision.drops import EXPIRED, drop_reason
 from services.decision.eligibility import rank_key
 from services.decision.judge import judge
 from services.decision.model import DEFAULT_TTL, Action, PendingSend, Reservation, UserState, Verdict
-from services.decision.selection import delivered, select
+from services.decision.selection import Selection, delivered
 from services.decision.variants import in_locale, pick_content
 
 
@@ -58,42 +61,45 @@ def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.Req
               pending: list[internal_pb.Decision], pending_only: bool = False) -> PullPlan:
     plan = PullPlan()
     by_id = catalog.by_id
-    history = list(state.history)
     deliveries, arms = [], []
+    selection = Selection(catalog.settings, user, request, state, now, limit)
 
     def rank(p: internal_pb.Decision):
         c = by_id.get(p.campaign_id)
         return rank_key(c.campaign) if c else (0, "")
 
     locales = (request.locale, user.locale, catalog.settings.default_locale)
-    for p in sorted(pending, key=rank):
+
+    def offer(p: internal_pb.Decision) -> None:
+        """A pending triggered message, at its campaign's rank: handed out if the judge
+        releases it and the limit is not reached; dropped if it can never go."""
         rules = by_id.get(p.campaign_id)
         send = PendingSend(user.user_id, p.campaign_id, to_datetime(p.expire_time) if p.HasField("expire_time") else None,
                            arm=p.variant_id)
-        verdict = judge(send, rules, catalog.settings, user, UserState(history, state.arms), now, request)
+        verdict = judge(send, rules, catalog.settings, user, UserState(selection.history, state.arms), now, request)
         if verdict.action is Action.DROP:
             # An expired one is left as it is: delivery counts it as expired, not dropped.
             if verdict.reason != EXPIRED:
                 plan.dropped.append(internal_pb.DroppedMessage(message_id=p.message_id,
                                                                reason=drop_reason(verdict.reason)))
-            continue
-        if verdict.action is not Action.RELEASE or len(plan.decisions) >= limit:
-            continue
+            return
+        if verdict.action is not Action.RELEASE or selection.full:
+            return
         campaign = rules.campaign
         plan.decisions.append(in_locale(p, campaign, locales))
         record = delivered(campaign, now)
-        history.append(record)
+        selection.took(record)
         deliveries.append((p.message_id, campaign.id, p.variant_id, record.tags, record.counts_toward_app_caps))
         if campaign.id not in state.arms:
             arms.append((campaign.id, p.variant_id))
 
-    if pending_only:
-        plan.reservation = Reservation(deliveries, arms)
-        return plan
-    verdicts = select(list(catalog.compiled), catalog.settings, user, request,
-                      UserState(history, state.arms), now, limit - len(plan.decisions))
-    plan.verdicts = verdicts
-    for v in verdicts:
+    waiting = sorted(pending, key=rank)
+    for rules in () if pending_only else catalog.compiled:
+        # The pending messages of campaigns ranked above this one go first.
+        while waiting and rank(waiting[0]) <= rank_key(rules.campaign):
+            offer(waiting.pop(0))
+        v = selection.verdict(rules)
+        plan.verdicts.append(v)
         if v.verdict == pb.VERDICT_CHOSEN:
             decision = on_request_decision(v.campaign, v.arm, locales, now)
             plan.decisions.append(decision)
@@ -109,5 +115,7 @@ def plan_pull(catalog: AppCatalog, user: common_pb2.UserContext, request: pb.Req
                 campaign_version=v.campaign.version, variant_id="", expire_time=to_timestamp(now),
                 conversion_events=v.campaign.conversion.event_names,
                 conversion_deadline=v.campaign.conversion.deadline))
+    for p in waiting:
+        offer(p)
     plan.reservation = Reservation(deliveries, arms)
     return plan

@@ -98,6 +98,7 @@ async def test_a_trigger_fires_only_for_events_that_happen_within_the_schedule(s
     host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
                                                      "delivery": delivery_target}, clock=clock)
     app = await create_app(database_url)
+    recorder.only(app)
     launch = banner("Launch", delivery_mode=pb.DELIVERY_MODE_TRIGGERED, status=pb.CAMPAIGN_STATUS_ACTIVE,
                     start_time=to_timestamp(t0 + timedelta(hours=1)), end_time=to_timestamp(t0 + timedelta(hours=3)))
     launch.triggers.add(event_name="app_open")
@@ -143,6 +144,7 @@ async def test_a_segment_entry_fires_only_within_the_schedule(stack, database_ur
     host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
                                                      "delivery": delivery_target}, clock=clock)
     app = await create_app(database_url)
+    recorder.only(app)
     vip = (await seg_grpc.SegmentationServiceStub(stack.channel("segmentation")).CreateSegment(
         seg_pb.CreateSegmentRequest(name="vip", rule=seg_pb.Rule(platform=seg_pb.PlatformCondition(platforms=[1]))),
         metadata=app.auth("admin"))).segment.id
@@ -177,6 +179,7 @@ async def test_an_event_from_while_the_campaign_was_a_draft_or_paused_fires_noth
     host = await start_host(DECISION, database_url, {"segmentation": stack.target("segmentation"),
                                                      "delivery": delivery_target}, clock=clock)
     app = await create_app(database_url)
+    recorder.only(app)
     launch = banner("Launch", delivery_mode=pb.DELIVERY_MODE_TRIGGERED)  # a draft
     launch.triggers.add(event_name="app_open")
 

@@ -40,8 +40,18 @@ class RecordingDelivery(delivery_grpc.DeliveryInternalServiceServicer):
         self.received: list[tuple[str, internal_pb.Decision]] = []
         self.unsent: list[delivery_pb.UnsentMessage] = []
         self.refusals = refusals
+        self.apps: set[str] = set()
+
+    def only(self, app) -> None:
+        """Records this app's calls alone. A decision started with a clock hours ahead
+        releases every app's sends due by then, those earlier tests left too: taken and
+        forgotten (refused, they would fail the releaser's whole step and come again with the
+        test's own), so nothing of theirs is recorded or refused here."""
+        self.apps.add(app.id)
 
     async def EnqueueMessages(self, request, context):
+        if self.apps and request.app_id not in self.apps:
+            return delivery_pb.EnqueueMessagesResponse()
         if self.refusals:
             self.refusals -= 1
             await context.abort(grpc.StatusCode.INTERNAL, "a bug in delivery")
@@ -172,6 +182,7 @@ async def test_only_events_a_campaign_reacts_to_are_applied_and_each_once(stack,
 async def test_pending_send_survives_a_restart_and_is_delivered_once(stack, database_url, fake_delivery):
     recorder, delivery_target = fake_delivery
     app = await create_app(database_url)
+    recorder.only(app)
     admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
     campaign = (await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=cart_campaign()),
                                            metadata=app.auth("admin"))).campaign
@@ -202,6 +213,7 @@ async def test_pending_send_survives_a_restart_and_is_delivered_once(stack, data
 async def test_purchase_before_the_delay_cancels_the_send(stack, database_url, fake_delivery):
     recorder, delivery_target = fake_delivery
     app = await create_app(database_url)
+    recorder.only(app)
     admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
     await admin.CreateCampaign(pb.CreateCampaignRequest(campaign=cart_campaign()), metadata=app.auth("admin"))
     clock = FixedClock(datetime.now(timezone.utc))
@@ -228,6 +240,7 @@ async def test_an_exception_cancels_only_its_own_triggers_sends_and_only_when_it
     a click on A — not by a click on another message, and not the campaign's other trigger."""
     recorder, delivery_target = fake_delivery
     app = await create_app(database_url)
+    recorder.only(app)
     follow_up = banner("Follow-up", delivery_mode=pb.DELIVERY_MODE_TRIGGERED)
     follow_up.triggers.add(event_name="message_impression", delay=duration_pb2.Duration(seconds=1800),
                            property_filters=[equals("campaign_id", "cmp_a")],
@@ -274,6 +287,7 @@ async def test_an_exception_cancels_only_its_own_triggers_sends_and_only_when_it
 async def test_entering_a_segment_triggers_once(stack, database_url, fake_delivery):
     recorder, delivery_target = fake_delivery
     app = await create_app(database_url)
+    recorder.only(app)
     admin = pb_grpc.DecisionServiceStub(stack.channel("decision"))
     # The segment must be one of the app's: a campaign naming an unknown one is refused.
     vip = (await seg_grpc.SegmentationServiceStub(stack.channel("segmentation")).CreateSegment(
@@ -359,6 +373,7 @@ async def test_a_send_whose_trigger_enters_its_audience_waits_for_segmentation(s
     audience" because decision saw it first."""
     recorder, delivery_target = fake_delivery
     app = await create_app(database_url)
+    recorder.only(app)
     segments = seg_grpc.SegmentationServiceStub(stack.channel("segmentation"))
     purchasers = (await segments.CreateSegment(seg_pb.CreateSegmentRequest(name="Purchasers", rule=seg_pb.Rule(
         event=seg_pb.EventCondition(name="purchase", operator=seg_pb.EVENT_OPERATOR_AT_LEAST, count=1))),
@@ -397,6 +412,7 @@ async def test_a_drop_reported_in_a_call_delivery_refused_is_reported_again(stac
     delivery refuses the call that carried it, it is judged again later and reported then."""
     recorder, delivery_target = fake_delivery
     app = await create_app(database_url)
+    recorder.only(app)
     clock = FixedClock(datetime.now(timezone.utc) + timedelta(hours=2))  # the stack's decision never releases
     opens = ((clock.now().hour + 12) % 24) * 60
     closed = banner("Closed", delivery_mode=pb.DELIVERY_MODE_TRIGGERED,

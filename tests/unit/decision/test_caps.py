@@ -55,6 +55,23 @@ class TestCaps:
         assert caps.check(self.campaign, [DAILY, weekly], history, PARIS, self.now).rule == "5-per-week"
         assert caps.check(self.campaign, [weekly], history, PARIS, self.now).until == at(2026, 11, 29, 23, 0)
 
+    def test_of_two_full_rules_the_one_that_frees_up_last_is_reported_whatever_their_order(self):
+        weekly = pb.CapRule(id="5-per-week", max_messages=5, calendar_weeks=1)
+        # Three today (full until midnight in Paris) and five this week (full until Monday).
+        history = delivered(1, 2, 3, 30, 40, now=self.now)
+        for rules in ([DAILY, weekly], [weekly, DAILY]):
+            capped = caps.check(self.campaign, rules, history, PARIS, self.now)
+            assert (capped.rule, capped.until) == ("5-per-week", at(2026, 11, 29, 23, 0))
+
+    def test_an_app_rule_that_frees_up_after_the_reeligibility_interval_is_the_one_reported(self):
+        campaign = pb.Campaign(id="cmp", caps=pb.CampaignCaps(reeligibility_interval=duration_pb2.Duration(seconds=600)))
+        history = delivered(0.1, now=self.now, campaign="cmp") + delivered(1, 2, now=self.now)
+        capped = caps.check(campaign, [DAILY], history, PARIS, self.now)
+        assert (capped.rule, capped.until) == ("3-per-day", at(2026, 11, 25, 23, 0))
+        # Once the day rule frees up first, re-eligibility is what holds.
+        later = pb.Campaign(id="cmp", caps=pb.CampaignCaps(reeligibility_interval=duration_pb2.Duration(seconds=7200)))
+        assert caps.check(later, [DAILY], history, PARIS, self.now).rule == "reeligibility"
+
     def test_tag_rules_count_and_cap_only_their_tag(self):
         promo = pb.CapRule(id="1-promo-per-day", max_messages=1, calendar_days=1, tag="promo")
         history = delivered(1, now=self.now, tags=("promo",))

@@ -160,3 +160,22 @@ def test_the_trigger_delay_does_not_count_once_due():
     c = triggered()
     c.triggers[0].delay.CopyFrom(duration_pb2.Duration(seconds=1800))
     assert verdict(c, send(due=NOW)).action is Action.RELEASE
+
+
+def test_a_held_send_waits_until_every_timing_rule_allows_it_named_by_the_one_that_holds_it_last():
+    # 13:00 in Paris, outside a 15:00-21:00 window; quiet hours 14:00-16:00 cover the
+    # opening, and the day cap of 3 is full until midnight: nothing can go before tomorrow
+    # 16:00 (the window opens at 15:00 in quiet hours), so the send waits for that, and a
+    # send that expires before then is dropped now rather than deferred again and again.
+    settings = pb.AppSettings(default_time_zone="Europe/Paris",
+                              quiet_hours=pb.SendWindow(start_minute=14 * 60, end_minute=16 * 60),
+                              cap_rules=[pb.CapRule(id="3-per-day", max_messages=3, calendar_days=1)])
+    window = pb.SendWindow(start_minute=15 * 60, end_minute=21 * 60)
+    today = UserState([Delivered("other", (), NOW - timedelta(minutes=m)) for m in (10, 20, 30)], {})
+    v = verdict(triggered(send_window=window), send(hours_to_live=48), settings=settings, state=today)
+    assert (v.action, v.reason, v.until) == (Action.DEFER, "QUIET_HOURS", datetime(2026, 11, 26, 15, 0, tzinfo=timezone.utc))
+    assert verdict(triggered(send_window=window), send(hours_to_live=20), settings=settings,
+                   state=today).action is Action.DROP
+    # Without the full cap, today's opening in quiet hours is followed to their end.
+    v = verdict(triggered(send_window=window), settings=settings)
+    assert (v.reason, v.until) == ("QUIET_HOURS", datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc))

@@ -80,8 +80,8 @@ class TestPlan:
         again = plan_pull(catalog(c), user, pb.RequestContext(), UserState([], {"cmp": CONTROL}), NOW, 1, [])
         assert again.controls == [] and not again.writes
 
-    def test_pending_triggered_messages_come_first_and_dead_ones_are_dropped(self):
-        cart = abandoned_cart()
+    def test_pending_triggered_messages_take_their_campaigns_rank_and_dead_ones_are_dropped(self):
+        cart = abandoned_cart()  # priority 0
         cat = catalog(on_request("cmp_promo", 100), cart)
         waiting = internal_pb.Decision(message_id="msg_p", campaign_id=cart.id, variant_id="A",
                                        expire_time=to_timestamp(NOW + timedelta(hours=1)))
@@ -90,11 +90,40 @@ class TestPlan:
         stale = internal_pb.Decision(message_id="msg_old", campaign_id=cart.id, variant_id="A",
                                      expire_time=to_timestamp(NOW))
         plan = pull(cat, limit=2, pending=[gone, waiting, stale])
-        assert [d.message_id for d in plan.decisions][0] == "msg_p"
-        assert [d.campaign_id for d in plan.decisions] == [cart.id, "cmp_promo"]
+        assert [d.campaign_id for d in plan.decisions] == ["cmp_promo", cart.id]
+        assert plan.decisions[1].message_id == "msg_p"
         # The expired one is not a drop: delivery counts it as expired.
         assert [(d.message_id, d.reason) for d in plan.dropped] == [
             ("msg_gone", internal_pb.DROP_REASON_CAMPAIGN_NOT_RUNNING)]
+        # One message asked for: the higher priority wins, and the pending one waits in the
+        # inbox for a later pull, neither handed out nor dropped.
+        one = pull(cat, limit=1, pending=[waiting])
+        assert [d.campaign_id for d in one.decisions] == ["cmp_promo"] and one.dropped == []
+        assert [v.campaign.id for v in one.verdicts if v.verdict == pb.VERDICT_CHOSEN] == ["cmp_promo"]
+
+    def test_a_pending_message_of_a_higher_priority_campaign_goes_before_an_on_request_one(self):
+        cart = abandoned_cart()
+        cart.priority = 50
+        cat = catalog(on_request("cmp_promo", 10), cart)
+        waiting = internal_pb.Decision(message_id="msg_p", campaign_id=cart.id, variant_id="A",
+                                       expire_time=to_timestamp(NOW + timedelta(hours=1)))
+        plan = pull(cat, limit=1, pending=[waiting])
+        assert [d.message_id for d in plan.decisions] == ["msg_p"]
+        [promo] = [v for v in plan.verdicts if v.campaign.id == "cmp_promo"]
+        assert promo.verdict == pb.VERDICT_LOWER_PRIORITY
+
+    def test_a_pending_message_handed_out_counts_toward_the_caps_of_campaigns_ranked_after_it(self):
+        cart = abandoned_cart()
+        cart.priority = 50
+        settings = pb.AppSettings(default_time_zone="UTC",
+                                  cap_rules=[pb.CapRule(id="1-per-day", max_messages=1, calendar_days=1)])
+        cat = catalog(on_request("cmp_promo", 10), cart, settings=settings)
+        waiting = internal_pb.Decision(message_id="msg_p", campaign_id=cart.id, variant_id="A",
+                                       expire_time=to_timestamp(NOW + timedelta(hours=1)))
+        plan = pull(cat, limit=2, pending=[waiting])
+        assert [d.message_id for d in plan.decisions] == ["msg_p"]
+        [promo] = [v for v in plan.verdicts if v.campaign.id == "cmp_promo"]
+        assert promo.exclusion.reason == "CAPPED"
 
     def test_pending_message_outside_its_window_waits(self):
         cart = abandoned_cart()

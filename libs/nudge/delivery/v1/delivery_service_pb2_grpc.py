@@ -67,8 +67,8 @@ class DeliveryServiceServicer:
     """
 
     def FetchMessages(self, request, context):
-        """The user's next messages for a screen: pending triggered messages first, then the best
-        on-request messages, rendered. Each returned message counts as handed to the client.
+        """The user's next messages for a screen, rendered: pending triggered messages and on-request
+        campaigns taken together by priority (a pending message outranked stays for a later pull). Each returned message counts as handed to the client.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

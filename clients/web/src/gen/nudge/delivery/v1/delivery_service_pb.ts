@@ -848,8 +848,8 @@ export const FunnelStageSchema: GenEnum<FunnelStage> = /*@__PURE__*/
  */
 export const DeliveryService: GenService<{
   /**
-   * The user's next messages for a screen: pending triggered messages first, then the best
-   * on-request messages, rendered. Each returned message counts as handed to the client.
+   * The user's next messages for a screen, rendered: pending triggered messages and on-request
+   * campaigns taken together by priority (a pending message outranked stays for a later pull). Each returned message counts as handed to the client.
    *
    * @generated from rpc nudge.delivery.v1.DeliveryService.FetchMessages
    */
