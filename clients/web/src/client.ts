@@ -271,14 +271,16 @@ export class Nudge {
   /** Reports one interaction, retrying transient failures (the RPC is idempotent). Failures
    * go to onError: a lost report must never break the page. */
   private report(message: InAppMessage, fields: { type: InteractionType; buttonId?: string; answers?: SurveyAnswer[] }): void {
-    const occurredTime = timestampNow();
+    // No occurredTime: the report goes at once (retried for seconds at most), so delivery's
+    // clock stamps it as well as the device's would, and a device clock minutes fast cannot
+    // get the report refused (delivery takes none more than 5 minutes ahead).
     const backoff = new Backoff(this.options.backoff);
     const attempt = async (): Promise<void> => {
       for (let n = 1; ; n += 1) {
         try {
           const { userId, headers } = await this.credentials();
           await this.delivery.reportInteraction(
-            create(ReportInteractionRequestSchema, { ...fields, messageId: message.messageId, userId, occurredTime }),
+            create(ReportInteractionRequestSchema, { ...fields, messageId: message.messageId, userId }),
             { headers, timeoutMs: this.timeoutMs() },
           );
           return;
