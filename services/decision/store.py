@@ -12,6 +12,7 @@ import asyncpg
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib import replay
 from nudgelib.errors import AlreadyExists
 from nudgelib.eventlog import positions
 from nudgelib.protoconv import set_timestamp
@@ -25,6 +26,8 @@ CAMPAIGNS_CHANNEL = "nudge_campaigns"
 STATES_CHANNEL = "nudge_user_states"
 # An erased user, as state_key(app_id, user_id): every replica drops what it caches of them.
 ERASED_USERS_CHANNEL = "nudge_erased_users"
+# Responses of mutating RPCs by request_id (nudgelib.replay), with the user of a call about one.
+REQUEST_RESPONSES = "request_responses"
 # Keeps an RPC's response in the transaction of its change (nudgelib.replay, request ids).
 KeepCampaign = Callable[[asyncpg.Connection, pb.Campaign], Awaitable[None]]
 
@@ -193,6 +196,9 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
         await conn.execute("DELETE FROM deliveries WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM variant_assignments WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM pending_sends WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        # Kept responses of test sends to the user: their content is rendered with the user's
+        # attributes. A retry of one after the erasure runs as a new call.
+        await replay.erase_user(conn, REQUEST_RESPONSES, app_id, user_id)
         await conn.execute("SELECT pg_notify($1, $2)", ERASED_USERS_CHANNEL, state_key(app_id, user_id))
 
 
