@@ -13,7 +13,10 @@ effect, so a retry within the window gets that response back and changes nothing
   and it answers with the winner's response.
 
 Each service keeps its own table (`app_id, request_id, method, fingerprint, response,
-created_at`) in its own schema.
+created_at`) in its own schema. A call about one user (`once(..., user_id=)`), whose response
+may hold that user's data (a test send's content rendered with their attributes), also
+writes `user_id` (a nullable column the table must then have), so that erasing the user
+deletes it (`erase_user`): a retry after the erasure runs again as a new call.
 """
 
 from __future__ import annotations
@@ -72,20 +75,27 @@ def fingerprint(request: Message) -> bytes:
 
 
 class Replays:
-    def __init__(self, pool: asyncpg.Pool, table: str, window: timedelta, clock: Clock) -> None:
+    def __init__(self, pool: asyncpg.Pool, table: str, window: timedelta, clock: Clock,
+                 per_user: bool = False) -> None:
         self._pool = pool
         self._table = table  # in the pool's search path
         self._window = window
         self._clock = clock
+        # The table has the nullable `user_id` column: every row written says whose call it
+        # was (NULL for a call about no user), a replaced row included.
+        self._per_user = per_user
 
     def retention(self) -> Retention:
         return Retention(self._table, "created_at", self._window, key=("app_id", "request_id"))
 
     async def once(self, app_id: str, method: str, request: Message, response_type: type[R],
-                   call: Callable[[Remember | None], Awaitable[R]]) -> R:
+                   call: Callable[[Remember | None], Awaitable[R]], user_id: str | None = None) -> R:
         """Runs `call` once per request_id within the window. `call` gets a `Remember` to
         store its response in its own transaction (None without a request_id); a call that
-        does not use it (it wrote nothing) has its response stored after it."""
+        does not use it (it wrote nothing) has its response stored after it. `user_id`: the
+        user the call is about, kept with the response so their erasure removes it."""
+        if user_id is not None and not self._per_user:  # a wiring bug, caught by any test of the call
+            raise ValueError(f"{self._table} keeps no user: a call about a user needs per_user")
         request_id: str = request.request_id  # type: ignore[attr-defined]
         if not request_id:
             return await call(None)
@@ -99,13 +109,14 @@ class Replays:
 
         async def remember(conn: asyncpg.Connection, response: Message) -> None:
             nonlocal remembered
-            await self._insert(conn, app_id, request_id, method, digest, response.SerializeToString())
+            await self._insert(conn, app_id, request_id, method, digest, response.SerializeToString(), user_id)
             remembered = True
 
         try:
             response = await call(remember)
             if not remembered:
-                await self._insert(self._pool, app_id, request_id, method, digest, response.SerializeToString())
+                await self._insert(self._pool, app_id, request_id, method, digest, response.SerializeToString(),
+                                   user_id)
             return response
         except (_Taken, asyncpg.UniqueViolationError):
             # The same request_id won a race with this call: answer as it did.
@@ -130,16 +141,25 @@ class Replays:
         return response_type.FromString(bytes(row["response"]))
 
     async def _insert(self, conn: asyncpg.Connection | asyncpg.Pool, app_id: str, request_id: str, method: str,
-                      digest: bytes, response: bytes) -> None:
+                      digest: bytes, response: bytes, user_id: str | None) -> None:
         """Keeps the response; a row of the same id past the window is replaced. Raises
         `_Taken` when a live row exists (a concurrent call committed first)."""
         now = self._clock.now()
+        # Only a per-user table has the column (segmentation's calls are about no user).
+        column, value, update = (", user_id", ", $8", ", user_id = $8") if self._per_user else ("", "", "")
         status = await conn.execute(
-            f"""INSERT INTO {self._table} AS r (app_id, request_id, method, fingerprint, response, created_at)
-                VALUES ($1, $2, $3, $4, $5, $6)
+            f"""INSERT INTO {self._table} AS r (app_id, request_id, method, fingerprint, response, created_at{column})
+                VALUES ($1, $2, $3, $4, $5, $6{value})
                 ON CONFLICT (app_id, request_id) DO UPDATE
-                   SET method = $3, fingerprint = $4, response = $5, created_at = $6
+                   SET method = $3, fingerprint = $4, response = $5, created_at = $6{update}
                    WHERE r.created_at <= $7""",
-            app_id, request_id, method, digest, response, now, now - self._window)
+            app_id, request_id, method, digest, response, now, now - self._window,
+            *((user_id,) if self._per_user else ()))
         if status.split()[-1] == "0":
             raise _Taken()
+
+
+async def erase_user(conn: asyncpg.Connection, table: str, app_id: str, user_id: str) -> None:
+    """Deletes the kept responses of calls about the user (`once(..., user_id=)`), in the
+    caller's erasure transaction; replays of calls about no user stay."""
+    await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND user_id = $2", app_id, user_id)

@@ -20,13 +20,23 @@ from nudgelib.protoconv import set_timestamp
 from nudgelib.tracing import annotate_user
 from services.decision import explain, store, triggers
 from services.decision.caches import CONTEXTS_CHANNEL, CampaignCatalog, UserContexts, UserStates
+from services.decision.catalog import AppCatalog
 from services.decision.eligibility import compile_campaign, rank_key
+from services.decision.model import UserState
 from services.decision.plan import plan_pull
 from services.decision.reactions import react
 from services.decision.reservations import ReservationBatch
 from services.decision.selection import select
+from services.decision.variants import live_arms, without_gone_arms
 
 log = structlog.get_logger(__name__)
+
+
+def current_arms(catalog: AppCatalog, state: UserState) -> UserState:
+    """The state a pull plans with: without the arms their campaign no longer has, so the
+    plan records the arm it gives instead (store.reserve_many replaces the gone one)."""
+    return without_gone_arms(state, lambda campaign_id: (c.campaign if (c := catalog.by_id.get(campaign_id))
+                                                         else None))
 
 
 class Decider:
@@ -56,8 +66,8 @@ class Decider:
             user = await self.contexts.get(app_id, user_id)
             catalog = await self.catalog.get(app_id)
             now = self.clock.now()
-            plan = plan_pull(catalog, user, request, await self.states.get(app_id, user_id), now, limit, pending,
-                             pending_only)
+            plan = plan_pull(catalog, user, request, current_arms(catalog, await self.states.get(app_id, user_id)),
+                             now, limit, pending, pending_only)
         except BaseException:
             batch.skip()  # the batch's other pulls do not wait for this one
             raise
@@ -68,8 +78,9 @@ class Decider:
             # batch's one transaction.
             plan, fresh = await batch.reserve(store.Reserve(
                 app_id, user_id, now,
-                lambda state: ((p := plan_pull(catalog, user, request, state, now, limit, pending,
-                                               pending_only)).reservation, p)))
+                lambda state: ((p := plan_pull(catalog, user, request, current_arms(catalog, state), now, limit,
+                                               pending, pending_only)).reservation, p),
+                live=lambda campaign_id: live_arms(c.campaign) if (c := catalog.by_id.get(campaign_id)) else None))
             self.states.put(app_id, user_id, fresh)
         annotate_user(app_id, user_id, {"nudge.campaigns.active": len(catalog.campaigns),
                                         "nudge.decisions": len(plan.decisions), "nudge.dropped": len(plan.dropped),

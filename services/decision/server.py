@@ -28,7 +28,7 @@ from services.decision.release import Releaser
 from services.decision.servicer import DecisionInternalServicer, DecisionServicer
 from services.decision.settings import DecisionSettings
 from services.decision.user_token_key_servicer import UserTokenKeyServicer
-from services.decision.store import CAMPAIGNS_CHANNEL, ERASED_USERS_CHANNEL, STATES_CHANNEL
+from services.decision.store import CAMPAIGNS_CHANNEL, ERASED_USERS_CHANNEL, REQUEST_RESPONSES, STATES_CHANNEL
 
 POLICY = AccessPolicy({
     name: Scope.ADMIN
@@ -53,7 +53,8 @@ async def wire(host: ServiceHost, settings: DecisionSettings) -> None:
     decider.on_due = releaser.wake
     host.listener(ERASED_USERS_CHANNEL, decider.on_user_erased)
     host.run_in_background(releaser.run(), "release")
-    replays = Replays(host.pool, "request_responses", timedelta(hours=settings.request_id_window_hours), host.clock)
+    replays = Replays(host.pool, REQUEST_RESPONSES, timedelta(hours=settings.request_id_window_hours),
+                      host.clock, per_user=True)
     kept = [replays.retention(), *settings.retentions()]
     host.run_in_background(prune_loop(host.pool, host.clock, kept, settings.maintenance_interval_seconds), "prune")
     decision_service_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(

@@ -203,8 +203,10 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         problems = preview.request_problems(request.campaign_id, request.user_id, request.locale, True)
         if problems:
             raise InvalidArgument(problems)
+        # With the user: the response holds the content rendered with their attributes, which
+        # their erasure must remove.
         return await self._replays.once(app_id, "SendTestMessage", request, pb.SendTestMessageResponse,
-                                        lambda _remember: self._send_test(app_id, request))
+                                        lambda _remember: self._send_test(app_id, request), user_id=request.user_id)
 
     async def _send_test(self, app_id: str, request: pb.SendTestMessageRequest) -> pb.SendTestMessageResponse:
         campaign, variant, chosen, user = await self._message_of(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -12,10 +12,12 @@ import asyncpg
 
 from nudge.common.v1 import common_pb2
 from nudge.decision.v1 import decision_service_pb2 as pb
+from nudgelib import replay
 from nudgelib.errors import AlreadyExists
 from nudgelib.eventlog import positions
 from nudgelib.protoconv import set_timestamp
 from services.decision.model import Cancel, Delivered, NewPending, Reaction, Reservation, StoredSend, UserState
+from services.decision.variants import live_arms
 
 T = TypeVar("T")
 
@@ -24,6 +26,8 @@ CAMPAIGNS_CHANNEL = "nudge_campaigns"
 STATES_CHANNEL = "nudge_user_states"
 # An erased user, as state_key(app_id, user_id): every replica drops what it caches of them.
 ERASED_USERS_CHANNEL = "nudge_erased_users"
+# Responses of mutating RPCs by request_id (nudgelib.replay), with the user of a call about one.
+REQUEST_RESPONSES = "request_responses"
 # Keeps an RPC's response in the transaction of its change (nudgelib.replay, request ids).
 KeepCampaign = Callable[[asyncpg.Connection, pb.Campaign], Awaitable[None]]
 
@@ -192,6 +196,9 @@ async def erase_user(pool: asyncpg.Pool, app_id: str, user_id: str) -> None:
         await conn.execute("DELETE FROM deliveries WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM variant_assignments WHERE app_id = $1 AND user_id = $2", app_id, user_id)
         await conn.execute("DELETE FROM pending_sends WHERE app_id = $1 AND user_id = $2", app_id, user_id)
+        # Kept responses of test sends to the user: their content is rendered with the user's
+        # attributes. A retry of one after the erasure runs as a new call.
+        await replay.erase_user(conn, REQUEST_RESPONSES, app_id, user_id)
         await conn.execute("SELECT pg_notify($1, $2)", ERASED_USERS_CHANNEL, state_key(app_id, user_id))
 
 
@@ -233,11 +240,36 @@ class Reserve(Generic[T]):
     user_id: str
     at: datetime
     plan: Callable[[UserState], tuple[Reservation, T]]
+    # A campaign's live arms (variants.live_arms) by id, None for one it does not know: a
+    # stored arm is replaced only when it is not among them.
+    live: Callable[[str], Collection[str] | None] = lambda _campaign_id: None
 
 
 # Each user's advisory lock, all in one statement, in the order of the array (a function scan
 # over unnest returns its rows in array order, and the locks are taken row by row).
 _LOCK_USERS = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k"
+
+# Sticky arms, (app, user, campaign, variant, at), in one statement: a user without an arm for
+# the campaign gets this one; a user whose stored arm is gone (not among the campaign's live
+# arms, $6-$8 as (app, campaign, arm) rows) has it replaced; a live stored arm stays. Every
+# proposed row comes back with the arm stored once the statement is done: a replica that lost
+# a race (another committed an arm first; ON CONFLICT waits for it and reads its row) learns
+# the winner's and uses it from then on. That read is why a conflict always updates, to the
+# same value when the stored arm stays: the dead row it leaves happens only for a gone arm or
+# a race, since plans propose arms only for users without a live one. A campaign with no
+# live rows given is unknown here and keeps its stored arm. Keys must be unique in the batch
+# (`_unique_arms`): one statement cannot update a row twice.
+_ARMS = """
+    INSERT INTO variant_assignments AS t (app_id, user_id, campaign_id, variant_id, assigned_at)
+    SELECT a, u, c, v, at FROM unnest({a}::text[], {u}::text[], {c}::text[], {v}::text[], {at}::timestamptz[])
+        AS y(a, u, c, v, at)
+    ON CONFLICT (app_id, user_id, campaign_id) DO UPDATE SET (variant_id, assigned_at) = (
+        SELECT CASE WHEN gone THEN excluded.variant_id ELSE t.variant_id END,
+               CASE WHEN gone THEN excluded.assigned_at ELSE t.assigned_at END
+        FROM (SELECT count(*) > 0 AND NOT bool_or(l.v = t.variant_id) AS gone
+              FROM unnest({la}::text[], {lc}::text[], {lv}::text[]) AS l(a, c, v)
+              WHERE l.a = t.app_id AND l.c = t.campaign_id) AS g)
+    RETURNING app_id, user_id, campaign_id, variant_id"""
 
 _RESERVE = """
     WITH d AS (
@@ -248,11 +280,22 @@ _RESERVE = """
                     $8::timestamptz[]) AS x(a, u, m, c, v, t, k, at)
         -- A pending message offered twice at once (two streams) counts once.
         ON CONFLICT DO NOTHING
-        RETURNING 1)
-    INSERT INTO variant_assignments (app_id, user_id, campaign_id, variant_id, assigned_at)
-    SELECT a, u, c, v, at FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])
-        AS y(a, u, c, v, at)
-    ON CONFLICT DO NOTHING"""
+        RETURNING 1)""" + _ARMS.format(a="$9", u="$10", c="$11", v="$12", at="$13", la="$14", lc="$15", lv="$16")
+
+
+def _unique_arms(arms: list[tuple]) -> list[tuple]:
+    """The first proposal per (app, user, campaign) (a plan may propose one twice: two pending
+    messages of a campaign the user has no arm for), in key order, so that two statements
+    waiting for each other's rows take them in one order."""
+    first: dict[tuple, tuple] = {}
+    for arm in arms:
+        first.setdefault(arm[:3], arm)
+    return [first[key] for key in sorted(first)]
+
+
+def _live_columns(live: dict[tuple[str, str], Collection[str]]) -> list[list[str]]:
+    """(app, campaign) -> its live arms, as the (app, campaign, arm) columns of _ARMS."""
+    return _columns([(app_id, campaign_id, arm) for (app_id, campaign_id), arms in live.items() for arm in arms], 3)
 
 
 async def reserve_many(pool: asyncpg.Pool, requests: list[Reserve[T]]) -> list[tuple[T, UserState] | Exception]:
@@ -274,7 +317,9 @@ async def reserve_many(pool: asyncpg.Pool, requests: list[Reserve[T]]) -> list[t
     detector then ends one, and reservations.py tries its pulls one per transaction.) The
     rows written are the locked users' own (every key of deliveries and variant_assignments
     starts with app and user), so inside the locks no other writer of them is waited for
-    but a release or an erasure deleting that user's deliveries, which takes no lock."""
+    but a release or an erasure deleting that user's deliveries, or the releaser recording
+    a control arm (`assign_arms`), none of which takes a lock. An arm that replaced a gone
+    one is in the state returned; so is the arm another writer committed first."""
     users = list(dict.fromkeys((r.app_id, r.user_id) for r in requests))
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(_LOCK_USERS, sorted(state_key(a, u) for a, u in users))
@@ -289,6 +334,7 @@ async def reserve_many(pool: asyncpg.Pool, requests: list[Reserve[T]]) -> list[t
         out: list[tuple[T, UserState] | Exception] = []
         rows: list[tuple] = []
         arms: list[tuple] = []
+        live: dict[tuple[str, str], Collection[str]] = {}
         for r in requests:
             state = states[(r.app_id, r.user_id)]
             try:
@@ -302,10 +348,18 @@ async def reserve_many(pool: asyncpg.Pool, requests: list[Reserve[T]]) -> list[t
                 state.history.append(Delivered(campaign_id, tags, r.at, counts))
             for campaign_id, variant_id in reservation.arms:
                 arms.append((r.app_id, r.user_id, campaign_id, variant_id, r.at))
-                state.arms.setdefault(campaign_id, variant_id)
+                if (r.app_id, campaign_id) not in live:
+                    live[(r.app_id, campaign_id)] = r.live(campaign_id) or ()
+                # Proposed only where the user has no live arm: the arm to plan the user's
+                # next request of this batch with (the statement below says what was stored).
+                if state.arms.get(campaign_id) not in live[(r.app_id, campaign_id)]:
+                    state.arms[campaign_id] = variant_id
             out.append((result, state))
         if rows or arms:
-            await conn.execute(_RESERVE, *_columns(rows, 8), *_columns(arms, 5))
+            arms = _unique_arms(arms)
+            stored = await conn.fetch(_RESERVE, *_columns(rows, 8), *_columns(arms, 5), *_live_columns(live))
+            for row in stored:
+                states[(row["app_id"], row["user_id"])].arms[row["campaign_id"]] = row["variant_id"]
     return out
 
 
@@ -315,14 +369,21 @@ def _columns(rows: list[tuple], width: int) -> list[list]:
 
 
 async def assign_arms(conn: asyncpg.Connection, arms: list[tuple[str, str, str, str]], at: datetime) -> None:
-    """Records (app, user, campaign, variant) arms, each only where the user has none yet for
-    that campaign (sticky: the first one stays), in one statement."""
-    if arms:
-        await conn.execute(
-            """INSERT INTO variant_assignments (app_id, user_id, campaign_id, variant_id, assigned_at)
-               SELECT a, u, c, v, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(a, u, c, v)
-               ON CONFLICT DO NOTHING""",
-            [x[0] for x in arms], [x[1] for x in arms], [x[2] for x in arms], [x[3] for x in arms], at)
+    """Records (app, user, campaign, variant) arms where the user has none for that campaign,
+    or one the campaign no longer has (sticky: a live arm stays), in one statement. What is
+    live is read from the campaigns' stored definitions, all in one query: the releaser holds
+    no user lock, and the definitions are what any replica's catalog converges to."""
+    if not arms:
+        return
+    arms = _unique_arms([(*arm, at) for arm in arms])
+    keys = list(dict.fromkeys((a[0], a[2]) for a in arms))
+    rows = await conn.fetch(
+        """SELECT c.app_id, c.id, c.definition FROM campaigns c
+           JOIN unnest($1::text[], $2::text[]) AS k(a, id) ON c.app_id = k.a AND c.id = k.id""",
+        [k[0] for k in keys], [k[1] for k in keys])
+    live = {(r["app_id"], r["id"]): live_arms(pb.Campaign.FromString(r["definition"])) for r in rows}
+    await conn.execute(_ARMS.format(a="$1", u="$2", c="$3", v="$4", at="$5", la="$6", lc="$7", lv="$8"),
+                       *_columns(arms, 5), *_live_columns(live))
 
 
 async def release_reservations(pool: asyncpg.Pool, app_id: str, user_id: str, message_ids: list[str]) -> int:

@@ -2,10 +2,16 @@
 locale its content is shown. Pure.
 
 Assignment is sticky: the hash of (campaign, user) picks an arm, and the arm is persisted on
-first exposure, so later weight edits move no one who has seen the campaign.
+first exposure, so later weight edits move no one who has seen the campaign. An arm the
+campaign no longer has (its variant removed) is gone: the user gets a new arm by hash, and
+that one is persisted in its place (store: `_ARMS`), so they keep it through later weight
+edits as well. The control group is never gone: a control weight set to 0 is a weight edit,
+like a variant's weight set to 0, and keeps the users already held out.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from nudge.decision.v1 import decision_internal_service_pb2 as internal_pb
 from nudge.decision.v1 import decision_service_pb2 as pb
@@ -35,13 +41,36 @@ def assign_variant(campaign: pb.Campaign, user_id: str) -> str:
     return campaign.variants[-1].id  # not reached
 
 
+def live_arms(campaign: pb.Campaign) -> frozenset[str]:
+    """The arms a stored assignment may name and stay: the variants, and CONTROL."""
+    return frozenset(v.id for v in campaign.variants) | {CONTROL}
+
+
+def _has_arm(campaign: pb.Campaign, arm: str) -> bool:
+    # live_arms without building the set: this runs for every campaign of every pull.
+    return arm == CONTROL or any(v.id == arm for v in campaign.variants)
+
+
 def arm_for(campaign: pb.Campaign, user_id: str, state: UserState) -> tuple[str, bool]:
-    """The user's arm and whether it is new: the persisted one while that variant still
-    exists, else by hash."""
+    """The user's arm and whether it is new: the persisted one while the campaign still has
+    it, else by hash."""
     known = state.arms.get(campaign.id)
-    if known is not None and (known == CONTROL or any(v.id == known for v in campaign.variants)):
+    if known is not None and _has_arm(campaign, known):
         return known, False
     return assign_variant(campaign, user_id), True
+
+
+def without_gone_arms(state: UserState, campaign_of: Callable[[str], pb.Campaign | None]) -> UserState:
+    """The state without the arms their campaign no longer has, so a plan treats those users
+    as not yet assigned and records the arm it gives them (a pending message's too, which the
+    plan records only for a campaign without an arm). An arm of a campaign `campaign_of` does
+    not know (stopped, not in the catalog) is kept: nothing says it is gone. The same state
+    when nothing is gone, which is nearly always."""
+    gone = [c for c, arm in state.arms.items() if (campaign := campaign_of(c)) is not None
+            and not _has_arm(campaign, arm)]
+    if not gone:
+        return state
+    return UserState(state.history, {c: arm for c, arm in state.arms.items() if c not in gone})
 
 
 def _locale_key(locale: str) -> str:
